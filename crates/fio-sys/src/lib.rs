@@ -10,8 +10,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![doc(test(attr(deny(warnings))))]
 
+mod event;
 mod syscall;
 
 pub mod system;
 
+pub use event::{eventfd, eventfd_read, eventfd_write, pipe};
 pub use system::{KernelVersion, kernel_version};
