@@ -1,0 +1,154 @@
+//! Tidy: the repository rules, enforced by `cargo test` (rust-analyzer's pattern).
+//!
+//! - every Rust source file opens with a `//!` module doc;
+//! - only fio-sys, fio-buffer and fio-ring may contain `unsafe`; every other library says
+//!   `#![forbid(unsafe_code)]`;
+//! - a crate README's Rust example is its `examples/readme.rs`, so the README compiles;
+//! - no `todo!`, `unimplemented!` or `dbg!` is left in the tree;
+//! - the root README opens with the two commands a newcomer types.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The crates allowed to hold `unsafe` code.
+const UNSAFE_CRATES: [&str; 3] = ["fio-sys", "fio-buffer", "fio-ring"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "corpus")
+            {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn crates() -> Vec<PathBuf> {
+    let mut dirs: Vec<_> = fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_source_file_has_a_module_doc() {
+    let mut files = Vec::new();
+    for dir in crates() {
+        rust_files(&dir.join("src"), &mut files);
+        rust_files(&dir.join("examples"), &mut files);
+    }
+    rust_files(&root().join("xtask"), &mut files);
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            !fs::read_to_string(f)
+                .unwrap()
+                .trim_start()
+                .starts_with("//!")
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` module doc: {missing:#?}"
+    );
+}
+
+#[test]
+fn unsafe_lives_only_in_the_three_low_crates() {
+    for dir in crates() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if UNSAFE_CRATES.contains(&name.as_str()) {
+            continue;
+        }
+        let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(
+            lib.contains("#![forbid(unsafe_code)]"),
+            "{name}/src/lib.rs must forbid unsafe_code"
+        );
+    }
+}
+
+#[test]
+fn readme_examples_are_compiled_examples() {
+    for dir in crates() {
+        let readme = fs::read_to_string(dir.join("README.md"))
+            .unwrap_or_else(|_| panic!("{} has no README.md", dir.display()));
+        let Some(start) = readme.find("```rust\n") else {
+            continue;
+        };
+        let body = &readme[start + "```rust\n".len()..];
+        let example = &body[..body.find("```").expect("unterminated code block")];
+        let file = dir.join("examples/readme.rs");
+        let compiled = fs::read_to_string(&file).unwrap_or_else(|_| {
+            panic!(
+                "{} has a README example but no examples/readme.rs",
+                dir.display()
+            )
+        });
+        assert_eq!(
+            example.trim(),
+            compiled.trim(),
+            "{}: README example and examples/readme.rs differ",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn no_unfinished_markers() {
+    let mut files = Vec::new();
+    for dir in crates() {
+        rust_files(&dir, &mut files);
+    }
+    rust_files(&root().join("xtask/src"), &mut files);
+    let markers = [
+        concat!("todo", "!("),
+        concat!("unimplemented", "!("),
+        concat!("dbg", "!("),
+    ];
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for marker in markers {
+            assert!(
+                !text.contains(marker),
+                "{} contains {marker}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn root_readme_opens_with_the_two_commands() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let head: Vec<&str> = readme.lines().take(20).collect();
+    assert!(
+        head.iter().any(|l| l.trim_start().starts_with("cargo run")),
+        "README must open with the command that starts the main job"
+    );
+    assert!(
+        head.iter()
+            .any(|l| l.trim_start().starts_with("cargo test")),
+        "README must open with the test command"
+    );
+}
