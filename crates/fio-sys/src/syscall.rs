@@ -1,10 +1,27 @@
 //! The one libc choke point: `syscall!` turns a `-1` return into `io::Error::last_os_error()`.
 
-/// Calls a libc function and maps a negative return to the thread's `errno`.
+/// Calls a libc function and maps its failure value to the thread's `errno`.
 ///
 /// The caller writes the `unsafe` block (with its `// SAFETY:` comment) around the macro,
-/// because only the call site knows why the arguments are valid.
+/// because only the call site knows why the arguments are valid. Three forms exist, because
+/// libc reports failure in three ways:
+///
+/// - `syscall!(f(args))`: a negative return is a failure (almost every call);
+/// - `syscall!(mmap(args))`: `MAP_FAILED` is the failure, any other pointer the mapping;
+/// - `syscall!(@infallible f(args))`: the call cannot fail (`getpid`, `_exit`,
+///   `__errno_location`), so its value is returned as it is.
 macro_rules! syscall {
+    (mmap ( $($arg: expr),* $(,)* ) ) => {{
+        let mapping = libc::mmap($($arg, )*);
+        if mapping == libc::MAP_FAILED {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(mapping)
+        }
+    }};
+    (@infallible $fn: ident ( $($arg: expr),* $(,)* ) ) => {
+        libc::$fn($($arg, )*)
+    };
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
         let res = libc::$fn($($arg, )*);
         if res < 0 {
