@@ -1,0 +1,105 @@
+//! The crate's one error type.
+
+use std::io;
+
+use crate::state::CallbackId;
+
+/// Everything that can go wrong in the reactor's runtime half.
+///
+/// Bad input is reported here rather than by a panic; every variant keeps the operating-system
+/// cause, when there is one, in its `source`.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `start` was called on a reactor that is already running (possibly on another thread).
+    #[error("the reactor is already running")]
+    AlreadyRunning,
+    /// More than one worker process was asked for; forking workers is `fio-cluster`'s job.
+    #[error(
+        "{workers} worker processes requested, but fio-reactor runs a single process: \
+         use fio-cluster to fork workers, or set workers to 1"
+    )]
+    ClusterRequired {
+        /// The worker count that `expected_concurrency` resolved to.
+        workers: i16,
+    },
+    /// `run_every` was given a zero interval, which would fire in a busy loop.
+    #[error("a timer interval must be greater than zero")]
+    ZeroInterval,
+    /// `run_every` was given a repetition count other than `-1` (forever) or a positive number.
+    #[error("timer repetitions must be -1 (forever) or positive, got {0}")]
+    InvalidRepetitions(i32),
+    /// An engine name (from `FIO_ENGINE` or parsed text) is not one of `uring`, `epoll`, `poll`.
+    #[error("unknown IO engine {name:?}: expected uring, epoll or poll")]
+    UnknownEngine {
+        /// The name that was not recognised.
+        name: String,
+    },
+    /// Creating a thread's engine instance failed.
+    #[error("creating the {engine} engine for reactor thread {thread} failed")]
+    Engine {
+        /// The engine's name, as `engine()` reports it.
+        engine: &'static str,
+        /// The index of the reactor thread (0 is the thread that called `start`).
+        thread: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Spawning a reactor thread failed.
+    #[error("spawning reactor thread {thread} failed")]
+    SpawnThread {
+        /// The index of the reactor thread that could not be spawned.
+        thread: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Installing or restoring the process's signal handlers failed.
+    #[error("setting up the signal handlers failed")]
+    Signal {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `state_callback_remove` was given an id that is not (or no longer) registered.
+    #[error("state callback {0:?} is not registered")]
+    CallbackNotFound(CallbackId),
+}
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::AlreadyRunning => io::ErrorKind::ResourceBusy,
+            Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
+            Error::ZeroInterval | Error::InvalidRepetitions(_) | Error::UnknownEngine { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            Error::Engine { source, .. }
+            | Error::SpawnThread { source, .. }
+            | Error::Signal { source } => source.kind(),
+            Error::CallbackNotFound(_) => io::ErrorKind::NotFound,
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_error_kinds_follow_the_variant() {
+        let io: io::Error = Error::ClusterRequired { workers: 4 }.into();
+        assert_eq!(io.kind(), io::ErrorKind::Unsupported);
+        assert!(io.to_string().contains("fio-cluster"));
+        let io: io::Error = Error::ZeroInterval.into();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+        let io: io::Error = Error::SpawnThread {
+            thread: 1,
+            source: io::Error::from(io::ErrorKind::OutOfMemory),
+        }
+        .into();
+        assert_eq!(io.kind(), io::ErrorKind::OutOfMemory);
+    }
+}

@@ -1,0 +1,731 @@
+//! The reactor as a value: its shared state, `start` (which blocks until stopped) and `stop`.
+//!
+//! A [`Reactor`] is a cheap handle (`Arc` inside). The process has a default one that the free
+//! functions use; inside a reactor's callbacks and on its threads, the free functions act on
+//! that reactor instead (the thread-local *current reactor*).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{OnceLock, Weak};
+use std::thread::{self as os_thread, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::Worker;
+use parking_lot::{Mutex, RwLock};
+
+use crate::args::{StartArgs, expected_concurrency};
+use crate::defer::{DeferQueue, Task};
+use crate::engine::{self, Engine, EngineKind, select_engine};
+use crate::error::Error;
+use crate::process;
+use crate::signal;
+use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
+use crate::thread::{self, Local, ThreadSlot};
+use crate::timer::Timer;
+
+thread_local! {
+    /// The reactor the free functions act on from this thread, when it is not the default.
+    static CURRENT: RefCell<Option<Reactor>> = const { RefCell::new(None) };
+}
+
+/// The process's default reactor, built on first use with [`StartArgs::default`].
+static DEFAULT: OnceLock<Reactor> = OnceLock::new();
+
+/// An IO reactor: its threads, defer queue, timers and state callbacks.
+///
+/// Build one with [`Reactor::new`] and run it with [`Reactor::start`], which blocks until
+/// [`Reactor::stop`]. Clones share the same reactor, so callbacks and other threads can hold
+/// one. Most applications use the free functions instead ([`start`](crate::start),
+/// [`defer`](crate::defer), ...), which act on the process's default reactor, or inside a
+/// callback on the reactor running it.
+///
+/// A callback that captures a clone of its own reactor keeps the reactor alive (a reference
+/// cycle), so its `AtExit` callbacks won't run; inside callbacks use the free functions or
+/// [`Reactor::current`] instead.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use fio_reactor::{Reactor, StartArgs};
+///
+/// let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+/// let done = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..100 {
+///     let done = Arc::clone(&done);
+///     reactor.defer(move || {
+///         if done.fetch_add(1, Ordering::SeqCst) + 1 == 100 {
+///             fio_reactor::stop(); // acts on the reactor running this task
+///         }
+///     });
+/// }
+/// reactor.start()?;
+/// assert_eq!(done.load(Ordering::SeqCst), 100);
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Reactor {
+    /// Shared with every clone and every reactor thread.
+    inner: Arc<Inner>,
+}
+
+/// The state shared by a reactor's handles and threads.
+pub(crate) struct Inner {
+    /// The arguments the next `start` uses.
+    args: Mutex<StartArgs>,
+    /// Deferred tasks (injector plus the running threads' stealers).
+    pub(crate) queue: DeferQueue,
+    /// Life-cycle callbacks.
+    pub(crate) callbacks: StateCallbacks,
+    /// Timers added from threads that aren't this reactor's; a reactor thread adopts them into
+    /// its own heap on its next tick.
+    timer_inbox: Mutex<Vec<Timer>>,
+    /// Lets threads skip the inbox lock on every tick.
+    has_timer_inbox: AtomicBool,
+    /// The running threads' wake handles, by thread index; empty when not running.
+    slots: RwLock<Vec<Arc<ThreadSlot>>>,
+    /// How many threads run (for idle detection).
+    thread_count: AtomicUsize,
+    /// How many threads are currently in their idle path.
+    idle_threads: AtomicUsize,
+    /// Set when tasks ran since the last `OnIdle`, so `OnIdle` fires once per busy period.
+    did_work: AtomicBool,
+    /// `start` is in progress.
+    running: AtomicBool,
+    /// `stop` was called during this run.
+    stop_requested: AtomicBool,
+    /// Thread 0 has begun the shutdown sequence (`OnShutdown` runs once).
+    shutdown_started: AtomicBool,
+    /// Every reactor thread should leave its loop.
+    exit_threads: AtomicBool,
+    /// Reference point for `last_tick`, which is kept as nanoseconds after it.
+    clock_origin: Instant,
+    /// When a thread last began a tick, in nanoseconds after `clock_origin`.
+    last_tick_nanos: AtomicU64,
+    /// The engine chosen by the latest `start`.
+    engine: Mutex<Option<EngineKind>>,
+    /// `OnInitialize` has run.
+    initialized: AtomicBool,
+    /// `AtExit` has run (at the end of the free `start`, or on drop).
+    at_exit_done: AtomicBool,
+}
+
+impl Reactor {
+    /// Creates a reactor that will run with `args`; nothing starts until [`start`](Self::start).
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(fio_reactor::StartArgs::default());
+    /// assert!(!reactor.is_running());
+    /// ```
+    pub fn new(args: StartArgs) -> Self {
+        Self::from_inner(Arc::new(Inner {
+            args: Mutex::new(args),
+            queue: DeferQueue::new(),
+            callbacks: StateCallbacks::new(),
+            timer_inbox: Mutex::new(Vec::new()),
+            has_timer_inbox: AtomicBool::new(false),
+            slots: RwLock::new(Vec::new()),
+            thread_count: AtomicUsize::new(0),
+            idle_threads: AtomicUsize::new(0),
+            did_work: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            shutdown_started: AtomicBool::new(false),
+            exit_threads: AtomicBool::new(false),
+            clock_origin: Instant::now(),
+            last_tick_nanos: AtomicU64::new(0),
+            engine: Mutex::new(None),
+            initialized: AtomicBool::new(false),
+            at_exit_done: AtomicBool::new(false),
+        }))
+    }
+
+    /// A weak reference, for holders that must not keep the reactor alive (signals).
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// Wraps shared state in a handle.
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// The reactor the free functions act on from this thread: the one running the current
+    /// callback or reactor thread, else the process's default reactor.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = fio_reactor::Reactor::current();
+    /// let b = fio_reactor::Reactor::current();
+    /// assert!(a.same_as(&b));
+    /// ```
+    pub fn current() -> Self {
+        CURRENT
+            .with(|current| current.borrow().clone())
+            .unwrap_or_else(|| {
+                DEFAULT
+                    .get_or_init(|| Self::new(StartArgs::default()))
+                    .clone()
+            })
+    }
+
+    /// Whether two handles refer to the same reactor.
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(Default::default());
+    /// assert!(reactor.same_as(&reactor.clone()));
+    /// assert!(!reactor.same_as(&fio_reactor::Reactor::new(Default::default())));
+    /// ```
+    pub fn same_as(&self, other: &Reactor) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The arguments the next [`start`](Self::start) will use.
+    pub fn args(&self) -> StartArgs {
+        *self.inner.args.lock()
+    }
+
+    /// Runs the reactor on this thread plus `threads - 1` more, until [`stop`](Self::stop).
+    ///
+    /// In order: `OnInitialize` (first start only), `PreStart`, `OnStart`, then the threads run
+    /// deferred tasks and timers. After `stop` (or SIGINT/SIGTERM when this reactor owns the
+    /// signals, see [`StartArgs::signals`]): `OnShutdown` while the threads still run, the
+    /// threads stop (their timers' `on_finish` run), tasks still queued run, `OnFinish`, and the
+    /// previous signal handlers are restored.
+    ///
+    /// # Errors
+    /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process;
+    /// - [`Error::AlreadyRunning`] when this reactor is already running;
+    /// - [`Error::Engine`] when a thread's engine can't be created (no callbacks have run);
+    /// - [`Error::SpawnThread`] when a reactor thread can't be spawned (the threads already
+    ///   running are stopped and `OnFinish` runs before this returns);
+    /// - [`Error::Signal`] when the signal handlers can't be installed.
+    ///
+    /// # Examples
+    /// See [`Reactor`].
+    pub fn start(&self) -> Result<(), Error> {
+        let args = self.args();
+        self.run(args)
+    }
+
+    /// `start` with explicit arguments, which are also stored for later starts.
+    pub(crate) fn start_with(&self, args: StartArgs) -> Result<(), Error> {
+        if self.inner.running.load(Ordering::Acquire) {
+            return Err(Error::AlreadyRunning);
+        }
+        *self.inner.args.lock() = args;
+        self.run(args)
+    }
+
+    /// The body of `start`.
+    fn run(&self, args: StartArgs) -> Result<(), Error> {
+        let (threads, workers) = expected_concurrency(args.threads, args.workers);
+        if workers > 1 {
+            return Err(Error::ClusterRequired { workers });
+        }
+        let inner = &self.inner;
+        if inner
+            .running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::AlreadyRunning);
+        }
+        let _running = RunningGuard(inner);
+        for flag in [
+            &inner.stop_requested,
+            &inner.shutdown_started,
+            &inner.exit_threads,
+        ] {
+            flag.store(false, Ordering::SeqCst);
+        }
+        let kind = Self::choose_engine(args.engine);
+        let engines = create_engines(kind, usize::try_from(threads).unwrap_or(1))?;
+        // Report the engine that actually runs, which is the backend's to say.
+        *inner.engine.lock() = engines.first().map(|engine| engine.kind());
+        let _current = CurrentGuard::install(self.clone());
+        let _signals = if args.signals {
+            signal::claim(self)?
+        } else {
+            None
+        };
+        process::note_root();
+        if !inner.initialized.swap(true, Ordering::AcqRel) {
+            inner.callbacks.force(CallbackEvent::OnInitialize);
+        }
+        inner.callbacks.force(CallbackEvent::PreStart);
+        inner.callbacks.force(CallbackEvent::OnStart);
+        let result = self.run_threads(engines);
+        self.finish();
+        result
+    }
+
+    /// Resolves the engine (`FIO_ENGINE` when `requested` is `None`), logging a fallback once.
+    fn choose_engine(requested: Option<EngineKind>) -> EngineKind {
+        let requested = requested.or_else(|| {
+            EngineKind::from_env().unwrap_or_else(|error| {
+                log::warn!("ignoring {}: {error}", engine::ENGINE_VAR);
+                None
+            })
+        });
+        let (kind, reason) = select_engine(requested);
+        if let Some(reason) = reason {
+            engine::warn_fallback_once(requested, kind, reason);
+        }
+        kind
+    }
+
+    /// Spawns threads 1.., runs thread 0 here, joins the others.
+    fn run_threads(&self, engines: Vec<Box<dyn Engine + Send>>) -> Result<(), Error> {
+        let inner = &self.inner;
+        let slots: Vec<Arc<ThreadSlot>> = engines
+            .iter()
+            .map(|engine| Arc::new(ThreadSlot::new(engine.as_ref())))
+            .collect();
+        let workers: Vec<Worker<Task>> = engines.iter().map(|_| Worker::new_fifo()).collect();
+        inner
+            .queue
+            .set_stealers(workers.iter().map(Worker::stealer).collect());
+        *inner.slots.write() = slots.clone();
+        inner.thread_count.store(slots.len(), Ordering::SeqCst);
+        inner.idle_threads.store(0, Ordering::SeqCst);
+
+        let mut parts = engines.into_iter().zip(workers).zip(slots).enumerate();
+        let first = parts.next();
+        let mut handles: Vec<JoinHandle<()>> = Vec::new();
+        let mut spawn_error = None;
+        for (index, ((engine, worker), slot)) in parts {
+            let shared = Arc::clone(inner);
+            let spawned = os_thread::Builder::new()
+                .name(format!("fio-reactor-{index}"))
+                .spawn(move || thread::run(shared, index, engine, worker, slot));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(source) => {
+                    spawn_error = Some(Error::SpawnThread {
+                        thread: index,
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        if spawn_error.is_some() {
+            inner.exit_threads.store(true, Ordering::SeqCst);
+            inner.wake_all();
+        } else if let Some((index, ((engine, worker), slot))) = first {
+            thread::run(Arc::clone(inner), index, engine, worker, slot);
+        }
+        for handle in handles {
+            if handle.join().is_err() {
+                log::error!("a reactor thread ended with a panic");
+            }
+        }
+        spawn_error.map_or(Ok(()), Err)
+    }
+
+    /// The tear-down after the threads stopped: leftovers, timers, `OnFinish`.
+    fn finish(&self) {
+        let inner = &self.inner;
+        inner.slots.write().clear();
+        inner.thread_count.store(0, Ordering::SeqCst);
+        inner.queue.clear_stealers();
+        inner.queue.drain_leftovers();
+        // Timers added from outside that no thread adopted end here, running their on_finish.
+        drop(inner.take_timer_inbox());
+        inner.callbacks.force(CallbackEvent::OnFinish);
+    }
+
+    /// Asks the reactor to stop; `start` returns once the shutdown sequence is done.
+    ///
+    /// Safe to call from any thread and from inside callbacks; a no-op when not running.
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(Default::default());
+    /// reactor.stop(); // not running: nothing happens
+    /// assert!(!reactor.is_running());
+    /// ```
+    pub fn stop(&self) {
+        let inner = &self.inner;
+        if inner.running.load(Ordering::Acquire) {
+            inner.stop_requested.store(true, Ordering::SeqCst);
+            inner.wake_all();
+        }
+    }
+
+    /// Whether `start` is in progress (between its start-up and its return).
+    pub fn is_running(&self) -> bool {
+        self.inner.running.load(Ordering::Acquire)
+    }
+
+    /// When a reactor thread last began a tick (reviewed its queues, timers and events), on the
+    /// monotonic clock; the reactor's creation time before its first tick.
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(Default::default());
+    /// assert!(reactor.last_tick() <= std::time::Instant::now());
+    /// ```
+    pub fn last_tick(&self) -> Instant {
+        let nanos = self.inner.last_tick_nanos.load(Ordering::Relaxed);
+        self.inner.clock_origin + Duration::from_nanos(nanos)
+    }
+
+    /// The engine's name (`"io_uring"`, `"epoll"`, `"kqueue"` or `"poll"`): the one the latest
+    /// `start` chose, or the one the next `start` would choose.
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(Default::default());
+    /// assert!(["io_uring", "epoll", "kqueue", "poll"].contains(&reactor.engine()));
+    /// ```
+    pub fn engine(&self) -> &'static str {
+        if let Some(kind) = *self.inner.engine.lock() {
+            return kind.name();
+        }
+        let requested = self
+            .args()
+            .engine
+            .or_else(|| EngineKind::from_env().ok().flatten());
+        select_engine(requested).0.name()
+    }
+
+    /// Queues a task to run on one of the reactor's threads.
+    ///
+    /// From a reactor thread the task goes to that thread's own queue (idle threads steal from
+    /// it); from anywhere else it goes to the shared queue. Tasks deferred before `start` run
+    /// once it starts. A panicking task is logged and the thread goes on.
+    ///
+    /// # Examples
+    /// ```
+    /// let reactor = fio_reactor::Reactor::new(Default::default());
+    /// reactor.defer(|| println!("later"));
+    /// assert!(reactor.defer_has_queue());
+    /// reactor.defer_perform();
+    /// assert!(!reactor.defer_has_queue());
+    /// ```
+    pub fn defer<F>(&self, task: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let task: Task = Box::new(task);
+        match Local::current(&self.inner) {
+            Some(local) => local.push_task(task),
+            None => self.inner.queue.inject(task),
+        }
+        self.inner.wake_one();
+    }
+
+    /// Runs queued tasks on the calling thread until none is left.
+    ///
+    /// On one of this reactor's threads it runs that thread's queue, the shared queue and
+    /// what it can steal; elsewhere it runs the shared queue (tasks deferred from outside).
+    /// Tasks that keep deferring more keep this running.
+    pub fn defer_perform(&self) {
+        match Local::current(&self.inner) {
+            Some(local) => local.perform_all(),
+            None => {
+                let _current = CurrentGuard::install(self.clone());
+                while let Some(task) = self.inner.queue.steal_injected() {
+                    crate::defer::run_task(task);
+                }
+            }
+        }
+    }
+
+    /// Whether any deferred task is waiting to run.
+    pub fn defer_has_queue(&self) -> bool {
+        Local::current(&self.inner).is_some_and(|local| local.has_local_tasks())
+            || self.inner.queue.has_queue()
+    }
+
+    /// Runs `task` every `interval`, `repetitions` times (`-1`: forever), until it returns
+    /// `false`; then, and in every other case, runs `on_finish` once.
+    ///
+    /// The first run is one interval from now. Deadlines follow the plan, not the runs, so the
+    /// timer doesn't drift; ticks missed while the thread was busy are skipped. The timer lives
+    /// on the reactor thread that added it, or (when added from elsewhere) on the first thread
+    /// to pick it up. A panicking task is logged and ends the timer. When the reactor stops,
+    /// its timers end; `on_finish` runs then.
+    ///
+    /// # Errors
+    /// `on_finish` has run before either of these returns:
+    /// - [`Error::ZeroInterval`] when `interval` is zero;
+    /// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// let reactor = fio_reactor::Reactor::new(fio_reactor::StartArgs {
+    ///     threads: 1,
+    ///     signals: false,
+    ///     ..Default::default()
+    /// });
+    /// let ticks = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&ticks);
+    /// let tick = move || {
+    ///     counted.fetch_add(1, Ordering::SeqCst);
+    ///     true
+    /// };
+    /// // The third tick ends the timer, whose on_finish stops the reactor.
+    /// reactor.run_every(Duration::from_millis(1), 3, tick, fio_reactor::stop)?;
+    /// reactor.start()?;
+    /// assert_eq!(ticks.load(Ordering::SeqCst), 3);
+    /// # Ok::<(), fio_reactor::Error>(())
+    /// ```
+    pub fn run_every<T, F>(
+        &self,
+        interval: Duration,
+        repetitions: i32,
+        task: T,
+        on_finish: F,
+    ) -> Result<(), Error>
+    where
+        T: FnMut() -> bool + Send + 'static,
+        F: FnOnce() + Send + 'static,
+    {
+        let timer = Timer::new(
+            Instant::now(),
+            interval,
+            repetitions,
+            Box::new(task),
+            Box::new(on_finish),
+        )?;
+        match Local::current(&self.inner) {
+            Some(local) => local.push_timer(timer),
+            None => {
+                let mut inbox = self.inner.timer_inbox.lock();
+                inbox.push(timer);
+                self.inner.has_timer_inbox.store(true, Ordering::SeqCst);
+                drop(inbox);
+                self.inner.wake_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a callback for a life-cycle event; see [`CallbackEvent`] for when each runs.
+    ///
+    /// Adding an `OnInitialize` callback to a reactor that has already started runs it at
+    /// once (and keeps it, so forcing the event runs it again).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::{CallbackEvent, Reactor};
+    /// let reactor = Reactor::new(Default::default());
+    /// let id = reactor.state_callback_add(CallbackEvent::OnShutdown, || {});
+    /// reactor.state_callback_remove(id)?;
+    /// # Ok::<(), fio_reactor::Error>(())
+    /// ```
+    pub fn state_callback_add<F>(&self, event: CallbackEvent, callback: F) -> CallbackId
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        let callback = Arc::new(callback);
+        let late_initialize =
+            event == CallbackEvent::OnInitialize && self.inner.initialized.load(Ordering::Acquire);
+        let id = self.inner.callbacks.add(event, callback.clone());
+        if late_initialize {
+            crate::panic::run_caught("state callback", || callback());
+        }
+        id
+    }
+
+    /// Removes a callback added with [`state_callback_add`](Self::state_callback_add).
+    ///
+    /// # Errors
+    /// - [`Error::CallbackNotFound`] when `id` was already removed or cleared, or came from
+    ///   another reactor.
+    pub fn state_callback_remove(&self, id: CallbackId) -> Result<(), Error> {
+        self.inner.callbacks.remove(id)
+    }
+
+    /// Runs an event's callbacks now, as if the event happened (FIFO for start-up events,
+    /// LIFO for tear-down ones). Callbacks added or removed meanwhile count from the next time.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use fio_reactor::{CallbackEvent, Reactor};
+    /// let reactor = Reactor::new(Default::default());
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// for n in 1..=2 {
+    ///     let order = Arc::clone(&order);
+    ///     reactor.state_callback_add(CallbackEvent::OnFinish, move || order.lock().unwrap().push(n));
+    /// }
+    /// reactor.state_callback_force(CallbackEvent::OnFinish);
+    /// assert_eq!(*order.lock().unwrap(), [2, 1]);
+    /// ```
+    pub fn state_callback_force(&self, event: CallbackEvent) {
+        let _current = CurrentGuard::install(self.clone());
+        self.inner.callbacks.force(event);
+    }
+
+    /// Removes every callback of an event.
+    pub fn state_callback_clear(&self, event: CallbackEvent) {
+        self.inner.callbacks.clear(event);
+    }
+
+    /// Runs the `AtExit` callbacks unless they already ran.
+    pub(crate) fn run_at_exit(&self) {
+        self.inner.run_at_exit();
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("args", &self.args())
+            .field("running", &self.is_running())
+            .field("queue", &self.inner.queue)
+            .field("callbacks", &self.inner.callbacks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Records the start of a tick for `last_tick`.
+    pub(crate) fn touch(&self, now: Instant) {
+        let nanos = now.saturating_duration_since(self.clock_origin).as_nanos();
+        self.last_tick_nanos
+            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether timers wait in the inbox.
+    pub(crate) fn has_timer_inbox(&self) -> bool {
+        self.has_timer_inbox.load(Ordering::SeqCst)
+    }
+
+    /// Takes the timers added from outside the reactor's threads.
+    pub(crate) fn take_timer_inbox(&self) -> Vec<Timer> {
+        if !self.has_timer_inbox() {
+            return Vec::new();
+        }
+        let mut inbox = self.timer_inbox.lock();
+        self.has_timer_inbox.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *inbox)
+    }
+
+    /// Notes that tasks ran, so the next time every thread is idle counts as going idle.
+    pub(crate) fn note_work(&self) {
+        self.did_work.store(true, Ordering::Relaxed);
+    }
+
+    /// A thread enters its idle path; returns true when the whole reactor just went idle after
+    /// doing work (this thread then runs `OnIdle`).
+    pub(crate) fn enter_idle(&self) -> bool {
+        let idle = self.idle_threads.fetch_add(1, Ordering::SeqCst) + 1;
+        idle == self.thread_count.load(Ordering::SeqCst)
+            && self.did_work.swap(false, Ordering::AcqRel)
+            && !self.stop_requested.load(Ordering::SeqCst)
+    }
+
+    /// A thread leaves its idle path.
+    pub(crate) fn leave_idle(&self) {
+        self.idle_threads.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether thread `index` should begin the shutdown sequence (thread 0 does it, once).
+    pub(crate) fn should_shut_down(&self, index: usize) -> bool {
+        index == 0
+            && self.stop_requested.load(Ordering::SeqCst)
+            && !self.shutdown_started.load(Ordering::SeqCst)
+    }
+
+    /// Runs `OnShutdown` (the other threads still work meanwhile), then tells every thread to
+    /// leave its loop.
+    pub(crate) fn shut_down(&self) {
+        if self.shutdown_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.callbacks.force(CallbackEvent::OnShutdown);
+        self.exit_threads.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Whether reactor threads should leave their loops.
+    pub(crate) fn threads_should_exit(&self) -> bool {
+        self.exit_threads.load(Ordering::SeqCst)
+    }
+
+    /// Wakes one idle thread, if any, after new work was published.
+    pub(crate) fn wake_one(&self) {
+        fence(Ordering::SeqCst);
+        for slot in self.slots.read().iter() {
+            if slot.wake_if_idle() {
+                return;
+            }
+        }
+    }
+
+    /// Wakes every thread (stop, shutdown).
+    pub(crate) fn wake_all(&self) {
+        for slot in self.slots.read().iter() {
+            slot.wake();
+        }
+    }
+
+    /// Runs `AtExit` once.
+    fn run_at_exit(&self) {
+        if !self.at_exit_done.swap(true, Ordering::AcqRel) {
+            self.callbacks.force(CallbackEvent::AtExit);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: the reactor can't run again, so this is its exit.
+        self.run_at_exit();
+    }
+}
+
+/// Clears `running` when `start` returns, on every path.
+struct RunningGuard<'a>(&'a Inner);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
+}
+
+/// Makes a reactor the current one on this thread for a scope.
+pub(crate) struct CurrentGuard {
+    /// What was current before, restored on drop.
+    previous: Option<Reactor>,
+}
+
+impl CurrentGuard {
+    /// Installs `reactor` as this thread's current reactor until the guard drops.
+    pub(crate) fn install(reactor: Reactor) -> Self {
+        let previous = CURRENT.with(|current| current.borrow_mut().replace(reactor));
+        Self { previous }
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// Creates one engine per thread before any callback runs, so a failure leaves no trace.
+fn create_engines(kind: EngineKind, threads: usize) -> Result<Vec<Box<dyn Engine + Send>>, Error> {
+    (0..threads.max(1))
+        .map(|thread| {
+            engine::create(kind).map_err(|source| Error::Engine {
+                engine: kind.name(),
+                thread,
+                source,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! One reactor thread: its loop, its own engine, deque and timers, and how other threads wake it.
+//!
+//! A tick: note the time, adopt timers added from other threads, fire due timers, run a batch of
+//! tasks. A thread with nothing to do blocks in its engine's wait until the earliest timer
+//! deadline; other threads wake it through its [`ThreadSlot`]. The idle hand-shake is the
+//! classic one: the thread publishes `idle = true`, fences, then re-checks for work; a producer
+//! publishes the work, fences, then checks `idle`. One of the two always sees the other, and the
+//! engine's wake is sticky, so no wake-up is lost.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::Instant;
+
+use crossbeam_deque::Worker;
+
+use crate::defer::{Task, run_task};
+use crate::engine::{Engine, Wake};
+use crate::reactor::{Inner, Reactor};
+use crate::state::CallbackEvent;
+use crate::timer::{Timer, TimerHeap};
+
+/// Tasks run per tick before the thread looks at its timers and the stop flag again.
+const TASK_BATCH: usize = 64;
+
+thread_local! {
+    /// The reactor thread running on this OS thread, if any.
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// What other threads see of a reactor thread: how to wake it and whether it needs waking.
+pub(crate) struct ThreadSlot {
+    /// Ends the thread's engine wait.
+    waker: Arc<dyn Wake>,
+    /// True while the thread is (about to be) blocked in its engine; producers that see it
+    /// swap it to false and wake the thread, so one wake serves one idle period.
+    idle: AtomicBool,
+}
+
+impl ThreadSlot {
+    /// A slot for a thread whose engine is `engine`.
+    pub(crate) fn new(engine: &dyn Engine) -> Self {
+        Self {
+            waker: engine.waker(),
+            idle: AtomicBool::new(false),
+        }
+    }
+
+    /// Wakes the thread if it is idle; returns whether it was.
+    pub(crate) fn wake_if_idle(&self) -> bool {
+        if self.idle.load(Ordering::Relaxed) && self.idle.swap(false, Ordering::AcqRel) {
+            self.wake();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Wakes the thread unconditionally (stop, shutdown).
+    pub(crate) fn wake(&self) {
+        if let Err(error) = self.waker.wake() {
+            log::error!("waking a reactor thread failed: {error}");
+        }
+    }
+}
+
+impl fmt::Debug for ThreadSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadSlot")
+            .field("idle", &self.idle.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state a reactor thread owns; reachable from user callbacks on that thread through
+/// [`Local::current`], which is how `defer` and `run_every` find the local deque and heap.
+pub(crate) struct Local {
+    /// The reactor this thread belongs to.
+    inner: Arc<Inner>,
+    /// Index among the reactor's threads; 0 is the thread that called `start`.
+    index: usize,
+    /// This thread's end of the work-stealing deque.
+    worker: Worker<Task>,
+    /// This thread's timers; borrowed only briefly, never while user code runs.
+    timers: RefCell<TimerHeap>,
+}
+
+impl Local {
+    /// The reactor thread on this OS thread, if it belongs to `inner`'s reactor.
+    pub(crate) fn current(inner: &Arc<Inner>) -> Option<Rc<Local>> {
+        LOCAL.with(|local| {
+            local
+                .borrow()
+                .as_ref()
+                .filter(|local| Arc::ptr_eq(&local.inner, inner))
+                .cloned()
+        })
+    }
+
+    /// Queues a task on this thread's own deque.
+    pub(crate) fn push_task(&self, task: Task) {
+        self.worker.push(task);
+    }
+
+    /// Adds a timer to this thread's heap.
+    pub(crate) fn push_timer(&self, timer: Timer) {
+        self.timers.borrow_mut().push(timer);
+    }
+
+    /// Runs this thread's and the injector's tasks until none is left (`defer_perform` on a
+    /// reactor thread).
+    pub(crate) fn perform_all(&self) {
+        while let Some(task) = self.inner.queue.find(self.index, &self.worker) {
+            run_task(task);
+        }
+    }
+
+    /// Whether this thread's deque holds tasks.
+    pub(crate) fn has_local_tasks(&self) -> bool {
+        !self.worker.is_empty()
+    }
+
+    /// Runs up to [`TASK_BATCH`] tasks; returns how many ran.
+    fn run_batch(&self) -> usize {
+        let mut ran = 0;
+        while ran < TASK_BATCH {
+            let Some(task) = self.inner.queue.find(self.index, &self.worker) else {
+                break;
+            };
+            run_task(task);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Fires every timer due at `now`; returns how many fired.
+    fn fire_timers(&self, now: Instant) -> usize {
+        let mut fired = 0;
+        // Bounded: a rescheduled timer is due strictly after `now`, so each timer fires once.
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some(timer) = due else { break };
+            fired += 1;
+            if let Some(again) = timer.fire(now) {
+                self.timers.borrow_mut().push(again);
+            }
+        }
+        fired
+    }
+
+    /// Whether there is anything to do before blocking.
+    fn has_work(&self, now: Instant) -> bool {
+        self.has_local_tasks()
+            || self.inner.queue.has_queue()
+            || self.inner.has_timer_inbox()
+            || self.inner.should_shut_down(self.index)
+            || self.inner.threads_should_exit()
+            || self
+                .timers
+                .borrow()
+                .next_deadline()
+                .is_some_and(|deadline| deadline <= now)
+    }
+
+    /// Blocks in the engine until work, a wake or the next timer deadline.
+    fn idle(&self, engine: &mut dyn Engine, slot: &ThreadSlot) {
+        let inner = &self.inner;
+        if inner.enter_idle() {
+            // The last busy thread went idle after real work: the reactor is idle.
+            inner.callbacks.force(CallbackEvent::OnIdle);
+        }
+        slot.idle.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let now = Instant::now();
+        if !self.has_work(now) {
+            let deadline = self.timers.borrow().next_deadline();
+            let timeout = deadline.map(|deadline| deadline.saturating_duration_since(now));
+            if let Err(error) = engine.wait(timeout) {
+                // A broken engine can't be waited on again without spinning: stop the reactor.
+                log::error!("reactor thread {} engine wait failed: {error}", self.index);
+                Reactor::from_inner(Arc::clone(inner)).stop();
+            }
+        }
+        slot.idle.store(false, Ordering::SeqCst);
+        inner.leave_idle();
+    }
+}
+
+impl fmt::Debug for Local {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Local")
+            .field("index", &self.index)
+            .field("timers", &self.timers.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs a reactor thread in `LOCAL` and the current-reactor slot for its lifetime.
+struct LocalGuard {
+    /// What `LOCAL` held before, restored on drop (a reactor started inside another's callback).
+    previous: Option<Rc<Local>>,
+}
+
+impl LocalGuard {
+    fn install(local: Rc<Local>) -> Self {
+        let previous = LOCAL.with(|slot| slot.borrow_mut().replace(local));
+        Self { previous }
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        LOCAL.with(|slot| *slot.borrow_mut() = previous);
+    }
+}
+
+/// Runs reactor thread `index` until the reactor tells its threads to exit.
+///
+/// Thread 0 (the one that called `start`) also notices the stop request and runs the
+/// `OnShutdown` callbacks while the other threads still work, then tells every thread to exit.
+/// On the way out the thread hands its queued tasks to the injector (they run before `start`
+/// returns) and drops its timers, which runs their `on_finish`.
+pub(crate) fn run(
+    inner: Arc<Inner>,
+    index: usize,
+    mut engine: Box<dyn Engine + Send>,
+    worker: Worker<Task>,
+    slot: Arc<ThreadSlot>,
+) {
+    let _current = crate::reactor::CurrentGuard::install(Reactor::from_inner(Arc::clone(&inner)));
+    let local = Rc::new(Local {
+        inner: Arc::clone(&inner),
+        index,
+        worker,
+        timers: RefCell::new(TimerHeap::default()),
+    });
+    let guard = LocalGuard::install(Rc::clone(&local));
+    loop {
+        if inner.should_shut_down(index) {
+            inner.shut_down();
+        }
+        if inner.threads_should_exit() {
+            break;
+        }
+        let now = Instant::now();
+        inner.touch(now);
+        for timer in inner.take_timer_inbox() {
+            local.push_timer(timer);
+        }
+        let fired = local.fire_timers(now);
+        let ran = local.run_batch();
+        if ran > 0 {
+            inner.note_work();
+        }
+        if fired + ran == 0 {
+            local.idle(engine.as_mut(), &slot);
+        }
+    }
+    drop(guard);
+    inner.queue.adopt(&local.worker);
+    let timers = local.timers.borrow_mut().drain();
+    drop(timers);
+}

@@ -1,0 +1,192 @@
+//! `run_every`: repetitions, early stop, `on_finish` on every path, stopping from a timer.
+
+mod util;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fio_reactor::{CallbackEvent, Error};
+
+const TICK: Duration = Duration::from_millis(1);
+
+/// Counters a timer's task and `on_finish` update.
+#[derive(Clone, Default)]
+struct Counts {
+    runs: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    fn finished(&self) -> usize {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_timer_runs_its_repetitions_then_finishes() {
+    let reactor = util::reactor(1);
+    let counts = Counts::default();
+    let (runs, finished) = (Arc::clone(&counts.runs), Arc::clone(&counts.finished));
+    reactor
+        .run_every(
+            TICK,
+            5,
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                true
+            },
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+                fio_reactor::stop();
+            },
+        )
+        .unwrap();
+    util::start_bounded(&reactor).unwrap();
+    assert_eq!((counts.runs(), counts.finished()), (5, 1));
+}
+
+#[test]
+fn returning_false_stops_a_timer_early() {
+    let reactor = util::reactor(2);
+    let counts = Counts::default();
+    let (runs, finished) = (Arc::clone(&counts.runs), Arc::clone(&counts.finished));
+    reactor
+        .run_every(
+            TICK,
+            -1,
+            move || runs.fetch_add(1, Ordering::SeqCst) + 1 < 3,
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+                fio_reactor::stop();
+            },
+        )
+        .unwrap();
+    util::start_bounded(&reactor).unwrap();
+    assert_eq!((counts.runs(), counts.finished()), (3, 1));
+}
+
+#[test]
+fn a_timer_can_stop_the_reactor() {
+    let reactor = util::reactor(2);
+    let counts = Counts::default();
+    let (runs, finished) = (Arc::clone(&counts.runs), Arc::clone(&counts.finished));
+    reactor.state_callback_add(CallbackEvent::OnStart, move || {
+        let (runs, finished) = (Arc::clone(&runs), Arc::clone(&finished));
+        // Added from a reactor callback on the start thread, not a reactor thread: the timer
+        // goes through the inbox and a thread adopts it.
+        fio_reactor::run_every(
+            TICK,
+            -1,
+            move || {
+                if runs.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+                    fio_reactor::stop();
+                }
+                true
+            },
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+    });
+    util::start_bounded(&reactor).unwrap();
+    // The forever-timer ended with the reactor, and its on_finish ran then.
+    assert_eq!((counts.runs(), counts.finished()), (2, 1));
+}
+
+#[test]
+fn timers_added_from_a_task_live_on_that_thread() {
+    let reactor = util::reactor(1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&order);
+    reactor.defer(move || {
+        for (name, ms) in [("slow", 20_u64), ("fast", 1)] {
+            let log = Arc::clone(&log);
+            let done = Arc::clone(&log);
+            fio_reactor::run_every(
+                Duration::from_millis(ms),
+                1,
+                move || {
+                    log.lock().unwrap().push(name);
+                    true
+                },
+                move || {
+                    if done.lock().unwrap().len() == 2 {
+                        fio_reactor::stop();
+                    }
+                },
+            )
+            .unwrap();
+        }
+    });
+    util::start_bounded(&reactor).unwrap();
+    assert_eq!(*order.lock().unwrap(), ["fast", "slow"]);
+}
+
+#[test]
+fn a_panicking_timer_ends_and_finishes() {
+    let reactor = util::reactor(1);
+    let counts = Counts::default();
+    let finished = Arc::clone(&counts.finished);
+    reactor
+        .run_every(
+            TICK,
+            -1,
+            || panic!("this timer panics on purpose"),
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+                fio_reactor::stop();
+            },
+        )
+        .unwrap();
+    util::start_bounded(&reactor).unwrap();
+    assert_eq!(counts.finished(), 1);
+}
+
+#[test]
+fn bad_arguments_are_errors_and_still_finish() {
+    let reactor = util::reactor(1);
+    let counts = Counts::default();
+    for (interval, repetitions) in [(Duration::ZERO, 1), (TICK, 0), (TICK, -5)] {
+        let finished = Arc::clone(&counts.finished);
+        let result = reactor.run_every(
+            interval,
+            repetitions,
+            || true,
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        match result {
+            Err(Error::ZeroInterval) => assert!(interval.is_zero()),
+            Err(Error::InvalidRepetitions(n)) => assert_eq!(n, repetitions),
+            other => panic!("expected an argument error, got {other:?}"),
+        }
+    }
+    assert_eq!(counts.finished(), 3);
+}
+
+#[test]
+fn an_unstarted_reactor_finishes_its_timers_when_dropped() {
+    let reactor = util::reactor(1);
+    let counts = Counts::default();
+    let finished = Arc::clone(&counts.finished);
+    reactor
+        .run_every(
+            TICK,
+            -1,
+            || true,
+            move || {
+                finished.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+    assert_eq!(counts.finished(), 0);
+    drop(reactor);
+    assert_eq!(counts.finished(), 1);
+}
