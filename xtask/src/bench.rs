@@ -9,7 +9,11 @@ use std::fs;
 use crate::command::{TaskResult, cargo, project_root};
 
 /// The criterion benches: (package, bench target).
-const BENCHES: [(&str, &str); 2] = [("fio-buffer", "pool"), ("fio-ring", "nop")];
+const BENCHES: [(&str, &str); 3] = [
+    ("fio-buffer", "pool"),
+    ("fio-ring", "nop"),
+    ("fio-reactor", "defer"),
+];
 
 /// Runs every bench (or those whose package or name contains the first argument).
 pub(crate) fn bench(args: &[String]) -> TaskResult {
