@@ -1,12 +1,14 @@
-//! `cargo xtask bench`: the criterion benches, each measuring its baseline in the same run.
+//! `cargo xtask bench`: the criterion benches, each measuring its baseline in the same run,
+//! then the loopback load benchmark (`crate::load`).
 //!
 //! Every bench writes its ratios as JSON under `target/bench/` (through `FIO_BENCH_DIR`); this
-//! task runs them and prints what they wrote. The loopback load benchmark joins this task with
-//! the reactor's examples.
+//! task runs them and prints what they wrote. `cargo xtask bench load [--quick]` runs only the
+//! load benchmark; `cargo xtask bench <filter>` only the criterion benches matching the filter.
 
 use std::fs;
 
 use crate::command::{TaskResult, cargo, project_root};
+use crate::load;
 
 /// The criterion benches: (package, bench target).
 const BENCHES: [(&str, &str); 3] = [
@@ -15,8 +17,13 @@ const BENCHES: [(&str, &str); 3] = [
     ("fio-reactor", "defer"),
 ];
 
-/// Runs every bench (or those whose package or name contains the first argument).
+/// Runs every criterion bench and the load benchmark; `load [--quick]` runs only the load
+/// benchmark, and any other first argument only the criterion benches whose package or name
+/// contains it.
 pub(crate) fn bench(args: &[String]) -> TaskResult {
+    if args.first().is_some_and(|arg| arg == "load") {
+        return load::load(&args[1..]);
+    }
     let filter = args.first().map(String::as_str).unwrap_or("");
     let out_dir = project_root().join("target/bench");
     fs::create_dir_all(&out_dir)?;
@@ -35,7 +42,11 @@ pub(crate) fn bench(args: &[String]) -> TaskResult {
     if ran == 0 {
         return Err(format!("no bench matches {filter:?}").into());
     }
-    print_summary(&out_dir)
+    print_summary(&out_dir)?;
+    if args.is_empty() {
+        load::load(&[])?;
+    }
+    Ok(())
 }
 
 /// Prints every JSON summary the benches left in `dir`.
@@ -44,6 +55,8 @@ fn print_summary(dir: &std::path::Path) -> TaskResult {
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        // The load benchmark prints its own tables; its JSON here would be last run's.
+        .filter(|path| path.file_stem().is_some_and(|stem| stem != "load"))
         .collect();
     files.sort();
     println!("\n== bench summaries ({})", dir.display());
