@@ -1,1 +1,75 @@
-//! fio-ring
+//! FastRing for Rust: a safe, batched io_uring layer with an in-flight table, provided-buffer
+//! rings backed by [`fio_buffer`], timers and a cross-thread handle.
+//!
+//! Layer: depends on `fio-sys`, `fio-buffer` and the `io-uring` crate; used by `fio-socket`
+//! and `fio-reactor`'s uring engine, and usable on its own for any io_uring work on files,
+//! pipes and sockets.
+//!
+//! # Model
+//!
+//! - [`Ring::new`] tries the best setup flags and steps down; if io_uring is unusable it
+//!   returns [`Error::Setup`] whose [`SetupRefusal`] tells the caller to fall back.
+//! - An [`Op`] owns everything the kernel will touch. [`Ring::submit`] moves it into the
+//!   in-flight table together with a handler; the table gives the resources back only with
+//!   the operation's final [`Completion`], after `F_MORE` ends, after a zero-copy
+//!   notification, after a cancel completed. `user_data` carries the slot and a generation,
+//!   so stale completions are ignored and stale [`OpId`]s refused.
+//! - [`Ring::wait`] is one tick: stage, enter the kernel once, dispatch, run
+//!   [`Ring::on_tick_end`] callbacks, publish buffer groups, re-arm starved receives.
+//! - Dropping a ring cancels what is in flight and waits (bounded) for it; memory the kernel
+//!   may still use is leaked, never freed.
+//!
+//! # Examples
+//! ```
+//! use std::io::Write;
+//! use std::{cell::RefCell, rc::Rc};
+//! use fio_ring::{Op, Ring, RingConfig};
+//!
+//! let (reader, writer) = fio_sys::pipe()?;
+//! std::fs::File::from(writer).write_all(b"ping")?;
+//! let mut ring = Ring::new(RingConfig::new(8))?;
+//! let got = Rc::new(RefCell::new(Vec::new()));
+//! let sink = got.clone();
+//! ring.submit(Op::read(&reader, Vec::with_capacity(16), None), move |_, mut done| {
+//!     *sink.borrow_mut() = done.take_buf().map(|buf| buf.into_vec()).unwrap_or_default();
+//! })?;
+//! for _ in 0..10 {
+//!     if !got.borrow().is_empty() { break; }
+//!     ring.wait(None)?;
+//! }
+//! assert_eq!(&got.borrow()[..], b"ping");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs, missing_debug_implementations)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![doc(test(attr(deny(warnings))))]
+
+mod buf;
+mod completion;
+mod config;
+mod dispatch;
+mod error;
+mod features;
+mod handle;
+mod inflight;
+mod ops;
+mod provider;
+mod ring;
+mod teardown;
+
+pub use buf::{IoBuf, WriteBuf};
+pub use completion::Completion;
+pub use config::{MAX_ENTRIES, RingConfig, SetupFlags};
+pub use error::{Error, SetupRefusal};
+pub use features::{Features, OpKind};
+pub use fio_sys::KernelVersion;
+pub use handle::{Job, RingHandle};
+pub use inflight::OpId;
+pub use ops::{MAX_IOVECS, Op};
+pub use provider::{BufferGroup, BufferProvider, MAX_GROUP_ENTRIES};
+pub use ring::{Handler, Ring, TickEnd};
+
+/// The pool types receive buffers come from, so users need not depend on `fio-buffer`.
+pub use fio_buffer::{Buffer, BufferPool, PoolConfig, SharedBuffer};
+/// The raw io_uring crate, for [`Ring::push_raw`] entries.
+pub use io_uring;

@@ -1,0 +1,231 @@
+//! [`Completion`]: what a handler receives for each completion of its operation.
+
+use std::fmt;
+use std::io;
+use std::mem::{self, ManuallyDrop, MaybeUninit};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use fio_buffer::Buffer;
+use io_uring::cqueue;
+
+use crate::buf::{IoBuf, WriteBuf};
+use crate::features::OpKind;
+use crate::inflight::OpId;
+use crate::ops::Resources;
+
+/// One completion of an operation, passed by value to its handler.
+///
+/// Multishot operations (and repeating timeouts) produce several; only the last one is
+/// [`is_final`](Self::is_final), and only that one gives back the resources the operation
+/// owned (`take_buf`, `take_write_buf`, ...). Buffers picked from a buffer group come with
+/// every completion that carries data ([`take_buffer`](Self::take_buffer)).
+///
+/// Anything left in the completion is dropped with it: buffers return to their pool and a
+/// descriptor from `accept`/`openat`/`socket` is closed.
+pub struct Completion {
+    id: OpId,
+    kind: OpKind,
+    res: i32,
+    flags: u32,
+    is_final: bool,
+    /// Dropped by hand (see `Drop`), so the common empty case costs no drop-glue call.
+    resources: ManuallyDrop<Resources>,
+    fd: Option<OwnedFd>,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if !matches!(*self.resources, Resources::None) {
+            drop(mem::take(&mut *self.resources));
+        }
+    }
+}
+
+impl Completion {
+    /// Builds a completion; a new descriptor in `res` is wrapped at once so that it cannot
+    /// leak. The ring has already applied the transfer count to `resources`.
+    #[inline(always)]
+    pub(crate) fn new(
+        id: OpId,
+        kind: OpKind,
+        res: i32,
+        flags: u32,
+        is_final: bool,
+        resources: Resources,
+    ) -> Self {
+        let fd = if res >= 0 && creates_fd(kind) {
+            // SAFETY: for these opcodes a non-negative result is a descriptor the kernel has
+            // just installed in our table and handed to nobody else.
+            Some(unsafe { OwnedFd::from_raw_fd(res) })
+        } else {
+            None
+        };
+        Self {
+            id,
+            kind,
+            res,
+            flags,
+            is_final,
+            resources: ManuallyDrop::new(resources),
+            fd,
+        }
+    }
+
+    /// The operation this completion belongs to.
+    pub fn id(&self) -> OpId {
+        self.id
+    }
+
+    /// The kind of operation.
+    pub fn kind(&self) -> OpKind {
+        self.kind
+    }
+
+    /// The result: a byte count, descriptor, event mask or 0 on success, the OS error
+    /// otherwise (`ECANCELED` after a cancel; a timeout's expiry is `Ok(0)`).
+    ///
+    /// # Errors
+    /// - the OS error the kernel reported for the operation.
+    pub fn result(&self) -> io::Result<u32> {
+        if self.res < 0 {
+            Err(io::Error::from_raw_os_error(-self.res))
+        } else {
+            Ok(self.res as u32)
+        }
+    }
+
+    /// The raw `res` field: non-negative on success, `-errno` on failure.
+    pub fn raw_result(&self) -> i32 {
+        self.res
+    }
+
+    /// The raw CQE flags (`IORING_CQE_F_*`).
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// Whether this is the operation's last completion: its resources come back with it and
+    /// its [`OpId`] is now stale.
+    pub fn is_final(&self) -> bool {
+        self.is_final
+    }
+
+    /// Whether this is a zero-copy send's notification: the kernel no longer reads the
+    /// buffer.
+    pub fn is_notification(&self) -> bool {
+        cqueue::notif(self.flags)
+    }
+
+    /// Whether the socket had more data queued after this receive.
+    pub fn sock_nonempty(&self) -> bool {
+        cqueue::sock_nonempty(self.flags)
+    }
+
+    /// The id of the group buffer this completion carries, if any.
+    pub fn buffer_id(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+
+    /// The pooled buffer holding the data: the one picked from a buffer group, or the
+    /// read/receive target when it was a pooled buffer. Its length is the bytes received.
+    pub fn take_buffer(&mut self) -> Option<Buffer> {
+        match mem::take(&mut *self.resources) {
+            Resources::Selected(buffer) | Resources::Read(IoBuf::Pooled(buffer)) => Some(buffer),
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+
+    /// The read or receive target, its length grown by the bytes read.
+    pub fn take_buf(&mut self) -> Option<IoBuf> {
+        match mem::take(&mut *self.resources) {
+            Resources::Read(buf) => Some(buf),
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+
+    /// The targets of a vectored read, filled in order.
+    pub fn take_bufs(&mut self) -> Vec<IoBuf> {
+        match mem::take(&mut *self.resources) {
+            Resources::ReadVectored(bufs, _) => bufs,
+            other => {
+                *self.resources = other;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The source of a write or send, advanced past the bytes written: after a short write
+    /// it still holds the rest.
+    pub fn take_write_buf(&mut self) -> Option<WriteBuf> {
+        match mem::take(&mut *self.resources) {
+            Resources::Write(buf) => Some(buf),
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+
+    /// The sources of a vectored write or `sendmsg`, advanced past the bytes written.
+    pub fn take_write_bufs(&mut self) -> Vec<WriteBuf> {
+        match mem::take(&mut *self.resources) {
+            Resources::WriteVectored(bufs, _) => bufs,
+            Resources::Message(message) => message.bufs,
+            other => {
+                *self.resources = other;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The descriptor an `accept`, `openat` or `socket` produced.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fd.take()
+    }
+
+    /// The metadata a successful `statx` read.
+    pub fn take_statx(&mut self) -> Option<libc::statx> {
+        if self.res < 0 {
+            return None;
+        }
+        match mem::take(&mut *self.resources) {
+            Resources::Statx(_, statx) => {
+                let statx: MaybeUninit<libc::statx> = statx.into_inner();
+                // SAFETY: the cell was zero-initialised (a valid `statx`: integers only) and
+                // the kernel filled it before posting this successful final completion.
+                Some(unsafe { statx.assume_init() })
+            }
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completion")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("res", &self.res)
+            .field("flags", &format_args!("{:#x}", self.flags))
+            .field("is_final", &self.is_final)
+            .field("resources", &*self.resources)
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+fn creates_fd(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Accept | OpKind::AcceptMultishot | OpKind::OpenAt | OpKind::Socket
+    )
+}

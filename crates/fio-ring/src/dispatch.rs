@@ -1,0 +1,268 @@
+//! The dispatch half of a tick: routing completions to handlers, re-arming what the ring
+//! keeps alive (repeating timeouts, starved receives), end-of-tick callbacks and buffer-group
+//! refills.
+
+use std::mem;
+
+use io_uring::cqueue;
+
+use crate::completion::Completion;
+use crate::features::OpKind;
+use crate::inflight::{IGNORED_USER_DATA, OpId};
+use crate::ops::Resources;
+use crate::ring::{RawCqe, Receiver, Ring};
+
+impl Ring {
+    /// Dispatches the ring's own completions, then every completion in the queue at the
+    /// start of the dispatch, in order. Each entry is consumed before its handler runs, so
+    /// the handler may use the ring freely, and a panicking handler leaves the rest queued.
+    pub(crate) fn dispatch(&mut self) -> usize {
+        self.dispatching = true;
+        let mut handled = 0;
+        if !self.synthetic.is_empty() {
+            for cqe in mem::take(&mut self.synthetic) {
+                handled += usize::from(self.dispatch_one(cqe));
+            }
+        }
+        let available = self.uring.completion().len();
+        for _ in 0..available {
+            let Some(cqe) = self.uring.completion().next() else {
+                break;
+            };
+            let cqe = RawCqe {
+                user_data: cqe.user_data(),
+                res: cqe.result(),
+                flags: cqe.flags(),
+            };
+            handled += usize::from(self.dispatch_one(cqe));
+        }
+        self.dispatching = false;
+        handled
+    }
+
+    /// Routes one completion; returns whether a user handler ran.
+    #[inline(always)]
+    fn dispatch_one(&mut self, cqe: RawCqe) -> bool {
+        if cqe.user_data == IGNORED_USER_DATA {
+            return false;
+        }
+        let id = OpId::from_user_data(cqe.user_data);
+        let Some(slot) = self.ops.get_mut(id) else {
+            log::trace!("dropping completion for stale {id} (res {})", cqe.res);
+            return false;
+        };
+        // The plain path: the final completion of an operation with no buffer group and
+        // nothing the ring re-arms or post-processes, which is what most completions are.
+        let plain = !cqueue::more(cqe.flags)
+            && slot.group.is_none()
+            && !matches!(slot.kind, OpKind::Timeout | OpKind::SendZc)
+            && matches!(slot.receiver, Some(Receiver::User(_)));
+        if plain {
+            self.complete(id, cqe.res, cqe.flags, None)
+        } else {
+            self.dispatch_special(id, cqe)
+        }
+    }
+
+    /// Routes a completion that needs more than the plain path: more to come, a buffer
+    /// group, a timeout or zero-copy send, or one of the ring's own operations.
+    #[inline(never)]
+    fn dispatch_special(&mut self, id: OpId, cqe: RawCqe) -> bool {
+        let Some(slot) = self.ops.get_mut(id) else {
+            return false;
+        };
+        let more = cqueue::more(cqe.flags);
+        let mut res = cqe.res;
+        let mut is_final = !more;
+        let mut rearm = false;
+        let mut starve = false;
+        let group = slot.group;
+        match slot.kind {
+            OpKind::Timeout if res == -libc::ETIME => {
+                res = 0;
+                if slot.repeat_manually {
+                    if slot.cancelled {
+                        // The cancel raced this expiry and found nothing to cancel: this
+                        // completion is the final one the cancel promised.
+                        res = -libc::ECANCELED;
+                    } else {
+                        rearm = true;
+                        is_final = false;
+                    }
+                }
+            }
+            OpKind::Recv | OpKind::RecvMultishot
+                if slot.group.is_some() && !more && !slot.cancelled =>
+            {
+                if res == -libc::ENOBUFS {
+                    starve = true;
+                    is_final = false;
+                } else if slot.kind == OpKind::RecvMultishot && res > 0 {
+                    // The kernel ended the multishot with data (e.g. CQ pressure): carry on.
+                    rearm = true;
+                    is_final = false;
+                }
+            }
+            OpKind::SendZc if more => slot.transferred = res,
+            _ => {}
+        }
+        if matches!(slot.receiver, Some(Receiver::Wake)) {
+            self.on_wake(id, res);
+            return false;
+        }
+        if starve {
+            slot.starved = true;
+            self.starved.push(id);
+            // ENOBUFS carries no buffer, but never strand one that came with it anyway.
+            drop(self.select(group, cqe.flags, res));
+            return false;
+        }
+        let rearm_entry = if rearm {
+            slot.rearm.as_deref().cloned()
+        } else {
+            None
+        };
+        let kind = slot.kind;
+        let mut receiver = if is_final { None } else { slot.receiver.take() };
+        if let Some(entry) = rearm_entry {
+            self.stage_one(&entry);
+        }
+        if is_final {
+            return self.complete(id, res, cqe.flags, group);
+        }
+        // A buffer picked from a group leaves the provider now, whatever happens next.
+        let resources = match self.select(group, cqe.flags, res) {
+            Some(buffer) => Resources::Selected(buffer),
+            None => Resources::None,
+        };
+        let handled = match &mut receiver {
+            Some(Receiver::User(handler)) => {
+                handler(
+                    self,
+                    Completion::new(id, kind, res, cqe.flags, false, resources),
+                );
+                true
+            }
+            _ => false,
+        };
+        if let Some(slot) = self.ops.get_mut(id) {
+            slot.receiver = receiver;
+        }
+        handled
+    }
+
+    /// Frees `id`'s slot and hands its resources to its handler with the final completion.
+    #[inline(always)]
+    fn complete(&mut self, id: OpId, res: i32, flags: u32, group: Option<u16>) -> bool {
+        // Empty the slot in place and release it, rather than moving it out whole.
+        let Some(slot) = self.ops.get_mut(id) else {
+            return false;
+        };
+        let kind = slot.kind;
+        let receiver = slot.receiver.take();
+        let owned = !matches!(slot.resources, Resources::None);
+        let mut resources = if owned {
+            slot.take_resources()
+        } else {
+            Resources::None
+        };
+        let count = if kind == OpKind::SendZc {
+            slot.transferred
+        } else {
+            res
+        };
+        let rearm = slot.rearm.take();
+        self.ops.release(id);
+        drop(rearm);
+        if owned && count > 0 {
+            resources.apply_transfer(count as usize);
+        }
+        let selected = cqueue::buffer_select(flags).is_some();
+        if selected && let Some(buffer) = self.select(group, flags, res) {
+            resources = Resources::Selected(buffer);
+        }
+        let Some(Receiver::User(mut handler)) = receiver else {
+            drop(resources);
+            return false;
+        };
+        if owned || selected {
+            handler(self, Completion::new(id, kind, res, flags, true, resources));
+        } else {
+            // Built right in the argument: copying an enum whose tag alone was written
+            // stalls store forwarding, and nops and most sends take this path.
+            mem::forget(resources);
+            handler(
+                self,
+                Completion::new(id, kind, res, flags, true, Resources::None),
+            );
+        }
+        true
+    }
+
+    /// Takes the buffer a completion carries out of its group, if it carries one.
+    #[inline]
+    fn select(&mut self, group: Option<u16>, flags: u32, res: i32) -> Option<fio_buffer::Buffer> {
+        match (cqueue::buffer_select(flags), group) {
+            (Some(bid), Some(group)) => self.take_from_group(group, bid, res),
+            _ => None,
+        }
+    }
+
+    #[cold]
+    fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Option<fio_buffer::Buffer> {
+        self.providers
+            .iter_mut()
+            .find(|provider| provider.id() == group)
+            .and_then(|provider| provider.take(bid, res))
+    }
+
+    /// Runs the end-of-tick callbacks, then refills buffer groups and re-arms starved ops.
+    pub(crate) fn end_tick(&mut self) {
+        if !self.tick_end.is_empty() {
+            self.dispatching = true;
+            for callback in mem::take(&mut self.tick_end) {
+                callback(self);
+            }
+            self.dispatching = false;
+        }
+        self.replenish();
+    }
+
+    /// Refills every buffer group from its pool, publishes the new tails (one release store
+    /// per group) and re-arms the starved receives whose group has buffers again.
+    #[inline]
+    pub(crate) fn replenish(&mut self) {
+        if self.providers.is_empty() && self.starved.is_empty() {
+            return;
+        }
+        self.replenish_groups();
+    }
+
+    #[cold]
+    fn replenish_groups(&mut self) {
+        for provider in &mut self.providers {
+            provider.refill();
+            provider.publish();
+        }
+        if self.starved.is_empty() {
+            return;
+        }
+        for id in mem::take(&mut self.starved) {
+            let Some(slot) = self.ops.get_mut(id) else {
+                continue;
+            };
+            let has_buffers = self
+                .providers
+                .iter()
+                .any(|provider| Some(provider.id()) == slot.group && provider.available() > 0);
+            if !has_buffers {
+                self.starved.push(id);
+                continue;
+            }
+            slot.starved = false;
+            if let Some(entry) = slot.rearm.as_deref().cloned() {
+                self.stage_one(&entry);
+            }
+        }
+    }
+}

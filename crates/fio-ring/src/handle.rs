@@ -1,0 +1,209 @@
+//! [`RingHandle`]: how other threads queue work for a ring's thread and wake it.
+//!
+//! The ring keeps a read of an eventfd armed. A handle pushes closures on a mutex-guarded
+//! queue and writes the eventfd; an atomic flag coalesces wakes so that any number of
+//! `queue` calls between two ticks cost one eventfd write. When the read completes, the ring
+//! clears the flag, takes the queue, runs every closure with `&mut Ring` and re-arms the read.
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use io_uring::opcode;
+
+use crate::buf::KernelBox;
+use crate::error::Error;
+use crate::features::OpKind;
+use crate::inflight::OpId;
+use crate::ops::Resources;
+use crate::ring::{OpSlot, Receiver, Ring};
+
+/// Work queued from another thread; runs on the ring's thread during a tick.
+pub type Job = Box<dyn FnOnce(&mut Ring) + Send>;
+
+/// State shared between the ring and its handles.
+pub(crate) struct Shared {
+    jobs: Mutex<Vec<Job>>,
+    /// Set once an eventfd write is pending, so further wakes skip the syscall.
+    notified: AtomicBool,
+    /// Set when the ring is dropped: queued work would never run.
+    closed: AtomicBool,
+    eventfd: OwnedFd,
+}
+
+impl Shared {
+    fn notify(&self) -> Result<(), Error> {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            fio_sys::eventfd_write(self.eventfd.as_fd(), 1)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the ring gone and drops whatever was still queued.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let jobs = std::mem::take(&mut *self.jobs.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(jobs);
+    }
+}
+
+/// A `Send + Sync` handle to a [`Ring`], for other threads.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use fio_ring::{Ring, RingConfig};
+///
+/// let mut ring = Ring::new(RingConfig::new(8))?;
+/// let handle = ring.handle()?;
+/// let worker = std::thread::spawn(move || handle.queue(|ring| ring.on_tick_end(|_| ())));
+/// worker.join().expect("worker thread")?;
+/// // The queued closure runs during one of the next ticks.
+/// for _ in 0..10 {
+///     ring.wait(Some(Duration::from_secs(1)))?;
+///     if ring.pending_jobs() == 0 { break; }
+/// }
+/// # Ok::<(), fio_ring::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RingHandle {
+    shared: Arc<Shared>,
+}
+
+impl RingHandle {
+    /// Queues `job` to run on the ring's thread during a coming tick, and wakes the ring.
+    ///
+    /// # Errors
+    /// - [`Error::RingClosed`] when the ring was dropped (the job is dropped unrun).
+    /// - [`Error::Io`] when the eventfd write fails.
+    pub fn queue<F>(&self, job: F) -> Result<(), Error>
+    where
+        F: FnOnce(&mut Ring) + Send + 'static,
+    {
+        {
+            let mut jobs = self
+                .shared
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::RingClosed);
+            }
+            jobs.push(Box::new(job));
+        }
+        self.shared.notify()
+    }
+
+    /// Wakes the ring: its current or next [`Ring::wait`] returns soon.
+    ///
+    /// # Errors
+    /// - [`Error::RingClosed`] when the ring was dropped.
+    /// - [`Error::Io`] when the eventfd write fails.
+    pub fn wake(&self) -> Result<(), Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::RingClosed);
+        }
+        self.shared.notify()
+    }
+}
+
+impl fmt::Debug for RingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingHandle")
+            .field("notified", &self.shared.notified.load(Ordering::Relaxed))
+            .field("closed", &self.shared.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// A handle other threads use to queue work for this ring and wake it. The first call
+    /// creates an eventfd and arms a read on it (one in-flight operation for the ring's
+    /// lifetime); later calls clone the same handle.
+    ///
+    /// # Errors
+    /// - [`Error::Io`] when the eventfd cannot be created.
+    /// - [`Error::Unsupported`] when the kernel cannot read through io_uring.
+    pub fn handle(&mut self) -> Result<RingHandle, Error> {
+        if let Some(shared) = &self.handle {
+            return Ok(RingHandle {
+                shared: shared.clone(),
+            });
+        }
+        if !self.features.supports(OpKind::Read) {
+            return Err(Error::Unsupported { op: OpKind::Read });
+        }
+        // Blocking on purpose: io_uring reads it with IOCB_NOWAIT and arms a poll, whereas an
+        // O_NONBLOCK eventfd would complete the read with EAGAIN instead.
+        let eventfd = fio_sys::eventfd(0, false)?;
+        let counter = KernelBox::new(0u64);
+        let entry = opcode::Read::new(
+            io_uring::types::Fd(std::os::fd::AsRawFd::as_raw_fd(&eventfd)),
+            counter.as_ptr().cast::<u8>(),
+            8,
+        )
+        .build();
+        let slot = OpSlot::new(OpKind::Read, Receiver::Wake, Resources::Counter(counter));
+        let id = self.ops.insert(slot).ok_or(Error::InvalidArgument {
+            reason: "the in-flight table is full",
+        })?;
+        let entry = entry.user_data(id.user_data());
+        if let Some(slot) = self.ops.get_mut(id) {
+            slot.rearm = Some(Box::new(entry.clone()));
+        }
+        self.stage_entry(entry);
+        let shared = Arc::new(Shared {
+            jobs: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            eventfd,
+        });
+        self.handle = Some(shared.clone());
+        Ok(RingHandle { shared })
+    }
+
+    /// Jobs queued by handles and not yet run.
+    pub fn pending_jobs(&self) -> usize {
+        self.handle.as_ref().map_or(0, |shared| {
+            shared
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+        })
+    }
+
+    /// The wake-up read completed: re-arm it and run the queued jobs.
+    pub(crate) fn on_wake(&mut self, id: OpId, res: i32) {
+        // Re-arm unless cancelled or broken: a read failing for another reason than an
+        // interruption would fail again at once, on every tick.
+        let healthy = res >= 0 || res == -libc::EINTR || res == -libc::EAGAIN;
+        let rearm = match self.ops.get(id) {
+            Some(slot) if !slot.cancelled && healthy => slot.rearm.as_deref().cloned(),
+            _ => None,
+        };
+        match rearm {
+            Some(entry) => self.stage_entry(entry),
+            None => {
+                if !healthy && res != -libc::ECANCELED {
+                    log::error!(
+                        "ring wake-up read failed; handles can no longer wake the ring: {}",
+                        std::io::Error::from_raw_os_error(-res)
+                    );
+                }
+                drop(self.ops.remove(id));
+            }
+        }
+        let Some(shared) = self.handle.clone() else {
+            return;
+        };
+        // Clear the flag before taking the queue: a job pushed after the take sees it clear
+        // and writes the eventfd again, so no job is stranded.
+        shared.notified.store(false, Ordering::SeqCst);
+        let jobs = std::mem::take(&mut *shared.jobs.lock().unwrap_or_else(PoisonError::into_inner));
+        for job in jobs {
+            job(self);
+        }
+    }
+}

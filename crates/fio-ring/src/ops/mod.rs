@@ -1,0 +1,192 @@
+//! Operations: safe constructors that take ownership of everything the kernel will touch.
+//!
+//! An [`Op`] is a prepared submission entry plus the resources its pointers refer to. All
+//! those resources live on the heap (a `Vec`'s buffer, a pooled [`Buffer`](fio_buffer::Buffer),
+//! a [`KernelBox`]), so the pointers stay valid as the `Op` moves into the ring's in-flight
+//! table, where it stays until its final completion. Constructors are grouped by family:
+//! `io.rs` (files and streams), `net.rs` (sockets), `time.rs` (timeouts).
+
+mod io;
+pub use io::MAX_IOVECS;
+mod net;
+pub(crate) mod time;
+
+use std::ffi::CString;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use io_uring::squeue;
+use io_uring::types::Timespec;
+
+use crate::buf::{IoBuf, KernelBox, WriteBuf};
+use crate::features::OpKind;
+
+/// One operation, ready to be submitted with [`Ring::submit`](crate::Ring::submit).
+///
+/// Built by the constructors below; each takes ownership of its buffers, paths and addresses
+/// and gives them back in the final [`Completion`](crate::Completion).
+///
+/// # File descriptors
+///
+/// Constructors borrow a descriptor only long enough to read its number. The kernel takes its
+/// own reference to the open file when the entry is *submitted* (at the next
+/// [`Ring::wait`](crate::Ring::wait)), so closing the descriptor afterwards cannot make the
+/// kernel touch freed memory. But if the descriptor is closed *before* that and its number is
+/// reused by another open, the operation acts on the new file: keep descriptors open until
+/// their operations complete.
+pub struct Op {
+    pub(crate) entry: squeue::Entry,
+    pub(crate) resources: Resources,
+    pub(crate) kind: OpKind,
+    /// The buffer group a buffer-select operation picks from.
+    pub(crate) group: Option<u16>,
+    /// A timeout that fires repeatedly.
+    pub(crate) repeat: bool,
+}
+
+impl Op {
+    fn new(entry: squeue::Entry, resources: Resources, kind: OpKind) -> Self {
+        Self {
+            entry,
+            resources,
+            kind,
+            group: None,
+            repeat: false,
+        }
+    }
+
+    /// What kind of operation this is.
+    pub fn kind(&self) -> OpKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Op")
+            .field("kind", &self.kind)
+            .field("resources", &self.resources)
+            .field("group", &self.group)
+            .field("repeat", &self.repeat)
+            .finish()
+    }
+}
+
+/// The memory an operation's entry points at, owned until the final completion.
+///
+/// Many fields are never read: holding them is the point, since the kernel reads or writes
+/// them through the entry's pointers.
+#[derive(Debug, Default)]
+#[allow(dead_code)]
+pub(crate) enum Resources {
+    /// Nothing: the entry carries only integers.
+    #[default]
+    None,
+    /// A read or receive target.
+    Read(IoBuf),
+    /// A write or send source.
+    Write(WriteBuf),
+    /// Vectored read targets and the `iovec` array describing them.
+    ReadVectored(Vec<IoBuf>, Vec<libc::iovec>),
+    /// Vectored write sources and the `iovec` array describing them.
+    WriteVectored(Vec<WriteBuf>, Vec<libc::iovec>),
+    /// `sendmsg`: boxed, as the largest and rarest variant.
+    Message(Box<Message>),
+    /// A socket address (`connect`).
+    Addr(KernelBox<SockAddr>),
+    /// A timeout's interval.
+    Time(KernelBox<Timespec>),
+    /// A path (`openat`).
+    Path(CString),
+    /// `statx`: the path and the result buffer.
+    Statx(CString, KernelBox<MaybeUninit<libc::statx>>),
+    /// A descriptor to close: owned until submission, then the kernel's.
+    Close(Option<OwnedFd>),
+    /// An 8-byte counter read from an eventfd (the ring's wake-up op).
+    Counter(KernelBox<u64>),
+    /// Not owned by an op: the buffer a completion carries from a buffer group (group ops
+    /// own nothing else, so it travels in the completion's resources).
+    Selected(fio_buffer::Buffer),
+}
+
+impl Resources {
+    /// Records `count` transferred bytes in the buffers an operation owned: read targets grow
+    /// by the bytes read, write sources advance past the bytes written.
+    pub(crate) fn apply_transfer(&mut self, count: usize) {
+        match self {
+            Resources::Read(buf) => buf.commit(count),
+            Resources::ReadVectored(bufs, _) => {
+                let mut left = count;
+                for buf in bufs {
+                    let room = buf.capacity() - buf.len();
+                    let filled = left.min(room);
+                    buf.commit(filled);
+                    left -= filled;
+                }
+            }
+            Resources::Write(buf) => buf.advance(count),
+            Resources::WriteVectored(bufs, _) => advance_all(bufs, count),
+            Resources::Message(message) => advance_all(&mut message.bufs, count),
+            _ => {}
+        }
+    }
+
+    /// Called when the op is handed to the ring: a descriptor being closed now belongs to the
+    /// kernel, so it must not be closed again when the resources are dropped.
+    pub(crate) fn on_submit(&mut self) {
+        if let Resources::Close(fd) = self
+            && let Some(fd) = fd.take()
+        {
+            let _kernel_owned: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        }
+    }
+}
+
+/// Advances write sources in order past `count` written bytes.
+fn advance_all(bufs: &mut [WriteBuf], count: usize) {
+    let mut left = count;
+    for buf in bufs {
+        let sent = left.min(buf.remaining());
+        buf.advance(sent);
+        left -= sent;
+    }
+}
+
+/// What a `sendmsg` owns: the sources, their `iovec`s, the optional destination and the
+/// header that points at them.
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(crate) struct Message {
+    pub(crate) bufs: Vec<WriteBuf>,
+    pub(crate) iovecs: Vec<libc::iovec>,
+    pub(crate) addr: Option<KernelBox<SockAddr>>,
+    pub(crate) header: KernelBox<libc::msghdr>,
+}
+
+/// A socket address in the kernel's layout.
+pub(crate) struct SockAddr {
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+impl fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SockAddr(family {}, {} bytes)",
+            self.storage.ss_family, self.len
+        )
+    }
+}
+
+/// A descriptor's number for an entry (see the type-level note on [`Op`]).
+fn raw(fd: impl AsFd) -> io_uring::types::Fd {
+    io_uring::types::Fd(fd.as_fd().as_raw_fd())
+}
+
+/// `offset` as io_uring expects it: `None` means "the current file position" (`-1`), which is
+/// also what pipes and sockets want.
+fn offset(offset: Option<u64>) -> u64 {
+    offset.unwrap_or(u64::MAX)
+}

@@ -1,0 +1,376 @@
+//! Provided-buffer rings backed by a [`BufferPool`]: the kernel picks a buffer per receive,
+//! and the ring hands it to the handler without copying.
+//!
+//! Each group is a page-aligned array of `entries` ring entries shared with the kernel
+//! (`IORING_REGISTER_PBUF_RING`, Linux 5.19). Slot `bid` holds the pooled [`Buffer`] whose
+//! address was published under that id. When a completion carries buffer `bid`, the buffer
+//! leaves the slot (zero-copy hand-off) and a fresh one from the pool is staged in its place.
+//! If the pool is dry the slot stays empty, since a null or stale entry is never published,
+//! and is refilled at a later tick. The tail is published with one release store per tick.
+
+use std::mem::offset_of;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::{fmt, io};
+
+use fio_buffer::{Buffer, BufferPool};
+use io_uring::IoUring;
+use io_uring::types::BufRingEntry;
+
+use crate::error::Error;
+use crate::ring::Ring;
+
+/// The largest number of entries in one buffer group (the kernel's limit).
+pub const MAX_GROUP_ENTRIES: u16 = 32768;
+
+/// A registered buffer group: pass it to [`Op::recv_multishot`](crate::Op::recv_multishot)
+/// or [`Op::recv_from_group`](crate::Op::recv_from_group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufferGroup {
+    id: u16,
+    buffer_len: u32,
+}
+
+impl BufferGroup {
+    /// The kernel's buffer group id (`bgid`).
+    pub fn id(self) -> u16 {
+        self.id
+    }
+
+    /// The capacity of each buffer in the group.
+    pub fn buffer_len(self) -> u32 {
+        self.buffer_len
+    }
+}
+
+/// The kernel's view of one ring entry (`struct io_uring_buf`). In entry 0, `resv` is the
+/// ring's tail, which is why entries are written field by field and never as a whole.
+#[repr(C)]
+struct RawEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(size_of::<RawEntry>() == size_of::<BufRingEntry>());
+
+/// Page-aligned, zeroed memory for the ring entries, from an anonymous mapping.
+struct RingMemory {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+impl RingMemory {
+    fn new(entries: u16) -> io::Result<Self> {
+        let len = usize::from(entries) * size_of::<RawEntry>();
+        // SAFETY: an anonymous private mapping with a null hint takes no pointer from us; the
+        // kernel checks the arguments.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        let memory = Self { base, len };
+        // A forked child must not share the pages the kernel reads buffer addresses from.
+        // SAFETY: the range is the mapping created above, which we own.
+        let advised = unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
+        if advised != 0 {
+            log::debug!(
+                "madvise(MADV_DONTFORK) on a buffer ring failed: {}",
+                io::Error::last_os_error()
+            );
+        }
+        Ok(memory)
+    }
+
+    fn entry(&self, index: u16) -> *mut RawEntry {
+        self.base
+            .as_ptr()
+            .wrapping_add(usize::from(index) * size_of::<RawEntry>())
+            .cast()
+    }
+
+    /// The tail the kernel reads, overlaid on entry 0's reserved field.
+    fn tail(&self) -> &AtomicU16 {
+        let ptr = self.base.as_ptr().wrapping_add(offset_of!(RawEntry, resv));
+        // SAFETY: the address is inside the live mapping, 2-aligned (page base + 14), and
+        // only ever accessed atomically: by this process through this reference and by the
+        // kernel with acquire loads. The reference does not outlive `self`.
+        unsafe { AtomicU16::from_ptr(ptr.cast::<u16>()) }
+    }
+}
+
+impl Drop for RingMemory {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created in `new`, is unmapped only here, and the provider
+        // drops it only after unregistering the ring from the kernel.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One registered buffer group and the pooled buffers it lends to the kernel.
+///
+/// Owned by the [`Ring`]; see [`Ring::register_buffer_group`]. Inspect it with
+/// [`Ring::buffer_group`].
+pub struct BufferProvider {
+    group: BufferGroup,
+    pool: BufferPool,
+    memory: RingMemory,
+    mask: u16,
+    /// The tail as staged locally; published to the kernel once per tick.
+    tail: u16,
+    published: u16,
+    /// `slots[bid]` is the buffer the kernel may fill under `bid`, while it is in the ring.
+    slots: Vec<Option<Buffer>>,
+    /// Ids whose buffer was handed out and not yet replaced (the pool ran dry).
+    missing: Vec<u16>,
+    /// Buffers currently in the ring (staged or published).
+    available: usize,
+}
+
+impl BufferProvider {
+    fn register(uring: &IoUring, id: u16, pool: BufferPool, entries: u16) -> Result<Self, Error> {
+        if entries == 0 || !entries.is_power_of_two() || entries > MAX_GROUP_ENTRIES {
+            return Err(Error::InvalidConfig {
+                reason: "buffer group entries must be a power of two between 1 and 32768",
+            });
+        }
+        let buffer_len = u32::try_from(pool.buffer_size()).unwrap_or(u32::MAX);
+        let memory = RingMemory::new(entries)?;
+        // SAFETY: `memory` is a page-aligned, zeroed mapping of `entries` ring entries that
+        // the provider keeps until it has unregistered the group (or leaks when it cannot).
+        unsafe {
+            uring.submitter().register_buf_ring_with_flags(
+                memory.base.as_ptr() as u64,
+                entries,
+                id,
+                0,
+            )
+        }
+        .map_err(|source| Error::BufferRing { group: id, source })?;
+        let mut provider = Self {
+            group: BufferGroup { id, buffer_len },
+            pool,
+            memory,
+            mask: entries - 1,
+            tail: 0,
+            published: 0,
+            slots: (0..entries).map(|_| None).collect(),
+            missing: (0..entries).rev().collect(),
+            available: 0,
+        };
+        provider.refill();
+        provider.publish();
+        Ok(provider)
+    }
+
+    /// The group to name in receive operations.
+    pub fn group(&self) -> BufferGroup {
+        self.group
+    }
+
+    pub(crate) fn id(&self) -> u16 {
+        self.group.id
+    }
+
+    /// Number of ring entries.
+    pub fn entries(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Buffers currently lent to the kernel.
+    pub fn available(&self) -> usize {
+        self.available
+    }
+
+    /// Entries waiting for the pool to give a buffer back.
+    pub fn missing(&self) -> usize {
+        self.missing.len()
+    }
+
+    /// The pool the buffers come from.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Takes buffer `bid` out of the ring with `res` bytes received, and stages a fresh one
+    /// in its place when the pool has one.
+    pub(crate) fn take(&mut self, bid: u16, res: i32) -> Option<Buffer> {
+        let slot = self.slots.get_mut(usize::from(bid))?;
+        let Some(mut buffer) = slot.take() else {
+            log::error!(
+                "kernel returned buffer {bid} of group {} twice",
+                self.group.id
+            );
+            return None;
+        };
+        self.available -= 1;
+        let len = usize::try_from(res).unwrap_or(0).min(buffer.capacity());
+        buffer.set_len(len);
+        match self.pool.take() {
+            Ok(fresh) => self.stage(bid, fresh),
+            Err(_) => self.missing.push(bid),
+        }
+        Some(buffer)
+    }
+
+    /// Replaces missing buffers from the pool, as far as it allows.
+    pub(crate) fn refill(&mut self) {
+        while let Some(&bid) = self.missing.last() {
+            let Ok(buffer) = self.pool.take() else {
+                break;
+            };
+            self.missing.pop();
+            self.stage(bid, buffer);
+        }
+    }
+
+    /// Makes every staged entry visible to the kernel: one release store of the tail.
+    pub(crate) fn publish(&mut self) {
+        if self.tail != self.published {
+            self.memory.tail().store(self.tail, Ordering::Release);
+            self.published = self.tail;
+        }
+    }
+
+    /// Writes `buffer` under `bid` at the local tail (not yet visible to the kernel).
+    fn stage(&mut self, bid: u16, mut buffer: Buffer) {
+        buffer.clear();
+        let entry = self.memory.entry(self.tail & self.mask);
+        let addr = buffer.as_mut_ptr() as u64;
+        let len = self
+            .group
+            .buffer_len
+            .min(u32::try_from(buffer.capacity()).unwrap_or(u32::MAX));
+        let base = entry.cast::<u8>();
+        // Entries in [tail, head + entries) belong to userspace: the kernel reads only
+        // published entries below the tail, and at most `entries` buffers are ever in the
+        // ring, so this position is free. Fields are written one by one so entry 0's
+        // `resv` (the tail) is never touched by a plain store.
+        // SAFETY: in-bounds, 8-aligned field of a ring entry userspace owns (see above).
+        unsafe {
+            base.wrapping_add(offset_of!(RawEntry, addr))
+                .cast::<u64>()
+                .write(addr)
+        };
+        // SAFETY: as above, for the 4-aligned `len` field.
+        unsafe {
+            base.wrapping_add(offset_of!(RawEntry, len))
+                .cast::<u32>()
+                .write(len)
+        };
+        // SAFETY: as above, for the 2-aligned `bid` field.
+        unsafe {
+            base.wrapping_add(offset_of!(RawEntry, bid))
+                .cast::<u16>()
+                .write(bid)
+        };
+        self.tail = self.tail.wrapping_add(1);
+        self.available += 1;
+        self.slots[usize::from(bid)] = Some(buffer);
+    }
+
+    /// Unregisters the group; after this the kernel never reads the ring or its buffers.
+    pub(crate) fn unregister(&self, uring: &IoUring) -> io::Result<()> {
+        uring.submitter().unregister_buf_ring(self.group.id)
+    }
+}
+
+impl fmt::Debug for BufferProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferProvider")
+            .field("group", &self.group)
+            .field("entries", &self.slots.len())
+            .field("available", &self.available)
+            .field("missing", &self.missing.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// Registers a provided-buffer ring of `entries` buffers from `pool` and returns its
+    /// group for [`Op::recv_multishot`](crate::Op::recv_multishot). The ring owns the group
+    /// until it is dropped. Requires Linux 5.19.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidConfig`] unless `entries` is a power of two up to 32768.
+    /// - [`Error::BufferRing`] when the kernel refuses the registration.
+    /// - [`Error::Io`] when the ring memory cannot be mapped.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig};
+    /// use fio_ring::{Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let pool = BufferPool::new(PoolConfig::new(2048)).map_err(fio_ring::Error::Pool)?;
+    /// let group = ring.register_buffer_group(pool, 16)?;
+    /// assert_eq!(ring.buffer_group(group).map(|g| g.available()), Some(16));
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn register_buffer_group(
+        &mut self,
+        pool: BufferPool,
+        entries: u16,
+    ) -> Result<BufferGroup, Error> {
+        let id = (0..PROBE_GROUP)
+            .find(|id| self.providers.iter().all(|provider| provider.id() != *id))
+            .ok_or(Error::InvalidConfig {
+                reason: "every buffer group id is taken",
+            })?;
+        let provider = BufferProvider::register(&self.uring, id, pool, entries)?;
+        let group = provider.group();
+        self.providers.push(provider);
+        Ok(group)
+    }
+
+    /// The provider behind `group`, for its figures.
+    pub fn buffer_group(&self, group: BufferGroup) -> Option<&BufferProvider> {
+        self.providers
+            .iter()
+            .find(|provider| provider.id() == group.id)
+    }
+}
+
+/// The group id used for the registration test at ring creation.
+const PROBE_GROUP: u16 = u16::MAX;
+
+/// Whether the kernel accepts provided-buffer rings: registers and unregisters a one-entry
+/// ring.
+pub(crate) fn probe_buf_ring(uring: &IoUring) -> bool {
+    let Ok(memory) = RingMemory::new(1) else {
+        return false;
+    };
+    // SAFETY: `memory` is a page-aligned, zeroed one-entry mapping that outlives the
+    // registration, which is undone below before `memory` is dropped.
+    let registered = unsafe {
+        uring.submitter().register_buf_ring_with_flags(
+            memory.base.as_ptr() as u64,
+            1,
+            PROBE_GROUP,
+            0,
+        )
+    };
+    match registered {
+        Ok(()) => {
+            if uring.submitter().unregister_buf_ring(PROBE_GROUP).is_err() {
+                // Keep the memory mapped rather than free pages still registered.
+                std::mem::forget(memory);
+            }
+            true
+        }
+        Err(error) => {
+            log::debug!("provided-buffer rings unavailable: {error}");
+            false
+        }
+    }
+}

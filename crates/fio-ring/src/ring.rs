@@ -1,0 +1,619 @@
+//! [`Ring`]: submission, the in-flight table and the tick (FastRing's `WaitForFastRing`).
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::{IoUring, opcode, squeue};
+
+use crate::buf::KernelBox;
+use crate::completion::Completion;
+use crate::config::{self, RingConfig};
+use crate::error::Error;
+use crate::features::{Features, OpKind};
+use crate::handle::Shared;
+use crate::inflight::{IGNORED_USER_DATA, OpId, Slab};
+use crate::ops::{Op, Resources, time};
+use crate::provider::{self, BufferProvider};
+
+/// A completion handler: called once per completion of its operation, with the ring so that
+/// it can submit and cancel operations.
+pub type Handler = Box<dyn FnMut(&mut Ring, Completion)>;
+
+/// A one-shot callback run at the end of a tick (after every completion was dispatched).
+pub type TickEnd = Box<dyn FnOnce(&mut Ring)>;
+
+/// Who receives an operation's completions.
+pub(crate) enum Receiver {
+    /// The user's handler.
+    User(Handler),
+    /// The ring's own wake-up read on the [`RingHandle`](crate::RingHandle) eventfd.
+    Wake,
+    /// Nobody: the completion only frees the slot (link timeouts).
+    Silent,
+}
+
+/// One in-flight operation: everything the kernel may touch, kept until the final completion.
+pub(crate) struct OpSlot {
+    pub(crate) kind: OpKind,
+    /// Taken out while the handler runs, so the handler can borrow the ring mutably.
+    pub(crate) receiver: Option<Receiver>,
+    /// The memory the entry points at; freed only with the slot.
+    pub(crate) resources: Resources,
+    /// The entry to submit again for ops the ring re-arms (manual repeating timeouts,
+    /// buffer-group receives after `ENOBUFS`, the wake-up read).
+    pub(crate) rearm: Option<Box<squeue::Entry>>,
+    /// The buffer group a buffer-select op picks from.
+    pub(crate) group: Option<u16>,
+    /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
+    pub(crate) repeat_manually: bool,
+    /// `cancel` was called: never re-arm again.
+    pub(crate) cancelled: bool,
+    /// Waiting in `Ring::starved` for its buffer group to be refilled; no kernel request.
+    pub(crate) starved: bool,
+    /// A zero-copy send's byte count, held until the final notification.
+    pub(crate) transferred: i32,
+}
+
+/// A completion queue entry copied out of the ring (or made up by the ring itself).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawCqe {
+    pub(crate) user_data: u64,
+    pub(crate) res: i32,
+    pub(crate) flags: u32,
+}
+
+/// Entries waiting for room in the submission queue; a linked pair stays together so that the
+/// chain is never split across two kernel entries.
+enum Staged {
+    One(squeue::Entry),
+    Linked([squeue::Entry; 2]),
+}
+
+impl Staged {
+    fn entries(&self) -> &[squeue::Entry] {
+        match self {
+            Staged::One(entry) => std::slice::from_ref(entry),
+            Staged::Linked(pair) => pair,
+        }
+    }
+}
+
+/// A safe, batched io_uring instance: one per reactor thread.
+///
+/// Operations ([`Op`]) move their buffers and other resources into the ring's in-flight table
+/// when submitted; the table gives them back only with the final completion, so the kernel
+/// never sees freed memory. [`wait`](Self::wait) is one tick: stage, enter the kernel once,
+/// dispatch every completion, run end-of-tick callbacks.
+///
+/// `Ring` is `!Send` (the kernel is told only this thread submits). Other threads reach it
+/// through a [`RingHandle`](crate::RingHandle).
+///
+/// # Examples
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use fio_ring::{Op, Ring, RingConfig};
+///
+/// let mut ring = Ring::new(RingConfig::new(32))?;
+/// let done = Rc::new(Cell::new(0));
+/// for _ in 0..3 {
+///     let done = done.clone();
+///     ring.submit(Op::nop(), move |_, completion| {
+///         assert!(completion.is_final());
+///         done.set(done.get() + 1);
+///     })?;
+/// }
+/// for _ in 0..10 {
+///     if done.get() == 3 { break; }
+///     ring.wait(None)?;
+/// }
+/// assert_eq!(done.get(), 3);
+/// # Ok::<(), fio_ring::Error>(())
+/// ```
+pub struct Ring {
+    pub(crate) uring: IoUring,
+    /// Every operation the kernel may still complete, keyed by its `user_data`.
+    pub(crate) ops: Slab<OpSlot>,
+    /// Entries that did not fit in the submission queue, in order.
+    backlog: VecDeque<Staged>,
+    /// Completions made up by the ring (a cancelled starved op), dispatched next tick.
+    pub(crate) synthetic: Vec<RawCqe>,
+    pub(crate) tick_end: Vec<TickEnd>,
+    /// Registered buffer groups; few per ring, so a linear search is fastest.
+    pub(crate) providers: Vec<BufferProvider>,
+    /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
+    pub(crate) starved: Vec<OpId>,
+    pub(crate) handle: Option<Arc<Shared>>,
+    pub(crate) features: Features,
+    pub(crate) config: RingConfig,
+    /// Set while handlers and tick-end callbacks run, to refuse a re-entrant `wait`.
+    pub(crate) dispatching: bool,
+    /// Entries were put in the submission queue since the last kernel entry.
+    staged: bool,
+    /// One bit per [`OpKind`] this kernel supports, for a branch-free check on submit.
+    supported: u64,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Ring {
+    /// Creates a ring, trying the best setup flags first and stepping down while the kernel
+    /// refuses them, then probes what the kernel supports.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidConfig`] when `config` is out of range.
+    /// - [`Error::Setup`] when io_uring cannot be used at all; its
+    ///   [`SetupRefusal`](crate::SetupRefusal) says why (seccomp/sysctl, no kernel support,
+    ///   memlock, old kernel) so the caller can fall back to another engine.
+    /// - [`Error::Io`] when the kernel version cannot be read.
+    pub fn new(config: RingConfig) -> Result<Self, Error> {
+        let mut kernel = fio_sys::kernel_version()?;
+        if let Some(assumed) = config.assumed_kernel {
+            kernel = kernel.min(assumed);
+        }
+        let (uring, setup) = config::build(&config)?;
+        let mut features = Features::probe(&uring, setup, kernel);
+        features.set_buf_ring(provider::probe_buf_ring(&uring));
+        log::debug!("{features}");
+        let supported = features.supported_mask();
+        let capacity = uring.params().cq_entries() as usize;
+        Ok(Self {
+            uring,
+            ops: Slab::with_capacity(capacity),
+            backlog: VecDeque::new(),
+            synthetic: Vec::new(),
+            tick_end: Vec::new(),
+            providers: Vec::new(),
+            starved: Vec::new(),
+            handle: None,
+            features,
+            config,
+            dispatching: false,
+            staged: false,
+            supported,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// What this kernel supports.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// Operations in flight, including the ring's own (the wake-up read of a
+    /// [`RingHandle`](crate::RingHandle), link timeouts).
+    pub fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the operation `id` is still in flight.
+    pub fn is_in_flight(&self, id: OpId) -> bool {
+        self.ops.get(id).is_some()
+    }
+
+    /// Queues `op`; it reaches the kernel at the next [`wait`](Self::wait). `handler` is
+    /// called for each of its completions during a later `wait`.
+    ///
+    /// # Errors
+    /// - [`Error::Unsupported`] when this kernel lacks the operation.
+    /// - [`Error::UnknownBufferGroup`] when the op picks from a group not registered here.
+    #[inline]
+    pub fn submit<F>(&mut self, op: Op, handler: F) -> Result<OpId, Error>
+    where
+        F: FnMut(&mut Ring, Completion) + 'static,
+    {
+        let Op {
+            mut entry,
+            resources,
+            kind,
+            group,
+            repeat,
+        } = op;
+        let id = self.register(
+            &mut entry,
+            resources,
+            kind,
+            group,
+            repeat,
+            Box::new(handler),
+        )?;
+        self.stage_one(&entry);
+        Ok(id)
+    }
+
+    /// Queues `op` with a deadline: if it has not completed `timeout` after submission it is
+    /// cancelled and completes with `ECANCELED` (a linked timeout; both entries reach the
+    /// kernel in the same batch).
+    ///
+    /// # Errors
+    /// - as [`submit`](Self::submit), and [`Error::Unsupported`] without link timeouts.
+    pub fn submit_with_timeout<F>(
+        &mut self,
+        op: Op,
+        timeout: Duration,
+        handler: F,
+    ) -> Result<OpId, Error>
+    where
+        F: FnMut(&mut Ring, Completion) + 'static,
+    {
+        if !self.features.supports(OpKind::LinkTimeout) {
+            return Err(Error::Unsupported {
+                op: OpKind::LinkTimeout,
+            });
+        }
+        let (id, entry) = self.prepare(op, Box::new(handler))?;
+        let time = KernelBox::new(Timespec::from(timeout));
+        let link = time::link_timeout_entry(time.as_ptr());
+        let slot = OpSlot::new(OpKind::LinkTimeout, Receiver::Silent, Resources::Time(time));
+        let Some(link_id) = self.ops.insert(slot) else {
+            // Nothing reached the kernel yet, so the op's memory can be freed right away.
+            drop(self.ops.remove(id));
+            return Err(table_full());
+        };
+        let pair = [
+            entry.flags(squeue::Flags::IO_LINK),
+            link.user_data(link_id.user_data()),
+        ];
+        self.stage(Staged::Linked(pair));
+        Ok(id)
+    }
+
+    /// Queues a raw submission entry; its `user_data` is replaced by the new operation's id.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when the in-flight table is full.
+    ///
+    /// # Safety
+    /// Everything `entry` points to (buffers, iovecs, addresses, paths, timespecs) must stay
+    /// valid, and memory the kernel writes must not be accessed, until `handler` has received
+    /// the operation's final completion (one with [`Completion::is_final`]), or for as long as
+    /// the ring lives if that never happens.
+    pub unsafe fn push_raw<F>(&mut self, entry: squeue::Entry, handler: F) -> Result<OpId, Error>
+    where
+        F: FnMut(&mut Ring, Completion) + 'static,
+    {
+        let slot = OpSlot::new(
+            OpKind::Raw,
+            Receiver::User(Box::new(handler)),
+            Resources::None,
+        );
+        let id = self.ops.insert(slot).ok_or_else(table_full)?;
+        self.stage(Staged::One(entry.user_data(id.user_data())));
+        Ok(id)
+    }
+
+    /// Asks the kernel to cancel `id`. The operation's resources stay in the ring until its
+    /// final completion arrives (`ECANCELED`, or its real result if it finished first), and
+    /// its handler sees that completion as usual. Cancelling twice is harmless.
+    ///
+    /// # Errors
+    /// - [`Error::StaleOp`] when `id` already completed; no other operation is touched.
+    pub fn cancel(&mut self, id: OpId) -> Result<(), Error> {
+        let slot = self.ops.get_mut(id).ok_or(Error::StaleOp(id))?;
+        if slot.cancelled {
+            return Ok(());
+        }
+        slot.cancelled = true;
+        if slot.starved {
+            // No kernel request exists while starved: complete it ourselves.
+            slot.starved = false;
+            self.starved.retain(|starved| *starved != id);
+            self.synthetic.push(RawCqe {
+                user_data: id.user_data(),
+                res: -libc::ECANCELED,
+                flags: 0,
+            });
+            return Ok(());
+        }
+        let entry = opcode::AsyncCancel::new(id.user_data())
+            .build()
+            .user_data(IGNORED_USER_DATA);
+        self.stage_one(&entry);
+        Ok(())
+    }
+
+    /// Registers a one-shot callback to run at the end of the current tick (or of the next
+    /// one when called outside [`wait`](Self::wait)), after every completion was dispatched;
+    /// FastRing's flush handlers, used to coalesce work issued during a tick.
+    pub fn on_tick_end<F>(&mut self, callback: F)
+    where
+        F: FnOnce(&mut Ring) + 'static,
+    {
+        self.tick_end.push(Box::new(callback));
+    }
+
+    /// One tick (FastRing's `WaitForFastRing`): stages queued submissions, enters the kernel
+    /// once, submitting them and waiting up to `timeout` (`None`: indefinitely) for at least
+    /// one completion, dispatches every completion to its handler, then runs the end-of-tick
+    /// callbacks, publishes refilled buffer groups and re-arms starved receives.
+    ///
+    /// It does not block when completions or callbacks are already pending, and returns at
+    /// once with `Ok(0)` when nothing is in flight. Returns the number of completions
+    /// delivered to handlers; a timeout or signal is not an error.
+    ///
+    /// Buffers given back to a group's pool are noticed at tick boundaries. When they are
+    /// dropped on another thread while this one may be blocked here, follow with
+    /// [`RingHandle::wake`](crate::RingHandle::wake) so starved receives resume promptly.
+    ///
+    /// # Panics
+    /// Propagates a panic raised by a handler or callback. The ring stays usable: the
+    /// completions not yet dispatched are delivered by the next `wait`.
+    ///
+    /// # Errors
+    /// - [`Error::Reentrant`] when called from a handler or tick-end callback.
+    /// - [`Error::Io`] when `io_uring_enter(2)` fails for another reason than a timeout,
+    ///   signal or full completion queue.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
+        if self.dispatching {
+            return Err(Error::Reentrant);
+        }
+        // Buffers returned since the last tick may let starved receives go again; they must be
+        // armed before this tick's kernel entry or it could block with nothing to wake it.
+        self.replenish();
+        self.stage_backlog()?;
+        let ready = !self.synthetic.is_empty()
+            || !self.tick_end.is_empty()
+            || !self.uring.completion().is_empty();
+        let queued = self.staged;
+        if self.ops.len() == 0 && !ready && !queued {
+            return Ok(0);
+        }
+        let timeout = if ready { Some(Duration::ZERO) } else { timeout };
+        self.enter(timeout)?;
+        self.staged = false;
+        // A panicking handler propagates, but must not leave the ring marked as dispatching
+        // (which would refuse every later wait); completions not yet dispatched stay queued.
+        let ticked = panic::catch_unwind(AssertUnwindSafe(|| {
+            let handled = self.dispatch();
+            self.end_tick();
+            handled
+        }));
+        match ticked {
+            Ok(handled) => Ok(handled),
+            Err(payload) => {
+                self.dispatching = false;
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// The single kernel entry of a tick.
+    fn enter(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let submitter = self.uring.submitter();
+        let result = match timeout {
+            // Without a timeout no extended argument is needed, which spares the kernel a copy.
+            None => submitter.submit_and_wait(1),
+            Some(timeout) => {
+                // A zero timeout still enters with GETEVENTS, which is what runs deferred
+                // completion work under DEFER_TASKRUN.
+                let time = Timespec::from(timeout);
+                submitter.submit_with_args(1, &SubmitArgs::new().timespec(&time))
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.raw_os_error() {
+                // Timeout, signal, or a CQ overflow backlog the kernel wants us to drain first.
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
+                _ => Err(Error::Io(error)),
+            },
+        }
+    }
+
+    /// Validates `op`, moves it into the in-flight table and returns its id and final entry.
+    fn prepare(&mut self, op: Op, handler: Handler) -> Result<(OpId, squeue::Entry), Error> {
+        let Op {
+            mut entry,
+            resources,
+            kind,
+            group,
+            repeat,
+        } = op;
+        let id = self.register(&mut entry, resources, kind, group, repeat, handler)?;
+        Ok((id, entry))
+    }
+
+    /// Validates an op's parts, moves its resources into the in-flight table and tags `entry`
+    /// with the new id.
+    #[inline(always)]
+    fn register(
+        &mut self,
+        entry: &mut squeue::Entry,
+        mut resources: Resources,
+        kind: OpKind,
+        group: Option<u16>,
+        repeat: bool,
+        handler: Handler,
+    ) -> Result<OpId, Error> {
+        if self.supported & kind.bit() == 0 {
+            return Err(Error::Unsupported { op: kind });
+        }
+        if let Some(group) = group
+            && !self.providers.iter().any(|provider| provider.id() == group)
+        {
+            return Err(Error::UnknownBufferGroup(group));
+        }
+        let mut repeat_manually = false;
+        if repeat && let Resources::Time(time) = &resources {
+            if self.features.multishot_timeout() {
+                *entry = time::timeout_entry(time.as_ptr(), true);
+            } else {
+                repeat_manually = true;
+            }
+        }
+        resources.on_submit();
+        // Fill the vacant slot field by field, in place: cheaper than moving a whole slot.
+        let (id, slot) = self.ops.claim().ok_or_else(table_full)?;
+        entry.set_user_data(id.user_data());
+        slot.kind = kind;
+        // Built in place: a `Receiver` assembled on the stack and copied in stalls.
+        slot.receiver = Some(Receiver::User(handler));
+        slot.set_resources(resources);
+        slot.group = group;
+        slot.repeat_manually = repeat_manually;
+        slot.cancelled = false;
+        slot.starved = false;
+        slot.transferred = 0;
+        if repeat_manually || group.is_some() {
+            slot.rearm = Some(Box::new(entry.clone()));
+        }
+        Ok(id)
+    }
+
+    /// Puts one entry in the submission queue, or behind the backlog when it is full.
+    pub(crate) fn stage_entry(&mut self, entry: squeue::Entry) {
+        self.stage_one(&entry);
+    }
+
+    /// Puts one entry in the submission queue, or behind the backlog when it is full.
+    #[inline(always)]
+    pub(crate) fn stage_one(&mut self, entry: &squeue::Entry) {
+        self.staged = true;
+        if self.backlog.is_empty() {
+            let mut queue = self.uring.submission();
+            // SAFETY: as in `stage`: the entry's memory belongs to the live in-flight slot
+            // whose id it carries (or it holds no pointers).
+            if unsafe { queue.push(entry) }.is_ok() {
+                return;
+            }
+        }
+        self.backlog.push_back(Staged::One(entry.clone()));
+    }
+
+    #[inline]
+    fn stage(&mut self, staged: Staged) {
+        self.staged = true;
+        if self.backlog.is_empty() {
+            let mut queue = self.uring.submission();
+            // SAFETY: every pointer in these entries refers to memory owned by the in-flight
+            // slot whose id the entry carries as user_data (or the entry holds no pointers,
+            // like AsyncCancel). A slot is freed only when its final completion is dispatched,
+            // after the kernel is done with the memory, and Drop never frees a slot the kernel
+            // may still use. So the memory stays valid for the whole operation.
+            if unsafe { queue.push_multiple(staged.entries()) }.is_ok() {
+                return;
+            }
+        }
+        self.backlog.push_back(staged);
+    }
+
+    /// Moves backlogged entries into the submission queue, submitting when it fills.
+    fn stage_backlog(&mut self) -> Result<(), Error> {
+        let mut rounds = 0;
+        while let Some(staged) = self.backlog.front() {
+            let mut queue = self.uring.submission();
+            // SAFETY: as in `stage`: the entries' memory belongs to live in-flight slots.
+            let pushed = unsafe { queue.push_multiple(staged.entries()) }.is_ok();
+            drop(queue);
+            if pushed {
+                self.backlog.pop_front();
+                self.staged = true;
+                continue;
+            }
+            // The queue is full: hand it to the kernel and keep going. Bounded, so that a
+            // kernel refusing work (EBUSY on CQ overflow) cannot spin us.
+            rounds += 1;
+            if rounds > 16 {
+                break;
+            }
+            match self.uring.submit() {
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.raw_os_error(),
+                        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                    ) =>
+                {
+                    break;
+                }
+                Err(error) => return Err(Error::Io(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the entries never handed to the kernel (used by Drop).
+    pub(crate) fn take_backlog(&mut self) -> Vec<squeue::Entry> {
+        self.backlog
+            .drain(..)
+            .flat_map(|staged| staged.entries().to_vec())
+            .collect()
+    }
+}
+
+impl Default for OpSlot {
+    /// A vacant slot.
+    fn default() -> Self {
+        Self {
+            kind: OpKind::Nop,
+            receiver: None,
+            resources: Resources::None,
+            rearm: None,
+            group: None,
+            repeat_manually: false,
+            cancelled: false,
+            starved: false,
+            transferred: 0,
+        }
+    }
+}
+
+impl OpSlot {
+    /// Stores resources in a vacant slot. The slot's previous resources are known to be
+    /// `None` (a vacant slot's), so they need no drop.
+    #[inline]
+    fn set_resources(&mut self, resources: Resources) {
+        debug_assert!(
+            matches!(self.resources, Resources::None),
+            "slot was not vacant"
+        );
+        if matches!(resources, Resources::None) {
+            // The vacant slot already holds `None`: skip the copy (and the store-forwarding
+            // stall of copying a value whose tag alone was written).
+            mem::forget(resources);
+            return;
+        }
+        mem::forget(mem::replace(&mut self.resources, resources));
+    }
+
+    /// Takes the resources out, leaving the slot's vacant `None`.
+    #[inline]
+    pub(crate) fn take_resources(&mut self) -> Resources {
+        mem::replace(&mut self.resources, Resources::None)
+    }
+
+    pub(crate) fn new(kind: OpKind, receiver: Receiver, resources: Resources) -> Self {
+        Self {
+            kind,
+            receiver: Some(receiver),
+            resources,
+            rearm: None,
+            group: None,
+            repeat_manually: false,
+            cancelled: false,
+            starved: false,
+            transferred: 0,
+        }
+    }
+}
+
+fn table_full() -> Error {
+    Error::InvalidArgument {
+        reason: "the in-flight table is full",
+    }
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("features", &self.features)
+            .field("in_flight", &self.ops.len())
+            .field("backlog", &self.backlog.len())
+            .field("starved", &self.starved.len())
+            .field("providers", &self.providers.len())
+            .finish_non_exhaustive()
+    }
+}
