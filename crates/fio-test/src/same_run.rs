@@ -98,8 +98,7 @@ impl SameRun {
     pub fn mean_ns(&self, id: &str) -> Option<f64> {
         let totals = self.totals.borrow();
         let (_, total) = totals.iter().find(|(known, _)| known == id)?;
-        (total.iterations > 0)
-            .then(|| total.elapsed.as_secs_f64() * 1e9 / total.iterations as f64)
+        (total.iterations > 0).then(|| total.elapsed.as_secs_f64() * 1e9 / total.iterations as f64)
     }
 
     /// The ratios whose both routines ran, as `(label, contender mean / baseline mean)`.
@@ -145,7 +144,13 @@ impl SameRun {
                 total.iterations += iterations;
                 total.elapsed += elapsed;
             }
-            None => totals.push((id.to_owned(), Total { iterations, elapsed })),
+            None => totals.push((
+                id.to_owned(),
+                Total {
+                    iterations,
+                    elapsed,
+                },
+            )),
         }
     }
 
@@ -174,9 +179,14 @@ impl SameRun {
 
 /// Where bench summaries go: `$FIO_BENCH_DIR`, else `<workspace>/target/bench`.
 fn bench_dir() -> PathBuf {
-    env::var_os("FIO_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        // This crate sits two levels below the workspace root.
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
-        workspace.map_or_else(|| PathBuf::from("target/bench"), |root| root.join("target/bench"))
-    })
+    env::var_os("FIO_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // This crate sits two levels below the workspace root.
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+            workspace.map_or_else(
+                || PathBuf::from("target/bench"),
+                |root| root.join("target/bench"),
+            )
+        })
 }
