@@ -1,0 +1,225 @@
+//! The receive path: arming receives within the water marks and handling their completions.
+//!
+//! Streams use one multishot receive on the shared buffer group while the receive queue is at
+//! or below the low-water mark, and one-shot receives from the same group between the marks:
+//! a one-shot receive brings at most one buffer, so the queue never exceeds the high-water
+//! mark by more than one buffer once throttled. Above the high-water mark nothing is armed
+//! until the application drains the queue. An `ENOBUFS` from a dry group is not an end of
+//! stream: the ring parks the receive and re-arms it when buffers come back.
+//!
+//! File mode re-arms a one-shot `read(2)` into inbound-pool buffers. Message mode re-arms a
+//! one-shot poll and then drains datagrams with `recvfrom(2)`, because fio-ring has no
+//! `recvmsg` operation yet; each datagram keeps its sender.
+
+use std::os::fd::AsFd;
+use std::rc::Rc;
+
+use fio_ring::{Completion, Op, OpId, OpKind, Ring};
+use fio_sys::RecvFlags;
+
+use crate::config::Mode;
+use crate::error::Error;
+use crate::event::{CloseReason, Event};
+use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver};
+
+/// Datagrams drained per poll completion, so one busy socket cannot hold up the ring.
+const DATAGRAMS_PER_POLL: usize = 64;
+
+/// Brings the inbound side in line with the queue and the socket's state: arms a receive when
+/// there is room, switches a multishot to one-shot receives above the low-water mark, and
+/// cancels what is armed once the socket stops receiving.
+///
+/// # Errors
+/// - [`Error::Ring`] when the ring refuses the receive; [`Error::Pool`] when a file-mode read
+///   finds no buffer (the receive stays idle until the next call).
+pub(crate) fn arm(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
+    let receiving = inner.lifecycle == Lifecycle::Open
+        && !inner.eof
+        && (inner.broken.is_none() || inner.config.message);
+    match inner.inbound {
+        Inbound::Multishot(id) if !receiving || !inner.recv.is_below_low_water() => {
+            if receiving {
+                inner.stats.receive_throttles += 1;
+            }
+            cancel(inner, ring, id);
+            Ok(())
+        }
+        Inbound::Oneshot(id) if !receiving => {
+            cancel(inner, ring, id);
+            Ok(())
+        }
+        Inbound::Idle if receiving && !inner.recv.is_above_high_water() => {
+            submit_receive(shared, inner, ring)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Asks the ring to cancel the armed receive; its final completion ends the cancel.
+fn cancel(inner: &mut Inner, ring: &mut Ring, id: OpId) {
+    inner.inbound = Inbound::Cancelling(id);
+    if let Err(error) = ring.cancel(id) {
+        // Stale: the final completion is already on its way to `complete`.
+        log::trace!("fd {}: cancelling the receive: {error}", inner.raw_fd);
+    }
+}
+
+/// Submits the receive that fits the mode and the queue.
+fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
+    let Some(fd) = inner.fd.as_ref() else {
+        return Ok(());
+    };
+    let (op, multishot) = if inner.config.message {
+        let pool = inner.config.inbound.stats();
+        if pool.in_use >= pool.max_buffers {
+            // Polling now would spin: wait for the application to give buffers back.
+            return Ok(());
+        }
+        (Op::poll(fd, libc::POLLIN as u32), false)
+    } else if inner.config.mode == Mode::FileIo {
+        let buffer = inner.config.inbound.take()?;
+        (Op::read(fd, buffer, None), false)
+    } else if inner.multishot && inner.recv.is_below_low_water() {
+        (Op::recv_multishot(fd, inner.config.group), true)
+    } else {
+        (Op::recv_from_group(fd, inner.config.group), false)
+    };
+    let handler_state = Rc::clone(shared);
+    let id = ring.submit(op, move |ring, completion| {
+        on_completion(&handler_state, ring, completion);
+    })?;
+    inner.in_flight += 1;
+    inner.inbound = if multishot {
+        Inbound::Multishot(id)
+    } else {
+        Inbound::Oneshot(id)
+    };
+    Ok(())
+}
+
+/// A receive completion: queue the data and report it, then re-arm or end. Re-arming waits
+/// until the handler has seen the data, so the water marks judge what it left unread.
+fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
+    {
+        let mut inner = shared.borrow_mut();
+        let inner = &mut *inner;
+        if completion.kind() == OpKind::Poll {
+            on_poll(inner, &completion);
+        } else {
+            on_data(inner, &mut completion);
+        }
+        if completion.is_final() {
+            inner.in_flight -= 1;
+            if matches!(
+                inner.inbound,
+                Inbound::Multishot(id) | Inbound::Oneshot(id) | Inbound::Cancelling(id)
+                    if id == completion.id()
+            ) {
+                inner.inbound = Inbound::Idle;
+            }
+        }
+    }
+    deliver(shared, ring);
+    {
+        let mut inner = shared.borrow_mut();
+        let inner = &mut *inner;
+        if let Err(error) = arm(shared, inner, ring) {
+            log::debug!("fd {}: re-arming the receive failed: {error}", inner.raw_fd);
+            if !matches!(error, Error::Pool(_)) {
+                inner.fail(error.errno());
+            }
+        }
+        crate::close::advance(shared, inner, ring);
+    }
+    deliver(shared, ring);
+}
+
+/// A receive or read completion: its buffer joins the queue; a final one may end the stream.
+fn on_data(inner: &mut Inner, completion: &mut Completion) {
+    let res = completion.raw_result();
+    let buffer = completion.take_buffer();
+    let open = inner.lifecycle == Lifecycle::Open;
+    if res > 0
+        && open
+        && let Some(buffer) = buffer
+    {
+        inner.stats.bytes_received += buffer.len() as u64;
+        inner.recv.push(buffer);
+        let buffered = inner.recv.len();
+        inner.push_event(Event::Readable { buffered });
+    }
+    if !completion.is_final() || !open {
+        return;
+    }
+    match res {
+        0 => {
+            inner.eof = true;
+            inner.report_hangup(CloseReason::Remote);
+        }
+        1.. => {}
+        _ => on_error(inner, -res),
+    }
+}
+
+/// A poll completion in message mode: drain the datagrams that are ready.
+fn on_poll(inner: &mut Inner, completion: &Completion) {
+    let res = completion.raw_result();
+    if inner.lifecycle != Lifecycle::Open {
+        return;
+    }
+    if res < 0 {
+        on_error(inner, -res);
+        return;
+    }
+    let Some(fd) = inner.fd.as_ref() else {
+        return;
+    };
+    let mut received = false;
+    for _ in 0..DATAGRAMS_PER_POLL {
+        if inner.recv.is_above_high_water() {
+            break;
+        }
+        let Ok(mut buffer) = inner.config.inbound.take() else {
+            break;
+        };
+        match fio_sys::recv_from(fd.as_fd(), buffer.as_mut_capacity(), RecvFlags::DONTWAIT) {
+            Ok((count, from)) => {
+                buffer.set_len(count);
+                inner.stats.bytes_received += count as u64;
+                inner.recv.push_datagram(buffer, from.as_inet());
+                received = true;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                // On a datagram socket an error (an ICMP port unreachable, say) concerns one
+                // earlier message: report it and go on.
+                let errno = error.raw_os_error().unwrap_or(libc::EIO);
+                inner.events.push_back(Event::Error { errno });
+            }
+        }
+    }
+    if received {
+        let buffered = inner.recv.len();
+        inner.push_event(Event::Readable { buffered });
+    }
+}
+
+/// A receive that ended with `-errno`.
+fn on_error(inner: &mut Inner, errno: i32) {
+    match errno {
+        // Cancelled (backpressure or close), a dry group after a cancel, or a retryable
+        // interruption: none of them ends the stream, and `arm` re-arms as needed.
+        libc::ECANCELED | libc::ENOBUFS | libc::EAGAIN | libc::EINTR => {}
+        // A write-only descriptor (a pipe's write end) in file mode has no inbound side.
+        libc::EBADF | libc::EINVAL if inner.config.mode == Mode::FileIo => {
+            log::debug!(
+                "fd {}: not readable; the inbound side stays idle",
+                inner.raw_fd
+            );
+            inner.eof = true;
+        }
+        _ if inner.config.message => inner.events.push_back(Event::Error { errno }),
+        _ => inner.fail(errno),
+    }
+}

@@ -1,0 +1,289 @@
+//! The send path: queueing, the end-of-tick flush, and send completions.
+//!
+//! At most one send is in flight per socket. Data queued during a tick is gathered at its end
+//! into one `sendmsg(2)` of up to `limit` chunks (`writev(2)` in file mode, one message per
+//! send in message mode). The chunks are lent to the operation (see
+//! [`SendQueue`](crate::SendQueue)); its completion gives them back and advances the queue by
+//! the count the kernel took, so a short send continues from the first unsent byte, at once.
+//! In zero-copy mode a large pooled front chunk goes alone through `SEND_ZC`; the operation
+//! keeps its clone of the chunk until the kernel's notification, while the queue moves on.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use fio_ring::{Completion, Op, OpKind, Ring, WriteBuf};
+
+use crate::config::{Mode, SocketConfig};
+use crate::error::Error;
+use crate::event::Event;
+use crate::send_queue::{Chunk, Lent, SendQueue};
+use crate::socket::{Inner, Lifecycle, Shared, deliver};
+
+/// Copies `data` into outbound-pool buffers (all or nothing) and queues it.
+pub(crate) fn transmit_copy(
+    shared: &Shared,
+    ring: &mut Ring,
+    data: &[u8],
+    to: Option<SocketAddr>,
+) -> Result<(), Error> {
+    let pool = shared.borrow().config.outbound.clone();
+    let mut chunks = Vec::with_capacity(data.len().div_ceil(pool.buffer_size().max(1)));
+    for piece in data.chunks(pool.buffer_size().max(1)) {
+        let mut buffer = pool.take()?;
+        buffer.extend_from_slice(piece);
+        chunks.push(Chunk::Buffer(buffer));
+    }
+    transmit_chunks(shared, ring, chunks, to, false)
+}
+
+/// Queues `chunks` (one message in message mode) and schedules the flush.
+pub(crate) fn transmit_chunks(
+    shared: &Shared,
+    ring: &mut Ring,
+    chunks: Vec<Chunk>,
+    to: Option<SocketAddr>,
+    urgent: bool,
+) -> Result<(), Error> {
+    let mut inner = shared.borrow_mut();
+    inner.check_writable()?;
+    if inner.config.message {
+        if urgent {
+            return Err(Error::InvalidArgument {
+                reason: "urgent transmits are for stream sockets",
+            });
+        }
+        inner.send.push_message(chunks, to);
+    } else {
+        if to.is_some() {
+            return Err(Error::InvalidArgument {
+                reason: "a destination address needs message mode",
+            });
+        }
+        for chunk in chunks {
+            if urgent {
+                inner.send.push_urgent(chunk);
+            } else {
+                inner.send.push(chunk);
+            }
+        }
+    }
+    schedule_flush(shared, &mut inner, ring);
+    Ok(())
+}
+
+/// Registers the end-of-tick flush, once per tick, when a send could start.
+pub(crate) fn schedule_flush(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    if inner.flush_scheduled || inner.sending.is_some() || inner.send.is_empty() {
+        return;
+    }
+    inner.flush_scheduled = true;
+    let shared = Rc::clone(shared);
+    ring.on_tick_end(move |ring| {
+        {
+            let mut inner = shared.borrow_mut();
+            inner.flush_scheduled = false;
+            start(&shared, &mut inner, ring);
+            crate::close::advance(&shared, &mut inner, ring);
+        }
+        deliver(&shared, ring);
+    });
+}
+
+/// Starts the next send when none is in flight and data is queued.
+pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    if inner.sending.is_some() || inner.send.is_empty() || inner.broken.is_some() {
+        return;
+    }
+    let Some(fd) = inner.fd.as_ref() else {
+        return;
+    };
+    let (op, zero_copy) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
+        Ok(Some(built)) => built,
+        Ok(None) => return,
+        Err(error) => {
+            inner.fail(error.errno());
+            return;
+        }
+    };
+    let handler_state = Rc::clone(shared);
+    match ring.submit(op, move |ring, completion| {
+        on_completion(&handler_state, ring, completion);
+    }) {
+        Ok(id) => {
+            inner.sending = Some(id);
+            inner.in_flight += 1;
+            if zero_copy {
+                inner.zc_pending += 1;
+                inner.stats.zero_copy_sends += 1;
+            }
+        }
+        Err(error) => {
+            // The refused op dropped its lent chunks: a `Vec` among them is gone, so the
+            // stream cannot go on intact.
+            log::warn!("fd {}: the ring refused a send: {error}", inner.raw_fd);
+            inner.send.finish(0, Vec::new());
+            inner.fail(Error::from(error).errno());
+        }
+    }
+}
+
+/// Lends the front chunks to the operation that fits the mode; `None` when a zero-copy send
+/// must wait for notifications first.
+fn build(
+    send: &mut SendQueue,
+    config: &SocketConfig,
+    zc_pending: usize,
+    fd: &OwnedFd,
+) -> Result<Option<(Op, bool)>, Error> {
+    let limit = config.gather_limit();
+    if config.message {
+        let count = send.front_message_chunks();
+        let Some(lent) = send.lend(count) else {
+            return Ok(None);
+        };
+        let to = lent.to;
+        return Ok(Some((Op::sendmsg(fd, write_bufs(lent), to)?, false)));
+    }
+    if config.mode == Mode::FileIo {
+        let Some(lent) = send.lend(limit) else {
+            return Ok(None);
+        };
+        return Ok(Some((Op::writev(fd, write_bufs(lent), None)?, false)));
+    }
+    if let Mode::ZeroCopy { min_len } = config.mode {
+        let mut lens = send.pending_lens();
+        let large_front = lens.next().is_some_and(|len| len >= min_len);
+        // The small chunks in front of the next large one are gathered together.
+        let small = 1 + lens.take_while(|len| *len < min_len).count();
+        if large_front {
+            if zc_pending >= config.limit {
+                return Ok(None);
+            }
+            let Some(lent) = send.lend(1) else {
+                return Ok(None);
+            };
+            let pinned = lent.chunks.iter().all(Chunk::is_pinned);
+            let mut bufs = write_bufs(lent);
+            let Some(buf) = bufs.pop() else {
+                return Ok(None);
+            };
+            return Ok(Some(if pinned {
+                (Op::send_zc(fd, buf), true)
+            } else {
+                (Op::send(fd, buf), false)
+            }));
+        }
+        let Some(lent) = send.lend(small.min(limit)) else {
+            return Ok(None);
+        };
+        return Ok(Some((send_op(fd, lent)?, false)));
+    }
+    let Some(lent) = send.lend(limit) else {
+        return Ok(None);
+    };
+    Ok(Some((send_op(fd, lent)?, false)))
+}
+
+/// `send(2)` for one chunk, `sendmsg(2)` for several.
+fn send_op(fd: &OwnedFd, lent: Lent) -> Result<Op, Error> {
+    let mut bufs = write_bufs(lent);
+    if bufs.len() == 1
+        && let Some(buf) = bufs.pop()
+    {
+        return Ok(Op::send(fd, buf));
+    }
+    Ok(Op::sendmsg(fd, bufs, None)?)
+}
+
+/// The ring's view of lent chunks, the first one advanced past the bytes already sent.
+fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
+    let mut bufs: Vec<WriteBuf> = lent
+        .chunks
+        .into_iter()
+        .map(|chunk| match chunk {
+            Chunk::Buffer(buffer) => WriteBuf::from(buffer),
+            Chunk::Shared(shared) => WriteBuf::from(shared),
+            Chunk::Vec(vec) => WriteBuf::from(vec),
+            Chunk::Static(bytes) => WriteBuf::from(bytes),
+        })
+        .collect();
+    if let Some(first) = bufs.first_mut() {
+        first.advance(lent.offset);
+    }
+    bufs
+}
+
+/// The `Vec` chunks a finished send gives back, in order (the rest were clones).
+fn returned_vecs(completion: &mut Completion) -> Vec<Vec<u8>> {
+    let mut bufs = completion.take_write_bufs();
+    if let Some(buf) = completion.take_write_buf() {
+        bufs.push(buf);
+    }
+    bufs.into_iter().filter_map(WriteBuf::into_vec).collect()
+}
+
+/// A send completion: advance the queue, continue at once if more is queued, report a drain.
+fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
+    {
+        let mut inner = shared.borrow_mut();
+        let inner = &mut *inner;
+        if completion.is_final() {
+            inner.in_flight -= 1;
+            if completion.kind() == OpKind::SendZc {
+                inner.zc_pending -= 1;
+            }
+        }
+        if !completion.is_notification() && inner.sending == Some(completion.id()) {
+            inner.sending = None;
+            on_result(inner, &mut completion);
+        }
+        start(shared, inner, ring);
+        if inner.sending.is_none()
+            && inner.send.is_empty()
+            && inner.lifecycle == Lifecycle::Open
+            && inner.broken.is_none()
+            && !completion.is_notification()
+        {
+            inner.push_event(Event::Drained);
+        }
+        crate::close::advance(shared, inner, ring);
+    }
+    deliver(shared, ring);
+}
+
+/// Applies a send's result to the queue.
+fn on_result(inner: &mut Inner, completion: &mut Completion) {
+    let res = completion.raw_result();
+    let vecs = returned_vecs(completion);
+    if inner.broken.is_some() || !inner.send.is_lent() {
+        // The queue was dropped (abort or failure) while the send was in flight.
+        return;
+    }
+    if inner.config.message {
+        inner.send.finish_message();
+        if res < 0 {
+            inner.push_event(Event::Error { errno: -res });
+        }
+        return;
+    }
+    let sent = usize::try_from(res).unwrap_or(0);
+    let offered = inner.send.lent_len();
+    if res >= 0 {
+        inner.stats.sends += 1;
+        inner.stats.bytes_sent += sent as u64;
+        if sent < offered {
+            inner.stats.short_sends += 1;
+        }
+    }
+    if !inner.send.finish(sent, vecs) {
+        log::error!("fd {}: a send lost its buffers", inner.raw_fd);
+        inner.fail(libc::EIO);
+        return;
+    }
+    match -res {
+        ..=0 => {}
+        libc::EAGAIN | libc::EINTR => {}
+        errno => inner.fail(errno),
+    }
+}

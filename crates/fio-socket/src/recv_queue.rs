@@ -1,0 +1,341 @@
+//! [`RecvQueue`]: received buffers waiting for the application, with the water marks that
+//! decide when a socket stops and resumes receiving. Engine-neutral: the ring engine appends
+//! the buffers its receives hand over, the epoll engine the ones `recv(2)` filled.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+
+use fio_buffer::Buffer;
+
+/// Buffered-byte thresholds for inbound backpressure.
+///
+/// A socket stops receiving once `high` bytes wait unread and resumes when the application
+/// has drained them to `low` or fewer, so a peer sending faster than the application reads
+/// cannot grow memory without bound.
+///
+/// # Examples
+/// ```
+/// use fio_socket::WaterMarks;
+/// let marks = WaterMarks::new(256 * 1024, 64 * 1024).expect("low <= high");
+/// assert_eq!(marks.high(), 256 * 1024);
+/// assert!(WaterMarks::new(1, 2).is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WaterMarks {
+    high: usize,
+    low: usize,
+}
+
+impl WaterMarks {
+    /// The default high-water mark: 256 KiB per socket.
+    pub const DEFAULT_HIGH: usize = 256 * 1024;
+    /// The default low-water mark: 64 KiB.
+    pub const DEFAULT_LOW: usize = 64 * 1024;
+
+    /// Marks at `high` and `low` bytes; `None` unless `0 < high` and `low <= high`.
+    pub const fn new(high: usize, low: usize) -> Option<Self> {
+        if high == 0 || low > high {
+            None
+        } else {
+            Some(Self { high, low })
+        }
+    }
+
+    /// Stop receiving at this many buffered bytes.
+    pub const fn high(self) -> usize {
+        self.high
+    }
+
+    /// Resume receiving at this many buffered bytes or fewer.
+    pub const fn low(self) -> usize {
+        self.low
+    }
+}
+
+impl Default for WaterMarks {
+    fn default() -> Self {
+        Self {
+            high: Self::DEFAULT_HIGH,
+            low: Self::DEFAULT_LOW,
+        }
+    }
+}
+
+/// One received buffer and the bytes of it already read.
+struct Segment {
+    buffer: Buffer,
+    /// Bytes at the front already copied out.
+    start: usize,
+    /// The sender of a datagram.
+    from: Option<SocketAddr>,
+}
+
+impl Segment {
+    fn unread(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+
+    /// The buffer with its read bytes removed (moved down when some were read).
+    fn into_buffer(mut self) -> Buffer {
+        if self.start > 0 {
+            let len = self.buffer.len();
+            self.buffer
+                .as_mut_capacity()
+                .copy_within(self.start..len, 0);
+            self.buffer.set_len(len - self.start);
+        }
+        self.buffer
+    }
+}
+
+/// Received buffers in arrival order, with a byte count and water marks.
+///
+/// # Examples
+/// ```
+/// use fio_buffer::{BufferPool, PoolConfig};
+/// use fio_socket::{RecvQueue, WaterMarks};
+/// let pool = BufferPool::new(PoolConfig::new(64))?;
+/// let mut queue = RecvQueue::new(WaterMarks::default());
+/// let mut buffer = pool.take()?;
+/// buffer.extend_from_slice(b"hello");
+/// queue.push(buffer);
+/// let mut out = [0u8; 8];
+/// assert_eq!(queue.read(&mut out, true), 0, "wait-all: 8 bytes are not there yet");
+/// assert_eq!(queue.read(&mut out, false), 5);
+/// assert!(queue.is_empty());
+/// # Ok::<(), fio_buffer::Error>(())
+/// ```
+pub struct RecvQueue {
+    segments: VecDeque<Segment>,
+    bytes: usize,
+    marks: WaterMarks,
+}
+
+impl RecvQueue {
+    /// An empty queue with the given water marks.
+    pub fn new(marks: WaterMarks) -> Self {
+        Self {
+            segments: VecDeque::new(),
+            bytes: 0,
+            marks,
+        }
+    }
+
+    /// Appends received stream bytes; an empty buffer is dropped.
+    pub fn push(&mut self, buffer: Buffer) {
+        if buffer.is_empty() {
+            return;
+        }
+        self.bytes += buffer.len();
+        self.segments.push_back(Segment {
+            buffer,
+            start: 0,
+            from: None,
+        });
+    }
+
+    /// Appends one datagram from `from` (empty datagrams are kept: they are messages too).
+    pub fn push_datagram(&mut self, buffer: Buffer, from: Option<SocketAddr>) {
+        self.bytes += buffer.len();
+        self.segments.push_back(Segment {
+            buffer,
+            start: 0,
+            from,
+        });
+    }
+
+    /// Unread bytes.
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether no buffer waits.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Buffers waiting (datagrams, in message mode).
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The water marks.
+    pub fn marks(&self) -> WaterMarks {
+        self.marks
+    }
+
+    /// Whether the queue holds the high-water mark or more: stop receiving.
+    pub fn is_above_high_water(&self) -> bool {
+        self.bytes >= self.marks.high
+    }
+
+    /// Whether the queue holds the low-water mark or less: receiving may resume.
+    pub fn is_below_low_water(&self) -> bool {
+        self.bytes <= self.marks.low
+    }
+
+    /// Copies unread stream bytes into `out` and returns how many: 0 when nothing is
+    /// buffered, or, with `wait_all`, while fewer than `out.len()` bytes are.
+    pub fn read(&mut self, out: &mut [u8], wait_all: bool) -> usize {
+        if wait_all && self.bytes < out.len() {
+            return 0;
+        }
+        let mut copied = 0;
+        while copied < out.len() {
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
+            let unread = front.unread();
+            let count = unread.len().min(out.len() - copied);
+            out[copied..copied + count].copy_from_slice(&unread[..count]);
+            copied += count;
+            front.start += count;
+            if front.start == front.buffer.len() {
+                self.segments.pop_front();
+            }
+        }
+        self.bytes -= copied;
+        copied
+    }
+
+    /// Takes the front buffer out without copying its bytes (only the bytes a partial
+    /// [`read`](Self::read) left are moved to its start).
+    pub fn take_buffer(&mut self) -> Option<Buffer> {
+        self.take_datagram().map(|(buffer, _)| buffer)
+    }
+
+    /// Takes the front datagram and its sender out without copying.
+    pub fn take_datagram(&mut self) -> Option<(Buffer, Option<SocketAddr>)> {
+        let segment = self.segments.pop_front()?;
+        self.bytes -= segment.unread().len();
+        let from = segment.from;
+        Some((segment.into_buffer(), from))
+    }
+
+    /// Copies the front datagram into `out` (cutting what does not fit, as `recvfrom(2)`
+    /// does) and returns the count copied and its sender; `None` when none waits.
+    pub fn read_datagram(&mut self, out: &mut [u8]) -> Option<(usize, Option<SocketAddr>)> {
+        let segment = self.segments.pop_front()?;
+        let unread = segment.unread();
+        self.bytes -= unread.len();
+        let count = unread.len().min(out.len());
+        out[..count].copy_from_slice(&unread[..count]);
+        Some((count, segment.from))
+    }
+
+    /// Drops every buffer (the socket closed). Returns the bytes dropped.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.bytes;
+        self.segments.clear();
+        self.bytes = 0;
+        dropped
+    }
+}
+
+impl fmt::Debug for RecvQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvQueue")
+            .field("bytes", &self.bytes)
+            .field("segments", &self.segments.len())
+            .field("marks", &self.marks)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fio_buffer::{BufferPool, PoolConfig};
+
+    use super::*;
+
+    fn filled(pool: &BufferPool, bytes: &[u8]) -> Buffer {
+        let mut buffer = pool.take().unwrap();
+        buffer.extend_from_slice(bytes);
+        buffer
+    }
+
+    fn pool() -> BufferPool {
+        BufferPool::new(PoolConfig::new(16)).unwrap()
+    }
+
+    #[test]
+    fn reads_span_buffers_in_order() {
+        let pool = pool();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"abc"));
+        queue.push(filled(&pool, b""));
+        queue.push(filled(&pool, b"defgh"));
+        assert_eq!((queue.len(), queue.segments()), (8, 2));
+        let mut out = [0u8; 4];
+        assert_eq!(queue.read(&mut out, true), 4);
+        assert_eq!(&out, b"abcd");
+        assert_eq!(queue.read(&mut out, true), 4);
+        assert_eq!(&out, b"efgh");
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn wait_all_returns_zero_until_enough_is_buffered() {
+        let pool = pool();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"abc"));
+        let mut out = [0u8; 5];
+        assert_eq!(queue.read(&mut out, true), 0);
+        assert_eq!(queue.len(), 3, "nothing was consumed");
+        queue.push(filled(&pool, b"de"));
+        assert_eq!(queue.read(&mut out, true), 5);
+        assert_eq!(&out, b"abcde");
+        assert_eq!(queue.read(&mut out, false), 0, "empty reads 0");
+    }
+
+    #[test]
+    fn taking_a_partly_read_buffer_returns_only_its_unread_bytes() {
+        let pool = pool();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"hello world"));
+        let mut out = [0u8; 6];
+        assert_eq!(queue.read(&mut out, false), 6);
+        let rest = queue.take_buffer().unwrap();
+        assert_eq!(&*rest, b"world");
+        assert_eq!(queue.len(), 0);
+        assert!(queue.take_buffer().is_none());
+    }
+
+    #[test]
+    fn datagrams_keep_boundaries_and_senders() {
+        let pool = pool();
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push_datagram(filled(&pool, b"first datagram"), Some(from));
+        queue.push_datagram(filled(&pool, b""), None);
+        queue.push_datagram(filled(&pool, b"third"), Some(from));
+        let mut out = [0u8; 5];
+        assert_eq!(queue.read_datagram(&mut out), Some((5, Some(from))));
+        assert_eq!(&out, b"first", "a long datagram is cut");
+        assert_eq!(queue.read_datagram(&mut out), Some((0, None)));
+        let (buffer, sender) = queue.take_datagram().unwrap();
+        assert_eq!((&*buffer, sender), (&b"third"[..], Some(from)));
+        assert!(queue.is_empty());
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn water_marks_have_hysteresis() {
+        let pool = pool();
+        let marks = WaterMarks::new(32, 8).unwrap();
+        let mut queue = RecvQueue::new(marks);
+        assert!(queue.is_below_low_water() && !queue.is_above_high_water());
+        for _ in 0..2 {
+            queue.push(filled(&pool, &[1; 16]));
+        }
+        assert!(queue.is_above_high_water());
+        let mut out = [0u8; 20];
+        assert_eq!(queue.read(&mut out, false), 20);
+        assert!(!queue.is_above_high_water() && !queue.is_below_low_water());
+        assert_eq!(queue.read(&mut out[..4], false), 4);
+        assert!(queue.is_below_low_water());
+        assert_eq!(queue.clear(), 8);
+        assert_eq!(WaterMarks::new(0, 0), None);
+    }
+}

@@ -1,0 +1,626 @@
+//! [`SendQueue`]: the bytes a socket still has to send, in order, engine-neutral.
+//!
+//! The queue knows nothing about io_uring: the ring engine *lends* the front chunks to one
+//! send operation and gives them back with the count sent, the epoll engine borrows them as
+//! [`IoSlice`]s for `writev(2)`. Both then [`advance`](SendQueue::advance) by the count the
+//! kernel reported, so a short send continues from the first unsent byte.
+//!
+//! Lending is what keeps the ring engine free of copies and of loss: pooled payloads are held
+//! as [`SharedBuffer`]s and static slices are `Copy`, so lending them hands the operation a
+//! cheap clone while the queue keeps the original; a `Vec<u8>` cannot be cloned cheaply, so
+//! it moves into the operation and its slot records only its length until
+//! [`finish`](SendQueue::finish) puts it back. At most one send is lent at a time.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+
+use fio_buffer::{Buffer, SharedBuffer};
+
+/// One piece of outgoing data.
+///
+/// # Examples
+/// ```
+/// use fio_socket::Chunk;
+/// let chunk = Chunk::from(&b"hello"[..]);
+/// assert_eq!(chunk.len(), 5);
+/// ```
+pub enum Chunk {
+    /// A pooled buffer handed over without copying; the queue turns it into a
+    /// [`SharedBuffer`] (no allocation) so it can be lent to the kernel.
+    Buffer(Buffer),
+    /// A shared pooled payload, for one payload sent to several peers.
+    Shared(SharedBuffer),
+    /// An owned vector.
+    Vec(Vec<u8>),
+    /// Static bytes (a fixed response, a protocol preamble).
+    Static(&'static [u8]),
+}
+
+impl Chunk {
+    /// The chunk's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether the chunk holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The chunk's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Buffer(buffer) => buffer,
+            Chunk::Shared(shared) => shared,
+            Chunk::Vec(vec) => vec,
+            Chunk::Static(bytes) => bytes,
+        }
+    }
+
+    /// Whether the chunk lives in a buffer pool (zero-copy sends only pin pool memory or
+    /// static bytes, whose addresses are stable for as long as a handle lives).
+    pub fn is_pinned(&self) -> bool {
+        !matches!(self, Chunk::Vec(_))
+    }
+}
+
+impl From<Buffer> for Chunk {
+    fn from(buffer: Buffer) -> Self {
+        Chunk::Buffer(buffer)
+    }
+}
+
+impl From<SharedBuffer> for Chunk {
+    fn from(shared: SharedBuffer) -> Self {
+        Chunk::Shared(shared)
+    }
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(vec: Vec<u8>) -> Self {
+        Chunk::Vec(vec)
+    }
+}
+
+impl From<&'static [u8]> for Chunk {
+    fn from(bytes: &'static [u8]) -> Self {
+        Chunk::Static(bytes)
+    }
+}
+
+impl From<&'static str> for Chunk {
+    fn from(text: &'static str) -> Self {
+        Chunk::Static(text.as_bytes())
+    }
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Chunk::Buffer(_) => "Buffer",
+            Chunk::Shared(_) => "Shared",
+            Chunk::Vec(_) => "Vec",
+            Chunk::Static(_) => "Static",
+        };
+        write!(f, "Chunk::{kind}({} bytes)", self.len())
+    }
+}
+
+/// What a queue slot holds.
+enum Stored {
+    Held(Chunk),
+    /// A `Vec` moved into the send in flight; only its length stays behind.
+    Lent(usize),
+}
+
+impl Stored {
+    fn len(&self) -> usize {
+        match self {
+            Stored::Held(chunk) => chunk.len(),
+            Stored::Lent(len) => *len,
+        }
+    }
+}
+
+/// One queued chunk and, for datagrams, where its message goes.
+struct Item {
+    stored: Stored,
+    /// The destination of the message this chunk belongs to (unconnected datagrams).
+    to: Option<SocketAddr>,
+    /// Whether this chunk ends a message (datagram sockets send one message per operation).
+    ends_message: bool,
+}
+
+/// The front chunks handed to one send operation by [`SendQueue::lend`].
+#[derive(Debug)]
+pub struct Lent {
+    /// The chunks, in queue order. Pooled and static chunks are clones (the queue keeps the
+    /// originals); `Vec` chunks moved out and must come back through [`SendQueue::finish`].
+    pub chunks: Vec<Chunk>,
+    /// Bytes of the first chunk already sent: the operation must skip them.
+    pub offset: usize,
+    /// The destination of a datagram.
+    pub to: Option<SocketAddr>,
+}
+
+/// An ordered queue of outgoing chunks with a cursor into the front one.
+///
+/// # Examples
+/// ```
+/// use fio_socket::{Chunk, SendQueue};
+/// let mut queue = SendQueue::new(1 << 20);
+/// queue.push(Chunk::from(&b"hello "[..]));
+/// queue.push(Chunk::from(b"world".to_vec()));
+/// let lent = queue.lend(8).expect("nothing is in flight");
+/// assert_eq!(lent.chunks.len(), 2);
+/// // The kernel took 8 bytes: the queue gets the vector back and keeps "rld".
+/// let vecs = lent.chunks.into_iter().filter_map(|chunk| match chunk {
+///     Chunk::Vec(vec) => Some(vec),
+///     _ => None,
+/// });
+/// assert!(queue.finish(8, vecs));
+/// assert_eq!(queue.len(), 3);
+/// ```
+pub struct SendQueue {
+    items: VecDeque<Item>,
+    /// Bytes of the front chunk already sent.
+    offset: usize,
+    /// Unsent bytes over every chunk.
+    bytes: usize,
+    /// Front chunks lent to the send in flight (0 when none is).
+    lent: usize,
+    /// Above this many queued bytes, writers should wait for [`Event::Drained`](crate::Event).
+    soft_limit: usize,
+}
+
+impl SendQueue {
+    /// An empty queue whose writers are asked to wait above `soft_limit` queued bytes.
+    pub fn new(soft_limit: usize) -> Self {
+        Self {
+            items: VecDeque::new(),
+            offset: 0,
+            bytes: 0,
+            lent: 0,
+            soft_limit,
+        }
+    }
+
+    /// Appends `chunk` to a byte stream (empty chunks are dropped).
+    pub fn push(&mut self, chunk: Chunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bytes += chunk.len();
+        self.items.push_back(Item {
+            stored: Stored::Held(share(chunk)),
+            to: None,
+            ends_message: true,
+        });
+    }
+
+    /// Appends one message made of `chunks` (possibly empty: an empty datagram is valid),
+    /// sent to `to` when given.
+    pub fn push_message(
+        &mut self,
+        chunks: impl IntoIterator<Item = Chunk>,
+        to: Option<SocketAddr>,
+    ) {
+        let start = self.items.len();
+        for chunk in chunks {
+            self.bytes += chunk.len();
+            self.items.push_back(Item {
+                stored: Stored::Held(share(chunk)),
+                to,
+                ends_message: false,
+            });
+        }
+        if self.items.len() == start {
+            self.items.push_back(Item {
+                stored: Stored::Held(Chunk::Static(&[])),
+                to,
+                ends_message: true,
+            });
+        } else if let Some(last) = self.items.back_mut() {
+            last.ends_message = true;
+        }
+    }
+
+    /// Inserts `chunk` ahead of everything not yet started: right after the chunks of the
+    /// send in flight, or after a partly sent front chunk, so no byte stream is split.
+    pub fn push_urgent(&mut self, chunk: Chunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        let index = self
+            .lent
+            .max(usize::from(self.offset > 0))
+            .min(self.items.len());
+        self.bytes += chunk.len();
+        self.items.insert(
+            index,
+            Item {
+                stored: Stored::Held(share(chunk)),
+                to: None,
+                ends_message: true,
+            },
+        );
+    }
+
+    /// Unsent bytes.
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is left to send (a queued empty datagram still counts as something).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Queued chunks, including the partly sent front one.
+    pub fn chunks(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether a send operation holds the front chunks.
+    pub fn is_lent(&self) -> bool {
+        self.lent > 0
+    }
+
+    /// Unsent bytes of the chunks lent to the send in flight: what it was asked to send.
+    pub fn lent_len(&self) -> usize {
+        self.pending_lens().take(self.lent).sum()
+    }
+
+    /// The soft limit in bytes.
+    pub fn soft_limit(&self) -> usize {
+        self.soft_limit
+    }
+
+    /// Whether the queue holds at least its soft limit: writers should wait for a drain.
+    pub fn is_over_soft_limit(&self) -> bool {
+        self.bytes >= self.soft_limit
+    }
+
+    /// The unsent length of each chunk from the front (the first one net of the cursor).
+    pub fn pending_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| item.stored.len() - if index == 0 { self.offset } else { 0 })
+    }
+
+    /// How many front chunks make up the first message.
+    pub fn front_message_chunks(&self) -> usize {
+        self.items
+            .iter()
+            .position(|item| item.ends_message)
+            .map_or(self.items.len(), |index| index + 1)
+    }
+
+    /// Borrows up to `limit` front chunks' unsent bytes for a vectored write (the epoll
+    /// engine's `writev`), appending them to `out`. Borrows nothing while a send is lent.
+    pub fn io_slices<'a>(&'a self, limit: usize, out: &mut Vec<IoSlice<'a>>) {
+        if self.lent > 0 {
+            return;
+        }
+        for (index, item) in self.items.iter().take(limit).enumerate() {
+            let Stored::Held(chunk) = &item.stored else {
+                return;
+            };
+            let skip = if index == 0 { self.offset } else { 0 };
+            out.push(IoSlice::new(&chunk.bytes()[skip..]));
+        }
+    }
+
+    /// Lends the first `count` chunks (at least one, when any is queued) to a send
+    /// operation. Returns `None` when the queue is empty or a send is already lent: at most
+    /// one send is in flight per queue.
+    pub fn lend(&mut self, count: usize) -> Option<Lent> {
+        if self.lent > 0 || self.items.is_empty() {
+            return None;
+        }
+        let count = count.clamp(1, self.items.len());
+        let to = self.items.front().and_then(|item| item.to);
+        let mut chunks = Vec::with_capacity(count);
+        for item in self.items.iter_mut().take(count) {
+            let chunk = match &mut item.stored {
+                Stored::Held(Chunk::Vec(_)) => {
+                    let len = item.stored.len();
+                    match std::mem::replace(&mut item.stored, Stored::Lent(len)) {
+                        Stored::Held(chunk) => chunk,
+                        Stored::Lent(_) => Chunk::Vec(Vec::new()),
+                    }
+                }
+                Stored::Held(Chunk::Shared(shared)) => Chunk::Shared(shared.clone()),
+                Stored::Held(Chunk::Static(bytes)) => Chunk::Static(bytes),
+                // `share` turned every `Buffer` into a `SharedBuffer` on the way in.
+                Stored::Held(Chunk::Buffer(_)) | Stored::Lent(_) => break,
+            };
+            chunks.push(chunk);
+        }
+        if chunks.is_empty() {
+            return None;
+        }
+        self.lent = chunks.len();
+        Some(Lent {
+            chunks,
+            offset: self.offset,
+            to,
+        })
+    }
+
+    /// Ends the lent send: puts the `Vec` chunks the operation gives back (in order) into
+    /// their slots, then advances past the `sent` bytes. Returns `false` when fewer vectors
+    /// came back than were lent; those slots can no longer be sent and the caller must treat
+    /// the stream as broken (only a ring that lost an operation's buffers could cause it).
+    pub fn finish(&mut self, sent: usize, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
+        let complete = self.restore(returned);
+        self.lent = 0;
+        self.advance(sent);
+        complete
+    }
+
+    /// Ends the lent send of a whole message, sent or failed: drops its chunks. Returns the
+    /// bytes dropped.
+    pub fn finish_message(&mut self) -> usize {
+        let count = self.lent.max(1).min(self.front_message_chunks());
+        self.lent = 0;
+        let mut dropped = 0;
+        for _ in 0..count {
+            if let Some(item) = self.items.pop_front() {
+                dropped += item.stored.len() - self.offset;
+                self.offset = 0;
+            }
+        }
+        self.bytes -= dropped;
+        dropped
+    }
+
+    /// Marks `count` more bytes as sent, dropping the chunks fully sent (clamped to what is
+    /// queued). Must not be called while a send is lent (use [`finish`](Self::finish)).
+    pub fn advance(&mut self, count: usize) {
+        let mut left = count.min(self.bytes);
+        self.bytes -= left;
+        while left > 0 {
+            let Some(front) = self.items.front() else {
+                break;
+            };
+            let pending = front.stored.len() - self.offset;
+            if left < pending {
+                self.offset += left;
+                return;
+            }
+            left -= pending;
+            self.offset = 0;
+            self.items.pop_front();
+        }
+    }
+
+    /// Drops everything (an abortive close), including the slots of a lent send whose
+    /// completion will then be ignored. Returns the bytes dropped.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.bytes;
+        self.items.clear();
+        self.offset = 0;
+        self.bytes = 0;
+        self.lent = 0;
+        dropped
+    }
+
+    /// Puts returned vectors into the lent slots, in order.
+    fn restore(&mut self, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
+        let mut returned = returned.into_iter();
+        let mut complete = true;
+        for item in self.items.iter_mut().take(self.lent) {
+            if let Stored::Lent(len) = item.stored {
+                match returned.next() {
+                    Some(vec) if vec.len() == len => item.stored = Stored::Held(Chunk::Vec(vec)),
+                    _ => complete = false,
+                }
+            }
+        }
+        complete
+    }
+}
+
+/// Pooled buffers are queued as shared handles so a send can hold a clone.
+fn share(chunk: Chunk) -> Chunk {
+    match chunk {
+        Chunk::Buffer(buffer) => Chunk::Shared(buffer.into_shared()),
+        other => other,
+    }
+}
+
+impl fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendQueue")
+            .field("bytes", &self.bytes)
+            .field("chunks", &self.items.len())
+            .field("offset", &self.offset)
+            .field("lent", &self.lent)
+            .field("soft_limit", &self.soft_limit)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fio_buffer::{BufferPool, PoolConfig};
+
+    use super::*;
+
+    /// Collects what a lent send would transmit, skipping the offset.
+    fn flatten(lent: &Lent) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, chunk) in lent.chunks.iter().enumerate() {
+            let skip = if index == 0 { lent.offset } else { 0 };
+            out.extend_from_slice(&chunk.bytes()[skip..]);
+        }
+        out
+    }
+
+    fn vecs(lent: Lent) -> Vec<Vec<u8>> {
+        lent.chunks
+            .into_iter()
+            .filter_map(|chunk| match chunk {
+                Chunk::Vec(vec) => Some(vec),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drains the queue by lending `limit` chunks at a time and sending `step` bytes of each
+    /// send, as a kernel with short sends would; returns the byte stream produced.
+    fn drain(queue: &mut SendQueue, limit: usize, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            let Some(lent) = queue.lend(limit) else { break };
+            let bytes = flatten(&lent);
+            let sent = step.min(bytes.len());
+            out.extend_from_slice(&bytes[..sent]);
+            assert!(queue.finish(sent, vecs(lent)));
+        }
+        assert!(queue.is_empty());
+        out
+    }
+
+    fn mixed_queue() -> (SendQueue, Vec<u8>) {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut queue = SendQueue::new(1 << 20);
+        let mut expected = Vec::new();
+        for round in 0..20u8 {
+            let mut buffer = pool.take().unwrap();
+            buffer.extend_from_slice(&[round; 37]);
+            expected.extend_from_slice(&[round; 37]);
+            queue.push(Chunk::Buffer(buffer));
+            queue.push(Chunk::Vec(vec![round.wrapping_add(100); 11]));
+            expected.extend_from_slice(&[round.wrapping_add(100); 11]);
+            queue.push(Chunk::Static(b"static"));
+            expected.extend_from_slice(b"static");
+        }
+        (queue, expected)
+    }
+
+    #[test]
+    fn short_sends_continue_from_the_first_unsent_byte() {
+        for (limit, step) in [(1, 1), (3, 5), (4, 50), (64, 7), (64, 100_000)] {
+            let (mut queue, expected) = mixed_queue();
+            assert_eq!(queue.len(), expected.len());
+            assert_eq!(
+                drain(&mut queue, limit, step),
+                expected,
+                "limit {limit} step {step}"
+            );
+            assert_eq!(queue.len(), 0);
+        }
+    }
+
+    #[test]
+    fn only_one_send_is_lent_at_a_time() {
+        let (mut queue, _) = mixed_queue();
+        let lent = queue.lend(2).unwrap();
+        assert!(queue.is_lent());
+        assert!(queue.lend(2).is_none());
+        let mut slices = Vec::new();
+        queue.io_slices(8, &mut slices);
+        assert!(slices.is_empty(), "a lent queue lends nothing to writev");
+        assert!(queue.finish(0, vecs(lent)));
+        assert!(queue.lend(2).is_some());
+    }
+
+    #[test]
+    fn a_lost_vector_is_reported() {
+        let mut queue = SendQueue::new(100);
+        queue.push(Chunk::Vec(b"abc".to_vec()));
+        let lent = queue.lend(1).unwrap();
+        drop(lent);
+        assert!(!queue.finish(0, Vec::new()));
+    }
+
+    #[test]
+    fn urgent_chunks_go_after_the_send_in_flight() {
+        let mut queue = SendQueue::new(100);
+        queue.push(Chunk::Static(b"aaaa"));
+        queue.push(Chunk::Static(b"bbbb"));
+        queue.push(Chunk::Static(b"cccc"));
+        let lent = queue.lend(2).unwrap();
+        queue.push_urgent(Chunk::Static(b"!!"));
+        assert!(queue.finish(6, vecs(lent)));
+        // "bb" is the rest of the second chunk, then the urgent bytes, then the third chunk.
+        assert_eq!(drain(&mut queue, 8, 100), b"bb!!cccc");
+
+        queue.push(Chunk::Static(b"xyz"));
+        queue.advance(1);
+        queue.push_urgent(Chunk::Static(b"#"));
+        let mut slices = Vec::new();
+        queue.io_slices(8, &mut slices);
+        let joined: Vec<u8> = slices.iter().flat_map(|slice| slice.to_vec()).collect();
+        assert_eq!(joined, b"yz#", "a partly sent chunk is finished first");
+    }
+
+    #[test]
+    fn io_slices_respect_the_cursor_and_the_limit() {
+        let mut queue = SendQueue::new(4);
+        queue.push(Chunk::Static(b"hello"));
+        queue.push(Chunk::Vec(b" big".to_vec()));
+        queue.push(Chunk::Static(b" world"));
+        assert!(queue.is_over_soft_limit());
+        queue.advance(2);
+        let mut slices = Vec::new();
+        queue.io_slices(2, &mut slices);
+        assert_eq!(slices.len(), 2);
+        assert_eq!(&*slices[0], b"llo");
+        assert_eq!(&*slices[1], b" big");
+        assert_eq!(queue.pending_lens().collect::<Vec<_>>(), vec![3, 4, 6]);
+    }
+
+    #[test]
+    fn messages_keep_their_boundaries_and_destinations() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut queue = SendQueue::new(100);
+        queue.push_message([Chunk::Static(b"ab"), Chunk::Static(b"cd")], Some(to));
+        queue.push_message([], None);
+        queue.push_message([Chunk::Static(b"e")], None);
+        assert_eq!(queue.front_message_chunks(), 2);
+        let lent = queue.lend(queue.front_message_chunks()).unwrap();
+        assert_eq!((flatten(&lent), lent.to), (b"abcd".to_vec(), Some(to)));
+        assert_eq!(queue.finish_message(), 4);
+        let lent = queue.lend(queue.front_message_chunks()).unwrap();
+        assert!(
+            flatten(&lent).is_empty(),
+            "an empty datagram is still a message"
+        );
+        assert_eq!(queue.finish_message(), 0);
+        assert_eq!(queue.chunks(), 1);
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn pooled_chunks_stay_alive_while_lent() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut queue = SendQueue::new(100);
+        let mut buffer = pool.take().unwrap();
+        buffer.extend_from_slice(b"pinned");
+        queue.push(Chunk::Buffer(buffer));
+        let lent = queue.lend(1).unwrap();
+        assert!(queue.finish(6, Vec::new()));
+        assert!(queue.is_empty());
+        assert_eq!(
+            pool.stats().in_use,
+            1,
+            "the operation still holds its clone"
+        );
+        drop(lent);
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn clear_drops_everything() {
+        let (mut queue, expected) = mixed_queue();
+        let _lent = queue.lend(3).unwrap();
+        assert_eq!(queue.clear(), expected.len());
+        assert!(queue.is_empty() && !queue.is_lent());
+    }
+}

@@ -1,0 +1,598 @@
+//! [`Socket`]: FastSocket's public face: creation, receive, transmit, close, and the event
+//! delivery that lets handlers call back into the socket.
+//!
+//! The state lives in an `Rc<RefCell<Inner>>` shared by the [`Socket`] handle and the ring
+//! handlers of its operations (the ring is single-threaded). Completions only change that
+//! state and queue [`Event`]s; the user's handler runs afterwards, with the borrow released,
+//! so it may transmit, receive or close re-entrantly. The receive path is in `inbound.rs`,
+//! the send path in `outbound.rs`, closing in `close.rs`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use fio_buffer::Buffer;
+use fio_ring::{OpId, Ring};
+
+use crate::config::{Mode, SocketConfig};
+use crate::error::Error;
+use crate::event::{CloseReason, Event};
+use crate::recv_queue::RecvQueue;
+use crate::send_queue::{Chunk, SendQueue};
+
+/// A socket's event handler: called with the ring (to submit more work), the socket (to
+/// transmit, receive or close, re-entrantly) and the event.
+pub type EventHandler = Box<dyn FnMut(&mut Ring, &Socket, Event)>;
+
+/// The state shared by a socket handle and its operations' handlers.
+pub(crate) type Shared = Rc<RefCell<Inner>>;
+
+/// Where the inbound side stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inbound {
+    /// Nothing armed: not started, or paused above the high-water mark.
+    Idle,
+    /// A multishot receive is armed (the buffer queue is at or below the low-water mark).
+    Multishot(OpId),
+    /// A one-shot receive, read or poll is armed.
+    Oneshot(OpId),
+    /// A cancel was requested; the operation's final completion is still to come.
+    Cancelling(OpId),
+}
+
+/// Where the socket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Sending and receiving.
+    Open,
+    /// Closing: refusing new data, draining (unless aborted), then shutdown and close.
+    Closing {
+        /// The queue was dropped: no drain, no shutdown.
+        aborted: bool,
+        /// `shutdown(SHUT_WR)` was submitted.
+        shutdown_sent: bool,
+        /// `close` was submitted; the descriptor now belongs to the ring.
+        close_sent: bool,
+    },
+    /// The descriptor is closed; `Closed { Local }` was queued.
+    Closed,
+}
+
+/// Everything a socket knows; see the module docs for who borrows it when.
+pub(crate) struct Inner {
+    /// The descriptor; taken by the final close operation.
+    pub(crate) fd: Option<OwnedFd>,
+    /// Its number, kept for reports after the descriptor is gone.
+    pub(crate) raw_fd: RawFd,
+    pub(crate) config: SocketConfig,
+    /// Whether the kernel supports multishot receive (else one-shot receives are re-armed).
+    pub(crate) multishot: bool,
+    pub(crate) send: SendQueue,
+    pub(crate) recv: RecvQueue,
+    pub(crate) inbound: Inbound,
+    /// The send operation in flight, until its result (not its zero-copy notification).
+    pub(crate) sending: Option<OpId>,
+    /// Zero-copy sends whose notification has not arrived yet.
+    pub(crate) zc_pending: usize,
+    /// An end-of-tick flush is registered.
+    pub(crate) flush_scheduled: bool,
+    /// An end-of-tick event delivery is registered.
+    pub(crate) delivery_scheduled: bool,
+    pub(crate) lifecycle: Lifecycle,
+    /// The errno that broke the stream; sticky.
+    pub(crate) broken: Option<i32>,
+    /// The peer ended its stream.
+    pub(crate) eof: bool,
+    /// `Closed { Remote | Error }` was reported (at most once).
+    pub(crate) hangup_reported: bool,
+    /// Operations in flight that capture this state; the descriptor is closed at zero.
+    pub(crate) in_flight: usize,
+    pub(crate) events: VecDeque<Event>,
+    /// The user's handler; `None` while it runs and after the final event.
+    pub(crate) handler: Option<EventHandler>,
+    /// The owning handle was dropped without a close: abort at the next chance.
+    pub(crate) abandoned: bool,
+    pub(crate) stats: SocketStats,
+}
+
+/// Counters of what a socket did, for tests, benches and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketStats {
+    /// Send (or write) operations completed with a result.
+    pub sends: u64,
+    /// Of those, how many the kernel cut short (the rest went out in a later send).
+    pub short_sends: u64,
+    /// Zero-copy sends submitted.
+    pub zero_copy_sends: u64,
+    /// Zero-copy sends whose notification has not arrived yet: each still pins its buffer.
+    pub zero_copy_pending: usize,
+    /// Bytes the kernel took.
+    pub bytes_sent: u64,
+    /// Bytes received into the queue.
+    pub bytes_received: u64,
+    /// Times the multishot receive was cancelled because unread data passed the low-water
+    /// mark (the socket then receives one buffer at a time up to the high-water mark).
+    pub receive_throttles: u64,
+}
+
+impl Inner {
+    /// Queues an event, folding consecutive `Readable`s into the latest count.
+    pub(crate) fn push_event(&mut self, event: Event) {
+        if let (Some(Event::Readable { buffered }), Event::Readable { buffered: latest }) =
+            (self.events.back_mut(), event)
+        {
+            *buffered = latest;
+            return;
+        }
+        self.events.push_back(event);
+    }
+
+    /// Whether the socket still takes data to send.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        if self.lifecycle != Lifecycle::Open {
+            return Err(Error::Closed);
+        }
+        if let Some(errno) = self.broken {
+            return Err(Error::Broken { errno });
+        }
+        Ok(())
+    }
+
+    /// Breaks a stream: sticky error, `Error` then `Closed { Error }` events, queue dropped.
+    pub(crate) fn fail(&mut self, errno: i32) {
+        if self.broken.is_some() {
+            return;
+        }
+        log::debug!("fd {}: failed with errno {errno}", self.raw_fd);
+        self.broken = Some(errno);
+        self.send.clear();
+        self.push_event(Event::Error { errno });
+        self.report_hangup(CloseReason::Error);
+    }
+
+    /// Reports `Closed { Remote | Error }` once, while the socket is open.
+    pub(crate) fn report_hangup(&mut self, reason: CloseReason) {
+        if !self.hangup_reported && self.lifecycle == Lifecycle::Open {
+            self.hangup_reported = true;
+            self.push_event(Event::Closed { reason });
+        }
+    }
+}
+
+/// An asynchronous socket on a [`Ring`]: FastSocket.
+///
+/// Created over a ring, a buffer group, an inbound and an outbound pool, a descriptor, a
+/// [`SocketConfig`] and an [`EventHandler`]; creation starts the inbound receive. Every
+/// method that may submit work takes the ring: the socket never owns it.
+///
+/// Close it with [`close`](Self::close) or [`abort`](Self::abort). A `Socket` dropped while
+/// open is aborted at its next completion, which for an idle peer may be when the ring is
+/// dropped.
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::{TcpListener, TcpStream};
+/// use std::time::Duration;
+/// use fio_buffer::{BufferPool, PoolConfig};
+/// use fio_ring::{Ring, RingConfig};
+/// use fio_socket::{Event, Socket, SocketConfig};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let mut peer = TcpStream::connect(listener.local_addr()?)?;
+/// let (stream, _) = listener.accept()?;
+///
+/// let mut ring = Ring::new(RingConfig::new(64))?;
+/// let pool = BufferPool::new(PoolConfig::new(4096))?;
+/// let group = ring.register_buffer_group(pool.clone(), 16)?;
+/// // An echo: whatever arrives goes back.
+/// let socket = Socket::new(
+///     &mut ring,
+///     stream.into(),
+///     SocketConfig::new(group, pool.clone(), pool),
+///     |ring, socket, event| {
+///         if let Event::Readable { .. } = event {
+///             while let Ok(Some(buffer)) = socket.receive_buffer(ring) {
+///                 socket.transmit_chunk(ring, buffer).expect("socket open");
+///             }
+///         }
+///     },
+/// )?;
+/// peer.write_all(b"ping")?;
+/// let mut reply = [0u8; 4];
+/// peer.set_nonblocking(true)?;
+/// for _ in 0..1000 {
+///     ring.wait(Some(Duration::from_millis(10)))?;
+///     if peer.read_exact(&mut reply).is_ok() { break; }
+/// }
+/// assert_eq!(&reply, b"ping");
+/// socket.close(&mut ring)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Socket {
+    shared: Shared,
+    /// The handle returned by [`Socket::new`]; the ones lent to handlers are not owners.
+    owner: bool,
+}
+
+impl Socket {
+    /// Creates a socket over `fd` and starts receiving: a multishot receive on the config's
+    /// buffer group (one-shot receives on kernels before 6.0), a re-armed read in
+    /// [`Mode::FileIo`], a re-armed poll plus `recvfrom(2)` in message mode.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when the configuration is inconsistent (limit out of
+    ///   range, message mode with file or zero-copy mode).
+    /// - [`Error::Ring`] when the ring refuses the receive (unknown buffer group, unsupported
+    ///   operation, full in-flight table).
+    /// - [`Error::Pool`] when the inbound pool has no buffer for the first read.
+    pub fn new<F>(
+        ring: &mut Ring,
+        fd: OwnedFd,
+        config: SocketConfig,
+        handler: F,
+    ) -> Result<Socket, Error>
+    where
+        F: FnMut(&mut Ring, &Socket, Event) + 'static,
+    {
+        config.validate()?;
+        let raw_fd = fd.as_raw_fd();
+        let multishot = ring.features().multishot_recv();
+        let inner = Inner {
+            fd: Some(fd),
+            raw_fd,
+            send: SendQueue::new(config.send_soft_limit),
+            recv: RecvQueue::new(config.marks),
+            config,
+            multishot,
+            inbound: Inbound::Idle,
+            sending: None,
+            zc_pending: 0,
+            flush_scheduled: false,
+            delivery_scheduled: false,
+            lifecycle: Lifecycle::Open,
+            broken: None,
+            eof: false,
+            hangup_reported: false,
+            in_flight: 0,
+            events: VecDeque::new(),
+            handler: Some(Box::new(handler)),
+            abandoned: false,
+            stats: SocketStats::default(),
+        };
+        let shared = Rc::new(RefCell::new(inner));
+        crate::inbound::arm(&shared, &mut shared.borrow_mut(), ring)?;
+        Ok(Socket {
+            shared,
+            owner: true,
+        })
+    }
+
+    /// Copies buffered bytes into `buf` (FastSocket's `ReceiveFastSocketData`): returns the
+    /// count, or 0 when nothing is buffered, or with `wait_all` while fewer than `buf.len()`
+    /// bytes are. In message mode it copies one datagram, cut to `buf`. Draining below the
+    /// low-water mark resumes a paused receive.
+    ///
+    /// # Errors
+    /// - [`Error::Closed`] after [`close`](Self::close) or [`abort`](Self::abort).
+    /// - [`Error::Broken`] when nothing is buffered and the socket failed.
+    /// - [`Error::Ring`]/[`Error::Pool`] when resuming the receive fails.
+    pub fn receive(&self, ring: &mut Ring, buf: &mut [u8], wait_all: bool) -> Result<usize, Error> {
+        self.with_receive(ring, |inner| {
+            if inner.config.message {
+                inner.recv.read_datagram(buf).map_or(0, |(count, _)| count)
+            } else {
+                inner.recv.read(buf, wait_all)
+            }
+        })
+    }
+
+    /// Takes one received buffer out without copying (FastSocket's
+    /// `ReceiveFastSocketBuffer`); `None` when nothing is buffered.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive).
+    pub fn receive_buffer(&self, ring: &mut Ring) -> Result<Option<Buffer>, Error> {
+        self.with_receive(ring, |inner| inner.recv.take_buffer())
+    }
+
+    /// Takes one received datagram and its sender out without copying (message mode; the
+    /// sender is FastSocket's `GetFastSocketMessageHeader` metadata). On a stream socket the
+    /// sender is `None`.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive).
+    pub fn receive_datagram(
+        &self,
+        ring: &mut Ring,
+    ) -> Result<Option<(Buffer, Option<SocketAddr>)>, Error> {
+        self.with_receive(ring, |inner| inner.recv.take_datagram())
+    }
+
+    /// Copies one received datagram into `buf` (cut to fit) and returns its length and
+    /// sender; `None` when none waits.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive).
+    pub fn receive_from(
+        &self,
+        ring: &mut Ring,
+        buf: &mut [u8],
+    ) -> Result<Option<(usize, Option<SocketAddr>)>, Error> {
+        self.with_receive(ring, |inner| inner.recv.read_datagram(buf))
+    }
+
+    /// Runs a receive-queue read, then resumes a paused receive if the queue drained.
+    fn with_receive<T: Empty>(
+        &self,
+        ring: &mut Ring,
+        read: impl FnOnce(&mut Inner) -> T,
+    ) -> Result<T, Error> {
+        let mut inner = self.shared.borrow_mut();
+        if inner.lifecycle != Lifecycle::Open {
+            return Err(Error::Closed);
+        }
+        let value = read(&mut inner);
+        if value.is_empty()
+            && let Some(errno) = inner.broken
+        {
+            return Err(Error::Broken { errno });
+        }
+        let armed = crate::inbound::arm(&self.shared, &mut inner, ring);
+        schedule_delivery(&self.shared, &mut inner, ring);
+        armed.map(|()| value)
+    }
+
+    /// Queues a copy of `data` (FastSocket's `TransmitFastSocketData` without an address):
+    /// the bytes are copied into outbound-pool buffers, all or nothing, and sent at the end
+    /// of the tick. In message mode `data` is one datagram to the connected peer.
+    ///
+    /// # Errors
+    /// - [`Error::Closed`] after a close; [`Error::Broken`] after an error (the spec's
+    ///   `-EPIPE`).
+    /// - [`Error::Pool`] when the outbound pool cannot hold the copy (nothing is queued).
+    pub fn transmit(&self, ring: &mut Ring, data: &[u8]) -> Result<(), Error> {
+        crate::outbound::transmit_copy(&self.shared, ring, data, None)
+    }
+
+    /// Queues a copy of `data` as one datagram to `to` (message mode; FastSocket's
+    /// `TransmitFastSocketData` with an address).
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] outside message mode.
+    /// - as [`transmit`](Self::transmit).
+    pub fn transmit_to(&self, ring: &mut Ring, data: &[u8], to: SocketAddr) -> Result<(), Error> {
+        crate::outbound::transmit_copy(&self.shared, ring, data, Some(to))
+    }
+
+    /// Queues a chunk without copying it (FastSocket's `TransmitFastSocketDescriptor` with an
+    /// owning buffer): a pooled [`Buffer`], a [`SharedBuffer`](fio_buffer::SharedBuffer), a
+    /// `Vec<u8>` or static bytes. In message mode the chunk is one datagram.
+    ///
+    /// # Errors
+    /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
+    pub fn transmit_chunk(&self, ring: &mut Ring, chunk: impl Into<Chunk>) -> Result<(), Error> {
+        crate::outbound::transmit_chunks(&self.shared, ring, vec![chunk.into()], None, false)
+    }
+
+    /// Queues one message made of `chunks`, sent to `to` when given (FastSocket's
+    /// `TransmitFastSocketMessage`). On a stream socket the chunks simply join the stream and
+    /// `to` must be `None`.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] for a destination outside message mode.
+    /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
+    pub fn transmit_message(
+        &self,
+        ring: &mut Ring,
+        chunks: Vec<Chunk>,
+        to: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        crate::outbound::transmit_chunks(&self.shared, ring, chunks, to, false)
+    }
+
+    /// Queues `chunk` ahead of everything not yet started (right after the send in flight),
+    /// for control data that must not wait behind a long queue. Stream sockets only.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] in message mode.
+    /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
+    pub fn transmit_urgent(&self, ring: &mut Ring, chunk: impl Into<Chunk>) -> Result<(), Error> {
+        crate::outbound::transmit_chunks(&self.shared, ring, vec![chunk.into()], None, true)
+    }
+
+    /// Closes gracefully (FastSocket's `ReleaseFastSocket`): refuses new data, drops what was
+    /// received, cancels the receive, sends everything queued, shuts the write side down and
+    /// closes the descriptor through the ring once nothing is in flight. The handler then
+    /// gets `Closed { Local }`, its last event. Closing twice is harmless.
+    ///
+    /// # Errors
+    /// - [`Error::Ring`] when the ring refuses the shutdown or close (the descriptor is then
+    ///   closed directly).
+    pub fn close(&self, ring: &mut Ring) -> Result<(), Error> {
+        crate::close::close(&self.shared, ring, false)
+    }
+
+    /// Closes abortively: drops the send queue, cancels the send in flight and the receive,
+    /// and closes the descriptor once nothing is in flight (no shutdown).
+    ///
+    /// # Errors
+    /// As [`close`](Self::close).
+    pub fn abort(&self, ring: &mut Ring) -> Result<(), Error> {
+        crate::close::close(&self.shared, ring, true)
+    }
+
+    /// Bytes received and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.shared.borrow().recv.len()
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.shared.borrow().send.len()
+    }
+
+    /// Whether a transmit would be accepted and the send queue is under its soft limit.
+    pub fn is_writable(&self) -> bool {
+        let inner = self.shared.borrow();
+        inner.check_writable().is_ok() && !inner.send.is_over_soft_limit()
+    }
+
+    /// Whether the socket is open (not closing or closed).
+    pub fn is_open(&self) -> bool {
+        self.shared.borrow().lifecycle == Lifecycle::Open
+    }
+
+    /// Whether the close finished: the descriptor is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.borrow().lifecycle == Lifecycle::Closed
+    }
+
+    /// Whether the peer ended its stream.
+    pub fn is_eof(&self) -> bool {
+        self.shared.borrow().eof
+    }
+
+    /// The errno that broke the socket, if one did.
+    pub fn error(&self) -> Option<i32> {
+        self.shared.borrow().broken
+    }
+
+    /// The descriptor's number (still reported after the close).
+    pub fn raw_fd(&self) -> RawFd {
+        self.shared.borrow().raw_fd
+    }
+
+    /// The send mode.
+    pub fn mode(&self) -> Mode {
+        self.shared.borrow().config.mode
+    }
+
+    /// What the socket did so far.
+    pub fn stats(&self) -> SocketStats {
+        let inner = self.shared.borrow();
+        SocketStats {
+            zero_copy_pending: inner.zc_pending,
+            ..inner.stats
+        }
+    }
+
+    /// Operations of this socket in flight on the ring.
+    pub fn in_flight(&self) -> usize {
+        self.shared.borrow().in_flight
+    }
+
+    /// A non-owning handle on the same socket, for handlers.
+    pub(crate) fn lent(shared: &Shared) -> Socket {
+        Socket {
+            shared: Rc::clone(shared),
+            owner: false,
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
+        if let Ok(mut inner) = self.shared.try_borrow_mut()
+            && inner.lifecycle == Lifecycle::Open
+        {
+            inner.abandoned = true;
+            inner.handler = None;
+            log::debug!("fd {}: socket dropped while open; aborting", inner.raw_fd);
+        }
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Socket");
+        match self.shared.try_borrow() {
+            Ok(inner) => debug
+                .field("fd", &inner.raw_fd)
+                .field("mode", &inner.config.mode)
+                .field("lifecycle", &inner.lifecycle)
+                .field("inbound", &inner.inbound)
+                .field("send", &inner.send)
+                .field("recv", &inner.recv)
+                .field("in_flight", &inner.in_flight)
+                .field("broken", &inner.broken)
+                .finish_non_exhaustive(),
+            Err(_) => debug.finish_non_exhaustive(),
+        }
+    }
+}
+
+/// What a receive returns when nothing was there, to tell "empty" from data.
+trait Empty {
+    fn is_empty(&self) -> bool;
+}
+
+impl Empty for usize {
+    fn is_empty(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl<T> Empty for Option<T> {
+    fn is_empty(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// Runs the user's handler for every queued event, with the state unborrowed so the handler
+/// may call back into the socket. Afterwards an abandoned socket is aborted.
+pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
+    loop {
+        let (event, mut handler) = {
+            let mut inner = shared.borrow_mut();
+            let Some(event) = inner.events.pop_front() else {
+                break;
+            };
+            // No handler: it is running further up the stack (the outer loop delivers the
+            // rest), or the socket reported its last event or was dropped.
+            let Some(handler) = inner.handler.take() else {
+                if inner.abandoned || inner.lifecycle == Lifecycle::Closed {
+                    inner.events.clear();
+                } else {
+                    inner.events.push_front(event);
+                }
+                break;
+            };
+            (event, handler)
+        };
+        let socket = Socket::lent(shared);
+        handler(ring, &socket, event);
+        let mut inner = shared.borrow_mut();
+        if !event.is_final() && !inner.abandoned {
+            inner.handler = Some(handler);
+        }
+    }
+    let abandoned = {
+        let inner = shared.borrow();
+        inner.abandoned && inner.lifecycle == Lifecycle::Open
+    };
+    if abandoned && let Err(error) = crate::close::close(shared, ring, true) {
+        log::warn!("aborting a dropped socket: {error}");
+    }
+}
+
+/// Makes sure queued events reach the handler: at the end of this tick when called outside a
+/// completion (a user call that failed a socket, a close whose descriptor closed at once).
+pub(crate) fn schedule_delivery(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    if inner.events.is_empty() || inner.delivery_scheduled {
+        return;
+    }
+    inner.delivery_scheduled = true;
+    let shared = Rc::clone(shared);
+    ring.on_tick_end(move |ring| {
+        shared.borrow_mut().delivery_scheduled = false;
+        deliver(&shared, ring);
+    });
+}

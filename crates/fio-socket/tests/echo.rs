@@ -1,0 +1,129 @@
+//! Echo through a socket, with handlers that call back into the socket from their events.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::rc::Rc;
+
+use fio_socket::{CloseReason, Event};
+use util::{Harness, recorder, saw, tcp_pair};
+
+#[test]
+fn echo_transmits_from_inside_the_readable_event() {
+    let mut harness = Harness::new(4096, 64);
+    let (ours, mut peer) = tcp_pair();
+    let socket = harness.open(ours, |ring, socket, event| {
+        if let Event::Readable { .. } = event {
+            while let Some(buffer) = socket.receive_buffer(ring).expect("open") {
+                socket.transmit_chunk(ring, buffer).expect("open");
+            }
+        }
+    });
+    peer.set_nonblocking(true).unwrap();
+    let mut echoed = Vec::new();
+    let mut sent = Vec::new();
+    for round in 0..50u32 {
+        let message = format!("message {round} {}", "x".repeat(round as usize * 37));
+        peer.write_all(message.as_bytes()).unwrap();
+        sent.extend_from_slice(message.as_bytes());
+        harness.run_until(10, |_| {
+            let mut buf = [0u8; 8192];
+            match peer.read(&mut buf) {
+                Ok(count) => echoed.extend_from_slice(&buf[..count]),
+                Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock),
+            }
+            echoed.len() == sent.len()
+        });
+    }
+    assert_eq!(echoed, sent);
+    socket.close(&mut harness.ring).unwrap();
+    harness.run_until_idle();
+    assert!(socket.is_closed());
+}
+
+#[test]
+fn copying_receive_honours_wait_all() {
+    let mut harness = Harness::new(4096, 16);
+    let (ours, mut peer) = tcp_pair();
+    let (events, handler) = recorder();
+    let socket = harness.open(ours, handler);
+    let mut buf = [0u8; 10];
+    assert_eq!(
+        socket.receive(&mut harness.ring, &mut buf, false).unwrap(),
+        0
+    );
+    peer.write_all(b"hello").unwrap();
+    harness.run_until(10, |_| socket.buffered() == 5);
+    assert!(saw(&events, Event::Readable { buffered: 5 }));
+    assert_eq!(
+        socket.receive(&mut harness.ring, &mut buf, true).unwrap(),
+        0
+    );
+    peer.write_all(b" world").unwrap();
+    harness.run_until(10, |_| socket.buffered() == 11);
+    assert_eq!(
+        socket.receive(&mut harness.ring, &mut buf, true).unwrap(),
+        10
+    );
+    assert_eq!(&buf, b"hello worl");
+    assert_eq!(
+        socket.receive(&mut harness.ring, &mut buf, false).unwrap(),
+        1
+    );
+    assert_eq!(buf[0], b'd');
+    socket.abort(&mut harness.ring).unwrap();
+    harness.run_until_idle();
+}
+
+#[test]
+fn a_handler_may_close_its_socket_from_inside_an_event() {
+    let mut harness = Harness::new(4096, 16);
+    let (ours, mut peer) = tcp_pair();
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let sink = events.clone();
+    let socket = harness.open(ours, move |ring, socket, event| {
+        sink.borrow_mut().push(event);
+        if let Event::Readable { .. } = event {
+            socket.transmit(ring, b"goodbye").expect("still open");
+            socket.close(ring).expect("close");
+            // A second close, and calls after it, are harmless.
+            socket.close(ring).expect("close twice");
+            assert!(socket.transmit(ring, b"late").is_err());
+        }
+    });
+    peer.write_all(b"bye?").unwrap();
+    harness.run_until(10, |_| socket.is_closed());
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"goodbye", "the queue drained before the shutdown");
+    let events = events.borrow();
+    assert_eq!(
+        events.last(),
+        Some(&Event::Closed {
+            reason: CloseReason::Local
+        })
+    );
+    assert_eq!(
+        events.iter().filter(|event| event.is_final()).count(),
+        1,
+        "Closed {{ Local }} comes once and last"
+    );
+    harness.run_until_idle();
+}
+
+#[test]
+fn the_handler_receives_nothing_after_the_final_event() {
+    let mut harness = Harness::new(4096, 16);
+    let (ours, mut peer) = tcp_pair();
+    let calls = Rc::new(Cell::new(0));
+    let counter = calls.clone();
+    let socket = harness.open(ours, move |_, _, _| counter.set(counter.get() + 1));
+    socket.close(&mut harness.ring).unwrap();
+    harness.run_until(10, |_| socket.is_closed());
+    let after_close = calls.get();
+    assert_eq!(after_close, 1, "only Closed {{ Local }}");
+    let _ = peer.write_all(b"ignored");
+    harness.run_until_idle();
+    assert_eq!(calls.get(), after_close);
+}
