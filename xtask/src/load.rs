@@ -140,7 +140,7 @@ const CONTENDERS: &[Contender] = &[
     Contender {
         name: "ring-echo",
         package: "fio-ring",
-        command: "examples/echo {port}",
+        command: "examples/ring_echo {port}",
         serves: &[Protocol::Echo],
         env: &[],
         role: Role::Uring,

@@ -1,7 +1,7 @@
 //! Copies a file through the ring: reads into pooled buffers and writes them out, with
 //! several reads and writes in flight at once.
 //!
-//! Usage: `cargo run -p fio-ring --example copy -- SRC DST`
+//! Usage: `cargo run -p fio-ring --example ring_copy -- SRC DST`
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};

@@ -1,7 +1,7 @@
 //! A TCP echo server using only fio-ring: multishot accept, multishot receive into a shared
 //! provided-buffer ring, and sends that resubmit whatever a short send left.
 //!
-//! Usage: `cargo run -p fio-ring --example echo -- [PORT] [--max-conns N]`
+//! Usage: `cargo run -p fio-ring --example ring_echo -- [PORT] [--max-conns N]`
 //! (it listens on `0.0.0.0:3000` by default, the spec's default address; port 0 picks a free
 //! one; with `--max-conns` the server exits after N connections closed).
 
