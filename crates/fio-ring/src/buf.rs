@@ -305,6 +305,20 @@ impl<T> KernelBox<T> {
         self.0.as_ptr()
     }
 
+    /// A copy of the value, for reading back what the kernel wrote.
+    ///
+    /// # Safety
+    /// The kernel must be done with the cell: the operation that points at it has had its
+    /// final completion (otherwise the read races the kernel's writes).
+    pub(crate) unsafe fn read(&self) -> T
+    where
+        T: Copy,
+    {
+        // SAFETY: the pointer came from `Box::leak` and is live until drop; the caller
+        // guarantees that nothing writes the cell concurrently.
+        unsafe { self.0.as_ptr().read() }
+    }
+
     /// Takes the value back once the kernel is done with it.
     pub(crate) fn into_inner(self) -> T {
         let this = ManuallyDrop::new(self);

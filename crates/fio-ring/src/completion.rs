@@ -3,12 +3,14 @@
 use std::fmt;
 use std::io;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use fio_buffer::Buffer;
 use io_uring::cqueue;
 
 use crate::buf::{IoBuf, WriteBuf};
+use crate::datagram::{self, Datagram};
 use crate::features::OpKind;
 use crate::inflight::OpId;
 use crate::ops::Resources;
@@ -128,7 +130,19 @@ impl Completion {
 
     /// The pooled buffer holding the data: the one picked from a buffer group, or the
     /// read/receive target when it was a pooled buffer. Its length is the bytes received.
+    ///
+    /// A buffer from [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) starts with the
+    /// kernel's header and address area: use [`take_datagram`](Self::take_datagram) there.
     pub fn take_buffer(&mut self) -> Option<Buffer> {
+        if let Resources::RecvMessage(message) = &mut *self.resources {
+            return match message.buf.take() {
+                Some(IoBuf::Pooled(buffer)) => Some(buffer),
+                other => {
+                    message.buf = other;
+                    None
+                }
+            };
+        }
         match mem::take(&mut *self.resources) {
             Resources::Selected(buffer) | Resources::Read(IoBuf::Pooled(buffer)) => Some(buffer),
             other => {
@@ -138,14 +152,86 @@ impl Completion {
         }
     }
 
-    /// The read or receive target, its length grown by the bytes read.
+    /// The read or receive target (also of a one-shot `recvmsg`), its length grown by the
+    /// bytes read.
     pub fn take_buf(&mut self) -> Option<IoBuf> {
+        if let Resources::RecvMessage(message) = &mut *self.resources {
+            return message.buf.take();
+        }
         match mem::take(&mut *self.resources) {
             Resources::Read(buf) => Some(buf),
             other => {
                 *self.resources = other;
                 None
             }
+        }
+    }
+
+    /// The datagram a message receive brought, with its sender: the group buffer of an
+    /// [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) completion (payload in place,
+    /// behind the kernel's header), or the pooled target of a successful
+    /// [`Op::recvmsg`](crate::Op::recvmsg) (payload from its first byte). `None` for other
+    /// operations, a `Vec` target (use [`take_buf`](Self::take_buf)) or a failed receive.
+    pub fn take_datagram(&mut self) -> Option<Datagram> {
+        if self.res < 0 {
+            return None;
+        }
+        match &mut *self.resources {
+            Resources::RecvMessage(message) => match message.buf.take() {
+                Some(IoBuf::Pooled(buffer)) => {
+                    let len = buffer.len();
+                    Some(Datagram::new(
+                        buffer,
+                        0..len,
+                        message.source,
+                        message.msg_flags,
+                    ))
+                }
+                other => {
+                    message.buf = other;
+                    None
+                }
+            },
+            Resources::Selected(buffer) if self.kind == OpKind::RecvMsgMultishot => {
+                let (payload, source, flags) = datagram::parse_multishot(buffer)?;
+                let Resources::Selected(buffer) = mem::take(&mut *self.resources) else {
+                    return None;
+                };
+                Some(Datagram::new(buffer, payload, source, flags))
+            }
+            _ => None,
+        }
+    }
+
+    /// The sender of a message receive ([`Op::recvmsg`](crate::Op::recvmsg) or
+    /// [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot)) while its data is still in
+    /// the completion; `None` for other operations or non-IP senders.
+    pub fn source_addr(&self) -> Option<SocketAddr> {
+        match &*self.resources {
+            Resources::RecvMessage(message) => message.source,
+            Resources::Selected(buffer) if self.kind == OpKind::RecvMsgMultishot => {
+                datagram::parse_multishot(buffer).and_then(|(_, source, _)| source)
+            }
+            _ => None,
+        }
+    }
+
+    /// The message flags of a one-shot [`Op::recvmsg`](crate::Op::recvmsg) (`MSG_TRUNC`,
+    /// `MSG_CTRUNC`, ...); 0 otherwise (a multishot datagram carries its own,
+    /// [`Datagram::flags`]).
+    pub fn msg_flags(&self) -> i32 {
+        match &*self.resources {
+            Resources::RecvMessage(message) => message.msg_flags,
+            _ => 0,
+        }
+    }
+
+    /// The ancillary data (raw `cmsghdr` records) a one-shot
+    /// [`Op::recvmsg`](crate::Op::recvmsg) received, empty when none came.
+    pub fn take_control(&mut self) -> Option<Vec<u8>> {
+        match &mut *self.resources {
+            Resources::RecvMessage(message) => message.control.take().map(IoBuf::into_vec),
+            _ => None,
         }
     }
 

@@ -91,13 +91,15 @@ impl Ring {
                     }
                 }
             }
-            OpKind::Recv | OpKind::RecvMultishot
+            OpKind::Recv | OpKind::RecvMultishot | OpKind::RecvMsgMultishot
                 if slot.group.is_some() && !more && !slot.cancelled =>
             {
                 if res == -libc::ENOBUFS {
                     starve = true;
                     is_final = false;
-                } else if slot.kind == OpKind::RecvMultishot && res > 0 {
+                } else if matches!(slot.kind, OpKind::RecvMultishot | OpKind::RecvMsgMultishot)
+                    && res > 0
+                {
                     // The kernel ended the multishot with data (e.g. CQ pressure): carry on.
                     rearm = true;
                     is_final = false;
@@ -174,7 +176,7 @@ impl Ring {
         let rearm = slot.rearm.take();
         self.ops.release(id);
         drop(rearm);
-        if owned && count > 0 {
+        if owned && count >= 0 {
             resources.apply_transfer(count as usize);
         }
         let selected = cqueue::buffer_select(flags).is_some();

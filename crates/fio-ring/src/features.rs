@@ -33,6 +33,10 @@ pub enum OpKind {
     Recv,
     /// Multishot receive from a buffer group (Linux 6.0; the probe cannot see it).
     RecvMultishot,
+    /// `recvmsg(2)` into an owned buffer, with the sender's address.
+    RecvMsg,
+    /// Multishot `recvmsg(2)` from a buffer group (Linux 6.0; the probe cannot see it).
+    RecvMsgMultishot,
     /// `accept4(2)`.
     Accept,
     /// Multishot accept (Linux 5.19).
@@ -67,7 +71,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind, for reports and tests.
-    pub const ALL: [OpKind; 24] = [
+    pub const ALL: [OpKind; 26] = [
         OpKind::Nop,
         OpKind::Read,
         OpKind::Write,
@@ -78,6 +82,8 @@ impl OpKind {
         OpKind::SendZc,
         OpKind::Recv,
         OpKind::RecvMultishot,
+        OpKind::RecvMsg,
+        OpKind::RecvMsgMultishot,
         OpKind::Accept,
         OpKind::AcceptMultishot,
         OpKind::Connect,
@@ -106,6 +112,7 @@ impl OpKind {
             OpKind::SendMsg => opcode::SendMsg::CODE,
             OpKind::SendZc => opcode::SendZc::CODE,
             OpKind::Recv | OpKind::RecvMultishot => opcode::Recv::CODE,
+            OpKind::RecvMsg | OpKind::RecvMsgMultishot => opcode::RecvMsg::CODE,
             OpKind::Accept | OpKind::AcceptMultishot => opcode::Accept::CODE,
             OpKind::Connect => opcode::Connect::CODE,
             OpKind::Close => opcode::Close::CODE,
@@ -132,7 +139,7 @@ impl OpKind {
     /// The first kernel with the flag variant this kind needs, where the probe cannot tell.
     const fn minimum_kernel(self) -> Option<KernelVersion> {
         match self {
-            OpKind::RecvMultishot => Some(KernelVersion::new(6, 0, 0)),
+            OpKind::RecvMultishot | OpKind::RecvMsgMultishot => Some(KernelVersion::new(6, 0, 0)),
             OpKind::AcceptMultishot => Some(KernelVersion::new(5, 19, 0)),
             _ => None,
         }
@@ -363,6 +370,6 @@ mod tests {
         let text = features(KernelVersion::new(6, 18, 2), &all).to_string();
         assert!(text.starts_with("io_uring on 6.18.2"), "{text}");
         assert!(text.contains("+multishot_recv"), "{text}");
-        assert!(text.ends_with("(24 of 24 ops)"), "{text}");
+        assert!(text.ends_with("(26 of 26 ops)"), "{text}");
     }
 }

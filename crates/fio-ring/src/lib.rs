@@ -47,6 +47,7 @@
 mod buf;
 mod completion;
 mod config;
+mod datagram;
 mod dispatch;
 mod error;
 mod features;
@@ -60,12 +61,13 @@ mod teardown;
 pub use buf::{IoBuf, WriteBuf};
 pub use completion::Completion;
 pub use config::{MAX_ENTRIES, RingConfig, SetupFlags};
+pub use datagram::Datagram;
 pub use error::{Error, SetupRefusal};
 pub use features::{Features, OpKind};
 pub use fio_sys::KernelVersion;
 pub use handle::{Job, RingHandle};
 pub use inflight::OpId;
-pub use ops::{MAX_IOVECS, Op};
+pub use ops::{MAX_IOVECS, Op, SendFlags};
 pub use provider::{BufferGroup, BufferProvider, MAX_GROUP_ENTRIES};
 pub use ring::{Handler, Ring, TickEnd};
 

@@ -14,7 +14,7 @@
 //! | `POLLHUP` | [`Event::Closed`](crate::Event::Closed)` { reason }` | [`CloseReason`](crate::CloseReason)`::{Remote, Error, Local}` |
 //! | `FASTSOCKET_MODE_REGULAR` | [`Mode::Regular`](crate::Mode::Regular) | |
 //! | `FASTSOCKET_MODE_ZERO_COPY` | [`Mode::ZeroCopy`](crate::Mode::ZeroCopy)` { min_len }` | only chunks of `min_len` or more |
-//! | `FASTSOCKET_MODE_AUTO_CORK` | [`Mode::AutoCork`](crate::Mode::AutoCork) | see the crate docs on `MSG_MORE` |
+//! | `FASTSOCKET_MODE_AUTO_CORK` | [`Mode::AutoCork`](crate::Mode::AutoCork) | `MSG_MORE` on every send of a batch but the last |
 //! | `FASTSOCKET_MODE_FILE_IO` | [`Mode::FileIo`](crate::Mode::FileIo) | |
 //! | `limit` | [`SocketConfig::with_limit`](crate::SocketConfig::with_limit) | chunks per gathered send (1..=1024) |
 //! | `ReceiveFastSocketData(socket, data, size, flags)` | [`Socket::receive`](crate::Socket::receive)`(ring, buf, wait_all)` | `MSG_WAITALL` = `wait_all`; `-EINVAL` etc. = `Err` |

@@ -21,9 +21,11 @@ pub enum Mode {
         /// The smallest chunk worth pinning; below ~16 KiB copying is cheaper.
         min_len: usize,
     },
-    /// As `Regular`, gathering up to `MAX_IOVECS` chunks per send so that data queued in one
-    /// tick leaves in as few segments as possible (`FASTSOCKET_MODE_AUTO_CORK`; see the crate
-    /// docs for `MSG_MORE`).
+    /// As `Regular`, but every send that leaves data queued behind it carries `MSG_MORE`, so
+    /// the kernel holds back a partial segment until the last send of the batch, which goes
+    /// without it and flushes (`FASTSOCKET_MODE_AUTO_CORK`). Counted in
+    /// [`SocketStats::corked_sends`](crate::SocketStats::corked_sends). Message mode never
+    /// corks: on a datagram socket `MSG_MORE` would merge messages.
     AutoCork,
     /// `read(2)`/`write(2)` through the ring, for pipes and terminals
     /// (`FASTSOCKET_MODE_FILE_IO`): reads go into buffers of the inbound pool.
@@ -158,13 +160,5 @@ impl SocketConfig {
             });
         }
         Ok(())
-    }
-
-    /// Chunks one send may gather in this mode.
-    pub(crate) fn gather_limit(&self) -> usize {
-        match self.mode {
-            Mode::AutoCork => MAX_IOVECS,
-            _ => self.limit,
-        }
     }
 }

@@ -7,23 +7,20 @@
 //! until the application drains the queue. An `ENOBUFS` from a dry group is not an end of
 //! stream: the ring parks the receive and re-arms it when buffers come back.
 //!
-//! File mode re-arms a one-shot `read(2)` into inbound-pool buffers. Message mode re-arms a
-//! one-shot poll and then drains datagrams with `recvfrom(2)`, because fio-ring has no
-//! `recvmsg` operation yet; each datagram keeps its sender.
+//! File mode re-arms a one-shot `read(2)` into inbound-pool buffers. Message mode receives
+//! through the ring's `recvmsg`: a multishot `recvmsg` on the buffer group under the same
+//! water marks as a stream (when the kernel has multishot receive and the group's buffers
+//! have room for the kernel's per-datagram header), else a one-shot `recvmsg` into an
+//! inbound-pool buffer, re-armed after each datagram. Each datagram keeps its sender.
 
-use std::os::fd::AsFd;
 use std::rc::Rc;
 
-use fio_ring::{Completion, Op, OpId, OpKind, Ring};
-use fio_sys::RecvFlags;
+use fio_ring::{Completion, Datagram, Op, OpId, OpKind, Ring};
 
 use crate::config::Mode;
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
 use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver};
-
-/// Datagrams drained per poll completion, so one busy socket cannot hold up the ring.
-const DATAGRAMS_PER_POLL: usize = 64;
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
@@ -70,12 +67,18 @@ fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result
         return Ok(());
     };
     let (op, multishot) = if inner.config.message {
-        let pool = inner.config.inbound.stats();
-        if pool.in_use >= pool.max_buffers {
-            // Polling now would spin: wait for the application to give buffers back.
-            return Ok(());
+        let group = inner.config.group;
+        let room = group.buffer_len() as usize > Datagram::MULTISHOT_OVERHEAD;
+        if inner.multishot && room && inner.recv.is_below_low_water() {
+            (Op::recvmsg_multishot(fd, group), true)
+        } else {
+            let pool = inner.config.inbound.stats();
+            if pool.in_use >= pool.max_buffers {
+                // Nothing to receive into: wait for the application to give buffers back.
+                return Ok(());
+            }
+            (Op::recvmsg(fd, inner.config.inbound.take()?, 0), false)
         }
-        (Op::poll(fd, libc::POLLIN as u32), false)
     } else if inner.config.mode == Mode::FileIo {
         let buffer = inner.config.inbound.take()?;
         (Op::read(fd, buffer, None), false)
@@ -103,8 +106,11 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
     {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
-        if completion.kind() == OpKind::Poll {
-            on_poll(inner, &completion);
+        if matches!(
+            completion.kind(),
+            OpKind::RecvMsg | OpKind::RecvMsgMultishot
+        ) {
+            on_datagram(inner, &mut completion);
         } else {
             on_data(inner, &mut completion);
         }
@@ -161,8 +167,9 @@ fn on_data(inner: &mut Inner, completion: &mut Completion) {
     }
 }
 
-/// A poll completion in message mode: drain the datagrams that are ready.
-fn on_poll(inner: &mut Inner, completion: &Completion) {
+/// A message-mode completion: the datagram joins the queue with its sender; a final error
+/// is reported and the receive re-armed.
+fn on_datagram(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
     if inner.lifecycle != Lifecycle::Open {
         return;
@@ -171,38 +178,17 @@ fn on_poll(inner: &mut Inner, completion: &Completion) {
         on_error(inner, -res);
         return;
     }
-    let Some(fd) = inner.fd.as_ref() else {
+    let Some(datagram) = completion.take_datagram() else {
         return;
     };
-    let mut received = false;
-    for _ in 0..DATAGRAMS_PER_POLL {
-        if inner.recv.is_above_high_water() {
-            break;
-        }
-        let Ok(mut buffer) = inner.config.inbound.take() else {
-            break;
-        };
-        match fio_sys::recv_from(fd.as_fd(), buffer.as_mut_capacity(), RecvFlags::DONTWAIT) {
-            Ok((count, from)) => {
-                buffer.set_len(count);
-                inner.stats.bytes_received += count as u64;
-                inner.recv.push_datagram(buffer, from.as_inet());
-                received = true;
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                // On a datagram socket an error (an ICMP port unreachable, say) concerns one
-                // earlier message: report it and go on.
-                let errno = error.raw_os_error().unwrap_or(libc::EIO);
-                inner.events.push_back(Event::Error { errno });
-            }
-        }
-    }
-    if received {
-        let buffered = inner.recv.len();
-        inner.push_event(Event::Readable { buffered });
-    }
+    let from = datagram.source();
+    // The payload moves to the front of its buffer (a memmove, no allocation), so the queue
+    // and `receive_datagram` see a plain buffer.
+    let buffer = datagram.into_buffer();
+    inner.stats.bytes_received += buffer.len() as u64;
+    inner.recv.push_datagram(buffer, from);
+    let buffered = inner.recv.len();
+    inner.push_event(Event::Readable { buffered });
 }
 
 /// A receive that ended with `-errno`.

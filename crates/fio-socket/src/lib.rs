@@ -29,10 +29,14 @@
 //! - Short sends continue instead of leaving a gap; inbound has backpressure; no null buffer
 //!   is ever published (see the README).
 //! - One gathered `sendmsg` per flush replaces linked `IO_LINK` batches.
-//! - `Mode::AutoCork` cannot set `MSG_MORE` yet, because fio-ring's send operations take no
-//!   flags; it gathers up to 1024 chunks per send instead, which is what corking buys here.
-//! - Message mode receives with a re-armed poll and `recvfrom(2)`, because fio-ring has no
-//!   `recvmsg` operation yet; the sender of each datagram is kept all the same.
+//! - `Mode::AutoCork` sets `MSG_MORE` on every send that leaves data queued behind it (the
+//!   C semantics: every send of a batch but the last), through fio-ring's
+//!   [`SendFlags`](fio_ring::SendFlags); message mode never corks.
+//! - Message mode receives through the ring's `recvmsg`: multishot from the buffer group
+//!   (Linux 6.0, group buffers larger than
+//!   [`Datagram::MULTISHOT_OVERHEAD`](fio_ring::Datagram::MULTISHOT_OVERHEAD)) under the same
+//!   water marks as a stream, else one-shot into inbound-pool buffers, re-armed per
+//!   datagram. No extra syscall per datagram, and each keeps its sender.
 //! - The creation-time `POLLOUT` poll that notices a non-blocking connect's completion is
 //!   left to `fio-reactor`, which connects through the ring.
 //!

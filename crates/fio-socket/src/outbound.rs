@@ -7,12 +7,14 @@
 //! the count the kernel took, so a short send continues from the first unsent byte, at once.
 //! In zero-copy mode a large pooled front chunk goes alone through `SEND_ZC`; the operation
 //! keeps its clone of the chunk until the kernel's notification, while the queue moves on.
+//! In auto-cork mode every send that leaves data queued behind it carries `MSG_MORE`, so the
+//! kernel holds back a partial segment until the batch's last send (C FastSocket's cork).
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use fio_ring::{Completion, Op, OpKind, Ring, WriteBuf};
+use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, WriteBuf};
 
 use crate::config::{Mode, SocketConfig};
 use crate::error::Error;
@@ -98,7 +100,7 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let (op, zero_copy) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
+    let (op, flavour) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
         Ok(Some(built)) => built,
         Ok(None) => return,
         Err(error) => {
@@ -113,9 +115,13 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
         Ok(id) => {
             inner.sending = Some(id);
             inner.in_flight += 1;
-            if zero_copy {
-                inner.zc_pending += 1;
-                inner.stats.zero_copy_sends += 1;
+            match flavour {
+                Flavour::Plain => {}
+                Flavour::ZeroCopy => {
+                    inner.zc_pending += 1;
+                    inner.stats.zero_copy_sends += 1;
+                }
+                Flavour::Corked => inner.stats.corked_sends += 1,
             }
         }
         Err(error) => {
@@ -128,6 +134,15 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     }
 }
 
+/// What kind of send [`build`] made, for the socket's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Plain,
+    ZeroCopy,
+    /// Sent with `MSG_MORE` because more data waits behind it (auto-cork mode).
+    Corked,
+}
+
 /// Lends the front chunks to the operation that fits the mode; `None` when a zero-copy send
 /// must wait for notifications first.
 fn build(
@@ -135,21 +150,28 @@ fn build(
     config: &SocketConfig,
     zc_pending: usize,
     fd: &OwnedFd,
-) -> Result<Option<(Op, bool)>, Error> {
-    let limit = config.gather_limit();
+) -> Result<Option<(Op, Flavour)>, Error> {
+    let limit = config.limit;
     if config.message {
+        // Never `MSG_MORE` here: on a datagram socket it would merge messages.
         let count = send.front_message_chunks();
         let Some(lent) = send.lend(count) else {
             return Ok(None);
         };
         let to = lent.to;
-        return Ok(Some((Op::sendmsg(fd, write_bufs(lent), to)?, false)));
+        return Ok(Some((
+            Op::sendmsg(fd, write_bufs(lent), to)?,
+            Flavour::Plain,
+        )));
     }
     if config.mode == Mode::FileIo {
         let Some(lent) = send.lend(limit) else {
             return Ok(None);
         };
-        return Ok(Some((Op::writev(fd, write_bufs(lent), None)?, false)));
+        return Ok(Some((
+            Op::writev(fd, write_bufs(lent), None)?,
+            Flavour::Plain,
+        )));
     }
     if let Mode::ZeroCopy { min_len } = config.mode {
         let mut lens = send.pending_lens();
@@ -169,31 +191,43 @@ fn build(
                 return Ok(None);
             };
             return Ok(Some(if pinned {
-                (Op::send_zc(fd, buf), true)
+                (Op::send_zc(fd, buf), Flavour::ZeroCopy)
             } else {
-                (Op::send(fd, buf), false)
+                (Op::send(fd, buf), Flavour::Plain)
             }));
         }
         let Some(lent) = send.lend(small.min(limit)) else {
             return Ok(None);
         };
-        return Ok(Some((send_op(fd, lent)?, false)));
+        return Ok(Some((
+            send_op(fd, lent, SendFlags::empty())?,
+            Flavour::Plain,
+        )));
     }
     let Some(lent) = send.lend(limit) else {
         return Ok(None);
     };
-    Ok(Some((send_op(fd, lent)?, false)))
+    // Auto-cork: chunks left behind this send mean another send follows at once, so let the
+    // kernel hold a partial segment for it; the batch's last send goes without and flushes.
+    let corked = config.mode == Mode::AutoCork && send.chunks() > lent.chunks.len();
+    if corked {
+        return Ok(Some((send_op(fd, lent, SendFlags::MORE)?, Flavour::Corked)));
+    }
+    Ok(Some((
+        send_op(fd, lent, SendFlags::empty())?,
+        Flavour::Plain,
+    )))
 }
 
-/// `send(2)` for one chunk, `sendmsg(2)` for several.
-fn send_op(fd: &OwnedFd, lent: Lent) -> Result<Op, Error> {
+/// `send(2)` for one chunk, `sendmsg(2)` for several, with `flags` (beyond `MSG_NOSIGNAL`).
+fn send_op(fd: &OwnedFd, lent: Lent, flags: SendFlags) -> Result<Op, Error> {
     let mut bufs = write_bufs(lent);
     if bufs.len() == 1
         && let Some(buf) = bufs.pop()
     {
-        return Ok(Op::send(fd, buf));
+        return Ok(Op::send_with_flags(fd, buf, flags));
     }
-    Ok(Op::sendmsg(fd, bufs, None)?)
+    Ok(Op::sendmsg_with_flags(fd, bufs, None, flags)?)
 }
 
 /// The ring's view of lent chunks, the first one advanced past the bytes already sent.

@@ -37,7 +37,7 @@ pub(crate) enum Inbound {
     Idle,
     /// A multishot receive is armed (the buffer queue is at or below the low-water mark).
     Multishot(OpId),
-    /// A one-shot receive, read or poll is armed.
+    /// A one-shot receive, read or `recvmsg` is armed.
     Oneshot(OpId),
     /// A cancel was requested; the operation's final completion is still to come.
     Cancelling(OpId),
@@ -110,6 +110,9 @@ pub struct SocketStats {
     pub zero_copy_sends: u64,
     /// Zero-copy sends whose notification has not arrived yet: each still pins its buffer.
     pub zero_copy_pending: usize,
+    /// Sends submitted with `MSG_MORE` because more data was queued behind them
+    /// ([`Mode::AutoCork`]); the last send of each batch goes without and flushes.
+    pub corked_sends: u64,
     /// Bytes the kernel took.
     pub bytes_sent: u64,
     /// Bytes received into the queue.
@@ -222,7 +225,8 @@ pub struct Socket {
 impl Socket {
     /// Creates a socket over `fd` and starts receiving: a multishot receive on the config's
     /// buffer group (one-shot receives on kernels before 6.0), a re-armed read in
-    /// [`Mode::FileIo`], a re-armed poll plus `recvfrom(2)` in message mode.
+    /// [`Mode::FileIo`], a multishot `recvmsg` on the group (or a re-armed one-shot
+    /// `recvmsg` into inbound-pool buffers) in message mode.
     ///
     /// # Errors
     /// - [`Error::InvalidArgument`] when the configuration is inconsistent (limit out of

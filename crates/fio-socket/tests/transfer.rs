@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::thread;
 
-use fio_socket::{Mode, Socket};
+use fio_socket::{Mode, Socket, SocketConfig};
 use util::{Harness, Pattern, tcp_pair, transfer_bytes};
 
 const CHUNK: usize = 64 * 1024;
@@ -38,10 +38,15 @@ fn check_reader(mut source: impl Read + Send + 'static) -> thread::JoinHandle<u6
 
 /// Sends `transfer_bytes()` of the pattern through a socket over `fd` in `mode`, in pooled
 /// chunks, then closes gracefully; returns the socket's figures.
-fn send_all(mode: Mode, fd: OwnedFd, reader: thread::JoinHandle<u64>) -> fio_socket::SocketStats {
+fn send_all(
+    mode: Mode,
+    limit: usize,
+    fd: OwnedFd,
+    reader: thread::JoinHandle<u64>,
+) -> fio_socket::SocketStats {
     let total = transfer_bytes();
     let mut harness = Harness::new(4096, 16);
-    let config = harness.config().with_mode(mode);
+    let config = harness.config().with_mode(mode).with_limit(limit);
     let socket = harness.open_with(config, fd, |_, _, _| {});
     let pattern = Pattern::new(CHUNK);
     let outbound = harness.outbound.clone();
@@ -71,19 +76,31 @@ fn send_all(mode: Mode, fd: OwnedFd, reader: thread::JoinHandle<u64>) -> fio_soc
 }
 
 fn tcp_transfer(mode: Mode) -> fio_socket::SocketStats {
+    tcp_transfer_with_limit(mode, SocketConfig::DEFAULT_LIMIT)
+}
+
+fn tcp_transfer_with_limit(mode: Mode, limit: usize) -> fio_socket::SocketStats {
     let (ours, peer) = tcp_pair();
     let reader = check_reader(peer);
-    send_all(mode, ours.into(), reader)
+    send_all(mode, limit, ours.into(), reader)
 }
 
 #[test]
 fn regular_mode_transfers_intact() {
-    tcp_transfer(Mode::Regular);
+    let stats = tcp_transfer(Mode::Regular);
+    assert_eq!(stats.corked_sends, 0, "only auto-cork sets MSG_MORE");
 }
 
 #[test]
 fn auto_cork_mode_transfers_intact() {
-    tcp_transfer(Mode::AutoCork);
+    // Up to 64 chunks of 64 KiB are queued and a send takes 16: the sends that leave chunks
+    // behind are corked, and the last of every batch is not, or the tail would sit in the
+    // cork.
+    let stats = tcp_transfer_with_limit(Mode::AutoCork, 16);
+    if transfer_bytes() > 16 * CHUNK as u64 {
+        assert!(stats.corked_sends > 0, "{stats:?}");
+    }
+    assert!(stats.corked_sends < stats.sends, "{stats:?}");
 }
 
 #[test]
@@ -102,7 +119,7 @@ fn zero_copy_mode_transfers_intact() {
 fn file_mode_transfers_intact_through_a_pipe() {
     let (read_end, write_end) = fio_sys::pipe().unwrap();
     let reader = check_reader(File::from(read_end));
-    send_all(Mode::FileIo, write_end, reader);
+    send_all(Mode::FileIo, SocketConfig::DEFAULT_LIMIT, write_end, reader);
 }
 
 #[test]
@@ -141,4 +158,26 @@ fn receiving_transfers_intact() {
     socket.close(&mut harness.ring).unwrap();
     harness.run_until_idle();
     assert_eq!(socket.stats().bytes_received, total);
+}
+
+#[test]
+fn auto_cork_corks_every_send_of_a_batch_but_the_last() {
+    let (ours, mut peer) = tcp_pair();
+    let mut harness = Harness::new(4096, 16);
+    let config = harness.config().with_mode(Mode::AutoCork).with_limit(2);
+    let socket = harness.open_with(config, ours, |_, _, _| {});
+    // Five chunks queued in one tick, two per send: sends of 2, 2 and 1 chunks, the first
+    // two with MSG_MORE (chunks wait behind them), the last without.
+    for chunk in [&b"ab"[..], b"cd", b"ef", b"gh", b"ij"] {
+        socket.transmit_chunk(&mut harness.ring, chunk).unwrap();
+    }
+    harness.run_until(10, |_| socket.queued() == 0 && socket.stats().sends == 3);
+    let stats = socket.stats();
+    assert_eq!((stats.corked_sends, stats.sends), (2, 3), "{stats:?}");
+    assert_eq!(stats.short_sends, 0);
+    let mut got = [0u8; 10];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"abcdefghij", "the last send flushed the cork");
+    socket.close(&mut harness.ring).unwrap();
+    harness.run_until(10, |_| socket.is_closed());
 }

@@ -101,3 +101,38 @@ fn a_destination_needs_message_mode() {
     socket.abort(&mut harness.ring).unwrap();
     harness.run_until_idle();
 }
+
+#[test]
+fn small_group_buffers_fall_back_to_one_shot_recvmsg() {
+    // 128-byte group buffers cannot hold the multishot header and address area, so the
+    // socket re-arms one-shot `recvmsg` into the (same) inbound pool.
+    let mut harness = Harness::new(128, 16);
+    let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = ours.local_addr().unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (events, handler) = recorder();
+    let config = harness.config().with_message_mode(true);
+    let socket = harness.open_with(config, ours, handler);
+    let expected: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n; usize::from(n) * 10]).collect();
+    for payload in &expected {
+        peer.send_to(payload, address).unwrap();
+    }
+    let total: usize = expected.iter().map(Vec::len).sum();
+    harness.run_until(10, |_| socket.buffered() == total);
+    for payload in &expected {
+        let (buffer, from) = socket.receive_datagram(&mut harness.ring).unwrap().unwrap();
+        assert_eq!(
+            (&buffer[..], from),
+            (&payload[..], Some(peer.local_addr().unwrap()))
+        );
+    }
+    assert!(
+        events
+            .borrow()
+            .iter()
+            .any(|event| matches!(event, Event::Readable { .. }))
+    );
+    socket.close(&mut harness.ring).unwrap();
+    harness.run_until(10, |_| socket.is_closed());
+    harness.run_until_idle();
+}

@@ -6,8 +6,12 @@
 //! table, where it stays until its final completion. Constructors are grouped by family:
 //! `io.rs` (files and streams), `net.rs` (sockets), `time.rs` (timeouts).
 
+mod flags;
 mod io;
+pub use flags::SendFlags;
 pub use io::MAX_IOVECS;
+mod msg;
+pub(crate) use msg::{RecvMessage, multishot_template};
 mod net;
 pub(crate) mod time;
 
@@ -93,6 +97,10 @@ pub(crate) enum Resources {
     WriteVectored(Vec<WriteBuf>, Vec<libc::iovec>),
     /// `sendmsg`: boxed, as the largest and rarest variant.
     Message(Box<Message>),
+    /// A one-shot `recvmsg`: boxed like `Message`.
+    RecvMessage(Box<RecvMessage>),
+    /// A multishot `recvmsg`'s header template, read by the kernel at every datagram.
+    MsgTemplate(KernelBox<libc::msghdr>),
     /// A socket address (`connect`).
     Addr(KernelBox<SockAddr>),
     /// A timeout's interval.
@@ -112,7 +120,8 @@ pub(crate) enum Resources {
 
 impl Resources {
     /// Records `count` transferred bytes in the buffers an operation owned: read targets grow
-    /// by the bytes read, write sources advance past the bytes written.
+    /// by the bytes read, write sources advance past the bytes written, a `recvmsg` reads its
+    /// sender and flags back. Called for every successful final completion, even of 0 bytes.
     pub(crate) fn apply_transfer(&mut self, count: usize) {
         match self {
             Resources::Read(buf) => buf.commit(count),
@@ -128,6 +137,7 @@ impl Resources {
             Resources::Write(buf) => buf.advance(count),
             Resources::WriteVectored(bufs, _) => advance_all(bufs, count),
             Resources::Message(message) => advance_all(&mut message.bufs, count),
+            Resources::RecvMessage(message) => message.finish(count),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use io_uring::{opcode, squeue};
 
 use super::io::{check_iovec_count, write_iovecs};
-use super::{Message, Op, Resources, SockAddr, raw};
+use super::{Message, Op, Resources, SendFlags, SockAddr, raw};
 use crate::buf::{IoBuf, KernelBox, WriteBuf};
 use crate::error::Error;
 use crate::features::OpKind;
@@ -18,10 +18,46 @@ impl Op {
     /// Sends the unsent bytes of `buf` on a connected socket (`send(2)` with `MSG_NOSIGNAL`).
     /// The count may be short: [`WriteBuf::advance`] and send the rest.
     pub fn send(fd: impl AsFd, buf: impl Into<WriteBuf>) -> Op {
+        Op::send_with_flags(fd, buf, SendFlags::empty())
+    }
+
+    /// As [`send`](Self::send), with `flags` added to `MSG_NOSIGNAL` (which is always on):
+    /// [`SendFlags::MORE`] to cork a partial segment because more data follows,
+    /// [`SendFlags::WAITALL`] to have the ring retry a short send until every byte is sent.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::{cell::Cell, rc::Rc};
+    /// use fio_ring::{Op, Ring, RingConfig, SendFlags};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let done = Rc::new(Cell::new(0));
+    /// for (part, flags) in [("hel", SendFlags::MORE), ("lo", SendFlags::empty())] {
+    ///     let done = done.clone();
+    ///     ring.submit(Op::send_with_flags(&client, part, flags), move |_, sent| {
+    ///         assert!(sent.result().is_ok());
+    ///         done.set(done.get() + 1);
+    ///     })?;
+    /// }
+    /// for _ in 0..10 {
+    ///     if done.get() == 2 { break; }
+    ///     ring.wait(None)?;
+    /// }
+    /// let mut got = [0u8; 5];
+    /// server.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_with_flags(fd: impl AsFd, buf: impl Into<WriteBuf>, flags: SendFlags) -> Op {
         let buf = buf.into();
         let (ptr, len) = buf.pending();
         let entry = opcode::Send::new(raw(fd), ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(flags.with_nosignal())
             .build();
         Op::new(entry, Resources::Write(buf), OpKind::Send)
     }
@@ -38,6 +74,22 @@ impl Op {
         bufs: Vec<WriteBuf>,
         to: Option<SocketAddr>,
     ) -> Result<Op, Error> {
+        Op::sendmsg_with_flags(fd, bufs, to, SendFlags::empty())
+    }
+
+    /// As [`sendmsg`](Self::sendmsg), with `flags` added to `MSG_NOSIGNAL` (see
+    /// [`send_with_flags`](Self::send_with_flags)). On a datagram socket
+    /// [`SendFlags::MORE`] appends the next message to this one (UDP corking).
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when more than [`MAX_IOVECS`](crate::MAX_IOVECS) buffers
+    ///   are given.
+    pub fn sendmsg_with_flags(
+        fd: impl AsFd,
+        bufs: Vec<WriteBuf>,
+        to: Option<SocketAddr>,
+        flags: SendFlags,
+    ) -> Result<Op, Error> {
         check_iovec_count(bufs.len())?;
         let iovecs = write_iovecs(&bufs);
         let addr = to.map(sock_addr);
@@ -48,7 +100,7 @@ impl Op {
             .map_or(std::ptr::null_mut(), |addr| addr.as_ptr().cast());
         let header = KernelBox::new(msghdr(name, name_len, &iovecs));
         let entry = opcode::SendMsg::new(raw(fd), header.as_ptr().cast_const())
-            .flags(libc::MSG_NOSIGNAL as u32)
+            .flags(flags.with_nosignal() as u32)
             .build();
         Ok(Op::new(
             entry,
@@ -68,10 +120,16 @@ impl Op {
     /// ([`Completion::is_notification`](crate::Completion::is_notification)) once the kernel no
     /// longer reads `buf`; `buf` is released only with that final notification.
     pub fn send_zc(fd: impl AsFd, buf: impl Into<WriteBuf>) -> Op {
+        Op::send_zc_with_flags(fd, buf, SendFlags::empty())
+    }
+
+    /// As [`send_zc`](Self::send_zc), with `flags` added to `MSG_NOSIGNAL` (see
+    /// [`send_with_flags`](Self::send_with_flags)).
+    pub fn send_zc_with_flags(fd: impl AsFd, buf: impl Into<WriteBuf>, flags: SendFlags) -> Op {
         let buf = buf.into();
         let (ptr, len) = buf.pending();
         let entry = opcode::SendZc::new(raw(fd), ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(flags.with_nosignal())
             .build();
         Op::new(entry, Resources::Write(buf), OpKind::SendZc)
     }
@@ -175,7 +233,7 @@ impl Op {
 }
 
 /// A `msghdr` naming `name` and the buffers in `iovecs`, with no control data.
-fn msghdr(
+pub(super) fn msghdr(
     name: *mut libc::c_void,
     name_len: libc::socklen_t,
     iovecs: &[libc::iovec],
