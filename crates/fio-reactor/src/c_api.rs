@@ -13,7 +13,7 @@
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
 //! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
-//! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | adds `"io_uring"` |
+//! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | adds `"io_uring"`, the default; falls back to `"epoll"` when io_uring is refused |
 //! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
 //! | `fio_is_running` | [`is_running`](crate::is_running) | a `bool`; the worker count is `expected_concurrency(..).1` |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |
@@ -47,6 +47,8 @@
 //! - Timers use the monotonic clock and don't drift; missed ticks are skipped.
 //! - `on_finish` of a timer runs on every path, including argument errors and reactor drop.
 //! - Idle threads block in the engine; there is no nanosleep back-off.
+//! - The engine is chosen at run time (io_uring first, epoll when the kernel or a seccomp
+//!   profile refuses it), not at compile time; each reactor thread builds its own.
 //! - Signal handlers are restored when `start` returns; a late signal touches nothing freed.
 //! - `AtExit` runs at the end of the free `start` (default reactor) or when a `Reactor` value's
 //!   last handle drops, never from a library destructor after `main`.

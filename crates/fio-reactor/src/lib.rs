@@ -1,8 +1,8 @@
 //! The facil.io evented core: engines, the defer queue, timers, state callbacks, and (soon)
 //! connections.
 //!
-//! Layer: above `fio-sys` and `polling` (the fallback engine); the io_uring engine
-//! (`fio-ring`/`fio-socket`) and connections land next. Used by `fio-cluster`, `fio-tls` and
+//! Layer: above `fio-sys`, `fio-ring` (the io_uring engine) and `polling` (the epoll
+//! fallback); connections (on `fio-socket`) land next. Used by `fio-cluster`, `fio-tls` and
 //! applications.
 //!
 //! # Model
@@ -43,6 +43,19 @@
 //! # Ok::<(), fio_reactor::Error>(())
 //! ```
 //!
+//! # Engines
+//!
+//! io_uring is the default. Each reactor thread builds its own engine on itself (an io_uring
+//! ring belongs to the thread that created it) before any start-up callback runs. The engine
+//! comes from [`StartArgs::engine`], else `FIO_ENGINE` (`uring`, `epoll` or `poll`), else
+//! io_uring. Asking for io_uring probes it once per process: a ring is built as a reactor
+//! thread would build it, and it must offer what connections need (Linux 6.0: multishot
+//! receive from provided-buffer rings, multishot accept). If the kernel refuses io_uring
+//! (seccomp, `kernel.io_uring_disabled`, no support) or lacks those features, the reactor runs
+//! epoll instead and logs why once per process, for example `io_uring unavailable (forbidden
+//! by seccomp or kernel.io_uring_disabled: Operation not permitted (os error 1)); using
+//! epoll`. [`engine`] names the engine that runs.
+//!
 //! # Logging
 //!
 //! Through the `log` facade only: nothing is printed unless the application installs a logger.
@@ -52,6 +65,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod args;
+mod crew;
 mod defer;
 mod engine;
 mod error;

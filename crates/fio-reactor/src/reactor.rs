@@ -9,20 +9,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{OnceLock, Weak};
-use std::thread::{self as os_thread, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::Worker;
+use crossbeam_deque::Stealer;
 use parking_lot::{Mutex, RwLock};
 
 use crate::args::{StartArgs, expected_concurrency};
+use crate::crew::Crew;
 use crate::defer::{DeferQueue, Task};
-use crate::engine::{self, Engine, EngineKind, select_engine};
+use crate::engine::{self, EngineKind, select_engine};
 use crate::error::Error;
 use crate::process;
 use crate::signal;
 use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
-use crate::thread::{self, Local, ThreadSlot};
+use crate::thread::{Local, ThreadSlot};
 use crate::timer::Timer;
 
 thread_local! {
@@ -200,10 +200,10 @@ impl Reactor {
     /// # Errors
     /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process;
     /// - [`Error::AlreadyRunning`] when this reactor is already running;
-    /// - [`Error::Engine`] when a thread's engine can't be created (no callbacks have run);
-    /// - [`Error::SpawnThread`] when a reactor thread can't be spawned (the threads already
-    ///   running are stopped and `OnFinish` runs before this returns);
-    /// - [`Error::Signal`] when the signal handlers can't be installed.
+    /// - [`Error::Engine`] when a thread's engine can't be created (each thread builds its own,
+    ///   on itself, before any callback runs; none has run);
+    /// - [`Error::SpawnThread`] when a reactor thread can't be spawned (no callbacks have run);
+    /// - [`Error::Signal`] when the signal handlers can't be installed (no callbacks have run).
     ///
     /// # Examples
     /// See [`Reactor`].
@@ -244,9 +244,11 @@ impl Reactor {
             flag.store(false, Ordering::SeqCst);
         }
         let kind = Self::choose_engine(args.engine);
-        let engines = create_engines(kind, usize::try_from(threads).unwrap_or(1))?;
+        // Every thread builds its engine (on itself) before any callback runs, so a failure
+        // leaves no trace.
+        let crew = Crew::assemble(inner, kind, usize::try_from(threads).unwrap_or(1))?;
         // Report the engine that actually runs, which is the backend's to say.
-        *inner.engine.lock() = engines.first().map(|engine| engine.kind());
+        *inner.engine.lock() = Some(crew.kind());
         let _current = CurrentGuard::install(self.clone());
         let _signals = if args.signals {
             signal::claim(self)?
@@ -259,9 +261,9 @@ impl Reactor {
         }
         inner.callbacks.force(CallbackEvent::PreStart);
         inner.callbacks.force(CallbackEvent::OnStart);
-        let result = self.run_threads(engines);
+        crew.run();
         self.finish();
-        result
+        Ok(())
     }
 
     /// Resolves the engine (`FIO_ENGINE` when `requested` is `None`), logging a fallback once.
@@ -272,60 +274,11 @@ impl Reactor {
                 None
             })
         });
-        let (kind, reason) = select_engine(requested);
-        if let Some(reason) = reason {
-            engine::warn_fallback_once(requested, kind, reason);
+        let (kind, fallback) = select_engine(requested);
+        if let Some(fallback) = fallback {
+            fallback.warn_once(requested, kind);
         }
         kind
-    }
-
-    /// Spawns threads 1.., runs thread 0 here, joins the others.
-    fn run_threads(&self, engines: Vec<Box<dyn Engine + Send>>) -> Result<(), Error> {
-        let inner = &self.inner;
-        let slots: Vec<Arc<ThreadSlot>> = engines
-            .iter()
-            .map(|engine| Arc::new(ThreadSlot::new(engine.as_ref())))
-            .collect();
-        let workers: Vec<Worker<Task>> = engines.iter().map(|_| Worker::new_fifo()).collect();
-        inner
-            .queue
-            .set_stealers(workers.iter().map(Worker::stealer).collect());
-        *inner.slots.write() = slots.clone();
-        inner.thread_count.store(slots.len(), Ordering::SeqCst);
-        inner.idle_threads.store(0, Ordering::SeqCst);
-
-        let mut parts = engines.into_iter().zip(workers).zip(slots).enumerate();
-        let first = parts.next();
-        let mut handles: Vec<JoinHandle<()>> = Vec::new();
-        let mut spawn_error = None;
-        for (index, ((engine, worker), slot)) in parts {
-            let shared = Arc::clone(inner);
-            let spawned = os_thread::Builder::new()
-                .name(format!("fio-reactor-{index}"))
-                .spawn(move || thread::run(shared, index, engine, worker, slot));
-            match spawned {
-                Ok(handle) => handles.push(handle),
-                Err(source) => {
-                    spawn_error = Some(Error::SpawnThread {
-                        thread: index,
-                        source,
-                    });
-                    break;
-                }
-            }
-        }
-        if spawn_error.is_some() {
-            inner.exit_threads.store(true, Ordering::SeqCst);
-            inner.wake_all();
-        } else if let Some((index, ((engine, worker), slot))) = first {
-            thread::run(Arc::clone(inner), index, engine, worker, slot);
-        }
-        for handle in handles {
-            if handle.join().is_err() {
-                log::error!("a reactor thread ended with a panic");
-            }
-        }
-        spawn_error.map_or(Ok(()), Err)
     }
 
     /// The tear-down after the threads stopped: leftovers, timers, `OnFinish`.
@@ -591,6 +544,18 @@ impl fmt::Debug for Reactor {
 }
 
 impl Inner {
+    /// Publishes a starting reactor's threads: their wake handles and stealers, by index.
+    pub(crate) fn install_threads(
+        &self,
+        slots: Vec<Arc<ThreadSlot>>,
+        stealers: Vec<Stealer<Task>>,
+    ) {
+        self.queue.set_stealers(stealers);
+        self.thread_count.store(slots.len(), Ordering::SeqCst);
+        self.idle_threads.store(0, Ordering::SeqCst);
+        *self.slots.write() = slots;
+    }
+
     /// Records the start of a tick for `last_tick`.
     pub(crate) fn touch(&self, now: Instant) {
         let nanos = now.saturating_duration_since(self.clock_origin).as_nanos();
@@ -715,17 +680,4 @@ impl Drop for CurrentGuard {
         let previous = self.previous.take();
         CURRENT.with(|current| *current.borrow_mut() = previous);
     }
-}
-
-/// Creates one engine per thread before any callback runs, so a failure leaves no trace.
-fn create_engines(kind: EngineKind, threads: usize) -> Result<Vec<Box<dyn Engine + Send>>, Error> {
-    (0..threads.max(1))
-        .map(|thread| {
-            engine::create(kind).map_err(|source| Error::Engine {
-                engine: kind.name(),
-                thread,
-                source,
-            })
-        })
-        .collect()
 }

@@ -40,10 +40,10 @@ pub(crate) struct ThreadSlot {
 }
 
 impl ThreadSlot {
-    /// A slot for a thread whose engine is `engine`.
-    pub(crate) fn new(engine: &dyn Engine) -> Self {
+    /// A slot for a thread whose engine `waker` ends.
+    pub(crate) fn new(waker: Arc<dyn Wake>) -> Self {
         Self {
-            waker: engine.waker(),
+            waker,
             idle: AtomicBool::new(false),
         }
     }
@@ -226,7 +226,7 @@ impl Drop for LocalGuard {
 pub(crate) fn run(
     inner: Arc<Inner>,
     index: usize,
-    mut engine: Box<dyn Engine + Send>,
+    mut engine: Box<dyn Engine>,
     worker: Worker<Task>,
     slot: Arc<ThreadSlot>,
 ) {

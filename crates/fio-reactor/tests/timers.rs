@@ -95,8 +95,11 @@ fn a_timer_can_stop_the_reactor() {
         .unwrap();
     });
     util::start_bounded(&reactor).unwrap();
-    // The forever-timer ended with the reactor, and its on_finish ran then.
-    assert_eq!((counts.runs(), counts.finished()), (2, 1));
+    // The forever-timer ended with the reactor, and its on_finish ran then. `stop` is
+    // asynchronous: until thread 0 has run OnShutdown and told the threads to exit, the thread
+    // holding the timer may tick it again, so only the lower bound is exact.
+    assert!(counts.runs() >= 2, "ran {} times", counts.runs());
+    assert_eq!(counts.finished(), 1);
 }
 
 #[test]

@@ -27,7 +27,8 @@
 //! - limits: [`raise_nofile_limit`], [`memlock_limit`], [`core_count`], [`host_name`],
 //!   [`kernel_version`];
 //! - processes and signals: [`fork`], [`waitpid`], [`kill`], [`parent_pid`],
-//!   [`set_parent_death_signal`], [`catch_signal`], [`ignore_sigpipe`].
+//!   [`set_parent_death_signal`], [`catch_signal`], [`ignore_sigpipe`];
+//! - seccomp deny-lists for tests: [`forbid_io_uring`], [`deny_syscalls_with_eperm`].
 //!
 //! Linux only.
 //!
@@ -60,6 +61,7 @@ mod io;
 mod limits;
 mod memory;
 mod process;
+mod seccomp;
 mod signal;
 mod socket;
 mod sockopt;
@@ -83,6 +85,7 @@ pub use process::{
     Fork, Pid, WaitOptions, exit_immediately, fork, fork_unchecked, kill, parent_death_signal,
     parent_pid, set_parent_death_signal, thread_count, waitpid,
 };
+pub use seccomp::{IO_URING_SYSCALLS, deny_syscalls_with_eperm, forbid_io_uring};
 pub use signal::{
     ActionKind, SavedAction, Signal, SignalSet, catch_signal, ignore_signal, ignore_sigpipe,
     reset_signal, set_signal_handler, set_signal_wake_fd, signal_action, take_pending_signals,

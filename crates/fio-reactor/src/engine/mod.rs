@@ -1,7 +1,8 @@
 //! The IO engine interface every backend implements, and how a backend is chosen.
 //!
-//! Each reactor thread owns one engine instance; nothing about an engine is shared between
-//! threads except its [`Wake`] handle. A backend provides:
+//! Each reactor thread owns one engine instance, built on that thread (an io_uring ring is tied
+//! to the thread that created it); nothing about an engine is shared between threads except
+//! its [`Wake`] handle. A backend provides:
 //!
 //! - **wait with a timeout**: block the owning thread until an event arrives, another thread
 //!   wakes it, or the timeout (the thread's earliest timer deadline) passes; `None` waits
@@ -10,12 +11,13 @@
 //! - **a wake handle**: a `Send + Sync` object any thread (or the signal watcher) uses to end
 //!   the owner's current or next wait. A wake that arrives before the wait must not be lost.
 //! - later, **connections**: registering sockets, receiving, the send queue. These land with
-//!   the connection half of the reactor and the io_uring backend (`fio-socket`).
+//!   the connection half of the reactor (`fio-socket` on the io_uring backend).
 //!
-//! Backends: `poll.rs` (the `polling` crate: epoll on Linux, kqueue on the BSDs and macOS).
-//! The io_uring backend slots in as `uring.rs`, chosen by [`select_engine`].
+//! Backends: `uring.rs` (`fio-ring`, the default) and `poll.rs` (the `polling` crate: epoll on
+//! Linux, kqueue on the BSDs and macOS), chosen by [`select_engine`].
 
 mod poll;
+mod uring;
 
 use std::fmt;
 use std::io;
@@ -27,6 +29,7 @@ use std::time::Duration;
 use crate::error::Error;
 
 pub(crate) use poll::PollEngine;
+pub(crate) use uring::UringEngine;
 
 /// The environment variable that picks the engine when `StartArgs::engine` is `None`.
 pub(crate) const ENGINE_VAR: &str = "FIO_ENGINE";
@@ -47,7 +50,9 @@ pub(crate) const ENGINE_VAR: &str = "FIO_ENGINE";
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
-    /// io_uring through `fio-ring`/`fio-socket` (not built yet: falls back to epoll).
+    /// io_uring through `fio-ring`; the default. Needs Linux 6.0 (multishot receive from
+    /// provided-buffer rings, multishot accept); where io_uring is refused (seccomp,
+    /// `kernel.io_uring_disabled`, an older kernel) the reactor runs epoll instead.
     Uring,
     /// epoll through the `polling` crate.
     Epoll,
@@ -121,6 +126,8 @@ pub(crate) trait Wake: Send + Sync {
 }
 
 /// One reactor thread's IO backend (see the module documentation for the contract).
+///
+/// Not `Send`: an engine is built on the thread that waits on it and stays there.
 pub(crate) trait Engine {
     /// The engine actually running, for `engine()`.
     fn kind(&self) -> EngineKind;
@@ -133,45 +140,73 @@ pub(crate) trait Engine {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
 }
 
-/// Picks the engine to run for a request (`None` = `FIO_ENGINE`, else io_uring first).
+/// Why the engine that runs differs from the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// io_uring can't run the reactor in this process; the reason, for the log.
+    UringUnavailable(&'static str),
+    /// `poll(2)` was asked for, but `polling` picks its backend at compile time.
+    PollNotForceable,
+    /// The engine asked for doesn't exist on this platform.
+    NotOnPlatform,
+}
+
+impl Fallback {
+    /// Logs this fallback once per process (per kind of fallback), so a reactor started many
+    /// times (tests) or with many threads doesn't repeat it.
+    pub(crate) fn warn_once(self, requested: Option<EngineKind>, chosen: EngineKind) {
+        static URING: AtomicBool = AtomicBool::new(false);
+        static POLL: AtomicBool = AtomicBool::new(false);
+        static OTHER: AtomicBool = AtomicBool::new(false);
+        let warned = match self {
+            Self::UringUnavailable(_) => &URING,
+            Self::PollNotForceable => &POLL,
+            Self::NotOnPlatform => &OTHER,
+        };
+        if warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match self {
+            Self::UringUnavailable(reason) => {
+                log::warn!("io_uring unavailable ({reason}); using {chosen}");
+            }
+            Self::PollNotForceable => {
+                log::warn!("poll(2) can't be forced at run time on this platform; using {chosen}");
+            }
+            Self::NotOnPlatform => {
+                let asked = requested.map_or("io_uring", EngineKind::name);
+                log::warn!("IO engine {asked} is not available on this platform; using {chosen}");
+            }
+        }
+    }
+}
+
+/// Picks the engine to run for a request (`None`: io_uring first).
 ///
-/// Returns the engine and, when it differs from what was asked for, the reason. Until the
-/// io_uring engine is built, io_uring requests fall back to epoll; when it lands, this is where
-/// its probe (setup flags, kernel version, buffer-ring registration) runs.
-pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Option<&'static str>) {
+/// Returns the engine and, when it differs from what was asked for, why. Asking for io_uring
+/// probes it (once per process, see [`uring::availability`]); any refusal runs the `polling`
+/// engine instead.
+pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Option<Fallback>) {
     let native = PollEngine::NATIVE;
     match requested.unwrap_or(EngineKind::Uring) {
-        EngineKind::Uring => (
-            native,
-            Some("the io_uring engine is not built yet (it lands with fio-socket)"),
-        ),
+        EngineKind::Uring => match uring::availability() {
+            Ok(()) => (EngineKind::Uring, None),
+            Err(reason) => (native, Some(Fallback::UringUnavailable(reason))),
+        },
         asked if asked == native => (native, None),
-        EngineKind::Poll => (
-            native,
-            Some("the polling crate can't force poll(2) at run time on this platform"),
-        ),
-        _ => (
-            native,
-            Some("that engine is not available on this platform"),
-        ),
+        EngineKind::Poll => (native, Some(Fallback::PollNotForceable)),
+        _ => (native, Some(Fallback::NotOnPlatform)),
     }
 }
 
-/// Builds an engine instance for one reactor thread.
-pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine + Send>> {
-    // Every kind currently maps to the polling backend; `select_engine` already reported why.
-    let _ = kind;
-    Ok(Box::new(PollEngine::new()?))
-}
-
-/// Logs an engine fallback once per process, so a reactor started many times (tests) or with
-/// many threads doesn't repeat it.
-pub(crate) fn warn_fallback_once(requested: Option<EngineKind>, chosen: EngineKind, reason: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        let asked = requested.map_or("io_uring (default)", EngineKind::name);
-        log::warn!("IO engine {asked} unavailable, using {chosen}: {reason}");
-    }
+/// Builds an engine instance of `kind` (as [`select_engine`] chose it) for the calling
+/// reactor thread, which is the one that will wait on it.
+pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine>> {
+    Ok(match kind {
+        EngineKind::Uring => Box::new(UringEngine::new()?),
+        // `select_engine` maps every other request to the polling backend's native kind.
+        EngineKind::Epoll | EngineKind::Kqueue | EngineKind::Poll => Box::new(PollEngine::new()?),
+    })
 }
 
 #[cfg(test)]
@@ -192,27 +227,39 @@ mod tests {
     }
 
     #[test]
-    fn uring_falls_back_with_a_reason() {
-        let (kind, reason) = select_engine(Some(EngineKind::Uring));
-        assert_eq!(kind, PollEngine::NATIVE);
-        assert!(reason.is_some());
-        let (kind, reason) = select_engine(None);
-        assert_eq!(kind, PollEngine::NATIVE);
-        assert!(reason.is_some());
+    fn uring_runs_or_falls_back_with_a_reason() {
+        for requested in [Some(EngineKind::Uring), None] {
+            let (kind, fallback) = select_engine(requested);
+            match uring::availability() {
+                Ok(()) => assert_eq!((kind, fallback), (EngineKind::Uring, None)),
+                Err(reason) => {
+                    assert_eq!(kind, PollEngine::NATIVE);
+                    assert_eq!(fallback, Some(Fallback::UringUnavailable(reason)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_selected_kind_can_be_created() {
+        for requested in [None, Some(EngineKind::Uring), Some(EngineKind::Epoll)] {
+            let (kind, _) = select_engine(requested);
+            assert_eq!(create(kind).unwrap().kind(), kind);
+        }
     }
 
     #[test]
     fn native_engine_needs_no_reason() {
-        let (kind, reason) = select_engine(Some(PollEngine::NATIVE));
+        let (kind, fallback) = select_engine(Some(PollEngine::NATIVE));
         assert_eq!(kind, PollEngine::NATIVE);
-        assert_eq!(reason, None);
+        assert_eq!(fallback, None);
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn poll_runs_epoll_on_linux() {
-        let (kind, reason) = select_engine(Some(EngineKind::Poll));
+        let (kind, fallback) = select_engine(Some(EngineKind::Poll));
         assert_eq!(kind, EngineKind::Epoll);
-        assert!(reason.unwrap().contains("poll(2)"));
+        assert_eq!(fallback, Some(Fallback::PollNotForceable));
     }
 }
