@@ -76,6 +76,7 @@ mod signal;
 mod state;
 mod thread;
 mod timer;
+mod uuid;
 
 pub mod c_api;
 
@@ -88,6 +89,7 @@ pub use process::{is_master, is_worker, master_pid};
 pub use reactor::Reactor;
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
+pub use uuid::Uuid;
 
 /// Starts the process's default reactor with `args` and blocks until it stops (facil.io's
 /// `fio_start`); then runs its `AtExit` callbacks.

@@ -177,7 +177,10 @@ impl Local {
         if !self.has_work(now) {
             let deadline = self.timers.borrow().next_deadline();
             let timeout = deadline.map(|deadline| deadline.saturating_duration_since(now));
-            if let Err(error) = engine.wait(timeout) {
+            // Nothing registers connections yet, so no events can arrive; the connection
+            // layer will dispatch them.
+            let mut events = Vec::new();
+            if let Err(error) = engine.wait(timeout, &mut events) {
                 // A broken engine can't be waited on again without spinning: stop the reactor.
                 log::error!("reactor thread {} engine wait failed: {error}", self.index);
                 Reactor::from_inner(Arc::clone(inner)).stop();

@@ -10,8 +10,16 @@
 //!   sleep back-off and no spinning.
 //! - **a wake handle**: a `Send + Sync` object any thread (or the signal watcher) uses to end
 //!   the owner's current or next wait. A wake that arrives before the wait must not be lost.
-//! - later, **connections**: registering sockets, receiving, the send queue. These land with
-//!   the connection half of the reactor (`fio-socket` on the io_uring backend).
+//! - **connections**, each named by its [`Uuid`]: listening sockets whose accepted
+//!   descriptors come back as [`EngineEvent::Accepted`]; streams whose received bytes wait in
+//!   an engine-side receive queue (bounded by water marks: above the high mark the engine
+//!   stops receiving for that connection, below the low mark it resumes; an idle connection
+//!   holds no receive buffer) until [`Engine::read`] copies them out; a send queue per
+//!   connection (`fio_socket::SendQueue`, shared by both backends) flushed at the end of the
+//!   tick with at most one send in flight, resuming after short sends; graceful close (drain,
+//!   shut the write side, close) and abortive close. Events are reported by [`Engine::wait`];
+//!   the connection layer turns them into protocol callbacks. An engine never calls user
+//!   code.
 //!
 //! Backends: `uring.rs` (`fio-ring`, the default) and `poll.rs` (the `polling` crate: epoll on
 //! Linux, kqueue on the BSDs and macOS), chosen by [`select_engine`].
@@ -26,7 +34,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::os::fd::OwnedFd;
+
+use fio_socket::Chunk;
+
 use crate::error::Error;
+use crate::uuid::Uuid;
 
 pub(crate) use poll::PollEngine;
 pub(crate) use uring::UringEngine;
@@ -125,9 +138,70 @@ pub(crate) trait Wake: Send + Sync {
     fn wake(&self) -> io::Result<()>;
 }
 
+/// What a wait reports to the connection layer. Engines only report; the connection layer
+/// runs the protocol callbacks afterwards, outside the engine.
+#[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "the connection layer that consumes events lands next"
+)]
+pub(crate) enum EngineEvent {
+    /// The listener `listener` accepted a connection. The descriptor is not registered with
+    /// the engine yet: the connection layer gives it a uuid and calls [`Engine::open`].
+    Accepted {
+        /// The listening connection.
+        listener: Uuid,
+        /// The accepted, non-blocking, close-on-exec stream.
+        stream: OwnedFd,
+    },
+    /// Bytes arrived for `conn` and wait in its receive queue, or the peer shut its write side
+    /// (then [`Engine::is_eof`] is true once the queue is read empty).
+    Readable {
+        /// The connection.
+        conn: Uuid,
+    },
+    /// `conn`'s send queue drained (facil.io's `on_ready`); also reported once when a
+    /// connection is opened, as facil.io does.
+    Drained {
+        /// The connection.
+        conn: Uuid,
+    },
+    /// A non-blocking connect opened with `connecting: true` finished.
+    Connected {
+        /// The connection.
+        conn: Uuid,
+        /// `Ok` or why the connect failed.
+        result: io::Result<()>,
+    },
+    /// The engine closed `conn`'s descriptor (after [`Engine::close`], a reset, or an I/O
+    /// error) and forgot it; nothing else is reported for it.
+    Closed {
+        /// The connection.
+        conn: Uuid,
+        /// The error that ended it, if it did not end by request.
+        error: Option<io::Error>,
+    },
+}
+
+/// How [`Engine::close`] ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    dead_code,
+    reason = "the connection layer that closes connections lands next"
+)]
+pub(crate) enum CloseMode {
+    /// Stop receiving, send everything queued, shut the write side, then close.
+    Graceful,
+    /// Drop whatever is queued and close now (facil.io's `force_close`).
+    Abort,
+}
+
 /// One reactor thread's IO backend (see the module documentation for the contract).
 ///
-/// Not `Send`: an engine is built on the thread that waits on it and stays there.
+/// Not `Send`: an engine is built on the thread that waits on it and stays there. Every
+/// connection method takes the connection's uuid; an unknown uuid (never opened here, or
+/// already closed) is `ErrorKind::NotFound`.
+#[expect(dead_code, reason = "the connection layer that calls these lands next")]
 pub(crate) trait Engine {
     /// The engine actually running, for `engine()`.
     fn kind(&self) -> EngineKind;
@@ -135,9 +209,47 @@ pub(crate) trait Engine {
     /// A handle other threads use to end this engine's wait.
     fn waker(&self) -> Arc<dyn Wake>;
 
-    /// Blocks until an event, a wake or the timeout; returns the number of IO events handled
+    /// Blocks until an event, a wake or the timeout, flushes send queues written during the
+    /// tick, and appends what happened to `events`; returns the number of IO events handled
     /// (wake-ups don't count).
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Vec<EngineEvent>,
+    ) -> io::Result<usize>;
+
+    /// Starts accepting on a bound, listening, non-blocking socket; each accepted stream is
+    /// reported as [`EngineEvent::Accepted`] until `close(listener)`.
+    fn listen(&mut self, listener: Uuid, socket: OwnedFd) -> io::Result<()>;
+
+    /// Takes over a stream socket and starts receiving on it. With `connecting`, the socket's
+    /// non-blocking connect is still in progress: [`EngineEvent::Connected`] reports its end.
+    fn open(&mut self, conn: Uuid, stream: OwnedFd, connecting: bool) -> io::Result<()>;
+
+    /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
+    fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Bytes received and not yet read.
+    fn buffered(&self, conn: Uuid) -> usize;
+
+    /// Whether the peer shut its write side and every byte before that was read.
+    fn is_eof(&self, conn: Uuid) -> bool;
+
+    /// Queues `chunk` for sending; `urgent` puts it right after the chunk being sent. Sent at
+    /// the end of the tick.
+    ///
+    /// # Errors
+    /// - `BrokenPipe` once the connection failed or is closing.
+    fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()>;
+
+    /// Chunks queued and not yet fully sent (facil.io's `fio_pending`).
+    fn pending(&self, conn: Uuid) -> usize;
+
+    /// Stops (`true`) or resumes receiving for `conn`, independently of the water marks.
+    fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()>;
+
+    /// Closes `conn`; [`EngineEvent::Closed`] follows once its descriptor is closed.
+    fn close(&mut self, conn: Uuid, mode: CloseMode) -> io::Result<()>;
 }
 
 /// Why the engine that runs differs from the one asked for.

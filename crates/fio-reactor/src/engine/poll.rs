@@ -10,12 +10,15 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fio_socket::Chunk;
 use polling::{Events, Poller};
 
-use crate::engine::{Engine, EngineKind, Wake};
+use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
+use crate::uuid::Uuid;
 
 /// A reactor thread's `polling`-based engine.
 pub(crate) struct PollEngine {
@@ -73,7 +76,11 @@ impl Engine for PollEngine {
         Arc::new(PollWaker(Arc::clone(&self.poller)))
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        _events: &mut Vec<EngineEvent>,
+    ) -> io::Result<usize> {
         self.events.clear();
         match self.poller.wait(&mut self.events, timeout) {
             Ok(count) => Ok(count),
@@ -82,6 +89,49 @@ impl Engine for PollEngine {
             Err(error) => Err(error),
         }
     }
+    fn listen(&mut self, _listener: Uuid, _socket: OwnedFd) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn open(&mut self, _conn: Uuid, _stream: OwnedFd, _connecting: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn read(&mut self, _conn: Uuid, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(not_yet())
+    }
+
+    fn buffered(&self, _conn: Uuid) -> usize {
+        0
+    }
+
+    fn is_eof(&self, _conn: Uuid) -> bool {
+        false
+    }
+
+    fn write(&mut self, _conn: Uuid, _chunk: Chunk, _urgent: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn pending(&self, _conn: Uuid) -> usize {
+        0
+    }
+
+    fn pause_receive(&mut self, _conn: Uuid, _paused: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn close(&mut self, _conn: Uuid, _mode: CloseMode) -> io::Result<()> {
+        Err(not_yet())
+    }
+}
+
+/// Connections are not implemented on this engine yet.
+fn not_yet() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "connections are not implemented on this engine yet",
+    )
 }
 
 /// Wakes one [`PollEngine`] through `Poller::notify`.
@@ -106,7 +156,12 @@ mod tests {
         engine.waker().wake().unwrap();
         // Without the earlier wake this would block for a minute and fail the deadline below.
         let started = Instant::now();
-        assert_eq!(engine.wait(Some(Duration::from_secs(60))).unwrap(), 0);
+        assert_eq!(
+            engine
+                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
+                .unwrap(),
+            0
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 
@@ -115,13 +170,16 @@ mod tests {
         let mut engine = PollEngine::new().unwrap();
         let waker = engine.waker();
         let other = thread::spawn(move || waker.wake().unwrap());
-        assert_eq!(engine.wait(None).unwrap(), 0);
+        assert_eq!(engine.wait(None, &mut Vec::new()).unwrap(), 0);
         other.join().unwrap();
     }
 
     #[test]
     fn a_zero_timeout_returns_at_once() {
         let mut engine = PollEngine::new().unwrap();
-        assert_eq!(engine.wait(Some(Duration::ZERO)).unwrap(), 0);
+        assert_eq!(
+            engine.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap(),
+            0
+        );
     }
 }

@@ -22,12 +22,15 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fio_ring::{Features, Ring, RingConfig, RingHandle, SetupRefusal};
+use fio_socket::Chunk;
 
-use crate::engine::{Engine, EngineKind, Wake};
+use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
+use crate::uuid::Uuid;
 
 /// Submission queue entries per reactor thread's ring; the completion queue is four times
 /// larger, so bursts of multishot completions don't overflow it.
@@ -90,7 +93,11 @@ impl Engine for UringEngine {
         Arc::new(UringWaker(self.handle.clone()))
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        _events: &mut Vec<EngineEvent>,
+    ) -> io::Result<usize> {
         // `Ring::wait` returns at once when nothing is in flight. The wake-up read is always
         // in flight unless the ring gave up on it after an unexpected error, and then neither
         // blocking nor waking works any more: report it instead of spinning.
@@ -101,6 +108,49 @@ impl Engine for UringEngine {
         }
         self.ring.wait(timeout).map_err(io::Error::from)
     }
+    fn listen(&mut self, _listener: Uuid, _socket: OwnedFd) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn open(&mut self, _conn: Uuid, _stream: OwnedFd, _connecting: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn read(&mut self, _conn: Uuid, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(not_yet())
+    }
+
+    fn buffered(&self, _conn: Uuid) -> usize {
+        0
+    }
+
+    fn is_eof(&self, _conn: Uuid) -> bool {
+        false
+    }
+
+    fn write(&mut self, _conn: Uuid, _chunk: Chunk, _urgent: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn pending(&self, _conn: Uuid) -> usize {
+        0
+    }
+
+    fn pause_receive(&mut self, _conn: Uuid, _paused: bool) -> io::Result<()> {
+        Err(not_yet())
+    }
+
+    fn close(&mut self, _conn: Uuid, _mode: CloseMode) -> io::Result<()> {
+        Err(not_yet())
+    }
+}
+
+/// Connections are not implemented on this engine yet.
+fn not_yet() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "connections are not implemented on this engine yet",
+    )
 }
 
 /// Wakes one [`UringEngine`] through its ring's handle (an eventfd write, coalesced).
@@ -241,7 +291,12 @@ mod tests {
         engine.waker().wake().unwrap();
         // Without the earlier wake this would block for a minute and fail the deadline below.
         let started = Instant::now();
-        assert_eq!(engine.wait(Some(Duration::from_secs(60))).unwrap(), 0);
+        assert_eq!(
+            engine
+                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
+                .unwrap(),
+            0
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 
@@ -252,7 +307,12 @@ mod tests {
         let other = thread::spawn(move || waker.wake().unwrap());
         // Without the other thread's wake this would block for a minute.
         let started = Instant::now();
-        assert_eq!(engine.wait(Some(Duration::from_secs(60))).unwrap(), 0);
+        assert_eq!(
+            engine
+                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
+                .unwrap(),
+            0
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
         other.join().unwrap();
     }
@@ -267,7 +327,9 @@ mod tests {
                 waker.wake().unwrap();
             }
             let started = Instant::now();
-            engine.wait(Some(Duration::from_secs(60))).unwrap();
+            engine
+                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
+                .unwrap();
             assert!(started.elapsed() < Duration::from_secs(30), "round {round}");
         }
     }
@@ -275,17 +337,30 @@ mod tests {
     #[test]
     fn a_zero_timeout_returns_at_once() {
         let Some(mut engine) = engine() else { return };
-        assert_eq!(engine.wait(Some(Duration::ZERO)).unwrap(), 0);
+        assert_eq!(
+            engine.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap(),
+            0
+        );
     }
 
     #[test]
     fn a_timeout_ends_an_idle_wait() {
         let Some(mut engine) = engine() else { return };
         // Nothing wakes it: the timeout ends the wait, and the wake-up read stays armed.
-        assert_eq!(engine.wait(Some(Duration::from_millis(5))).unwrap(), 0);
+        assert_eq!(
+            engine
+                .wait(Some(Duration::from_millis(5)), &mut Vec::new())
+                .unwrap(),
+            0
+        );
         assert_eq!(engine.ring.in_flight(), 1);
         engine.waker().wake().unwrap();
-        assert_eq!(engine.wait(Some(Duration::from_secs(60))).unwrap(), 0);
+        assert_eq!(
+            engine
+                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
+                .unwrap(),
+            0
+        );
         assert_eq!(engine.ring.in_flight(), 1);
     }
 
