@@ -74,11 +74,13 @@ impl Completion {
     }
 
     /// The operation this completion belongs to.
+    #[inline]
     pub fn id(&self) -> OpId {
         self.id
     }
 
     /// The kind of operation.
+    #[inline]
     pub fn kind(&self) -> OpKind {
         self.kind
     }
@@ -88,6 +90,7 @@ impl Completion {
     ///
     /// # Errors
     /// - the OS error the kernel reported for the operation.
+    #[inline]
     pub fn result(&self) -> io::Result<u32> {
         if self.res < 0 {
             Err(io::Error::from_raw_os_error(-self.res))
@@ -97,17 +100,20 @@ impl Completion {
     }
 
     /// The raw `res` field: non-negative on success, `-errno` on failure.
+    #[inline]
     pub fn raw_result(&self) -> i32 {
         self.res
     }
 
     /// The raw CQE flags (`IORING_CQE_F_*`).
+    #[inline]
     pub fn flags(&self) -> u32 {
         self.flags
     }
 
     /// Whether this is the operation's last completion: its resources come back with it and
     /// its [`OpId`] is now stale.
+    #[inline]
     pub fn is_final(&self) -> bool {
         self.is_final
     }

@@ -139,7 +139,7 @@ impl Ring {
         };
         let handled = match &mut receiver {
             Some(Receiver::User(handler)) => {
-                handler(
+                handler.call(
                     self,
                     Completion::new(id, kind, res, cqe.flags, false, resources),
                 );
@@ -188,12 +188,12 @@ impl Ring {
             return false;
         };
         if owned || selected {
-            handler(self, Completion::new(id, kind, res, flags, true, resources));
+            handler.call(self, Completion::new(id, kind, res, flags, true, resources));
         } else {
             // Built right in the argument: copying an enum whose tag alone was written
             // stalls store forwarding, and nops and most sends take this path.
             mem::forget(resources);
-            handler(
+            handler.call(
                 self,
                 Completion::new(id, kind, res, flags, true, Resources::None),
             );

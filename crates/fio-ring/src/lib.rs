@@ -52,6 +52,7 @@ mod dispatch;
 mod error;
 mod features;
 mod handle;
+mod handler;
 mod inflight;
 mod ops;
 mod provider;

@@ -16,12 +16,17 @@ use crate::config::{self, RingConfig};
 use crate::error::Error;
 use crate::features::{Features, OpKind};
 use crate::handle::Shared;
+use crate::handler::StoredHandler;
 use crate::inflight::{IGNORED_USER_DATA, OpId, Slab};
 use crate::ops::{Op, Resources, time};
 use crate::provider::{self, BufferProvider};
 
 /// A completion handler: called once per completion of its operation, with the ring so that
 /// it can submit and cancel operations.
+///
+/// [`Ring::submit`] takes any such closure; it stores small ones (up to three captured
+/// pointers) in the in-flight table without allocating. A boxed handler of this type is
+/// accepted too.
 pub type Handler = Box<dyn FnMut(&mut Ring, Completion)>;
 
 /// A one-shot callback run at the end of a tick (after every completion was dispatched).
@@ -30,7 +35,7 @@ pub type TickEnd = Box<dyn FnOnce(&mut Ring)>;
 /// Who receives an operation's completions.
 pub(crate) enum Receiver {
     /// The user's handler.
-    User(Handler),
+    User(StoredHandler),
     /// The ring's own wake-up read on the [`RingHandle`](crate::RingHandle) eventfd.
     Wake,
     /// Nobody: the completion only frees the slot (link timeouts).
@@ -218,7 +223,7 @@ impl Ring {
             kind,
             group,
             repeat,
-            Box::new(handler),
+            StoredHandler::new(handler),
         )?;
         self.stage_one(&entry);
         Ok(id)
@@ -244,7 +249,7 @@ impl Ring {
                 op: OpKind::LinkTimeout,
             });
         }
-        let (id, entry) = self.prepare(op, Box::new(handler))?;
+        let (id, entry) = self.prepare(op, StoredHandler::new(handler))?;
         let time = KernelBox::new(Timespec::from(timeout));
         let link = time::link_timeout_entry(time.as_ptr());
         let slot = OpSlot::new(OpKind::LinkTimeout, Receiver::Silent, Resources::Time(time));
@@ -277,7 +282,7 @@ impl Ring {
     {
         let slot = OpSlot::new(
             OpKind::Raw,
-            Receiver::User(Box::new(handler)),
+            Receiver::User(StoredHandler::new(handler)),
             Resources::None,
         );
         let id = self.ops.insert(slot).ok_or_else(table_full)?;
@@ -404,7 +409,7 @@ impl Ring {
     }
 
     /// Validates `op`, moves it into the in-flight table and returns its id and final entry.
-    fn prepare(&mut self, op: Op, handler: Handler) -> Result<(OpId, squeue::Entry), Error> {
+    fn prepare(&mut self, op: Op, handler: StoredHandler) -> Result<(OpId, squeue::Entry), Error> {
         let Op {
             mut entry,
             resources,
@@ -426,7 +431,7 @@ impl Ring {
         kind: OpKind,
         group: Option<u16>,
         repeat: bool,
-        handler: Handler,
+        handler: StoredHandler,
     ) -> Result<OpId, Error> {
         if self.supported & kind.bit() == 0 {
             return Err(Error::Unsupported { op: kind });
@@ -449,8 +454,10 @@ impl Ring {
         let (id, slot) = self.ops.claim().ok_or_else(table_full)?;
         entry.set_user_data(id.user_data());
         slot.kind = kind;
-        // Built in place: a `Receiver` assembled on the stack and copied in stalls.
-        slot.receiver = Some(Receiver::User(handler));
+        // Built in place: a `Receiver` assembled on the stack and copied in stalls. A vacant
+        // slot holds no receiver, so there is nothing to drop.
+        debug_assert!(slot.receiver.is_none(), "slot was not vacant");
+        mem::forget(slot.receiver.replace(Receiver::User(handler)));
         slot.set_resources(resources);
         slot.group = group;
         slot.repeat_manually = repeat_manually;
