@@ -19,10 +19,11 @@ impl Ring {
     pub(crate) fn dispatch(&mut self) -> usize {
         self.dispatching = true;
         let mut handled = 0;
-        if !self.synthetic.is_empty() {
-            for cqe in mem::take(&mut self.synthetic) {
-                handled += usize::from(self.dispatch_one(cqe));
-            }
+        // One at a time, so a panicking handler leaves the rest queued. Only those queued
+        // when the dispatch began run now; a handler's own cancels complete next tick.
+        for _ in 0..self.synthetic.len() {
+            let cqe = self.synthetic.remove(0);
+            handled += usize::from(self.dispatch_one(cqe));
         }
         let available = self.uring.completion().len();
         for _ in 0..available {

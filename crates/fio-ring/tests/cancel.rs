@@ -121,3 +121,64 @@ fn cancelling_a_pending_accept_ends_it() {
     let mut done = accepted.borrow_mut().pop().unwrap();
     assert!(done.result().is_err() || done.take_fd().is_some());
 }
+
+#[test]
+fn a_panicking_handler_leaves_other_cancelled_starved_receives_queued() {
+    let mut ring = ring();
+    require!(ring, ring.features().multishot_recv(), "multishot recv");
+    let pool = BufferPool::new(
+        PoolConfig::new(8)
+            .with_buffers_per_chunk(2)
+            .with_max_buffers(2),
+    )
+    .unwrap();
+    let group = ring.register_buffer_group(pool, 2).unwrap();
+    let (mut first_client, first_server) = tcp_pair();
+    let (mut second_client, second_server) = tcp_pair();
+    first_client.write_all(&[1u8; 64]).unwrap();
+    second_client.write_all(&[2u8; 64]).unwrap();
+    // The first handler keeps its buffers and panics on its final completion; the second
+    // keeps its buffers too, so the group stays dry and both receives starve.
+    let (first_received, mut first_collect) = collector();
+    let first = ring
+        .submit(
+            Op::recv_multishot(&first_server, group),
+            move |ring, done| {
+                let last = done.is_final();
+                first_collect(ring, done);
+                assert!(!last, "the first handler fails on its final completion");
+            },
+        )
+        .unwrap();
+    let (second_received, second_handler) = collector();
+    let second = ring
+        .submit(Op::recv_multishot(&second_server, group), second_handler)
+        .unwrap();
+    run_until(&mut ring, || {
+        first_received.borrow().len() + second_received.borrow().len() >= 2
+    });
+    for _ in 0..3 {
+        ring.wait(Some(std::time::Duration::from_millis(5)))
+            .unwrap();
+    }
+    assert!(ring.is_in_flight(first) && ring.is_in_flight(second));
+    ring.cancel(first).unwrap();
+    ring.cancel(second).unwrap();
+    // Whichever is dispatched first, the panic must not swallow the other's completion.
+    let mut panics = 0;
+    for _ in 0..100 {
+        if !ring.is_in_flight(first) && has_final(&second_received) {
+            break;
+        }
+        let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ring.wait(Some(std::time::Duration::from_millis(5)))
+        }));
+        panics += usize::from(tick.is_err());
+    }
+    assert_eq!(panics, 1, "the first handler panicked once");
+    assert!(
+        has_final(&second_received),
+        "the second receive still completed"
+    );
+    assert!(!ring.is_in_flight(second));
+}
