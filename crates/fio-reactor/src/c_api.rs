@@ -37,10 +37,57 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_defer(task, udata1, udata2)` | [`defer`](crate::defer) | a `FnOnce` closure; cannot fail |
-//! | `fio_defer_io_task` | *not yet* | needs connections (uuids, protocol locks) |
+//! | `fio_defer_io_task` | *not yet* | connections exist; the task form is next |
 //! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every) | a `Duration`; the task returns `true` to go on (C: non-zero stops) |
 //! | `fio_defer_perform` | [`defer_perform`](crate::defer_perform) | |
 //! | `fio_defer_has_queue` | [`defer_has_queue`](crate::defer_has_queue) | |
+//!
+//! ## Connection callback (protocol) management
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last |
+//! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close` |
+//! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
+//! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
+//! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
+//! | `fio_touch` | [`touch`](crate::touch) | |
+//! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | |
+//! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |
+//! | `FIO_PING_ETERNAL` | [`ping_eternal`](crate::ping_eternal) | call it from `on_timeout` |
+//! | `fio_protocol_try_lock` / `fio_protocol_unlock` | *not needed* | callbacks never overlap, so there is nothing to lock |
+//! | `fio_capa` | *not yet* | |
+//!
+//! ## Listening and connecting
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_listen(.url, .on_open, .on_finish, ...)` | [`listen`](crate::listen), [`ListenArgs`](crate::ListenArgs), [`Reactor::listen`](crate::Reactor::listen) | binds at once; closures replace `udata`; no `tls` / `is_master_only` yet |
+//! | `fio_connect(.url, .on_open, .on_finish, .timeout, ...)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | `on_fail(io::Error)`; returns the uuid; no `auto_reconnect` / `tls` yet |
+//!
+//! ## Reading and writing
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
+//! | `fio_write` | [`write`](crate::write()) | copies |
+//! | `fio_write2(.data.buf, .urgent, ...)` | [`write2`](crate::write2), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes; files (`.is_fd`) not yet |
+//! | `fio_sendfile` | *not yet* | |
+//! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
+//! | `fio_flush`, `fio_flush_all` | *not needed* | queues are flushed at the end of every tick |
+//! | `fio_uuid_env_*` | *not yet* | |
+//! | `fio_rw_hook_*` | *not yet* | |
+//!
+//! ## Socket / connection functions
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_uuid2fd` | [`Uuid::fd`](crate::Uuid::fd) | |
+//! | `fio_fd2uuid` | [`fd2uuid`](crate::fd2uuid) | `None` instead of -1 |
+//! | `fio_is_valid` / `fio_is_closed` | [`is_valid`](crate::is_valid), [`is_closed`](crate::is_closed) | |
+//! | `fio_close` / `fio_force_close` | [`close`](crate::close), [`force_close`](crate::force_close) | |
+//! | `fio_peer_addr` | [`peer_addr`](crate::peer_addr), [`local_addr`](crate::local_addr) | a [`SockAddr`](crate::SockAddr), not text |
+//! | `fio_socket`, `fio_accept`, `fio_set_non_block` | `fio_sys::server_socket`, `fio_sys::client_socket`, `fio_sys::accept`, `fio_sys::set_nonblocking` | |
 //!
 //! ## Deliberate differences from facil.io 0.7
 //!
@@ -50,5 +97,12 @@
 //! - The engine is chosen at run time (io_uring first, epoll when the kernel or a seccomp
 //!   profile refuses it), not at compile time; each reactor thread builds its own.
 //! - Signal handlers are restored when `start` returns; a late signal touches nothing freed.
+//! - A stale uuid is an error everywhere (32-bit generations, not an 8-bit counter).
+//! - A peer's half-close (RDHUP) is read to the end: `on_data` consumes what was sent, then the
+//!   connection closes gracefully, delivering queued writes. facil.io reset it unread.
+//! - Receiving stops above a high-water mark of unread bytes per connection (backpressure).
+//! - Callbacks of one connection never overlap: `on_ready` and `on_timeout` don't run
+//!   concurrently with `on_data`.
+//! - Write progress counts as activity, so a long drain doesn't hit the idle timeout (#154).
 //! - `AtExit` runs at the end of the free `start` (default reactor) or when a `Reactor` value's
 //!   last handle drops, never from a library destructor after `main`.

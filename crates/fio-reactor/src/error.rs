@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::state::CallbackId;
+use crate::uuid::Uuid;
 
 /// Everything that can go wrong in the reactor's runtime half.
 ///
@@ -65,6 +66,46 @@ pub enum Error {
     /// `state_callback_remove` was given an id that is not (or no longer) registered.
     #[error("state callback {0:?} is not registered")]
     CallbackNotFound(CallbackId),
+    /// The uuid is not an open connection: it was closed, never opened, or its descriptor now
+    /// belongs to a newer connection.
+    #[error("connection {0} is not open")]
+    InvalidUuid(Uuid),
+    /// The connection is closing, so it takes no more writes.
+    #[error("connection {0} is closing")]
+    Closing(Uuid),
+    /// `read` or `pending` was called outside the reactor thread that owns the connection.
+    #[error("connection {0} belongs to another reactor thread; call this from its callbacks")]
+    ForeignThread(Uuid),
+    /// A URL given to `listen` or `connect` doesn't parse.
+    #[error("invalid URL")]
+    Url(#[source] fio_sys::UrlError),
+    /// `listen` couldn't create, bind or listen on its socket.
+    #[error("listening on {url} failed")]
+    Listen {
+        /// The URL asked for.
+        url: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `connect` couldn't resolve its URL or start connecting.
+    #[error("connecting to {url} failed")]
+    Connect {
+        /// The URL asked for.
+        url: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The engine failed an operation on a connection.
+    #[error("connection {uuid} failed")]
+    Connection {
+        /// The connection.
+        uuid: Uuid,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl From<Error> for io::Error {
@@ -79,6 +120,13 @@ impl From<Error> for io::Error {
             | Error::SpawnThread { source, .. }
             | Error::Signal { source } => source.kind(),
             Error::CallbackNotFound(_) => io::ErrorKind::NotFound,
+            Error::InvalidUuid(_) => io::ErrorKind::NotConnected,
+            Error::Closing(_) => io::ErrorKind::BrokenPipe,
+            Error::ForeignThread(_) => io::ErrorKind::Unsupported,
+            Error::Url(_) => io::ErrorKind::InvalidInput,
+            Error::Listen { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Connection { source, .. } => source.kind(),
         };
         io::Error::new(kind, error)
     }

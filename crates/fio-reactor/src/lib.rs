@@ -1,9 +1,18 @@
-//! The facil.io evented core: engines, the defer queue, timers, state callbacks, and (soon)
+//! The facil.io evented core: engines, the defer queue, timers, state callbacks, and
 //! connections.
 //!
-//! Layer: above `fio-sys`, `fio-ring` (the io_uring engine) and `polling` (the epoll
-//! fallback); connections (on `fio-socket`) land next. Used by `fio-cluster`, `fio-tls` and
-//! applications.
+//! Layer: above `fio-sys`, `fio-ring` (the io_uring engine), `fio-socket` and `fio-buffer`
+//! (send and receive queues, pooled buffers) and `polling` (the epoll fallback). Used by
+//! `fio-cluster`, `fio-tls` and applications.
+//!
+//! # Connections
+//!
+//! [`listen`] and [`connect`] open connections, each named by a [`Uuid`]; a [`Protocol`]
+//! attached to it (from `on_open`, with [`attach`]) gets its callbacks on the reactor thread
+//! that owns it, never two at once. [`read`], [`write`](write()), [`close`] and the other connection
+//! functions work from any thread: a process-wide table routes a uuid to its owner, and a
+//! stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. See the
+//! [`Protocol`] example for an echo server.
 //!
 //! # Model
 //!
@@ -65,6 +74,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod args;
+mod conn;
 mod crew;
 mod defer;
 mod engine;
@@ -83,8 +93,15 @@ pub mod c_api;
 use std::time::{Duration, Instant};
 
 pub use args::{StartArgs, expected_concurrency};
+pub use conn::{
+    ConnectArgs, IoEvent, ListenArgs, Protocol, attach, attach_fd, close, connect, detach, fd2uuid,
+    force_close, force_event, is_closed, is_valid, listen, local_addr, peer_addr, pending,
+    ping_eternal, read, suspend, timeout_get, timeout_set, touch, write, write2,
+};
 pub use engine::EngineKind;
 pub use error::Error;
+pub use fio_socket::Chunk;
+pub use fio_sys::SockAddr;
 pub use process::{is_master, is_worker, master_pid};
 pub use reactor::Reactor;
 pub use signal::{reap_children, signal_handler_reset};

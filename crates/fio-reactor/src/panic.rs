@@ -18,7 +18,7 @@ pub(crate) fn run_caught<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// The text of a panic payload (`panic!` with a literal or a format string), if it has one.
-fn message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn message(payload: &(dyn Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -84,6 +84,11 @@ pub(crate) struct Inner {
     timer_inbox: Mutex<Vec<Timer>>,
     /// Lets threads skip the inbox lock on every tick.
     has_timer_inbox: AtomicBool,
+    /// Connection operations for a thread that isn't running (a `listen` before `start`), by
+    /// thread index; the thread runs them on its first tick.
+    parked: Mutex<Vec<(usize, Task)>>,
+    /// Lets threads skip the parked lock on every tick.
+    has_parked: AtomicBool,
     /// The running threads' wake handles, by thread index; empty when not running.
     slots: RwLock<Vec<Arc<ThreadSlot>>>,
     /// How many threads run (for idle detection).
@@ -127,6 +132,8 @@ impl Reactor {
             callbacks: StateCallbacks::new(),
             timer_inbox: Mutex::new(Vec::new()),
             has_timer_inbox: AtomicBool::new(false),
+            parked: Mutex::new(Vec::new()),
+            has_parked: AtomicBool::new(false),
             slots: RwLock::new(Vec::new()),
             thread_count: AtomicUsize::new(0),
             idle_threads: AtomicUsize::new(0),
@@ -146,6 +153,11 @@ impl Reactor {
     /// A weak reference, for holders that must not keep the reactor alive (signals).
     pub(crate) fn downgrade(&self) -> Weak<Inner> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// The shared state (for the connection layer, which routes to a reactor's threads).
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// Wraps shared state in a handle.
@@ -576,6 +588,38 @@ impl Inner {
         let mut inbox = self.timer_inbox.lock();
         self.has_timer_inbox.store(false, Ordering::SeqCst);
         std::mem::take(&mut *inbox)
+    }
+
+    /// Runs `task` on reactor thread `thread`: through its inbox (waking it) while it runs,
+    /// else parked until it does.
+    pub(crate) fn post(&self, thread: usize, task: Task) {
+        let slot = self.slots.read().get(thread).cloned();
+        match slot {
+            Some(slot) => slot.post(task),
+            None => {
+                self.parked.lock().push((thread, task));
+                self.has_parked.store(true, Ordering::SeqCst);
+                self.wake_one();
+            }
+        }
+    }
+
+    /// Whether operations are parked for some thread.
+    pub(crate) fn has_parked(&self) -> bool {
+        self.has_parked.load(Ordering::SeqCst)
+    }
+
+    /// Takes the operations parked for `thread`.
+    pub(crate) fn take_parked(&self, thread: usize) -> Vec<Task> {
+        if !self.has_parked() {
+            return Vec::new();
+        }
+        let mut parked = self.parked.lock();
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            parked.drain(..).partition(|(index, _)| *index == thread);
+        *parked = rest;
+        self.has_parked.store(!parked.is_empty(), Ordering::SeqCst);
+        mine.into_iter().map(|(_, task)| task).collect()
     }
 
     /// Notes that tasks ran, so the next time every thread is idle counts as going idle.

@@ -12,12 +12,14 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
+use parking_lot::Mutex;
 
+use crate::conn::{self, Conns};
 use crate::defer::{Task, run_task};
-use crate::engine::{Engine, Wake};
+use crate::engine::{Engine, EngineEvent, Wake};
 use crate::reactor::{Inner, Reactor};
 use crate::state::CallbackEvent;
 use crate::timer::{Timer, TimerHeap};
@@ -37,6 +39,10 @@ pub(crate) struct ThreadSlot {
     /// True while the thread is (about to be) blocked in its engine; producers that see it
     /// swap it to false and wake the thread, so one wake serves one idle period.
     idle: AtomicBool,
+    /// Connection operations other threads routed to this one.
+    inbox: Mutex<Vec<Task>>,
+    /// Lets the thread skip the inbox lock on every tick.
+    has_inbox: AtomicBool,
 }
 
 impl ThreadSlot {
@@ -45,7 +51,32 @@ impl ThreadSlot {
         Self {
             waker,
             idle: AtomicBool::new(false),
+            inbox: Mutex::new(Vec::new()),
+            has_inbox: AtomicBool::new(false),
         }
+    }
+
+    /// Queues a connection operation for this thread and wakes it if it is idle.
+    pub(crate) fn post(&self, task: Task) {
+        self.inbox.lock().push(task);
+        self.has_inbox.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.wake_if_idle();
+    }
+
+    /// Whether operations wait in the inbox.
+    pub(crate) fn has_inbox(&self) -> bool {
+        self.has_inbox.load(Ordering::SeqCst)
+    }
+
+    /// Takes the operations routed here.
+    pub(crate) fn take_inbox(&self) -> Vec<Task> {
+        if !self.has_inbox() {
+            return Vec::new();
+        }
+        let mut inbox = self.inbox.lock();
+        self.has_inbox.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *inbox)
     }
 
     /// Wakes the thread if it is idle; returns whether it was.
@@ -85,6 +116,10 @@ pub(crate) struct Local {
     worker: Worker<Task>,
     /// This thread's timers; borrowed only briefly, never while user code runs.
     timers: RefCell<TimerHeap>,
+    /// This thread's engine; borrowed only briefly, never while user code runs.
+    pub(crate) engine: RefCell<Box<dyn Engine>>,
+    /// The connections this thread owns; borrowed only briefly, never while user code runs.
+    pub(crate) conns: RefCell<Conns>,
 }
 
 impl Local {
@@ -97,6 +132,16 @@ impl Local {
                 .filter(|local| Arc::ptr_eq(&local.inner, inner))
                 .cloned()
         })
+    }
+
+    /// The reactor this thread belongs to.
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// This thread's index among the reactor's threads.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// Queues a task on this thread's own deque.
@@ -151,12 +196,14 @@ impl Local {
     }
 
     /// Whether there is anything to do before blocking.
-    fn has_work(&self, now: Instant) -> bool {
+    fn has_work(&self, now: Instant, slot: &ThreadSlot) -> bool {
+        let draining = self.conns.borrow().shutdown.is_some();
         self.has_local_tasks()
             || self.inner.queue.has_queue()
             || self.inner.has_timer_inbox()
             || self.inner.should_shut_down(self.index)
-            || self.inner.threads_should_exit()
+            || (self.inner.threads_should_exit() && !draining)
+            || conn::has_work(self, slot)
             || self
                 .timers
                 .borrow()
@@ -164,9 +211,17 @@ impl Local {
                 .is_some_and(|deadline| deadline <= now)
     }
 
-    /// Blocks in the engine until work, a wake or the next timer deadline.
-    fn idle(&self, engine: &mut dyn Engine, slot: &ThreadSlot) {
+    /// Waits in the engine for IO: without blocking when `busy`, else (the thread is idle)
+    /// until an event, a wake, the next timer deadline or the connections' next deadline.
+    fn poll(&self, busy: bool, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
         let inner = &self.inner;
+        if busy {
+            let waited = self.engine.borrow_mut().wait(Some(Duration::ZERO), events);
+            if let Err(error) = waited {
+                self.engine_failed(&error);
+            }
+            return;
+        }
         if inner.enter_idle() {
             // The last busy thread went idle after real work: the reactor is idle.
             inner.callbacks.force(CallbackEvent::OnIdle);
@@ -174,20 +229,28 @@ impl Local {
         slot.idle.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let now = Instant::now();
-        if !self.has_work(now) {
-            let deadline = self.timers.borrow().next_deadline();
-            let timeout = deadline.map(|deadline| deadline.saturating_duration_since(now));
-            // Nothing registers connections yet, so no events can arrive; the connection
-            // layer will dispatch them.
-            let mut events = Vec::new();
-            if let Err(error) = engine.wait(timeout, &mut events) {
-                // A broken engine can't be waited on again without spinning: stop the reactor.
-                log::error!("reactor thread {} engine wait failed: {error}", self.index);
-                Reactor::from_inner(Arc::clone(inner)).stop();
-            }
+        let timeout = if self.has_work(now, slot) {
+            Some(Duration::ZERO)
+        } else {
+            let timer = self.timers.borrow().next_deadline();
+            let deadline = match (timer, conn::next_deadline(self)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            deadline.map(|deadline| deadline.saturating_duration_since(now))
+        };
+        let waited = self.engine.borrow_mut().wait(timeout, events);
+        if let Err(error) = waited {
+            self.engine_failed(&error);
         }
         slot.idle.store(false, Ordering::SeqCst);
         inner.leave_idle();
+    }
+
+    /// A broken engine can't be waited on again without spinning: stop the reactor.
+    fn engine_failed(&self, error: &std::io::Error) {
+        log::error!("reactor thread {} engine wait failed: {error}", self.index);
+        Reactor::from_inner(Arc::clone(&self.inner)).stop();
     }
 }
 
@@ -229,7 +292,7 @@ impl Drop for LocalGuard {
 pub(crate) fn run(
     inner: Arc<Inner>,
     index: usize,
-    mut engine: Box<dyn Engine>,
+    engine: Box<dyn Engine>,
     worker: Worker<Task>,
     slot: Arc<ThreadSlot>,
 ) {
@@ -239,28 +302,44 @@ pub(crate) fn run(
         index,
         worker,
         timers: RefCell::new(TimerHeap::default()),
+        engine: RefCell::new(engine),
+        conns: RefCell::new(Conns::default()),
     });
     let guard = LocalGuard::install(Rc::clone(&local));
+    let mut events = Vec::new();
     loop {
         if inner.should_shut_down(index) {
             inner.shut_down();
         }
-        if inner.threads_should_exit() {
-            break;
-        }
         let now = Instant::now();
+        if inner.threads_should_exit() {
+            if local.conns.borrow().shutdown.is_none() {
+                conn::begin_shutdown(&local, now);
+            }
+            if conn::progress(&local, now) {
+                break;
+            }
+        }
         inner.touch(now);
         for timer in inner.take_timer_inbox() {
             local.push_timer(timer);
         }
         let fired = local.fire_timers(now);
         let ran = local.run_batch();
-        if ran > 0 {
+        let handled = conn::tick(&local, &slot, now);
+        if ran + handled > 0 {
             inner.note_work();
         }
-        if fired + ran == 0 {
-            local.idle(engine.as_mut(), &slot);
+        local.poll(fired + ran + handled > 0, &slot, &mut events);
+        if !events.is_empty() {
+            inner.note_work();
+            conn::dispatch(&local, &mut events);
         }
+    }
+    conn::finish_shutdown(&local);
+    // Operations routed here too late find their connections closed (attach runs on_close).
+    for task in slot.take_inbox() {
+        run_task(task);
     }
     drop(guard);
     inner.queue.adopt(&local.worker);

@@ -53,3 +53,70 @@ pub(crate) fn start_bounded(reactor: &Reactor) -> Result<(), Error> {
     assert!(!timed_out, "the reactor did not stop within {DEADLINE:?}");
     result
 }
+
+/// How long a test client waits on one socket call before failing.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Listens on 127.0.0.1:0 for `reactor`; returns the listener's uuid and address.
+pub(crate) fn listen_local(
+    reactor: &Reactor,
+    on_open: impl Fn(fio_reactor::Uuid) + Send + Sync + 'static,
+) -> (fio_reactor::Uuid, std::net::SocketAddr) {
+    let listener = reactor
+        .listen(fio_reactor::ListenArgs::new("tcp://127.0.0.1:0", on_open))
+        .expect("listen on 127.0.0.1:0");
+    let addr = fio_reactor::local_addr(listener)
+        .and_then(|addr| addr.as_inet())
+        .expect("a TCP listener has an inet address");
+    (listener, addr)
+}
+
+/// A blocking client connected to `addr`, with [`IO_TIMEOUT`] on reads and writes.
+pub(crate) fn client(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+    stream
+}
+
+/// Reads until end of stream (or a reset, which ends it too); returns the bytes.
+pub(crate) fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(count) => out.extend_from_slice(&buf[..count]),
+        }
+    }
+}
+
+/// Echoes every byte back and counts its `on_close` calls.
+pub(crate) struct Echo {
+    pub(crate) closes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl fio_reactor::Protocol for Echo {
+    fn on_data(&mut self, uuid: fio_reactor::Uuid) {
+        let mut buf = [0u8; 16384];
+        // Bounded: the receive queue holds at most its high-water mark plus one read's worth.
+        for _ in 0..1024 {
+            match fio_reactor::read(uuid, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(count) => {
+                    let _ = fio_reactor::write(uuid, &buf[..count]);
+                }
+            }
+        }
+    }
+
+    fn on_close(&mut self, _uuid: fio_reactor::Uuid) {
+        self.closes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -15,20 +15,37 @@
 //! not yet dispatched, whose completion also ends the current or next wait, and that wait
 //! returns after the wake, so the woken thread re-checks for work after it was published.
 //!
+//! Connections (`accept.rs`, `conn.rs`): a listener is one multishot accept; a stream is a
+//! `fio_socket::Socket` over the engine's shared receive buffer group, whose events its
+//! handler pushes into the engine's [`Inbox`] during the ring's dispatch; `wait` hands them
+//! over after the tick. The receive buffers (a pool of 16 KiB buffers feeding a 512-entry
+//! provided-buffer ring, so up to 8 MiB lent to the kernel) are set up with the first stream,
+//! so a thread that never serves a connection holds none.
+//!
 //! Whether io_uring can run the reactor at all is probed once per process
 //! ([`availability`]): the setup (seccomp, `kernel.io_uring_disabled`, kernel support) and
 //! the features the connection layer needs (multishot receive from provided-buffer rings,
 //! Linux 6.0; multishot accept). A refusal makes the reactor fall back to epoll.
 
+mod accept;
+mod conn;
+#[cfg(test)]
+mod connection_tests;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fio_ring::{Features, Ring, RingConfig, RingHandle, SetupRefusal};
-use fio_socket::Chunk;
+use fio_ring::{BufferPool, Features, PoolConfig, Ring, RingConfig, RingHandle, SetupRefusal};
+use fio_socket::{Chunk, SocketConfig, WaterMarks};
 
+use crate::engine::uring::accept::Listener;
+use crate::engine::uring::conn::Stream;
 use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
 use crate::uuid::Uuid;
 
@@ -36,9 +53,49 @@ use crate::uuid::Uuid;
 /// larger, so bursts of multishot completions don't overflow it.
 const RING_ENTRIES: u32 = 256;
 
+/// Receive buffer size: a TLS record, or a typical request, in one buffer; small enough that
+/// a mostly idle connection's last few bytes don't pin much.
+const RECV_BUFFER_SIZE: usize = 16 * 1024;
+
+/// Buffers in the provided-buffer ring shared by a thread's streams: the most the kernel can
+/// fill before the tick hands them over and the group is refilled from the pool. 512 covers
+/// a burst of 8 MiB; a dry group only parks receives until the next tick, it loses nothing.
+const GROUP_ENTRIES: u16 = 512;
+
+/// Buffers that `fio_socket::Socket::transmit` copies into. The engine's `write` takes
+/// ready-made chunks and never copies, so this pool stays empty unless something transmits
+/// a slice; it allocates nothing until then.
+const SEND_BUFFER_SIZE: usize = 16 * 1024;
+
 /// The configuration every reactor ring (and the probe's) is built with.
 fn ring_config() -> RingConfig {
     RingConfig::new(RING_ENTRIES)
+}
+
+/// What the handlers of the engine's operations report, for `wait` to hand over. Handlers
+/// run inside [`Ring::wait`], where the engine itself is borrowed, so they reach the engine
+/// only through this.
+#[derive(Debug, Default)]
+struct Inbox {
+    events: RefCell<Vec<EngineEvent>>,
+    /// Connect polls that ended, with their raw result, for `wait` to finish: opening the
+    /// socket needs the engine's buffer group, which a handler can't reach.
+    connects: RefCell<Vec<(Uuid, i32)>>,
+}
+
+impl Inbox {
+    fn push(&self, event: EngineEvent) {
+        self.events.borrow_mut().push(event);
+    }
+
+    fn push_connect(&self, conn: Uuid, res: i32) {
+        self.connects.borrow_mut().push((conn, res));
+    }
+
+    /// Whether anything waits to be handed over, so `wait` must not block.
+    fn is_empty(&self) -> bool {
+        self.events.borrow().is_empty() && self.connects.borrow().is_empty()
+    }
 }
 
 /// A reactor thread's io_uring engine.
@@ -47,6 +104,12 @@ pub(crate) struct UringEngine {
     ring: Ring,
     /// Cloned into every waker handed to other threads.
     handle: RingHandle,
+    /// Shared with the handlers of every connection's operations.
+    inbox: Rc<Inbox>,
+    streams: HashMap<Uuid, Stream>,
+    listeners: HashMap<Uuid, Listener>,
+    /// Made with the first stream: the buffer group and pools every socket shares.
+    sockets: Option<SocketConfig>,
 }
 
 impl UringEngine {
@@ -72,7 +135,93 @@ impl UringEngine {
             });
         }
         let handle = ring.handle().map_err(Refusal::Ring)?;
-        Ok(Self { ring, handle })
+        Ok(Self {
+            ring,
+            handle,
+            inbox: Rc::default(),
+            streams: HashMap::new(),
+            listeners: HashMap::new(),
+            sockets: None,
+        })
+    }
+
+    /// The configuration of a new socket, registering the shared buffer group first if this
+    /// is the engine's first stream.
+    fn socket_config(&mut self) -> io::Result<SocketConfig> {
+        if let Some(config) = &self.sockets {
+            return Ok(config.clone());
+        }
+        let receive =
+            BufferPool::new(PoolConfig::new(RECV_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
+        let group = self
+            .ring
+            .register_buffer_group(receive.clone(), GROUP_ENTRIES)?;
+        let send =
+            BufferPool::new(PoolConfig::new(SEND_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
+        // The contract's water marks: 256 KiB unread stops a stream's receive, 64 KiB resumes.
+        let config =
+            SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default());
+        self.sockets = Some(config.clone());
+        Ok(config)
+    }
+
+    fn stream(&self, conn: Uuid) -> io::Result<&Stream> {
+        self.streams.get(&conn).ok_or_else(|| not_found(conn))
+    }
+
+    /// Refuses a uuid the engine already serves.
+    fn check_new(&self, uuid: Uuid) -> io::Result<()> {
+        if self.streams.contains_key(&uuid) || self.listeners.contains_key(&uuid) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("connection {uuid} is already open on this engine"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the ring's wake-up read is still in flight: the ring holds more operations
+    /// than the engine's connections account for. O(connections), one borrow each.
+    fn wake_read_armed(&self) -> bool {
+        let streams: usize = self.streams.values().map(Stream::in_flight).sum();
+        let listeners: usize = self.listeners.values().map(Listener::in_flight).sum();
+        self.ring.in_flight() > streams + listeners
+    }
+
+    /// Finishes the connects whose poll ended during the tick.
+    fn finish_connects(&mut self) {
+        let connects = std::mem::take(&mut *self.inbox.connects.borrow_mut());
+        if connects.is_empty() {
+            return;
+        }
+        for (conn, res) in connects {
+            // Without the buffer group no socket can open: the connect fails with its error.
+            let config = self.socket_config();
+            if let Some(stream) = self.streams.get_mut(&conn) {
+                stream.connected(&mut self.ring, res, config);
+            }
+        }
+    }
+
+    /// Moves the inbox's events to `events`, forgetting the connections they close.
+    fn hand_over(&mut self, events: &mut Vec<EngineEvent>) {
+        let mut inbox = self.inbox.events.borrow_mut();
+        events.reserve(inbox.len());
+        for event in inbox.drain(..) {
+            match &event {
+                EngineEvent::Readable { conn } => {
+                    if let Some(stream) = self.streams.get(conn) {
+                        stream.readable_delivered();
+                    }
+                }
+                EngineEvent::Closed { conn, .. } => {
+                    self.streams.remove(conn);
+                    self.listeners.remove(conn);
+                }
+                _ => {}
+            }
+            events.push(event);
+        }
     }
 }
 
@@ -80,6 +229,8 @@ impl fmt::Debug for UringEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UringEngine")
             .field("ring", &self.ring)
+            .field("streams", &self.streams.len())
+            .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
 }
@@ -96,60 +247,101 @@ impl Engine for UringEngine {
     fn wait(
         &mut self,
         timeout: Option<Duration>,
-        _events: &mut Vec<EngineEvent>,
+        events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
-        // `Ring::wait` returns at once when nothing is in flight. The wake-up read is always
-        // in flight unless the ring gave up on it after an unexpected error, and then neither
-        // blocking nor waking works any more: report it instead of spinning.
-        if self.ring.in_flight() == 0 {
+        // `Ring::wait` returns at once when nothing is in flight, and blocks without a way to
+        // be woken when only connections are. The wake-up read is always in flight unless the
+        // ring gave up on it after an unexpected error, and then neither blocking nor waking
+        // works as it should any more: report it instead of spinning or sleeping through
+        // wakes.
+        // A connect whose poll ended in an earlier, failed tick still counts as in flight.
+        self.finish_connects();
+        if !self.wake_read_armed() {
             return Err(io::Error::other(
                 "the io_uring wake-up read ended; other threads can no longer wake this one",
             ));
         }
-        self.ring.wait(timeout).map_err(io::Error::from)
-    }
-    fn listen(&mut self, _listener: Uuid, _socket: OwnedFd) -> io::Result<()> {
-        Err(not_yet())
-    }
-
-    fn open(&mut self, _conn: Uuid, _stream: OwnedFd, _connecting: bool) -> io::Result<()> {
-        Err(not_yet())
-    }
-
-    fn read(&mut self, _conn: Uuid, _buf: &mut [u8]) -> io::Result<usize> {
-        Err(not_yet())
-    }
-
-    fn buffered(&self, _conn: Uuid) -> usize {
-        0
+        // Events reported outside a tick (the first `Drained`, a listener closed at once)
+        // must not wait behind a blocking tick; a zero timeout still flushes the sends.
+        let timeout = if self.inbox.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        let handled = self.ring.wait(timeout).map_err(io::Error::from)?;
+        self.finish_connects();
+        let before = events.len();
+        self.hand_over(events);
+        Ok(handled.max(events.len() - before))
     }
 
-    fn is_eof(&self, _conn: Uuid) -> bool {
-        false
+    fn listen(&mut self, listener: Uuid, socket: OwnedFd) -> io::Result<()> {
+        self.check_new(listener)?;
+        let started = Listener::start(&mut self.ring, listener, socket, Rc::clone(&self.inbox))?;
+        self.listeners.insert(listener, started);
+        Ok(())
     }
 
-    fn write(&mut self, _conn: Uuid, _chunk: Chunk, _urgent: bool) -> io::Result<()> {
-        Err(not_yet())
+    fn open(&mut self, conn: Uuid, stream: OwnedFd, connecting: bool) -> io::Result<()> {
+        self.check_new(conn)?;
+        let inbox = Rc::clone(&self.inbox);
+        let opened = if connecting {
+            Stream::connect(&mut self.ring, conn, stream, inbox)?
+        } else {
+            let config = self.socket_config()?;
+            Stream::open(&mut self.ring, conn, stream, config, inbox)?
+        };
+        self.streams.insert(conn, opened);
+        Ok(())
     }
 
-    fn pending(&self, _conn: Uuid) -> usize {
-        0
+    fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
+        stream.read(&mut self.ring, buf)
     }
 
-    fn pause_receive(&mut self, _conn: Uuid, _paused: bool) -> io::Result<()> {
-        Err(not_yet())
+    fn buffered(&self, conn: Uuid) -> usize {
+        self.stream(conn).map_or(0, Stream::buffered)
     }
 
-    fn close(&mut self, _conn: Uuid, _mode: CloseMode) -> io::Result<()> {
-        Err(not_yet())
+    fn is_eof(&self, conn: Uuid) -> bool {
+        self.stream(conn).is_ok_and(Stream::is_eof)
+    }
+
+    fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
+        let stream = self.streams.get_mut(&conn).ok_or_else(|| not_found(conn))?;
+        stream.write(&mut self.ring, chunk, urgent)
+    }
+
+    fn pending(&self, conn: Uuid) -> usize {
+        self.stream(conn).map_or(0, Stream::pending)
+    }
+
+    fn sent(&self, conn: Uuid) -> u64 {
+        self.stream(conn).map_or(0, Stream::sent)
+    }
+
+    fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {
+        self.stream(conn)?.pause_receive(paused);
+        Ok(())
+    }
+
+    fn close(&mut self, conn: Uuid, mode: CloseMode) -> io::Result<()> {
+        if let Some(stream) = self.streams.get_mut(&conn) {
+            stream.close(&mut self.ring, mode);
+            return Ok(());
+        }
+        let listener = self.listeners.get(&conn).ok_or_else(|| not_found(conn))?;
+        listener.close(&mut self.ring);
+        Ok(())
     }
 }
 
-/// Connections are not implemented on this engine yet.
-fn not_yet() -> io::Error {
+/// The error for a uuid this engine doesn't serve (never opened here, or already closed).
+fn not_found(uuid: Uuid) -> io::Error {
     io::Error::new(
-        io::ErrorKind::Unsupported,
-        "connections are not implemented on this engine yet",
+        io::ErrorKind::NotFound,
+        format!("no connection {uuid} on this engine"),
     )
 }
 

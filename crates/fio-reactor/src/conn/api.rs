@@ -1,0 +1,368 @@
+//! The connection functions: attach, read, write, close, timeouts, and how a call finds the
+//! thread that owns its connection.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fio_socket::Chunk;
+use fio_sys::SockAddr;
+
+use crate::conn::protocol::{IoEvent, Protocol};
+use crate::conn::state::{Kind, attach_local, caught, close_local, set_suspended};
+use crate::conn::table::{self, Record};
+use crate::engine::CloseMode;
+use crate::error::Error;
+use crate::reactor::{Inner, Reactor};
+use crate::thread::Local;
+use crate::uuid::Uuid;
+
+/// Where a call on a uuid runs.
+pub(crate) enum Route {
+    /// On this thread, which owns the connection.
+    Here(Rc<Local>),
+    /// On thread `.1` of reactor `.0`.
+    There(Arc<Inner>, usize),
+}
+
+/// Finds the thread that owns `uuid`.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is stale or was never open, or its reactor is gone.
+pub(crate) fn route(uuid: Uuid) -> Result<Route, Error> {
+    let record = table::record(uuid).ok_or(Error::InvalidUuid(uuid))?;
+    let inner = record.reactor.upgrade().ok_or(Error::InvalidUuid(uuid))?;
+    match Local::current(&inner) {
+        Some(local) if local.index() == record.thread => Ok(Route::Here(local)),
+        _ => Ok(Route::There(inner, record.thread)),
+    }
+}
+
+/// Runs `op` on the thread that owns `uuid`: now when that is this thread, else on the owner's
+/// next tick (its error, if any, is then only logged).
+pub(crate) fn on_owner<F>(uuid: Uuid, op: F) -> Result<(), Error>
+where
+    F: FnOnce(&Local) -> Result<(), Error> + Send + 'static,
+{
+    match route(uuid)? {
+        Route::Here(local) => op(&local),
+        Route::There(inner, thread) => {
+            inner.post(
+                thread,
+                Box::new(move || match route(uuid) {
+                    Ok(Route::Here(local)) => {
+                        if let Err(error) = op(&local) {
+                            log::debug!("a call routed to connection {uuid} failed: {error}");
+                        }
+                    }
+                    _ => log::debug!("connection {uuid} closed before a routed call reached it"),
+                }),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Maps an engine error on `uuid` to the crate's error.
+fn engine_error(uuid: Uuid, error: io::Error) -> Error {
+    match error.kind() {
+        io::ErrorKind::NotFound => Error::InvalidUuid(uuid),
+        io::ErrorKind::BrokenPipe => Error::Closing(uuid),
+        _ => Error::Connection {
+            uuid,
+            source: error,
+        },
+    }
+}
+
+/// Attaches `protocol` to `uuid` (facil.io's `fio_attach`); a protocol already attached is
+/// replaced and its `on_close` runs. Attaching from inside one of the connection's callbacks
+/// takes effect when that callback returns.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection; `protocol.on_close` has
+///   then run (as the spec asks). From another thread the attach is routed, and a connection
+///   that closes before it arrives runs `protocol.on_close` on its thread.
+///
+/// # Examples
+/// ```
+/// struct Nothing;
+/// impl fio_reactor::Protocol for Nothing {}
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(fio_reactor::attach(stale, Nothing).is_err());
+/// ```
+pub fn attach(uuid: Uuid, protocol: impl Protocol) -> Result<(), Error> {
+    attach_boxed(uuid, Some(Box::new(protocol)))
+}
+
+/// Detaches `uuid`'s protocol without closing the connection (facil.io's hijack: attaching
+/// `NULL`): the old protocol's `on_close` runs and no callback runs until the next `attach`.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn detach(uuid: Uuid) -> Result<(), Error> {
+    attach_boxed(uuid, None)
+}
+
+/// Attaches (or, with `None`, detaches) on the owning thread.
+fn attach_boxed(uuid: Uuid, protocol: Option<Box<dyn Protocol>>) -> Result<(), Error> {
+    let refuse = |protocol: Option<Box<dyn Protocol>>| {
+        if let Some(mut protocol) = protocol {
+            caught("on_close", uuid, || protocol.on_close(uuid));
+        }
+        Error::InvalidUuid(uuid)
+    };
+    match route(uuid) {
+        Ok(Route::Here(local)) => attach_local(&local, uuid, protocol).map_err(refuse),
+        Ok(Route::There(inner, thread)) => {
+            inner.post(
+                thread,
+                Box::new(move || {
+                    let _ = attach_boxed(uuid, protocol);
+                }),
+            );
+            Ok(())
+        }
+        Err(_) => Err(refuse(protocol)),
+    }
+}
+
+/// Takes over a socket created elsewhere (facil.io's `fio_attach_fd`) on the current reactor
+/// and attaches `protocol`; returns its uuid. The socket is made non-blocking. On a reactor
+/// thread the connection belongs to that thread; elsewhere to the reactor's first thread,
+/// once it runs.
+///
+/// # Errors
+/// - [`Error::Connection`] when the descriptor can't be made non-blocking or the engine
+///   refuses it (then `protocol.on_close` has run).
+pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
+    let inner = Reactor::current().inner().clone();
+    let raw = fd.as_raw_fd();
+    fio_sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd)).map_err(|source| {
+        Error::Connection {
+            uuid: Uuid::from_parts(raw, 0),
+            source,
+        }
+    })?;
+    let here = Local::current(&inner);
+    let thread = here.as_ref().map_or(0, |local| local.index());
+    let mut record = Record::new(&inner, thread);
+    record.peer = fio_sys::peer_addr(std::os::fd::AsFd::as_fd(&fd)).ok();
+    record.local = fio_sys::local_addr(std::os::fd::AsFd::as_fd(&fd)).ok();
+    let uuid = table::open(raw, record);
+    let protocol: Box<dyn Protocol> = Box::new(protocol);
+    let open = move |local: &Local| {
+        let opened =
+            crate::conn::dispatch::open_with(local, uuid, fd, Kind::Stream, false, Instant::now());
+        match opened {
+            Ok(()) => {
+                attach_local(local, uuid, Some(protocol)).map_err(|_| Error::InvalidUuid(uuid))
+            }
+            Err(source) => {
+                let mut protocol = protocol;
+                caught("on_close", uuid, || protocol.on_close(uuid));
+                Err(Error::Connection { uuid, source })
+            }
+        }
+    };
+    match here {
+        Some(local) => open(&local).map(|()| uuid),
+        None => {
+            inner.post(
+                thread,
+                Box::new(move || {
+                    if let Some(local) = Local::current(&Reactor::current().inner().clone()) {
+                        let _ = open(&local);
+                    }
+                }),
+            );
+            Ok(uuid)
+        }
+    }
+}
+
+/// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`);
+/// `Ok(0)` when none are buffered. Counts as progress for the `on_data` loop.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
+/// - [`Error::ForeignThread`] when called outside the thread that owns `uuid` (read inside
+///   its callbacks).
+pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
+    let Route::Here(local) = route(uuid)? else {
+        return Err(Error::ForeignThread(uuid));
+    };
+    let count = local
+        .engine
+        .borrow_mut()
+        .read(uuid, buf)
+        .map_err(|error| engine_error(uuid, error))?;
+    if count > 0
+        && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid)
+    {
+        conn.read_total += count as u64;
+    }
+    Ok(count)
+}
+
+/// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the
+/// owner's tick, gathered with the other writes of that tick.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
+/// - [`Error::Closing`] once the connection is closing. From another thread the write is
+///   routed and these are only logged.
+pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
+    write2(uuid, Chunk::Vec(data.to_vec()), false)
+}
+
+/// Queues `chunk` for `uuid` without copying it (facil.io's `fio_write2`: the data moves into
+/// the connection). `urgent` puts it right after the chunk being sent.
+///
+/// # Errors
+/// As [`write`](write()).
+pub fn write2(uuid: Uuid, chunk: impl Into<Chunk>, urgent: bool) -> Result<(), Error> {
+    let chunk = chunk.into();
+    on_owner(uuid, move |local| {
+        local
+            .engine
+            .borrow_mut()
+            .write(uuid, chunk, urgent)
+            .map_err(|error| engine_error(uuid, error))
+    })
+}
+
+/// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`).
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
+/// - [`Error::ForeignThread`] outside the owning thread.
+pub fn pending(uuid: Uuid) -> Result<usize, Error> {
+    match route(uuid)? {
+        Route::Here(local) => Ok(local.engine.borrow().pending(uuid)),
+        Route::There(..) => Err(Error::ForeignThread(uuid)),
+    }
+}
+
+/// Closes `uuid` once its queued data is sent (facil.io's `fio_close`); `on_close` follows.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn close(uuid: Uuid) -> Result<(), Error> {
+    table::update(uuid, |record| record.closing = true);
+    on_owner(uuid, move |local| {
+        close_local(local, uuid, CloseMode::Graceful);
+        Ok(())
+    })
+}
+
+/// Closes `uuid` now, dropping queued data (facil.io's `fio_force_close`).
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn force_close(uuid: Uuid) -> Result<(), Error> {
+    table::update(uuid, |record| record.closing = true);
+    on_owner(uuid, move |local| {
+        close_local(local, uuid, CloseMode::Abort);
+        Ok(())
+    })
+}
+
+/// Whether `uuid` is an open connection (facil.io's `fio_is_valid`).
+///
+/// # Examples
+/// ```
+/// assert!(!fio_reactor::is_valid(fio_reactor::Uuid::from_parts(0, 0)));
+/// ```
+pub fn is_valid(uuid: Uuid) -> bool {
+    table::record(uuid).is_some()
+}
+
+/// Whether `uuid` is invalid or closing (facil.io's `fio_is_closed`).
+pub fn is_closed(uuid: Uuid) -> bool {
+    table::record(uuid).is_none_or(|record| record.closing)
+}
+
+/// The current uuid of the connection on descriptor `fd` (facil.io's `fio_fd2uuid`); the
+/// reverse is [`Uuid::fd`].
+pub fn fd2uuid(fd: RawFd) -> Option<Uuid> {
+    table::uuid_of(fd)
+}
+
+/// The peer's address, when `uuid` is open and it is known (facil.io's `fio_peer_addr`).
+pub fn peer_addr(uuid: Uuid) -> Option<SockAddr> {
+    table::record(uuid).and_then(|record| record.peer)
+}
+
+/// The connection's local address, when `uuid` is open and it is known.
+pub fn local_addr(uuid: Uuid) -> Option<SockAddr> {
+    table::record(uuid).and_then(|record| record.local)
+}
+
+/// Sets `uuid`'s idle timeout in seconds (0: none, the default). When nothing was received or
+/// sent for that long, `on_timeout` runs (checked once a second).
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
+    if table::update(uuid, |record| record.timeout = seconds) {
+        touch(uuid)
+    } else {
+        Err(Error::InvalidUuid(uuid))
+    }
+}
+
+/// `uuid`'s idle timeout in seconds (0: none).
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn timeout_get(uuid: Uuid) -> Result<u8, Error> {
+    table::record(uuid)
+        .map(|record| record.timeout)
+        .ok_or(Error::InvalidUuid(uuid))
+}
+
+/// Restarts `uuid`'s idle timeout (facil.io's `fio_touch`).
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn touch(uuid: Uuid) -> Result<(), Error> {
+    on_owner(uuid, move |local| {
+        if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+            conn.active = Instant::now();
+        }
+        Ok(())
+    })
+}
+
+/// Stops `on_data` for `uuid` until [`force_event`]`(uuid, IoEvent::OnData)` or its send queue
+/// drains (facil.io's `fio_suspend`). Bytes keep arriving up to the high-water mark.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn suspend(uuid: Uuid) -> Result<(), Error> {
+    on_owner(uuid, move |local| {
+        set_suspended(local, uuid, true);
+        Ok(())
+    })
+}
+
+/// Schedules one of `uuid`'s callbacks on its next tick, whether or not the event happened
+/// (facil.io's `fio_force_event`); `OnData` also resumes a suspended connection.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
+pub fn force_event(uuid: Uuid, event: IoEvent) -> Result<(), Error> {
+    on_owner(uuid, move |local| {
+        if event == IoEvent::OnData {
+            set_suspended(local, uuid, false);
+        }
+        let mut conns = local.conns.borrow_mut();
+        if conns.map.contains_key(&uuid) {
+            conns.forced.push_back((uuid, event));
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,307 @@
+//! A reactor thread's connection work per tick: engine events into callbacks, queued
+//! `on_data` calls, forced events, operations routed from other threads, and the coarse
+//! once-a-second timeout sweep.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::conn::protocol::IoEvent;
+use crate::conn::state::{
+    Conn, Kind, caught, close_local, finalize, run_data, set_suspended, with_protocol,
+};
+use crate::conn::table::{self, Record};
+use crate::defer::run_task;
+use crate::engine::{CloseMode, EngineEvent};
+use crate::thread::{Local, ThreadSlot};
+use crate::uuid::Uuid;
+
+/// `on_data` calls per tick before the thread looks at its timers and engine again.
+const DATA_BUDGET: usize = 256;
+
+/// How often idle timeouts are checked (facil.io's review runs once a second too).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Turns a wait's events into callbacks.
+pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
+    let now = Instant::now();
+    for event in events.drain(..) {
+        match event {
+            EngineEvent::Accepted { listener, stream } => accepted(local, listener, stream, now),
+            EngineEvent::Readable { conn } => {
+                let mut conns = local.conns.borrow_mut();
+                let Some(entry) = conns.map.get_mut(&conn) else {
+                    continue;
+                };
+                entry.active = now;
+                let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
+                conns.schedule_data(conn);
+                drop(conns);
+                // Nobody will ever read: the peer is done and no protocol came.
+                if orphan && local.engine.borrow().is_eof(conn) {
+                    close_local(local, conn, CloseMode::Graceful);
+                }
+            }
+            EngineEvent::Drained { conn } => drained(local, conn, now),
+            EngineEvent::Connected { conn, result } => connected(local, conn, result),
+            EngineEvent::Closed { conn, error } => finalize(local, conn, error),
+        }
+    }
+}
+
+/// Opens an accepted stream on this thread and calls the listener's `on_open`.
+fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
+    let on_open = match local.conns.borrow().map.get(&listener) {
+        Some(Conn {
+            kind: Kind::Listener { on_open, .. },
+            closing: false,
+            ..
+        }) => on_open.clone(),
+        // The listener is closing: the stream just closes.
+        _ => return,
+    };
+    let Some(uuid) = open_stream(local, stream, Kind::Stream, false, now) else {
+        return;
+    };
+    caught("on_open", uuid, || on_open(uuid));
+    require_protocol(local, uuid);
+}
+
+/// Registers a stream with the table and the engine; `None` (logged) if the engine refuses.
+pub(crate) fn open_stream(
+    local: &Local,
+    stream: OwnedFd,
+    kind: Kind,
+    connecting: bool,
+    now: Instant,
+) -> Option<Uuid> {
+    let uuid = table::open(stream.as_raw_fd(), record_for(local, &stream));
+    open_with(local, uuid, stream, kind, connecting, now).ok()?;
+    Some(uuid)
+}
+
+/// The table record of a stream owned by this thread, with its addresses.
+pub(crate) fn record_for(local: &Local, stream: &OwnedFd) -> Record {
+    let mut record = Record::new(local.inner(), local.index());
+    record.peer = fio_sys::peer_addr(stream.as_fd()).ok();
+    record.local = fio_sys::local_addr(stream.as_fd()).ok();
+    if record
+        .peer
+        .as_ref()
+        .is_some_and(|peer| peer.as_inet().is_some())
+    {
+        // Small writes go out at once, as facil.io sets it on every TCP connection.
+        let _ = fio_sys::set_nodelay(stream.as_fd(), true);
+    }
+    record
+}
+
+/// Registers `fd` (already in the table as `uuid`) with this thread's engine: a listener for
+/// [`Kind::Listener`], else a stream. On failure the table slot is released and the error
+/// logged and returned.
+pub(crate) fn open_with(
+    local: &Local,
+    uuid: Uuid,
+    fd: OwnedFd,
+    kind: Kind,
+    connecting: bool,
+    now: Instant,
+) -> io::Result<()> {
+    let listener = matches!(kind, Kind::Listener { .. });
+    local
+        .conns
+        .borrow_mut()
+        .map
+        .insert(uuid, Conn::new(kind, now));
+    let opened = if listener {
+        local.engine.borrow_mut().listen(uuid, fd)
+    } else {
+        local.engine.borrow_mut().open(uuid, fd, connecting)
+    };
+    if let Err(error) = opened {
+        log::warn!("opening connection {uuid} failed: {error}");
+        local.conns.borrow_mut().map.remove(&uuid);
+        table::close(uuid);
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// After an `on_open`: a connection nobody attached to (nor hijacked) is closed.
+pub(crate) fn require_protocol(local: &Local, uuid: Uuid) {
+    let orphan = local
+        .conns
+        .borrow()
+        .map
+        .get(&uuid)
+        .is_some_and(|conn| !conn.has_protocol() && !conn.hijacked && !conn.closing);
+    if orphan {
+        log::debug!("connection {uuid} had no protocol attached by on_open; closing it");
+        close_local(local, uuid, CloseMode::Graceful);
+    }
+}
+
+/// The send queue drained: resume a suspended `on_data`, then `on_ready`.
+fn drained(local: &Local, uuid: Uuid, now: Instant) {
+    match local.conns.borrow_mut().map.get_mut(&uuid) {
+        Some(conn) => conn.active = now,
+        None => return,
+    }
+    set_suspended(local, uuid, false);
+    with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
+}
+
+/// A connect finished: `on_open` (which must attach) or `on_fail`.
+fn connected(local: &Local, uuid: Uuid, result: io::Result<()>) {
+    let kind = {
+        let mut conns = local.conns.borrow_mut();
+        let Some(conn) = conns.map.get_mut(&uuid) else {
+            return;
+        };
+        std::mem::replace(&mut conn.kind, Kind::Stream)
+    };
+    let Kind::Connecting {
+        on_open, on_fail, ..
+    } = kind
+    else {
+        return;
+    };
+    match result {
+        Ok(()) => {
+            caught("on_open", uuid, || on_open(uuid));
+            require_protocol(local, uuid);
+        }
+        Err(error) => {
+            if let Some(on_fail) = on_fail {
+                caught("on_fail", uuid, || on_fail(error));
+            }
+            close_local(local, uuid, CloseMode::Abort);
+        }
+    }
+}
+
+/// Runs what other threads routed here, forced events, queued `on_data` calls, and the
+/// timeout sweep when due; returns how much work was done.
+pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
+    let mut work = 0;
+    for task in slot.take_inbox() {
+        run_task(task);
+        work += 1;
+    }
+    for task in local.inner().take_parked(local.index()) {
+        run_task(task);
+        work += 1;
+    }
+    let forced: Vec<_> = local.conns.borrow_mut().forced.drain(..).collect();
+    for (uuid, event) in forced {
+        work += 1;
+        match event {
+            IoEvent::OnData => run_data(local, uuid),
+            IoEvent::OnReady => {
+                with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
+            }
+            IoEvent::OnTimeout => {
+                with_protocol(local, uuid, "on_timeout", |protocol| {
+                    protocol.on_timeout(uuid);
+                });
+            }
+        }
+    }
+    for _ in 0..DATA_BUDGET {
+        let next = local.conns.borrow_mut().ready.pop_front();
+        let Some(uuid) = next else { break };
+        run_data(local, uuid);
+        work += 1;
+    }
+    let due = {
+        let mut conns = local.conns.borrow_mut();
+        if conns.map.is_empty() {
+            conns.next_sweep = None;
+            false
+        } else {
+            let next = *conns.next_sweep.get_or_insert(now + SWEEP_INTERVAL);
+            if next <= now {
+                conns.next_sweep = Some(now + SWEEP_INTERVAL);
+            }
+            next <= now
+        }
+    };
+    if due {
+        sweep(local, now);
+    }
+    work
+}
+
+/// Whether connection work waits (queued callbacks, routed operations).
+pub(crate) fn has_work(local: &Local, slot: &ThreadSlot) -> bool {
+    local.conns.borrow().has_work() || slot.has_inbox() || local.inner().has_parked()
+}
+
+/// When this thread must look at its connections again even if no event comes.
+pub(crate) fn next_deadline(local: &Local) -> Option<Instant> {
+    let conns = local.conns.borrow();
+    let sweep = if conns.map.is_empty() {
+        None
+    } else {
+        conns.next_sweep
+    };
+    match (sweep, conns.shutdown) {
+        (Some(sweep), Some(grace)) => Some(sweep.min(grace)),
+        (sweep, grace) => sweep.or(grace),
+    }
+}
+
+/// Calls `on_timeout` for connections idle past their timeout, and fails connects past their
+/// deadline. Write progress since the last sweep counts as activity.
+fn sweep(local: &Local, now: Instant) {
+    let mut idle = Vec::new();
+    let mut late = Vec::new();
+    {
+        let engine = local.engine.borrow();
+        let mut conns = local.conns.borrow_mut();
+        for (&uuid, conn) in &mut conns.map {
+            if let Kind::Connecting {
+                deadline: Some(deadline),
+                ..
+            } = conn.kind
+            {
+                if deadline <= now {
+                    late.push(uuid);
+                }
+                continue;
+            }
+            let progress = (engine.sent(uuid), engine.pending(uuid));
+            if progress != conn.progress {
+                conn.progress = progress;
+                conn.active = now;
+            }
+            let timeout = table::record(uuid).map_or(0, |record| record.timeout);
+            if timeout > 0
+                && !conn.closing
+                && now.saturating_duration_since(conn.active) >= Duration::from_secs(timeout.into())
+            {
+                conn.active = now;
+                idle.push(uuid);
+            }
+        }
+    }
+    for uuid in late {
+        let on_fail = match local.conns.borrow_mut().map.get_mut(&uuid) {
+            Some(Conn {
+                kind: Kind::Connecting { on_fail, .. },
+                ..
+            }) => on_fail.take(),
+            _ => None,
+        };
+        if let Some(on_fail) = on_fail {
+            let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+            caught("on_fail", uuid, || on_fail(error));
+        }
+        close_local(local, uuid, CloseMode::Abort);
+    }
+    for uuid in idle {
+        with_protocol(local, uuid, "on_timeout", |protocol| {
+            protocol.on_timeout(uuid)
+        });
+    }
+}

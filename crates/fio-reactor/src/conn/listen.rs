@@ -1,0 +1,143 @@
+//! Listening sockets: [`listen`] and its [`ListenArgs`].
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fio_sys::Url;
+
+use crate::conn::dispatch::open_with;
+use crate::conn::state::{Kind, OnFinish, OnOpen};
+use crate::conn::table::{self, Record};
+use crate::error::Error;
+use crate::reactor::Reactor;
+use crate::thread::Local;
+use crate::uuid::Uuid;
+
+/// What [`listen`] needs (facil.io's `struct fio_listen_args`).
+///
+/// # Examples
+/// ```
+/// let args = fio_reactor::ListenArgs::new("tcp://127.0.0.1:0", |uuid| {
+///     let _ = fio_reactor::close(uuid);
+/// })
+/// .on_finish(|| println!("listener closed"));
+/// assert_eq!(args.url(), "tcp://127.0.0.1:0");
+/// ```
+pub struct ListenArgs {
+    /// Where to listen: `tcp://host:port`, `unix:///path`, or the short forms `fio_sys::Url`
+    /// accepts.
+    url: String,
+    /// Called on the accepting thread with each new connection; must attach a protocol.
+    on_open: OnOpen,
+    /// Called once when the listener closes (the reactor stops, or `close(listener)`).
+    on_finish: Option<OnFinish>,
+}
+
+impl ListenArgs {
+    /// Listens on `url`; `on_open(uuid)` runs for every accepted connection and must
+    /// [`attach`](crate::attach) a protocol (or the connection is closed).
+    pub fn new(url: impl Into<String>, on_open: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
+        Self {
+            url: url.into(),
+            on_open: Arc::new(on_open),
+            on_finish: None,
+        }
+    }
+
+    /// Runs `on_finish` once when the listener closes.
+    #[must_use]
+    pub fn on_finish(mut self, on_finish: impl FnOnce() + Send + 'static) -> Self {
+        self.on_finish = Some(Box::new(on_finish));
+        self
+    }
+
+    /// The URL to listen on.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for ListenArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenArgs")
+            .field("url", &self.url)
+            .field("on_finish", &self.on_finish.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds and listens on `args.url` for the current reactor (facil.io's `fio_listen`) and
+/// returns the listener's uuid; its local address is [`local_addr`](crate::local_addr).
+///
+/// The socket is bound at once, so the port is known (and errors are reported) before the
+/// reactor starts. Connections are accepted by the reactor thread that called `listen`, or by
+/// the first thread when called from outside the reactor (once it runs), and belong to it.
+///
+/// # Errors
+/// - [`Error::Url`] when the URL doesn't parse;
+/// - [`Error::Listen`] when the socket can't be created, bound or put to listen.
+///
+/// # Examples
+/// ```
+/// use fio_reactor::{ListenArgs, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// let listener = reactor.listen(ListenArgs::new("tcp://127.0.0.1:0", |_| {}).on_finish(fio_reactor::stop))?;
+/// assert!(fio_reactor::local_addr(listener).is_some());
+/// reactor.state_callback_add(fio_reactor::CallbackEvent::OnStart, move || {
+///     let _ = fio_reactor::close(listener); // its on_finish stops the reactor
+/// });
+/// reactor.start()?;
+/// assert!(!fio_reactor::is_valid(listener));
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+pub fn listen(args: ListenArgs) -> Result<Uuid, Error> {
+    Reactor::current().listen(args)
+}
+
+impl Reactor {
+    /// Listens on `args.url` for this reactor; see [`listen`](crate::listen).
+    ///
+    /// # Errors
+    /// As [`listen`](crate::listen).
+    pub fn listen(&self, args: ListenArgs) -> Result<Uuid, Error> {
+        let ListenArgs {
+            url,
+            on_open,
+            on_finish,
+        } = args;
+        let parsed = Url::parse(&url).map_err(Error::Url)?;
+        let socket = fio_sys::server_socket(&parsed).map_err(|source| Error::Listen {
+            url: url.clone(),
+            source,
+        })?;
+        let inner = self.inner().clone();
+        let here = Local::current(&inner);
+        let thread = here.as_ref().map_or(0, |local| local.index());
+        let mut record = Record::new(&inner, thread);
+        record.local = fio_sys::local_addr(socket.as_fd()).ok();
+        let uuid = table::open(socket.as_raw_fd(), record);
+        let kind = Kind::Listener { on_open, on_finish };
+        let open = move |local: &Local| {
+            if let Err(error) = open_with(local, uuid, socket, kind, false, Instant::now()) {
+                log::error!("listening on {url} failed: {error}");
+            }
+        };
+        match here {
+            Some(local) => open(&local),
+            None => {
+                let owner = inner.clone();
+                inner.post(
+                    thread,
+                    Box::new(move || {
+                        if let Some(local) = Local::current(&owner) {
+                            open(&local);
+                        }
+                    }),
+                );
+            }
+        }
+        Ok(uuid)
+    }
+}

@@ -1,0 +1,454 @@
+//! Streams on the io_uring engine: a `fio_socket::Socket` per connection, its events turned
+//! into [`EngineEvent`]s, and the non-blocking connect that comes before it.
+//!
+//! A socket's handler runs inside the ring's dispatch (or at the end of the tick) and only
+//! pushes events into the engine's [`Inbox`]; `wait` hands them to the connection layer. Two
+//! socket events need the engine's own judgement: a failure (`Error`, then
+//! `Closed { Error }`) makes the engine abort the socket, since the contract has the engine
+//! close a connection that broke, and the peer's end of stream (`Closed { Remote }`) is
+//! reported as `Readable`, after which [`Engine::is_eof`](crate::engine::Engine::is_eof)
+//! turns true once the queue is read. The socket's last event, `Closed { Local }`, becomes
+//! `Closed { conn, error }` with the error remembered from the failure, if any.
+//!
+//! After `close` the connection layer hears nothing more of the stream but its `Closed`.
+
+use std::cell::Cell;
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
+
+use fio_ring::{Op, OpId, Ring};
+use fio_socket::{Chunk, CloseReason, Event, Socket, SocketConfig};
+
+use crate::engine::uring::Inbox;
+use crate::engine::{CloseMode, EngineEvent};
+use crate::uuid::Uuid;
+
+/// One connection of the engine.
+#[derive(Debug)]
+pub(super) struct Stream {
+    /// Shared with the socket's event handler.
+    link: Rc<Link>,
+    phase: Phase,
+}
+
+/// Where a stream is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// A non-blocking connect is in progress; a `POLLOUT` poll waits for its end.
+    Connecting(Connecting),
+    /// Connected: the socket sends and receives.
+    Open(Socket),
+    /// `Closed` was reported without a socket (a failed or cancelled connect); the engine
+    /// forgets the stream when it hands that event over.
+    Ended,
+}
+
+/// A connect in progress, and what the connection layer did with it meanwhile.
+#[derive(Debug)]
+struct Connecting {
+    /// The socket; the poll names it by number, so it stays open until the poll's end.
+    fd: OwnedFd,
+    /// The `POLLOUT` poll.
+    poll: OpId,
+    /// Chunks written before the connect finished, with their `urgent` flag.
+    queued: Vec<(Chunk, bool)>,
+    /// `close` was asked for before the connect finished.
+    close: Option<CloseMode>,
+}
+
+/// What a stream's socket handler shares with the engine.
+#[derive(Debug)]
+struct Link {
+    conn: Uuid,
+    inbox: Rc<Inbox>,
+    /// The errno that broke the stream, reported with its `Closed`.
+    error: Cell<Option<i32>>,
+    /// `pause_receive(true)`: `Readable` is held back until resumed.
+    paused: Cell<bool>,
+    /// `close` was asked for: only `Closed` is reported from now on.
+    closing: Cell<bool>,
+    /// A `Readable` waits in the inbox; another one would say nothing new.
+    readable_queued: Cell<bool>,
+    /// Chunks written since the send queue last drained (see [`Stream::pending`]).
+    written: Cell<usize>,
+}
+
+impl Link {
+    /// Reports `Readable` unless paused, closing, or already waiting in the inbox.
+    fn report_readable(&self) {
+        if self.paused.get() || self.closing.get() || self.readable_queued.replace(true) {
+            return;
+        }
+        self.inbox.push(EngineEvent::Readable { conn: self.conn });
+    }
+
+    /// Reports `Closed`, with the error that broke the stream if one did.
+    fn report_closed(&self) {
+        let error = self.error.get().map(io::Error::from_raw_os_error);
+        self.inbox.push(EngineEvent::Closed {
+            conn: self.conn,
+            error,
+        });
+    }
+
+    /// The socket's event handler.
+    fn on_event(&self, ring: &mut Ring, socket: &Socket, event: Event) {
+        match event {
+            // The peer's end of stream: the connection layer reads the rest, then sees EOF.
+            Event::Readable { .. }
+            | Event::Closed {
+                reason: CloseReason::Remote,
+            } => self.report_readable(),
+            Event::Drained => {
+                self.written.set(0);
+                if !self.closing.get() {
+                    self.inbox.push(EngineEvent::Drained { conn: self.conn });
+                }
+            }
+            Event::Error { errno } => {
+                if self.error.get().is_none() {
+                    self.error.set(Some(errno));
+                }
+            }
+            Event::Closed {
+                reason: CloseReason::Error,
+            } => {
+                // The engine closes what broke; `Closed { Local }` follows.
+                self.closing.set(true);
+                if let Err(error) = socket.abort(ring) {
+                    log::warn!("{}: aborting a failed stream: {error}", self.conn);
+                }
+            }
+            Event::Closed {
+                reason: CloseReason::Local,
+            } => self.report_closed(),
+            other => log::trace!("{}: ignoring socket event {other}", self.conn),
+        }
+    }
+}
+
+impl Stream {
+    /// Wraps a connected stream in a socket and reports the initial `Drained`.
+    ///
+    /// # Errors
+    /// - the socket's refusal (the ring refused the receive); the stream is closed.
+    pub(super) fn open(
+        ring: &mut Ring,
+        conn: Uuid,
+        fd: OwnedFd,
+        config: SocketConfig,
+        inbox: Rc<Inbox>,
+    ) -> io::Result<Self> {
+        let link = Link::new(conn, inbox);
+        let socket = new_socket(ring, fd, config, &link)?;
+        link.inbox.push(EngineEvent::Drained { conn });
+        Ok(Self {
+            link,
+            phase: Phase::Open(socket),
+        })
+    }
+
+    /// Watches a stream whose non-blocking connect is in progress; the poll's completion
+    /// reaches [`connected`](Self::connected) through the inbox.
+    ///
+    /// # Errors
+    /// - the ring's refusal of the poll; the stream is closed.
+    pub(super) fn connect(
+        ring: &mut Ring,
+        conn: Uuid,
+        fd: OwnedFd,
+        inbox: Rc<Inbox>,
+    ) -> io::Result<Self> {
+        let link = Link::new(conn, inbox);
+        let writable = u32::from(fio_sys::PollFlags::OUT.bits().cast_unsigned());
+        let handler_link = Rc::clone(&link);
+        let poll = ring.submit(Op::poll(&fd, writable), move |_, completion| {
+            handler_link
+                .inbox
+                .push_connect(conn, completion.raw_result());
+        })?;
+        Ok(Self {
+            link,
+            phase: Phase::Connecting(Connecting {
+                fd,
+                poll,
+                queued: Vec::new(),
+                close: None,
+            }),
+        })
+    }
+
+    /// The connect poll ended with `res`: reports `Connected` and opens the socket, or
+    /// reports the failure and `Closed`. A connect closed meanwhile reports only `Closed`
+    /// (after sending what was written, for a graceful close).
+    /// `config` is the error that kept the engine from making the socket configuration.
+    pub(super) fn connected(
+        &mut self,
+        ring: &mut Ring,
+        res: i32,
+        config: io::Result<SocketConfig>,
+    ) {
+        let Phase::Connecting(connecting) = mem::replace(&mut self.phase, Phase::Ended) else {
+            return;
+        };
+        let Connecting {
+            fd, queued, close, ..
+        } = connecting;
+        let conn = self.link.conn;
+        let inbox = &self.link.inbox;
+        if close == Some(CloseMode::Abort) {
+            drop(fd);
+            inbox.push(EngineEvent::Closed { conn, error: None });
+            return;
+        }
+        let socket = connect_result(&fd, res)
+            .and(config)
+            .and_then(|config| new_socket(ring, fd, config, &self.link));
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(error) => {
+                log::debug!("{conn}: connect failed: {error}");
+                if close.is_none() {
+                    inbox.push(EngineEvent::Connected {
+                        conn,
+                        result: Err(copy_error(&error)),
+                    });
+                }
+                inbox.push(EngineEvent::Closed {
+                    conn,
+                    error: Some(error),
+                });
+                return;
+            }
+        };
+        let drained = queued.is_empty();
+        for (chunk, urgent) in queued {
+            self.transmit(ring, &socket, chunk, urgent);
+        }
+        if close.is_some() {
+            if let Err(error) = socket.close(ring) {
+                log::warn!("{conn}: closing after the connect: {error}");
+            }
+        } else {
+            inbox.push(EngineEvent::Connected {
+                conn,
+                result: Ok(()),
+            });
+            if drained {
+                inbox.push(EngineEvent::Drained { conn });
+            }
+        }
+        self.phase = Phase::Open(socket);
+    }
+
+    /// Queues one chunk on the socket, logging a refusal (the socket then fails on its own).
+    fn transmit(&self, ring: &mut Ring, socket: &Socket, chunk: Chunk, urgent: bool) {
+        let sent = if urgent {
+            socket.transmit_urgent(ring, chunk)
+        } else {
+            socket.transmit_chunk(ring, chunk)
+        };
+        match sent {
+            Ok(()) => self.link.written.set(self.link.written.get() + 1),
+            Err(error) => log::debug!("{}: dropping a chunk: {error}", self.link.conn),
+        }
+    }
+
+    /// See [`Engine::read`](crate::engine::Engine::read); a closing stream reads nothing.
+    pub(super) fn read(&self, ring: &mut Ring, buf: &mut [u8]) -> io::Result<usize> {
+        let Phase::Open(socket) = &self.phase else {
+            return Ok(0);
+        };
+        match socket.receive(ring, buf, false) {
+            Ok(count) => Ok(count),
+            Err(fio_socket::Error::Closed) => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Bytes received and not yet read.
+    pub(super) fn buffered(&self) -> usize {
+        match &self.phase {
+            Phase::Open(socket) => socket.buffered(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the peer ended its stream and everything before that was read.
+    pub(super) fn is_eof(&self) -> bool {
+        match &self.phase {
+            Phase::Open(socket) => socket.is_eof() && socket.buffered() == 0,
+            _ => false,
+        }
+    }
+
+    /// See [`Engine::write`](crate::engine::Engine::write).
+    pub(super) fn write(&mut self, ring: &mut Ring, chunk: Chunk, urgent: bool) -> io::Result<()> {
+        if self.link.closing.get() {
+            return Err(broken_pipe());
+        }
+        match &mut self.phase {
+            Phase::Connecting(connecting) => {
+                connecting.queued.push((chunk, urgent));
+                Ok(())
+            }
+            Phase::Open(socket) => {
+                let sent = if urgent {
+                    socket.transmit_urgent(ring, chunk)
+                } else {
+                    socket.transmit_chunk(ring, chunk)
+                };
+                sent.map_err(io::Error::from)?;
+                self.link.written.set(self.link.written.get() + 1);
+                Ok(())
+            }
+            Phase::Ended => Err(broken_pipe()),
+        }
+    }
+
+    /// Chunks queued and not fully sent. The socket counts bytes, not chunks, so this is the
+    /// number of chunks written since the queue last drained while any byte waits: exact
+    /// until a send completes part of the queue, an upper bound after.
+    pub(super) fn pending(&self) -> usize {
+        match &self.phase {
+            Phase::Connecting(connecting) => connecting.queued.len(),
+            Phase::Open(socket) if socket.queued() > 0 => self.link.written.get().max(1),
+            _ => 0,
+        }
+    }
+
+    /// Bytes the kernel took so far.
+    pub(super) fn sent(&self) -> u64 {
+        match &self.phase {
+            Phase::Open(socket) => socket.stats().bytes_sent,
+            _ => 0,
+        }
+    }
+
+    /// Holds `Readable` back (`true`) or releases it, reporting what arrived meanwhile.
+    ///
+    /// The socket itself keeps receiving up to its high-water mark while paused (it has no
+    /// pause of its own), so a paused stream buffers at most that much.
+    pub(super) fn pause_receive(&self, paused: bool) {
+        let was = self.link.paused.replace(paused);
+        if was
+            && !paused
+            && let Phase::Open(socket) = &self.phase
+            && (socket.buffered() > 0 || socket.is_eof())
+        {
+            self.link.report_readable();
+        }
+    }
+
+    /// See [`Engine::close`](crate::engine::Engine::close): `Closed` follows through the
+    /// inbox.
+    pub(super) fn close(&mut self, ring: &mut Ring, mode: CloseMode) {
+        let conn = self.link.conn;
+        self.link.closing.set(true);
+        match &mut self.phase {
+            Phase::Open(socket) => {
+                let closed = match mode {
+                    CloseMode::Graceful => socket.close(ring),
+                    CloseMode::Abort => socket.abort(ring),
+                };
+                // The socket closes its descriptor directly when the ring refuses, and still
+                // reports the end.
+                if let Err(error) = closed {
+                    log::warn!("{conn}: close: {error}");
+                }
+            }
+            Phase::Connecting(connecting) => {
+                let abort = mode == CloseMode::Abort || connecting.queued.is_empty();
+                if abort {
+                    connecting.close = Some(CloseMode::Abort);
+                    if let Err(error) = ring.cancel(connecting.poll) {
+                        log::debug!("{conn}: cancelling the connect: {error}");
+                    }
+                } else if connecting.close.is_none() {
+                    connecting.close = Some(CloseMode::Graceful);
+                }
+            }
+            Phase::Ended => {}
+        }
+    }
+
+    /// Operations of this stream in flight on the ring.
+    pub(super) fn in_flight(&self) -> usize {
+        match &self.phase {
+            Phase::Connecting(_) => 1,
+            Phase::Open(socket) => socket.in_flight(),
+            Phase::Ended => 0,
+        }
+    }
+
+    /// The socket's counters, for tests.
+    #[cfg(test)]
+    pub(super) fn stats(&self) -> Option<fio_socket::SocketStats> {
+        match &self.phase {
+            Phase::Open(socket) => Some(socket.stats()),
+            _ => None,
+        }
+    }
+
+    /// The inbox's `Readable` for this stream was handed over.
+    pub(super) fn readable_delivered(&self) {
+        self.link.readable_queued.set(false);
+    }
+}
+
+impl Link {
+    fn new(conn: Uuid, inbox: Rc<Inbox>) -> Rc<Self> {
+        Rc::new(Self {
+            conn,
+            inbox,
+            error: Cell::new(None),
+            paused: Cell::new(false),
+            closing: Cell::new(false),
+            readable_queued: Cell::new(false),
+            written: Cell::new(0),
+        })
+    }
+}
+
+/// A socket over `fd` whose events go through `link`.
+fn new_socket(
+    ring: &mut Ring,
+    fd: OwnedFd,
+    config: SocketConfig,
+    link: &Rc<Link>,
+) -> io::Result<Socket> {
+    let link = Rc::clone(link);
+    let socket = Socket::new(ring, fd, config, move |ring, socket, event| {
+        link.on_event(ring, socket, event);
+    })?;
+    Ok(socket)
+}
+
+/// How a connect ended: the poll's result, then the socket's pending error.
+fn connect_result(fd: &OwnedFd, res: i32) -> io::Result<()> {
+    if res < 0 {
+        return Err(io::Error::from_raw_os_error(-res));
+    }
+    match fio_sys::take_error(fd.as_fd()) {
+        Ok(None) => Ok(()),
+        Ok(Some(error)) | Err(error) => Err(error),
+    }
+}
+
+/// A second `io::Error` saying the same (an OS error keeps its code).
+pub(super) fn copy_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
+/// The error of a write to a stream that failed or is closing.
+fn broken_pipe() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the connection failed or is closing",
+    )
+}
