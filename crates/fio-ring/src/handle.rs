@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     /// Set when the ring is dropped: queued work would never run.
     closed: AtomicBool,
     eventfd: OwnedFd,
+    /// The ring's read of `eventfd`: it keeps this slot (and id) across re-arms and gives it
+    /// up only when the read ends for good, which [`Ring::wake_armed`] looks up.
+    read: OpId,
 }
 
 impl Shared {
@@ -158,9 +161,35 @@ impl Ring {
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             eventfd,
+            read: id,
         });
         self.handle = Some(shared.clone());
         Ok(RingHandle { shared })
+    }
+
+    /// Whether the wake-up read of [`handle`](Self::handle) is in flight, so that a
+    /// [`RingHandle::wake`] (or `queue`) from another thread ends a blocking
+    /// [`wait`](Self::wait). O(1).
+    ///
+    /// `false` before the first `handle` call, and after the read ended for good: the kernel
+    /// failed it with an error other than an interruption (the ring logs it and stops
+    /// re-arming, since it would fail again at once), or it was cancelled. A ring that relies
+    /// on handles to wake it should then stop blocking without a timeout.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_ring::{Ring, RingConfig};
+    ///
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// assert!(!ring.wake_armed());
+    /// let _handle = ring.handle()?;
+    /// assert!(ring.wake_armed());
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn wake_armed(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|shared| self.ops.get(shared.read).is_some())
     }
 
     /// Jobs queued by handles and not yet run.
@@ -205,5 +234,39 @@ impl Ring {
         for job in jobs {
             job(self);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::RingConfig;
+    use crate::ring::Ring;
+
+    #[test]
+    fn wake_armed_follows_the_wake_up_read() {
+        let mut ring = Ring::new(RingConfig::new(8)).unwrap();
+        assert!(!ring.wake_armed(), "no handle, no read");
+        let handle = ring.handle().unwrap();
+        assert!(ring.wake_armed());
+        // Completions re-arm the same read, which stays armed through any number of wakes.
+        for _ in 0..3 {
+            handle.wake().unwrap();
+            ring.wait(Some(Duration::from_secs(10))).unwrap();
+            assert!(ring.wake_armed());
+        }
+        // A cancelled read is not re-armed: once its final completion is dispatched, the
+        // ring can no longer be woken.
+        let read = ring.handle.as_ref().unwrap().read;
+        ring.cancel(read).unwrap();
+        for _ in 0..10 {
+            if !ring.wake_armed() {
+                break;
+            }
+            ring.wait(Some(Duration::from_secs(1))).unwrap();
+        }
+        assert!(!ring.wake_armed());
+        assert_eq!(ring.in_flight(), 0);
     }
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 
-use fio_ring::{Op, OpKind, WriteBuf};
+use fio_ring::{AcceptFlags, Op, OpKind, WriteBuf};
 use util::{collector, has_final, pattern, ring, run_until, tcp_pair};
 
 #[test]
@@ -141,6 +141,45 @@ fn multishot_accept_yields_one_descriptor_per_connection() {
         last.result().unwrap_err().raw_os_error(),
         Some(libc::ECANCELED)
     );
+    drop(clients);
+}
+
+#[test]
+fn accepted_sockets_are_non_blocking_when_asked() {
+    let mut ring = ring();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // One-shot accepts: the default blocks, `NONBLOCK` doesn't; both are close-on-exec.
+    for flags in [AcceptFlags::empty(), AcceptFlags::NONBLOCK] {
+        let (accepted, handler) = collector();
+        ring.submit(Op::accept_with_flags(&listener, flags), handler)
+            .unwrap();
+        let _client = TcpStream::connect(addr).unwrap();
+        run_until(&mut ring, || has_final(&accepted));
+        let fd = accepted.borrow_mut().pop().unwrap().take_fd().unwrap();
+        assert_eq!(
+            fio_sys::is_nonblocking(fd.as_fd()).unwrap(),
+            !flags.is_empty()
+        );
+        assert!(fio_sys::is_cloexec(fd.as_fd()).unwrap());
+    }
+    require!(ring, OpKind::AcceptMultishot);
+    let (accepted, handler) = collector();
+    let id = ring
+        .submit(
+            Op::accept_multishot_with_flags(&listener, AcceptFlags::NONBLOCK),
+            handler,
+        )
+        .unwrap();
+    let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    run_until(&mut ring, || accepted.borrow().len() >= 3);
+    for completion in accepted.borrow_mut().iter_mut().take(3) {
+        let fd = completion.take_fd().unwrap();
+        assert!(fio_sys::is_nonblocking(fd.as_fd()).unwrap());
+        assert!(fio_sys::is_cloexec(fd.as_fd()).unwrap());
+    }
+    ring.cancel(id).unwrap();
+    run_until(&mut ring, || has_final(&accepted));
     drop(clients);
 }
 

@@ -24,13 +24,15 @@ use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver};
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
-/// cancels what is armed once the socket stops receiving.
+/// cancels what is armed once the socket stops receiving (closing, ended, broken, or
+/// paused by [`Socket::pause_receive`](crate::Socket::pause_receive)).
 ///
 /// # Errors
 /// - [`Error::Ring`] when the ring refuses the receive; [`Error::Pool`] when a file-mode read
 ///   finds no buffer (the receive stays idle until the next call).
 pub(crate) fn arm(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
     let receiving = inner.lifecycle == Lifecycle::Open
+        && !inner.receive_paused
         && !inner.eof
         && (inner.broken.is_none() || inner.config.message);
     match inner.inbound {

@@ -16,7 +16,8 @@
 //!   high-water mark, and nothing above it: buffered bytes never exceed the high mark by more
 //!   than one buffer once throttled (a multishot burst below the low mark is bounded by the
 //!   group's size). `ENOBUFS` from a dry group is not an end of stream: fio-ring parks the
-//!   receive and re-arms it when buffers come back.
+//!   receive and re-arms it when buffers come back. [`Socket::pause_receive`] stops the
+//!   receive whatever the marks say, until resumed.
 //! - **Transmit.** Data joins the socket's [`SendQueue`]; at the end of the tick the front
 //!   chunks, up to `limit`, are lent to one `sendmsg(2)`. The completion gives them back and
 //!   the queue advances by the count sent, so a short send continues from the first unsent

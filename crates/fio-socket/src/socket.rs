@@ -86,6 +86,8 @@ pub(crate) struct Inner {
     pub(crate) broken: Option<i32>,
     /// The peer ended its stream.
     pub(crate) eof: bool,
+    /// [`Socket::pause_receive`]: nothing is received until resumed.
+    pub(crate) receive_paused: bool,
     /// `Closed { Remote | Error }` was reported (at most once).
     pub(crate) hangup_reported: bool,
     /// Operations in flight that capture this state; the descriptor is closed at zero.
@@ -261,6 +263,7 @@ impl Socket {
             lifecycle: Lifecycle::Open,
             broken: None,
             eof: false,
+            receive_paused: false,
             hangup_reported: false,
             in_flight: 0,
             events: VecDeque::new(),
@@ -438,6 +441,73 @@ impl Socket {
     /// Bytes queued and not yet sent.
     pub fn queued(&self) -> usize {
         self.shared.borrow().send.len()
+    }
+
+    /// Chunks queued and not fully sent, the partly sent front one included (in message
+    /// mode, a datagram made of several chunks counts each).
+    pub fn queued_chunks(&self) -> usize {
+        self.shared.borrow().send.chunks()
+    }
+
+    /// Stops receiving (`true`) or resumes (`false`), whatever the water marks say: the
+    /// receive in flight is cancelled (what it already brought stays queued, in order), and
+    /// none is armed until resumed. The kernel then holds what the peer sends, and TCP's flow
+    /// control slows the peer down. Resuming arms a receive unless the queue is above its
+    /// high-water mark. Reading while paused does not resume.
+    ///
+    /// While paused the socket also doesn't notice the peer's end of stream or a reset,
+    /// since both arrive through the receive; sending still fails on a reset.
+    ///
+    /// # Errors
+    /// - [`Error::Ring`] when the ring refuses the resumed receive; [`Error::Pool`] when a
+    ///   file-mode read finds no buffer (the receive then resumes with the next read).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use fio_buffer::{BufferPool, PoolConfig};
+    /// use fio_ring::{Ring, RingConfig};
+    /// use fio_socket::{Socket, SocketConfig};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut peer = TcpStream::connect(listener.local_addr()?)?;
+    /// let (stream, _) = listener.accept()?;
+    /// let mut ring = Ring::new(RingConfig::new(64))?;
+    /// let pool = BufferPool::new(PoolConfig::new(4096))?;
+    /// let group = ring.register_buffer_group(pool.clone(), 16)?;
+    /// let config = SocketConfig::new(group, pool.clone(), pool);
+    /// let socket = Socket::new(&mut ring, stream.into(), config, |_, _, _| {})?;
+    /// socket.pause_receive(&mut ring, true)?;
+    /// // Once the cancelled receive is gone, nothing the peer sends is taken in.
+    /// for _ in 0..100 {
+    ///     if socket.in_flight() == 0 { break; }
+    ///     ring.wait(Some(Duration::from_millis(10)))?;
+    /// }
+    /// peer.write_all(b"later")?;
+    /// for _ in 0..5 {
+    ///     ring.wait(Some(Duration::from_millis(10)))?;
+    /// }
+    /// assert_eq!(socket.buffered(), 0);
+    /// socket.pause_receive(&mut ring, false)?;
+    /// for _ in 0..1000 {
+    ///     if socket.buffered() == 5 { break; }
+    ///     ring.wait(Some(Duration::from_millis(10)))?;
+    /// }
+    /// assert_eq!(socket.buffered(), 5);
+    /// socket.close(&mut ring)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pause_receive(&self, ring: &mut Ring, paused: bool) -> Result<(), Error> {
+        let mut inner = self.shared.borrow_mut();
+        inner.receive_paused = paused;
+        crate::inbound::arm(&self.shared, &mut inner, ring)
+    }
+
+    /// Whether [`pause_receive`](Self::pause_receive) stopped the receive.
+    pub fn is_receive_paused(&self) -> bool {
+        self.shared.borrow().receive_paused
     }
 
     /// Whether a transmit would be accepted and the send queue is under its soft limit.

@@ -171,7 +171,9 @@ fn auto_cork_corks_every_send_of_a_batch_but_the_last() {
     for chunk in [&b"ab"[..], b"cd", b"ef", b"gh", b"ij"] {
         socket.transmit_chunk(&mut harness.ring, chunk).unwrap();
     }
+    assert_eq!((socket.queued_chunks(), socket.queued()), (5, 10));
     harness.run_until(10, |_| socket.queued() == 0 && socket.stats().sends == 3);
+    assert_eq!(socket.queued_chunks(), 0);
     let stats = socket.stats();
     assert_eq!((stats.corked_sends, stats.sends), (2, 3), "{stats:?}");
     assert_eq!(stats.short_sends, 0);

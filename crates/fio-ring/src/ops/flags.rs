@@ -1,7 +1,10 @@
-//! [`SendFlags`]: the `MSG_*` flags a caller may add to the send operations.
+//! The flags a caller may add to operations: [`SendFlags`] (`MSG_*`, for the sends) and
+//! [`AcceptFlags`] (`SOCK_*`, for the accepted sockets).
 //!
-//! `MSG_NOSIGNAL` is not among them because it is always on: a ring thread must never be
-//! killed by `SIGPIPE` because a peer went away, so the kernel reports `EPIPE` instead.
+//! `MSG_NOSIGNAL` is not among the send flags because it is always on: a ring thread must
+//! never be killed by `SIGPIPE` because a peer went away, so the kernel reports `EPIPE`
+//! instead. Likewise `SOCK_CLOEXEC` is always set on accepted sockets, so a descriptor never
+//! leaks into a child process.
 
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};
@@ -94,6 +97,80 @@ impl fmt::Debug for SendFlags {
     }
 }
 
+/// Extra `SOCK_*` flags for the sockets [`Op::accept_with_flags`](crate::Op::accept_with_flags)
+/// and [`Op::accept_multishot_with_flags`](crate::Op::accept_multishot_with_flags) produce.
+/// `SOCK_CLOEXEC` is always added.
+///
+/// # Examples
+/// ```
+/// use fio_ring::AcceptFlags;
+/// assert!(AcceptFlags::NONBLOCK.contains(AcceptFlags::NONBLOCK));
+/// assert!(AcceptFlags::empty().is_empty());
+/// assert_eq!(AcceptFlags::NONBLOCK.bits(), libc::SOCK_NONBLOCK);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AcceptFlags(i32);
+
+impl AcceptFlags {
+    /// The accepted socket is non-blocking (`SOCK_NONBLOCK`), as an event loop that reads
+    /// and writes it directly needs; saves the two `fcntl(2)` calls that would set it after.
+    pub const NONBLOCK: Self = Self(libc::SOCK_NONBLOCK);
+
+    /// No extra flag: the accepted socket blocks, like the listener's default.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    /// Whether no flag is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every flag in `other` is also set here.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flags of both sets.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The raw `SOCK_*` bits, without the implied `SOCK_CLOEXEC`.
+    pub const fn bits(self) -> i32 {
+        self.0
+    }
+
+    /// The bits the kernel gets.
+    pub(crate) const fn with_cloexec(self) -> i32 {
+        self.0 | libc::SOCK_CLOEXEC
+    }
+}
+
+impl BitOr for AcceptFlags {
+    type Output = Self;
+
+    fn bitor(self, other: Self) -> Self {
+        self.union(other)
+    }
+}
+
+impl BitOrAssign for AcceptFlags {
+    fn bitor_assign(&mut self, other: Self) {
+        *self = self.union(other);
+    }
+}
+
+impl fmt::Debug for AcceptFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.contains(Self::NONBLOCK) {
+            f.write_str("AcceptFlags(NONBLOCK)")
+        } else {
+            f.write_str("AcceptFlags()")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +185,18 @@ mod tests {
         );
         assert_eq!(format!("{flags:?}"), "SendFlags(MORE | DONTWAIT)");
         assert_eq!(format!("{:?}", SendFlags::default()), "SendFlags()");
+    }
+
+    #[test]
+    fn cloexec_is_always_added() {
+        assert_eq!(AcceptFlags::empty().with_cloexec(), libc::SOCK_CLOEXEC);
+        assert_eq!(
+            AcceptFlags::NONBLOCK.with_cloexec(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
+        );
+        let mut flags = AcceptFlags::default();
+        flags |= AcceptFlags::NONBLOCK;
+        assert_eq!(format!("{flags:?}"), "AcceptFlags(NONBLOCK)");
+        assert_eq!(format!("{:?}", AcceptFlags::empty()), "AcceptFlags()");
     }
 }

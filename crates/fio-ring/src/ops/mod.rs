@@ -8,7 +8,7 @@
 
 mod flags;
 mod io;
-pub use flags::SendFlags;
+pub use flags::{AcceptFlags, SendFlags};
 pub use io::MAX_IOVECS;
 mod msg;
 pub(crate) use msg::{RecvMessage, multishot_template};

@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use io_uring::{opcode, squeue};
 
 use super::io::{check_iovec_count, write_iovecs};
-use super::{Message, Op, Resources, SendFlags, SockAddr, raw};
+use super::{AcceptFlags, Message, Op, Resources, SendFlags, SockAddr, raw};
 use crate::buf::{IoBuf, KernelBox, WriteBuf};
 use crate::error::Error;
 use crate::features::OpKind;
@@ -175,8 +175,14 @@ impl Op {
     /// [`Completion::take_fd`](crate::Completion::take_fd), and is closed if nobody takes it
     /// (for example when the accept completes despite a cancel).
     pub fn accept(fd: impl AsFd) -> Op {
+        Op::accept_with_flags(fd, AcceptFlags::empty())
+    }
+
+    /// As [`accept`](Self::accept), with `flags` added to `SOCK_CLOEXEC` (which is always on):
+    /// [`AcceptFlags::NONBLOCK`] makes the accepted socket non-blocking from the start.
+    pub fn accept_with_flags(fd: impl AsFd, flags: AcceptFlags) -> Op {
         let entry = opcode::Accept::new(raw(fd), std::ptr::null_mut(), std::ptr::null_mut())
-            .flags(libc::SOCK_CLOEXEC)
+            .flags(flags.with_cloexec())
             .build();
         Op::new(entry, Resources::None, OpKind::Accept)
     }
@@ -184,8 +190,40 @@ impl Op {
     /// Accepts connections until cancelled (multishot accept, Linux 5.19): one completion per
     /// connection, each with its descriptor.
     pub fn accept_multishot(fd: impl AsFd) -> Op {
+        Op::accept_multishot_with_flags(fd, AcceptFlags::empty())
+    }
+
+    /// As [`accept_multishot`](Self::accept_multishot), with `flags` added to `SOCK_CLOEXEC`
+    /// on every accepted socket.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::os::fd::AsFd;
+    /// use std::{cell::RefCell, rc::Rc};
+    /// use fio_ring::{AcceptFlags, Op, Ring, RingConfig};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// if !ring.features().multishot_accept() {
+    ///     return Ok(());
+    /// }
+    /// let accepted = Rc::new(RefCell::new(Vec::new()));
+    /// let sink = accepted.clone();
+    /// let op = Op::accept_multishot_with_flags(&listener, AcceptFlags::NONBLOCK);
+    /// let id = ring.submit(op, move |_, mut done| sink.borrow_mut().extend(done.take_fd()))?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// for _ in 0..10 {
+    ///     if !accepted.borrow().is_empty() { break; }
+    ///     ring.wait(None)?;
+    /// }
+    /// assert!(fio_sys::is_nonblocking(accepted.borrow()[0].as_fd())?);
+    /// ring.cancel(id)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_multishot_with_flags(fd: impl AsFd, flags: AcceptFlags) -> Op {
         let entry = opcode::AcceptMulti::new(raw(fd))
-            .flags(libc::SOCK_CLOEXEC)
+            .flags(flags.with_cloexec())
             .build();
         Op::new(entry, Resources::None, OpKind::AcceptMultishot)
     }

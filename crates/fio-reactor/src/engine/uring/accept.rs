@@ -9,11 +9,11 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fio_ring::{Completion, Op, OpId, Ring};
+use fio_ring::{AcceptFlags, Completion, Op, OpId, Ring};
 
 use crate::engine::EngineEvent;
 use crate::engine::uring::Inbox;
@@ -100,25 +100,13 @@ impl Listener {
             None => state.end(None),
         }
     }
-
-    /// Operations of this listener in flight on the ring (0 or 1).
-    pub(super) fn in_flight(&self) -> usize {
-        usize::from(self.state.borrow().armed.is_some())
-    }
 }
 
 impl ListenState {
-    /// Hands an accepted stream to the connection layer, non-blocking as the contract says
-    /// (the ring's accept sets only close-on-exec).
+    /// Hands an accepted stream to the connection layer; the accept made it non-blocking,
+    /// as the contract says.
     fn accepted(&self, stream: OwnedFd) {
         if self.closing {
-            return;
-        }
-        if let Err(error) = fio_sys::set_nonblocking(stream.as_fd()) {
-            log::warn!(
-                "listener {}: dropping an accepted connection: {error}",
-                self.uuid
-            );
             return;
         }
         self.inbox.push(EngineEvent::Accepted {
@@ -141,7 +129,8 @@ impl ListenState {
     }
 }
 
-/// Arms a multishot accept on the listener's descriptor.
+/// Arms a multishot accept on the listener's descriptor; each accepted stream is
+/// non-blocking and close-on-exec from the start.
 fn arm_accept(
     state: &Rc<RefCell<ListenState>>,
     inner: &mut ListenState,
@@ -151,9 +140,12 @@ fn arm_accept(
         return Ok(());
     };
     let handler_state = Rc::clone(state);
-    let id = ring.submit(Op::accept_multishot(fd), move |ring, completion| {
-        on_accept(&handler_state, ring, completion);
-    })?;
+    let id = ring.submit(
+        Op::accept_multishot_with_flags(fd, AcceptFlags::NONBLOCK),
+        move |ring, completion| {
+            on_accept(&handler_state, ring, completion);
+        },
+    )?;
     inner.armed = Some(id);
     Ok(())
 }

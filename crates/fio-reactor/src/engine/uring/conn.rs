@@ -65,14 +65,13 @@ struct Link {
     inbox: Rc<Inbox>,
     /// The errno that broke the stream, reported with its `Closed`.
     error: Cell<Option<i32>>,
-    /// `pause_receive(true)`: `Readable` is held back until resumed.
+    /// `pause_receive(true)`: the socket receives nothing and `Readable` is held back until
+    /// resumed (a connect in progress applies it to its socket once connected).
     paused: Cell<bool>,
     /// `close` was asked for: only `Closed` is reported from now on.
     closing: Cell<bool>,
     /// A `Readable` waits in the inbox; another one would say nothing new.
     readable_queued: Cell<bool>,
-    /// Chunks written since the send queue last drained (see [`Stream::pending`]).
-    written: Cell<usize>,
 }
 
 impl Link {
@@ -102,7 +101,6 @@ impl Link {
                 reason: CloseReason::Remote,
             } => self.report_readable(),
             Event::Drained => {
-                self.written.set(0);
                 if !self.closing.get() {
                     self.inbox.push(EngineEvent::Drained { conn: self.conn });
                 }
@@ -250,9 +248,8 @@ impl Stream {
         } else {
             socket.transmit_chunk(ring, chunk)
         };
-        match sent {
-            Ok(()) => self.link.written.set(self.link.written.get() + 1),
-            Err(error) => log::debug!("{}: dropping a chunk: {error}", self.link.conn),
+        if let Err(error) = sent {
+            log::debug!("{}: dropping a chunk: {error}", self.link.conn);
         }
     }
 
@@ -300,22 +297,18 @@ impl Stream {
                 } else {
                     socket.transmit_chunk(ring, chunk)
                 };
-                sent.map_err(io::Error::from)?;
-                self.link.written.set(self.link.written.get() + 1);
-                Ok(())
+                sent.map_err(io::Error::from)
             }
             Phase::Ended => Err(broken_pipe()),
         }
     }
 
-    /// Chunks queued and not fully sent. The socket counts bytes, not chunks, so this is the
-    /// number of chunks written since the queue last drained while any byte waits: exact
-    /// until a send completes part of the queue, an upper bound after.
+    /// Chunks queued and not fully sent.
     pub(super) fn pending(&self) -> usize {
         match &self.phase {
             Phase::Connecting(connecting) => connecting.queued.len(),
-            Phase::Open(socket) if socket.queued() > 0 => self.link.written.get().max(1),
-            _ => 0,
+            Phase::Open(socket) => socket.queued_chunks(),
+            Phase::Ended => 0,
         }
     }
 
@@ -327,19 +320,22 @@ impl Stream {
         }
     }
 
-    /// Holds `Readable` back (`true`) or releases it, reporting what arrived meanwhile.
+    /// Stops the socket's receive and holds `Readable` back (`true`), or resumes both,
+    /// reporting what was left unread. A paused stream buffers nothing more: the kernel holds
+    /// what the peer sends, and TCP's flow control slows the peer down.
     ///
-    /// The socket itself keeps receiving up to its high-water mark while paused (it has no
-    /// pause of its own), so a paused stream buffers at most that much.
-    pub(super) fn pause_receive(&self, paused: bool) {
+    /// # Errors
+    /// - the ring's refusal of the resumed receive.
+    pub(super) fn pause_receive(&self, ring: &mut Ring, paused: bool) -> io::Result<()> {
         let was = self.link.paused.replace(paused);
-        if was
-            && !paused
-            && let Phase::Open(socket) = &self.phase
-            && (socket.buffered() > 0 || socket.is_eof())
-        {
+        let Phase::Open(socket) = &self.phase else {
+            return Ok(());
+        };
+        socket.pause_receive(ring, paused)?;
+        if was && !paused && (socket.buffered() > 0 || socket.is_eof()) {
             self.link.report_readable();
         }
+        Ok(())
     }
 
     /// See [`Engine::close`](crate::engine::Engine::close): `Closed` follows through the
@@ -374,15 +370,6 @@ impl Stream {
         }
     }
 
-    /// Operations of this stream in flight on the ring.
-    pub(super) fn in_flight(&self) -> usize {
-        match &self.phase {
-            Phase::Connecting(_) => 1,
-            Phase::Open(socket) => socket.in_flight(),
-            Phase::Ended => 0,
-        }
-    }
-
     /// The socket's counters, for tests.
     #[cfg(test)]
     pub(super) fn stats(&self) -> Option<fio_socket::SocketStats> {
@@ -407,22 +394,26 @@ impl Link {
             paused: Cell::new(false),
             closing: Cell::new(false),
             readable_queued: Cell::new(false),
-            written: Cell::new(0),
         })
     }
 }
 
-/// A socket over `fd` whose events go through `link`.
+/// A socket over `fd` whose events go through `link`; paused if the stream was paused while
+/// it connected.
 fn new_socket(
     ring: &mut Ring,
     fd: OwnedFd,
     config: SocketConfig,
     link: &Rc<Link>,
 ) -> io::Result<Socket> {
+    let paused = link.paused.get();
     let link = Rc::clone(link);
     let socket = Socket::new(ring, fd, config, move |ring, socket, event| {
         link.on_event(ring, socket, event);
     })?;
+    if paused {
+        socket.pause_receive(ring, true)?;
+    }
     Ok(socket)
 }
 

@@ -180,14 +180,6 @@ impl UringEngine {
         Ok(())
     }
 
-    /// Whether the ring's wake-up read is still in flight: the ring holds more operations
-    /// than the engine's connections account for. O(connections), one borrow each.
-    fn wake_read_armed(&self) -> bool {
-        let streams: usize = self.streams.values().map(Stream::in_flight).sum();
-        let listeners: usize = self.listeners.values().map(Listener::in_flight).sum();
-        self.ring.in_flight() > streams + listeners
-    }
-
     /// Finishes the connects whose poll ended during the tick.
     fn finish_connects(&mut self) {
         let connects = std::mem::take(&mut *self.inbox.connects.borrow_mut());
@@ -256,7 +248,7 @@ impl Engine for UringEngine {
         // wakes.
         // A connect whose poll ended in an earlier, failed tick still counts as in flight.
         self.finish_connects();
-        if !self.wake_read_armed() {
+        if !self.ring.wake_armed() {
             return Err(io::Error::other(
                 "the io_uring wake-up read ended; other threads can no longer wake this one",
             ));
@@ -322,8 +314,8 @@ impl Engine for UringEngine {
     }
 
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {
-        self.stream(conn)?.pause_receive(paused);
-        Ok(())
+        let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
+        stream.pause_receive(&mut self.ring, paused)
     }
 
     fn close(&mut self, conn: Uuid, mode: CloseMode) -> io::Result<()> {
