@@ -37,7 +37,7 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_defer(task, udata1, udata2)` | [`defer`](crate::defer) | a `FnOnce` closure; cannot fail |
-//! | `fio_defer_io_task` | *not yet* | connections exist; the task form is next |
+//! | `fio_defer_io_task(uuid, task, udata)` | [`defer_io_task`](crate::defer_io_task) | `FnOnce(Uuid, Option<&mut dyn Protocol>)`; `None` is the spec's NULL-protocol fallback; always queued; stale uuid: fallback at once and `Err(InvalidUuid)` |
 //! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every) | a `Duration`; the task returns `true` to go on (C: non-zero stops) |
 //! | `fio_defer_perform` | [`defer_perform`](crate::defer_perform) | |
 //! | `fio_defer_has_queue` | [`defer_has_queue`](crate::defer_has_queue) | |
@@ -46,7 +46,7 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last |
+//! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close` |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
@@ -55,8 +55,8 @@
 //! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | |
 //! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |
 //! | `FIO_PING_ETERNAL` | [`ping_eternal`](crate::ping_eternal) | call it from `on_timeout` |
-//! | `fio_protocol_try_lock` / `fio_protocol_unlock` | *not needed* | callbacks never overlap, so there is nothing to lock |
-//! | `fio_capa` | *not yet* | |
+//! | `fio_protocol_try_lock` / `fio_protocol_unlock` | [`protocol_try_lock`](crate::protocol_try_lock), [`ProtocolGuard`](crate::ProtocolGuard) | unlock is the guard's drop; owning thread only (`Err(ForeignThread)` elsewhere: use `defer_io_task`); `Err(Locked)` is the spec's failed try-lock |
+//! | `fio_capa` | [`capa`](crate::capa) | raises `RLIMIT_NOFILE` to its hard limit on first use (and `listen` uses it), then cached |
 //!
 //! ## Listening and connecting
 //!
@@ -74,9 +74,26 @@
 //! | `fio_write2(.data.buf, .urgent, ...)` | [`write2`](crate::write2), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes; files (`.is_fd`) not yet |
 //! | `fio_sendfile` | *not yet* | |
 //! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
-//! | `fio_flush`, `fio_flush_all` | *not needed* | queues are flushed at the end of every tick |
-//! | `fio_uuid_env_*` | *not yet* | |
-//! | `fio_rw_hook_*` | *not yet* | |
+//! | `fio_flush` | [`flush`](crate::flush()) | flushes the rw hook now, returns the bytes it still holds; the send queue itself goes out at the end of every tick; owning thread only |
+//! | `fio_flush_all`, `fio_flush_strong` | *not needed* | send queues and hooks are flushed at the end of every tick |
+//!
+//! ## Connection environment (linked objects)
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_uuid_env_set(uuid, .type, .name, .udata, .on_close, .const_name)` | [`uuid_env_set`](crate::uuid_env_set), [`uuid_env_set_with`](crate::uuid_env_set_with) | any `T: Any + Send`; cleanup is its `Drop` or the `on_close(T)` closure; a `&'static str` name is `const_name`; replacing a key cleans the old object up; stale uuid: cleanup at once and `Err(InvalidUuid)` |
+//! | `fio_uuid_env_unset` | [`uuid_env_unset::<T>`](crate::uuid_env_unset) | returns the object without cleanup; `Err(InvalidUuid)` for `EBADF`, `Err(EnvNotFound)` for `ENOTCONN` (also for a `T` mismatch) |
+//! | `fio_uuid_env_remove` | [`uuid_env_remove`](crate::uuid_env_remove) | runs the cleanup now |
+//! | `fio_uuid_link` (0.7 internals) | [`uuid_env_set`](crate::uuid_env_set) | cleanups run when the connection closes, before `on_close` |
+//!
+//! ## Read / write hooks
+//!
+//! | C | Rust | Notes |
+//! |---|---|---|
+//! | `fio_rw_hook_s` | [`RwHook`](crate::RwHook), [`HookIo`](crate::HookIo) | a trait; `udata` is the hook's own state; `cleanup` is its `Drop`; methods reach raw bytes only through `HookIo` (a reactor call from a hook panics, closing the connection, instead of deadlocking); `write` takes the whole chunk (no `EWOULDBLOCK`); adds `buffered` for decoded bytes held |
+//! | `fio_rw_hook_set(uuid, hooks, udata)` | [`rw_hook_set`](crate::rw_hook_set) | the old hook's `Drop` runs; stale uuid: the new hook is dropped and `Err(InvalidUuid)` |
+//! | `fio_rw_hook_replace_unsafe` | [`HookIo::replace`](crate::HookIo::replace) | only reachable from inside a hook, hence safe; the replaced hook is dropped, so move its state over first |
+//! | `FIO_DEFAULT_RW_HOOKS` | [`DefaultHook`](crate::DefaultHook) | every `RwHook` method defaults to the plain path; setting it removes the hook |
 //!
 //! ## Socket / connection functions
 //!
@@ -87,7 +104,9 @@
 //! | `fio_is_valid` / `fio_is_closed` | [`is_valid`](crate::is_valid), [`is_closed`](crate::is_closed) | |
 //! | `fio_close` / `fio_force_close` | [`close`](crate::close), [`force_close`](crate::force_close) | |
 //! | `fio_peer_addr` | [`peer_addr`](crate::peer_addr), [`local_addr`](crate::local_addr) | a [`SockAddr`](crate::SockAddr), not text |
-//! | `fio_socket`, `fio_accept`, `fio_set_non_block` | `fio_sys::server_socket`, `fio_sys::client_socket`, `fio_sys::accept`, `fio_sys::set_nonblocking` | |
+//! | `fio_socket(address, port, flags)` | [`socket`](crate::socket), [`SocketRole`](crate::SocketRole) | a URL (its scheme picks TCP/UDP/Unix) and a role; returns an `OwnedFd` (uuids name attached connections only; see `attach_fd`); always non-blocking |
+//! | `fio_accept(srv_uuid)` | [`accept`](crate::accept) | takes the listening socket's `BorrowedFd` (a `listen` uuid accepts by itself); sets `TCP_NODELAY`; `WouldBlock` when none is pending |
+//! | `fio_set_non_block` | [`set_non_block`](crate::set_non_block) | also close-on-exec |
 //!
 //! ## Deliberate differences from facil.io 0.7
 //!
@@ -104,5 +123,9 @@
 //! - Callbacks of one connection never overlap: `on_ready` and `on_timeout` don't run
 //!   concurrently with `on_data`.
 //! - Write progress counts as activity, so a long drain doesn't hit the idle timeout (#154).
+//! - `fio_protocol_try_lock` works on the owning thread only; other threads use
+//!   `defer_io_task`, which is always queued (never runs inside a running callback).
+//! - A hook's `before_close` runs on graceful closes only, and a delayed close is bounded by the
+//!   8-second grace period; facil.io could wait on a hook's `flush` forever.
 //! - `AtExit` runs at the end of the free `start` (default reactor) or when a `Reactor` value's
 //!   last handle drops, never from a library destructor after `main`.

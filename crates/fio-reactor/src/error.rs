@@ -97,6 +97,34 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `uuid_env_unset` or `uuid_env_remove` found nothing linked under the key (or, for
+    /// `uuid_env_unset`, an object of another type).
+    #[error("no object {name:?} of kind {kind} is linked to connection {uuid}")]
+    EnvNotFound {
+        /// The connection.
+        uuid: Uuid,
+        /// The name asked for.
+        name: String,
+        /// The kind asked for.
+        kind: isize,
+    },
+    /// `protocol_try_lock` found the protocol in use: one of the connection's callbacks (or
+    /// another lock) holds it. Defer the work, e.g. with `defer_io_task`, instead of retrying
+    /// in a loop.
+    #[error("the protocol of connection {0} is in use by one of its callbacks")]
+    Locked(Uuid),
+    /// `protocol_try_lock` found no protocol attached to the connection.
+    #[error("connection {0} has no protocol attached")]
+    NoProtocol(Uuid),
+    /// A socket call (`accept`, `set_non_block`) failed.
+    #[error("{operation} failed")]
+    Socket {
+        /// The call that failed.
+        operation: &'static str,
+        /// The OS error; `WouldBlock` from `accept` means no connection is pending.
+        #[source]
+        source: io::Error,
+    },
     /// The engine failed an operation on a connection.
     #[error("connection {uuid} failed")]
     Connection {
@@ -124,8 +152,11 @@ impl From<Error> for io::Error {
             Error::Closing(_) => io::ErrorKind::BrokenPipe,
             Error::ForeignThread(_) => io::ErrorKind::Unsupported,
             Error::Url(_) => io::ErrorKind::InvalidInput,
+            Error::EnvNotFound { .. } | Error::NoProtocol(_) => io::ErrorKind::NotFound,
+            Error::Locked(_) => io::ErrorKind::WouldBlock,
             Error::Listen { source, .. }
             | Error::Connect { source, .. }
+            | Error::Socket { source, .. }
             | Error::Connection { source, .. } => source.kind(),
         };
         io::Error::new(kind, error)

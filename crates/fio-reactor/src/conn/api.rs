@@ -10,6 +10,7 @@ use std::time::Instant;
 use fio_socket::Chunk;
 use fio_sys::SockAddr;
 
+use crate::conn::hook;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::state::{Kind, attach_local, caught, close_local, set_suspended};
 use crate::conn::table::{self, Record};
@@ -66,7 +67,7 @@ where
 }
 
 /// Maps an engine error on `uuid` to the crate's error.
-fn engine_error(uuid: Uuid, error: io::Error) -> Error {
+pub(crate) fn engine_error(uuid: Uuid, error: io::Error) -> Error {
     match error.kind() {
         io::ErrorKind::NotFound => Error::InvalidUuid(uuid),
         io::ErrorKind::BrokenPipe => Error::Closing(uuid),
@@ -184,7 +185,8 @@ pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
 }
 
 /// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`);
-/// `Ok(0)` when none are buffered. Counts as progress for the `on_data` loop.
+/// `Ok(0)` when none are buffered. Counts as progress for the `on_data` loop. With a read/write
+/// hook ([`rw_hook_set`](crate::rw_hook_set)) the bytes come through the hook's `read`.
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
@@ -194,11 +196,12 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     let Route::Here(local) = route(uuid)? else {
         return Err(Error::ForeignThread(uuid));
     };
-    let count = local
-        .engine
-        .borrow_mut()
-        .read(uuid, buf)
-        .map_err(|error| engine_error(uuid, error))?;
+    let count = if hook::has_hook(&local, uuid) {
+        hook::read(&local, uuid, buf)
+    } else {
+        local.engine.borrow_mut().read(uuid, buf)
+    }
+    .map_err(|error| engine_error(uuid, error))?;
     if count > 0
         && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid)
     {
@@ -219,18 +222,21 @@ pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
 }
 
 /// Queues `chunk` for `uuid` without copying it (facil.io's `fio_write2`: the data moves into
-/// the connection). `urgent` puts it right after the chunk being sent.
+/// the connection). `urgent` puts it right after the chunk being sent. With a read/write hook
+/// ([`rw_hook_set`](crate::rw_hook_set)) the chunk goes to the hook's `write` instead, whose
+/// output keeps the urgency.
 ///
 /// # Errors
 /// As [`write`](write()).
 pub fn write2(uuid: Uuid, chunk: impl Into<Chunk>, urgent: bool) -> Result<(), Error> {
     let chunk = chunk.into();
     on_owner(uuid, move |local| {
-        local
-            .engine
-            .borrow_mut()
-            .write(uuid, chunk, urgent)
-            .map_err(|error| engine_error(uuid, error))
+        if hook::has_hook(local, uuid) {
+            hook::write(local, uuid, chunk, urgent)
+        } else {
+            local.engine.borrow_mut().write(uuid, chunk, urgent)
+        }
+        .map_err(|error| engine_error(uuid, error))
     })
 }
 

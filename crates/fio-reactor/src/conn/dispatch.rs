@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::conn::hook;
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
     Conn, Kind, caught, close_local, finalize, run_data, set_suspended, with_protocol,
@@ -121,7 +122,7 @@ pub(crate) fn open_with(
     if let Err(error) = opened {
         log::warn!("opening connection {uuid} failed: {error}");
         local.conns.borrow_mut().map.remove(&uuid);
-        table::close(uuid);
+        crate::conn::env::clean_up(uuid, table::close(uuid));
         return Err(error);
     }
     Ok(())
@@ -148,6 +149,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
         None => return,
     }
     set_suspended(local, uuid, false);
+    hook::drained(local, uuid);
     with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
 }
 
@@ -180,8 +182,8 @@ fn connected(local: &Local, uuid: Uuid, result: io::Result<()>) {
     }
 }
 
-/// Runs what other threads routed here, forced events, queued `on_data` calls, and the
-/// timeout sweep when due; returns how much work was done.
+/// Runs what other threads routed here, forced events, queued `on_data` calls, the timeout
+/// sweep when due, and the read/write hooks' flushes; returns how much work was done.
 pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
     let mut work = 0;
     for task in slot.take_inbox() {
@@ -229,6 +231,10 @@ pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
     if due {
         sweep(local, now);
     }
+    // Last, so writes made anywhere in the tick reach the send queue before the engine's
+    // wait flushes it. Not counted as work: a hook that keeps holding bytes is retried on
+    // the next tick that happens anyway (at worst the once-a-second sweep), not in a spin.
+    hook::flush_queued(local, now);
     work
 }
 

@@ -108,6 +108,9 @@ impl Reactor {
             on_finish,
         } = args;
         let parsed = Url::parse(&url).map_err(Error::Url)?;
+        // A server wants every descriptor the process may have (facil.io raised the limit
+        // at load time).
+        let _ = crate::conn::capa();
         let socket = fio_sys::server_socket(&parsed).map_err(|source| Error::Listen {
             url: url.clone(),
             source,

@@ -1,5 +1,7 @@
 //! The [`Protocol`] trait: a connection's callbacks.
 
+use std::any::Any;
+
 use crate::uuid::Uuid;
 
 /// A connection's callbacks (facil.io's `fio_protocol_s`), attached with
@@ -12,7 +14,10 @@ use crate::uuid::Uuid;
 /// and logged with the uuid, and closes that connection only (its `on_close` still runs).
 ///
 /// Inside a callback, use the free functions with the uuid: [`read`](crate::read),
-/// [`write`](crate::write()), [`close`](crate::close), ...
+/// [`write`](crate::write()), [`close`](crate::close), ... Outside its callbacks, reach a
+/// connection's protocol with [`defer_io_task`](crate::defer_io_task) or
+/// [`protocol_try_lock`](crate::protocol_try_lock), and get the concrete type back with
+/// [`downcast_mut`](#method.downcast_mut).
 ///
 /// # Examples
 /// An echo server and one client round trip:
@@ -51,7 +56,7 @@ use crate::uuid::Uuid;
 /// assert_eq!(client.join().expect("client thread")?, b"ping");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Protocol: Send + 'static {
+pub trait Protocol: Any + Send {
     /// Bytes arrived (or the peer shut its write side); read them with
     /// [`read`](crate::read). The default reads nothing, so the connection's receive queue
     /// fills to its high-water mark and the peer is slowed by TCP itself.
@@ -89,6 +94,53 @@ pub trait Protocol: Send + 'static {
     /// keep it open.
     fn on_timeout(&mut self, uuid: Uuid) {
         let _ = crate::close(uuid);
+    }
+}
+
+impl dyn Protocol {
+    /// Whether the protocol is a `P`.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::Protocol;
+    /// struct Echo;
+    /// impl Protocol for Echo {}
+    /// let protocol: Box<dyn Protocol> = Box::new(Echo);
+    /// assert!(protocol.is::<Echo>());
+    /// ```
+    pub fn is<P: Protocol>(&self) -> bool {
+        (self as &dyn Any).is::<P>()
+    }
+
+    /// The protocol as a `P`, if it is one.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::Protocol;
+    /// struct Counter(u32);
+    /// impl Protocol for Counter {}
+    /// let protocol: Box<dyn Protocol> = Box::new(Counter(7));
+    /// assert_eq!(protocol.downcast_ref::<Counter>().map(|counter| counter.0), Some(7));
+    /// ```
+    pub fn downcast_ref<P: Protocol>(&self) -> Option<&P> {
+        (self as &dyn Any).downcast_ref()
+    }
+
+    /// The protocol as a mutable `P`, if it is one.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::Protocol;
+    /// struct Counter(u32);
+    /// impl Protocol for Counter {}
+    /// let mut protocol: Box<dyn Protocol> = Box::new(Counter(7));
+    /// if let Some(counter) = protocol.downcast_mut::<Counter>() {
+    ///     counter.0 += 1;
+    /// }
+    /// assert_eq!(protocol.downcast_ref::<Counter>().map(|counter| counter.0), Some(8));
+    /// ```
+    pub fn downcast_mut<P: Protocol>(&mut self) -> Option<&mut P> {
+        (self as &mut dyn Any).downcast_mut()
     }
 }
 

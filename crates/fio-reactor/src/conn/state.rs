@@ -13,6 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::conn::hook::{self, RwHook};
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
 use crate::engine::CloseMode;
@@ -77,6 +78,18 @@ pub(crate) struct Conn {
     pub(crate) close_at: Option<Instant>,
     /// During shutdown: `on_shutdown` returned 255; close only at the very end.
     pub(crate) lingers: bool,
+    /// The read/write hook between the protocol and the engine's queues, if one is set.
+    pub(crate) hook: Option<Box<dyn RwHook>>,
+    /// The hook's `flush` should run at the end of the tick (it was written to, or still
+    /// held bytes).
+    pub(crate) flush_scheduled: bool,
+    /// The hook's last `flush` reported bytes it still holds; retried on later ticks.
+    pub(crate) hook_held: bool,
+    /// The hook's `before_close` ran (it runs at most once).
+    pub(crate) before_close_done: bool,
+    /// A graceful close waits for the hook's `flush` to report nothing held (its
+    /// `before_close` asked for the delay); when it was requested, to bound the wait.
+    pub(crate) close_after_flush: Option<Instant>,
 }
 
 impl Conn {
@@ -96,6 +109,11 @@ impl Conn {
             read_total: 0,
             close_at: None,
             lingers: false,
+            hook: None,
+            flush_scheduled: false,
+            hook_held: false,
+            before_close_done: false,
+            close_after_flush: None,
         }
     }
 
@@ -118,6 +136,8 @@ pub(crate) struct Conns {
     pub(crate) next_sweep: Option<Instant>,
     /// The shutdown's grace deadline, once it began.
     pub(crate) shutdown: Option<Instant>,
+    /// Connections whose hook's `flush` runs at the end of the tick.
+    pub(crate) flush_queue: Vec<Uuid>,
 }
 
 impl Conns {
@@ -130,6 +150,17 @@ impl Conns {
         {
             conn.queued = true;
             self.ready.push_back(uuid);
+        }
+    }
+
+    /// Queues a `flush` of `uuid`'s hook for the end of the tick (once).
+    pub(crate) fn schedule_flush(&mut self, uuid: Uuid) {
+        if let Some(conn) = self.map.get_mut(&uuid)
+            && conn.hook.is_some()
+            && !conn.flush_scheduled
+        {
+            conn.flush_scheduled = true;
+            self.flush_queue.push(uuid);
         }
     }
 
@@ -173,18 +204,30 @@ pub(crate) fn with_protocol(
     what: &str,
     f: impl FnOnce(&mut dyn Protocol),
 ) -> bool {
-    let mut protocol = {
-        let mut conns = local.conns.borrow_mut();
-        let Some(conn) = conns.map.get_mut(&uuid) else {
-            return false;
-        };
-        let Some(protocol) = conn.protocol.take() else {
-            return false;
-        };
-        conn.in_callback = true;
-        protocol
+    let Some(mut protocol) = take_protocol(local, uuid) else {
+        return false;
     };
     let returned = caught(what, uuid, || f(protocol.as_mut()));
+    restore_protocol(local, uuid, protocol);
+    if !returned {
+        close_local(local, uuid, CloseMode::Abort);
+    }
+    true
+}
+
+/// Takes `uuid`'s protocol out of the map for a callback (or a lock); `None` when the
+/// connection isn't here, has no protocol, or a callback already holds it.
+pub(crate) fn take_protocol(local: &Local, uuid: Uuid) -> Option<Box<dyn Protocol>> {
+    let mut conns = local.conns.borrow_mut();
+    let conn = conns.map.get_mut(&uuid)?;
+    let protocol = conn.protocol.take()?;
+    conn.in_callback = true;
+    Some(protocol)
+}
+
+/// Puts a protocol taken by [`take_protocol`] back, unless a protocol was attached meanwhile
+/// or the connection closed; then the taken one's `on_close` runs.
+pub(crate) fn restore_protocol(local: &Local, uuid: Uuid, protocol: Box<dyn Protocol>) {
     let replaced = {
         let mut conns = local.conns.borrow_mut();
         match conns.map.get_mut(&uuid) {
@@ -208,24 +251,47 @@ pub(crate) fn with_protocol(
     if let Some(mut old) = replaced {
         caught("on_close", uuid, || old.on_close(uuid));
     }
-    if !returned {
-        close_local(local, uuid, CloseMode::Abort);
-    }
-    true
 }
 
 /// Closes `uuid` (owned by this thread); its `on_close` runs when the engine reports it closed.
+///
+/// A graceful close first gives the connection's read/write hook its one `before_close`; when
+/// that asks for a delay, the engine's close waits until the hook's `flush` reports nothing
+/// held (see [`hook::flush_scheduled`]).
 pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
-    let connecting = {
+    let (connecting, ask_hook) = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
             return;
         };
         conn.closing = true;
-        matches!(conn.kind, Kind::Connecting { .. })
+        let connecting = matches!(conn.kind, Kind::Connecting { .. });
+        if mode == CloseMode::Graceful && conn.close_after_flush.is_some() {
+            // Already waiting for the hook to flush its last bytes.
+            return;
+        }
+        let ask_hook = mode == CloseMode::Graceful
+            && !connecting
+            && conn.hook.is_some()
+            && !conn.before_close_done;
+        conn.before_close_done = true;
+        (connecting, ask_hook)
     };
     table::update(uuid, |record| record.closing = true);
+    if ask_hook && hook::before_close(local, uuid) == Some(true) {
+        let mut conns = local.conns.borrow_mut();
+        if let Some(conn) = conns.map.get_mut(&uuid) {
+            conn.close_after_flush = Some(Instant::now());
+        }
+        conns.schedule_flush(uuid);
+        return;
+    }
     let mode = if connecting { CloseMode::Abort } else { mode };
+    engine_close(local, uuid, mode);
+}
+
+/// Asks the engine to close `uuid`, logging a failure other than "already gone".
+pub(crate) fn engine_close(local: &Local, uuid: Uuid, mode: CloseMode) {
     if let Err(error) = local.engine.borrow_mut().close(uuid, mode)
         && error.kind() != io::ErrorKind::NotFound
     {
@@ -236,10 +302,15 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
 /// Forgets a closed connection and runs its last callbacks: a listener's `on_finish`, a
 /// failed connector's `on_fail`, the protocol's `on_close`.
 pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
-    let Some(conn) = local.conns.borrow_mut().map.remove(&uuid) else {
+    let Some(mut conn) = local.conns.borrow_mut().map.remove(&uuid) else {
         return;
     };
-    table::close(uuid);
+    let env = table::close(uuid);
+    // Cleanup order as facil.io's: the hook's, the linked objects', then the protocol's.
+    if let Some(hook) = conn.hook.take() {
+        caught("rw hook cleanup", uuid, || drop(hook));
+    }
+    crate::conn::env::clean_up(uuid, env);
     match conn.kind {
         Kind::Stream => {}
         Kind::Listener { on_finish, .. } => {
@@ -280,7 +351,8 @@ pub(crate) fn attach_local(
         let old = std::mem::replace(&mut conn.protocol, protocol);
         // Bytes that arrived before the protocol did are its to read.
         let attached = conn.protocol.is_some();
-        if attached && local.engine.borrow().buffered(uuid) > 0 {
+        let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
+        if attached && local.engine.borrow().buffered(uuid) + held > 0 {
             conns.schedule_data(uuid);
         }
         old
@@ -330,13 +402,18 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     if !with_protocol(local, uuid, "on_data", |protocol| protocol.on_data(uuid)) {
         return;
     }
-    let (buffered, eof) = {
-        let engine = local.engine.borrow();
-        (engine.buffered(uuid), engine.is_eof(uuid))
-    };
     let mut conns = local.conns.borrow_mut();
     let Some(conn) = conns.map.get(&uuid) else {
         return;
+    };
+    // Plaintext a hook holds counts as buffered, and keeps the end of stream from closing.
+    let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
+    let (buffered, eof) = {
+        let engine = local.engine.borrow();
+        (
+            engine.buffered(uuid) + held,
+            engine.is_eof(uuid) && held == 0,
+        )
     };
     let progressed = conn.read_total > before;
     let (suspended, closing) = (conn.suspended, conn.closing);

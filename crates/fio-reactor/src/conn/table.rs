@@ -11,8 +11,9 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Weak};
 
 use fio_sys::SockAddr;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
+use crate::conn::env::{Entry, Env};
 use crate::reactor::Inner;
 use crate::uuid::Uuid;
 
@@ -26,6 +27,11 @@ struct Slot {
     generation: u32,
     /// The open connection's record; `None` while the descriptor isn't a connection.
     conn: Option<Record>,
+    /// Objects linked to the open connection's lifetime (`uuid_env_set`). Kept beside the
+    /// record, not in it, because records are copied out and these are not copyable. The
+    /// mutex only makes the `Send`-but-not-`Sync` objects shareable; it is reached through
+    /// `get_mut` under the table's write lock, never locked.
+    env: Mutex<Env>,
 }
 
 /// What any thread may learn about an open connection.
@@ -76,19 +82,51 @@ pub(crate) fn open(fd: RawFd, record: Record) -> Uuid {
     let slot = &mut table[index];
     slot.generation = slot.generation.wrapping_add(1);
     slot.conn = Some(record);
-    Uuid::from_parts(fd, slot.generation)
+    // A connection whose close was never processed (its descriptor was reused first) leaves
+    // its linked objects behind; they are cleaned up now, outside the lock.
+    let stale = std::mem::take(slot.env.get_mut());
+    let uuid = Uuid::from_parts(fd, slot.generation);
+    drop(table);
+    crate::conn::env::clean_up(uuid, stale);
+    uuid
 }
 
-/// Closes `uuid`'s slot if `uuid` is still its connection; returns whether it was.
-pub(crate) fn close(uuid: Uuid) -> bool {
+/// Closes `uuid`'s slot if `uuid` is still its connection; returns the objects linked to it
+/// (empty when it wasn't current), for the caller to clean up outside the table's lock.
+pub(crate) fn close(uuid: Uuid) -> Env {
     let mut table = TABLE.write();
     match index(uuid.fd()).and_then(|index| table.get_mut(index)) {
         Some(slot) if slot.generation == uuid.generation() && slot.conn.is_some() => {
             slot.generation = slot.generation.wrapping_add(1);
             slot.conn = None;
-            true
+            std::mem::take(slot.env.get_mut())
         }
-        _ => false,
+        _ => Env::default(),
+    }
+}
+
+/// Runs `change` on the linked objects of `uuid`, if it is current (`Err(())` otherwise).
+/// `change` must not run user code: the table is locked meanwhile.
+pub(crate) fn with_env<R>(uuid: Uuid, change: impl FnOnce(&mut Env) -> R) -> Result<R, ()> {
+    let mut table = TABLE.write();
+    match index(uuid.fd()).and_then(|index| table.get_mut(index)) {
+        Some(slot) if slot.generation == uuid.generation() && slot.conn.is_some() => {
+            Ok(change(slot.env.get_mut()))
+        }
+        _ => Err(()),
+    }
+}
+
+/// Links `entry` to `uuid`; returns the entry it replaced, or `entry` back when `uuid` is not
+/// current.
+pub(crate) fn env_insert(uuid: Uuid, entry: Entry) -> Result<Option<Entry>, Entry> {
+    let mut entry = Some(entry);
+    let replaced = with_env(uuid, |env| entry.take().and_then(|entry| env.insert(entry)));
+    match (replaced, entry) {
+        (Ok(replaced), _) => Ok(replaced),
+        (Err(()), Some(entry)) => Err(entry),
+        // `with_env` fails only before running `change`, so the entry is still here.
+        (Err(()), None) => Ok(None),
     }
 }
 
@@ -110,6 +148,7 @@ pub(crate) fn update(uuid: Uuid, change: impl FnOnce(&mut Record)) -> bool {
         Some(Slot {
             generation,
             conn: Some(record),
+            ..
         }) if *generation == uuid.generation() => {
             change(record);
             true
@@ -147,14 +186,16 @@ mod tests {
         assert_ne!(first, second);
         assert!(record(first).is_none(), "the stale uuid is invalid");
         assert!(
-            !close(first),
+            close(first).is_empty() && record(second).is_some(),
             "the stale close leaves the new connection alone"
         );
         assert_eq!(record(second).map(|record| record.thread), Some(1));
         assert!(update(second, |record| record.timeout = 5));
         assert_eq!(record(second).map(|record| record.timeout), Some(5));
-        assert!(close(second));
+        assert!(with_env(second, |_| ()).is_ok());
+        let _ = close(second);
         assert!(record(second).is_none());
+        assert!(with_env(second, |_| ()).is_err());
         assert_eq!(uuid_of(fd), None);
         assert!(!update(second, |_| {}));
     }

@@ -1,0 +1,452 @@
+//! Read/write hooks (facil.io's `fio_rw_hook_s`): an [`RwHook`] sits between a protocol's
+//! [`read`](crate::read) / [`write`](crate::write()) and the engine's receive and send queues,
+//! to transform the bytes (TLS is one hook) or hold them.
+//!
+//! A hook runs on the connection's owning thread with a [`HookIo`], its only door to the
+//! connection: raw received bytes in, raw bytes out to the send queue. facil.io's rule that a
+//! hook must never call the library becomes structural: the engine is borrowed while a hook
+//! runs, so a reactor call from inside a hook panics, and the panic (like any panic in a
+//! hook) is logged and closes the connection abruptly.
+//!
+//! [`RwHook`]'s documentation says when the reactor calls each method.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use fio_socket::Chunk;
+
+use crate::conn::api::{Route, engine_error, on_owner, route};
+use crate::conn::shutdown::GRACE;
+use crate::conn::state::{caught, close_local, engine_close};
+use crate::engine::{CloseMode, Engine};
+use crate::error::Error;
+use crate::panic::message;
+use crate::thread::Local;
+use crate::uuid::Uuid;
+
+/// A connection's read/write hook (facil.io's `fio_rw_hook_s`); set with [`rw_hook_set`].
+///
+/// Every method has a default that is the plain engine path, so a hook overrides only what it
+/// changes; [`DefaultHook`] overrides nothing. The hook's `Drop` is facil.io's `cleanup`.
+///
+/// When the reactor calls each method:
+/// - `read`: whenever the protocol calls [`read`](crate::read).
+/// - `write`: whenever the protocol (or any thread, routed to the owner) writes.
+/// - `flush`: at the end of every tick in which the hook was written to, again on later ticks
+///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
+///   it reports bytes held, and on [`flush`](crate::flush()).
+/// - `before_close`: once, on the first graceful close; returning `true` delays the close
+///   until `flush` reports nothing held (bounded by the 8-second grace period, after which
+///   the connection is closed abruptly). An abortive close ([`force_close`](crate::force_close),
+///   errors, the end of shutdown) skips it, as facil.io may.
+/// - cleanup is the hook's `Drop`: when the connection is gone, when [`rw_hook_set`] replaces
+///   it, or at once when `rw_hook_set` is given a uuid that isn't open. Exactly once.
+///
+/// A hook must not call the reactor's functions: the engine is borrowed while it runs, so
+/// such a call panics, which closes the connection.
+///
+/// # Examples
+/// A hook that holds the protocol's writes and sends them in one piece at the end of the
+/// tick, plus a last line before a graceful close:
+/// ```
+/// use fio_reactor::{Chunk, HookIo, RwHook};
+///
+/// #[derive(Default)]
+/// struct Batch {
+///     held: Vec<u8>,
+/// }
+///
+/// impl RwHook for Batch {
+///     fn write(&mut self, _io: &mut HookIo<'_>, data: Chunk) -> std::io::Result<()> {
+///         self.held.extend_from_slice(data.bytes());
+///         Ok(())
+///     }
+///
+///     fn flush(&mut self, io: &mut HookIo<'_>) -> std::io::Result<usize> {
+///         if !self.held.is_empty() {
+///             io.send(std::mem::take(&mut self.held))?;
+///         }
+///         Ok(0)
+///     }
+///
+///     fn before_close(&mut self, io: &mut HookIo<'_>) -> bool {
+///         self.held.extend_from_slice(b"bye\n");
+///         let _ = io;
+///         true // close once flush has sent it
+///     }
+/// }
+///
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(fio_reactor::rw_hook_set(stale, Batch::default()).is_err());
+/// ```
+pub trait RwHook: Any + Send {
+    /// Reads decoded bytes into `buf` (facil.io's `read`), taking raw bytes from
+    /// [`HookIo::receive`]; `Ok(0)` when none are ready. The default passes raw bytes through.
+    ///
+    /// # Errors
+    /// Any error closes the connection the way a failed read does: the protocol's `read` gets
+    /// [`Error::Connection`].
+    fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        io.receive(buf)
+    }
+
+    /// Takes `data` written by the protocol (facil.io's `write`): encode it and hand the
+    /// result to [`HookIo::send`], or hold it for [`flush`](Self::flush). The hook takes all
+    /// of `data` (there is no short write: the send queue after it is unbounded, and
+    /// [`pending`](crate::pending) is the protocol's backpressure signal). The default sends
+    /// `data` as it is, with the write's urgency.
+    ///
+    /// # Errors
+    /// Returned to the protocol's [`write`](crate::write()) as [`Error::Connection`] (or
+    /// [`Error::Closing`] for `BrokenPipe`).
+    fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
+        io.send(data)
+    }
+
+    /// Sends what the hook holds, as far as it can (facil.io's `flush`); returns how many
+    /// bytes it still holds (0: nothing). The default holds nothing.
+    ///
+    /// # Errors
+    /// An error closes the connection abruptly.
+    fn flush(&mut self, io: &mut HookIo<'_>) -> io::Result<usize> {
+        let _ = io;
+        Ok(0)
+    }
+
+    /// The connection is about to close gracefully (facil.io's `before_close`): send a closing
+    /// record (TLS's close_notify) through `io`, or hold it for `flush`. Return `true` to delay
+    /// the close until [`flush`](Self::flush) returns 0. Runs at most once. The default
+    /// returns `false`.
+    fn before_close(&mut self, io: &mut HookIo<'_>) -> bool {
+        let _ = io;
+        false
+    }
+
+    /// Decoded bytes the hook holds, ready for `read` (a TLS record decrypted beyond what the
+    /// protocol's buffer took). They count as buffered, so `on_data` runs again for them and
+    /// the peer's end of stream doesn't close the connection before they are read. The default
+    /// is 0. (No facil.io equivalent; its `fio_read` simply missed such bytes.)
+    fn buffered(&self) -> usize {
+        0
+    }
+}
+
+/// The plain engine path as a hook (facil.io's `FIO_DEFAULT_RW_HOOKS`): `rw_hook_set(uuid,
+/// DefaultHook)` removes a connection's hook (running its cleanup).
+///
+/// # Examples
+/// ```
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(fio_reactor::rw_hook_set(stale, fio_reactor::DefaultHook).is_err());
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DefaultHook;
+
+impl RwHook for DefaultHook {}
+
+/// A hook's access to its connection while one of its methods runs: the raw receive queue,
+/// the send queue, and [`replace`](Self::replace).
+pub struct HookIo<'a> {
+    /// The connection.
+    uuid: Uuid,
+    /// The owning thread's engine, borrowed for the call.
+    engine: &'a mut dyn Engine,
+    /// Whether the write being handled was urgent; `send` keeps its urgency.
+    urgent: bool,
+    /// Raw bytes taken from the receive queue, counted as the protocol's read progress.
+    received: u64,
+    /// A hook to take over when the call returns (`replace`).
+    replacement: Option<Box<dyn RwHook>>,
+}
+
+impl HookIo<'_> {
+    /// The connection.
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+
+    /// Copies raw received bytes into `buf`; `Ok(0)` when none are buffered.
+    ///
+    /// # Errors
+    /// - `NotFound` when the connection is gone.
+    pub fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let count = self.engine.read(self.uuid, buf)?;
+        self.received += count as u64;
+        Ok(count)
+    }
+
+    /// Raw bytes received and not yet taken.
+    pub fn received_len(&self) -> usize {
+        self.engine.buffered(self.uuid)
+    }
+
+    /// Whether the peer shut its write side and every raw byte was taken.
+    pub fn is_eof(&self) -> bool {
+        self.engine.is_eof(self.uuid)
+    }
+
+    /// Queues raw bytes for sending, after everything queued before. Inside
+    /// [`RwHook::write`] they keep that write's urgency; elsewhere they are not urgent.
+    ///
+    /// # Errors
+    /// - `BrokenPipe` once the engine is closing the connection;
+    /// - `NotFound` when the connection is gone.
+    pub fn send(&mut self, chunk: impl Into<Chunk>) -> io::Result<()> {
+        self.engine.write(self.uuid, chunk.into(), self.urgent)
+    }
+
+    /// Raw chunks queued and not yet sent.
+    pub fn pending(&self) -> usize {
+        self.engine.pending(self.uuid)
+    }
+
+    /// Replaces the running hook with `hook` once the current method returns (facil.io's
+    /// `fio_rw_hook_replace_unsafe`, made safe by being reachable only from inside a hook).
+    /// The running hook is then dropped, so its `Drop` runs: move whatever should survive
+    /// (buffers, session state) into `hook` first, as facil.io's "keep the `udata`" did.
+    pub fn replace(&mut self, hook: impl RwHook) {
+        self.replacement = Some(Box::new(hook));
+    }
+}
+
+impl fmt::Debug for HookIo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookIo")
+            .field("uuid", &self.uuid)
+            .field("urgent", &self.urgent)
+            .field("replacing", &self.replacement.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets `uuid`'s read/write hook (facil.io's `fio_rw_hook_set`); the hook it replaces is
+/// dropped (its cleanup). Set it before bytes flow, typically in `on_open` (bytes already
+/// received are read through the new hook). From another thread the call is routed to the
+/// owner and takes effect on its next tick. [`DefaultHook`] removes the hook.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection; `hook` has then been
+///   dropped (facil.io: "cleanup is always called, even if `fio_rw_hook_set` fails").
+///
+/// # Examples
+/// See [`RwHook`].
+pub fn rw_hook_set(uuid: Uuid, hook: impl RwHook) -> Result<(), Error> {
+    let hook: Box<dyn RwHook> = Box::new(hook);
+    let hook = if (hook.as_ref() as &dyn Any).is::<DefaultHook>() {
+        None
+    } else {
+        Some(hook)
+    };
+    on_owner(uuid, move |local| {
+        let old = {
+            let mut conns = local.conns.borrow_mut();
+            let conn = conns.map.get_mut(&uuid).ok_or(Error::InvalidUuid(uuid))?;
+            conn.hook_held = false;
+            std::mem::replace(&mut conn.hook, hook)
+        };
+        if let Some(old) = old {
+            caught("rw hook cleanup", uuid, || drop(old));
+        }
+        Ok(())
+    })
+}
+
+/// Runs the hook's pending `flush` now and reports the bytes it still holds (facil.io's
+/// `fio_flush`, for the hook's part): 0 when nothing is held, or there is no hook. What the
+/// hook hands on goes out with the send queue at the end of the tick; [`pending`](crate::pending)
+/// counts that queue. Completes a close that waited for the hook.
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
+/// - [`Error::ForeignThread`] outside the owning thread;
+/// - [`Error::Connection`] when the hook's flush failed (the connection is then closing).
+///
+/// # Examples
+/// ```
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(matches!(fio_reactor::flush(stale), Err(fio_reactor::Error::InvalidUuid(_))));
+/// ```
+pub fn flush(uuid: Uuid) -> Result<usize, Error> {
+    match route(uuid)? {
+        Route::Here(local) => flush_one(&local, uuid, Instant::now()),
+        Route::There(..) => Err(Error::ForeignThread(uuid)),
+    }
+}
+
+/// Whether `uuid` (owned here) has a hook.
+pub(crate) fn has_hook(local: &Local, uuid: Uuid) -> bool {
+    local
+        .conns
+        .borrow()
+        .map
+        .get(&uuid)
+        .is_some_and(|conn| conn.hook.is_some())
+}
+
+/// The protocol's read through the hook.
+pub(crate) fn read(local: &Local, uuid: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+    call(local, uuid, "rw hook read", false, |hook, io| {
+        hook.read(io, buf)
+    })
+    .unwrap_or_else(|| Err(panicked()))
+}
+
+/// The protocol's write through the hook; the hook's flush follows at the end of the tick.
+pub(crate) fn write(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
+    let closing = local
+        .conns
+        .borrow()
+        .map
+        .get(&uuid)
+        .is_some_and(|conn| conn.closing);
+    if closing {
+        return Err(io::ErrorKind::BrokenPipe.into());
+    }
+    let written = call(local, uuid, "rw hook write", urgent, |hook, io| {
+        hook.write(io, chunk)
+    })
+    .unwrap_or_else(|| Err(panicked()));
+    local.conns.borrow_mut().schedule_flush(uuid);
+    written
+}
+
+/// The hook's `before_close`; `None` when there is no hook or it panicked.
+pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
+    call(local, uuid, "rw hook before_close", false, |hook, io| {
+        hook.before_close(io)
+    })
+}
+
+/// The end of a tick: flushes the hooks queued for it. A hook that still holds bytes is
+/// queued again for the next tick.
+pub(crate) fn flush_queued(local: &Local, now: Instant) {
+    let queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
+    for uuid in queued {
+        let due = match local.conns.borrow_mut().map.get_mut(&uuid) {
+            Some(conn) if conn.flush_scheduled => {
+                conn.flush_scheduled = false;
+                true
+            }
+            _ => false,
+        };
+        if due && let Err(error) = flush_one(local, uuid, now) {
+            log::debug!("flushing the rw hook of {uuid} failed: {error}");
+        }
+    }
+}
+
+/// The send queue drained: a hook that held bytes gets another flush.
+pub(crate) fn drained(local: &Local, uuid: Uuid) {
+    let mut conns = local.conns.borrow_mut();
+    if conns.map.get(&uuid).is_some_and(|conn| conn.hook_held) {
+        conns.schedule_flush(uuid);
+    }
+}
+
+/// Flushes `uuid`'s hook; queues a retry while it holds bytes, and finishes (or, past the
+/// grace period, aborts) a close that waits for it.
+fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize, Error> {
+    if !has_hook(local, uuid) {
+        return if local.conns.borrow().map.contains_key(&uuid) {
+            Ok(0)
+        } else {
+            Err(Error::InvalidUuid(uuid))
+        };
+    }
+    let flushed = call(local, uuid, "rw hook flush", false, |hook, io| {
+        hook.flush(io)
+    })
+    .unwrap_or_else(|| Err(panicked()));
+    let held = match flushed {
+        Ok(held) => held,
+        Err(error) => {
+            close_local(local, uuid, CloseMode::Abort);
+            return Err(engine_error(uuid, error));
+        }
+    };
+    let close = {
+        let mut conns = local.conns.borrow_mut();
+        let Some(conn) = conns.map.get_mut(&uuid) else {
+            return Ok(held);
+        };
+        conn.hook_held = held > 0;
+        let waiting = conn.close_after_flush;
+        if held > 0 {
+            conns.schedule_flush(uuid);
+        }
+        match waiting {
+            Some(_) if held == 0 => Some(CloseMode::Graceful),
+            Some(since) if now.saturating_duration_since(since) >= GRACE => {
+                log::debug!("the rw hook of {uuid} held {held} bytes past the grace period");
+                Some(CloseMode::Abort)
+            }
+            _ => None,
+        }
+    };
+    if let Some(mode) = close {
+        engine_close(local, uuid, mode);
+    }
+    Ok(held)
+}
+
+/// The error a panicking hook's caller sees.
+fn panicked() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the rw hook panicked")
+}
+
+/// Runs one hook method with the hook taken out of the connection's entry and the engine
+/// borrowed; puts the hook (or its replacement) back. `None` when there is no hook, or it
+/// panicked (logged; the connection is then closed abruptly).
+fn call<R>(
+    local: &Local,
+    uuid: Uuid,
+    what: &str,
+    urgent: bool,
+    f: impl FnOnce(&mut dyn RwHook, &mut HookIo<'_>) -> R,
+) -> Option<R> {
+    let mut hook = local.conns.borrow_mut().map.get_mut(&uuid)?.hook.take()?;
+    let (result, received, replacement) = {
+        let mut engine = local.engine.borrow_mut();
+        let mut io = HookIo {
+            uuid,
+            engine: engine.as_mut(),
+            urgent,
+            received: 0,
+            replacement: None,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(hook.as_mut(), &mut io)));
+        (result, io.received, io.replacement)
+    };
+    let leftover = {
+        let mut conns = local.conns.borrow_mut();
+        match conns.map.get_mut(&uuid) {
+            Some(conn) => {
+                conn.read_total += received;
+                let (keep, old) = match replacement {
+                    Some(next) => (next, Some(hook)),
+                    None => (hook, None),
+                };
+                conn.hook = Some(keep);
+                old
+            }
+            None => Some(hook),
+        }
+    };
+    if let Some(old) = leftover {
+        caught("rw hook cleanup", uuid, || drop(old));
+    }
+    match result {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            log::error!(
+                "{what} of connection {uuid} panicked: {}; closing it",
+                message(payload.as_ref())
+            );
+            close_local(local, uuid, CloseMode::Abort);
+            None
+        }
+    }
+}
