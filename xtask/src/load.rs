@@ -27,31 +27,22 @@
 //! A contender is one [`Contender`] entry in [`CONTENDERS`]: a name, the package that builds it,
 //! its command line relative to the release directory (a binary name, or `examples/<name>` for
 //! an example; `{port}` is replaced by the port), the protocols it serves, extra environment,
-//! and its [`Role`] (which target it is held to). When fio-reactor's examples land, the four
-//! reactor contenders are these entries, appended after the existing ones:
+//! and its [`Role`] (which target it is held to). For example, fio-reactor's io_uring echo:
 //!
 //! ```text
 //! Contender { name: "uring-echo", package: "fio-reactor",
 //!     command: "examples/echo --raw --port {port} --threads 1",
 //!     serves: &[Protocol::Echo], env: &[("FIO_ENGINE", "uring")], role: Role::Uring },
-//! Contender { name: "epoll-echo", package: "fio-reactor",
-//!     command: "examples/echo --raw --port {port} --threads 1",
-//!     serves: &[Protocol::Echo], env: &[("FIO_ENGINE", "epoll")], role: Role::Epoll },
-//! Contender { name: "uring-http", package: "fio-reactor",
-//!     command: "examples/http_hello --port {port} --threads 1",
-//!     serves: &[Protocol::Http], env: &[("FIO_ENGINE", "uring")], role: Role::Uring },
-//! Contender { name: "epoll-http", package: "fio-reactor",
-//!     command: "examples/http_hello --port {port} --threads 1",
-//!     serves: &[Protocol::Http], env: &[("FIO_ENGINE", "epoll")], role: Role::Epoll },
 //! ```
 //!
-//! A server must listen on `127.0.0.1:{port}`, run until `SIGTERM`, and answer byte for byte as
-//! the baselines do (`fio_bench::HTTP_RESPONSE` for HTTP, a pure byte echo for echo). A
-//! target's verdict is per contender name: give the uring echo and HTTP servers names that
-//! share the prefix before the first `-` (as above) and they are judged together on all four
-//! loads. The first `Role::Epoll` entry must also drop the `#[expect(dead_code)]` on that
-//! variant. Today's only fio contender, fio-ring's standalone `echo` example (`ring-echo`), is
-//! held to the io_uring target on the two echo loads it serves, for information.
+//! A server must listen on `127.0.0.1:{port}` (or every address), run until `SIGTERM`, and
+//! answer byte for byte as the baselines do (`fio_bench::HTTP_RESPONSE` for HTTP, a pure byte
+//! echo for echo). A target's verdict is per contender name prefix (the part before the first
+//! `-`): fio-reactor's `uring-echo` and `uring-http` are judged together on all four loads,
+//! under the io_uring target, and `epoll-echo` and `epoll-http` under the epoll target; each
+//! runs its example with `FIO_ENGINE` set and one reactor thread. fio-ring's standalone `echo`
+//! example (`ring-echo`) is held to the io_uring target on the two echo loads it serves, for
+//! information.
 //!
 //! Submodules: `parse` reads the tools' outputs (unit-tested on samples captured from the real
 //! tools), `process` starts, watches and always stops the processes, `report` builds the tables,
@@ -95,10 +86,6 @@ enum Role {
     /// request <= 0.1 (plain) / 0.02 (pipelined), on every one of the four loads.
     Uring,
     /// An epoll server: CPU/request <= tokio's on every one of the four loads.
-    #[expect(
-        dead_code,
-        reason = "the epoll contenders come with fio-reactor's examples"
-    )]
     Epoll,
 }
 
@@ -144,6 +131,38 @@ const CONTENDERS: &[Contender] = &[
         serves: &[Protocol::Echo],
         env: &[],
         role: Role::Uring,
+    },
+    Contender {
+        name: "uring-echo",
+        package: "fio-reactor",
+        command: "examples/echo --raw --port {port} --threads 1",
+        serves: &[Protocol::Echo],
+        env: &[("FIO_ENGINE", "uring")],
+        role: Role::Uring,
+    },
+    Contender {
+        name: "epoll-echo",
+        package: "fio-reactor",
+        command: "examples/echo --raw --port {port} --threads 1",
+        serves: &[Protocol::Echo],
+        env: &[("FIO_ENGINE", "epoll")],
+        role: Role::Epoll,
+    },
+    Contender {
+        name: "uring-http",
+        package: "fio-reactor",
+        command: "examples/http_hello --port {port} --threads 1",
+        serves: &[Protocol::Http],
+        env: &[("FIO_ENGINE", "uring")],
+        role: Role::Uring,
+    },
+    Contender {
+        name: "epoll-http",
+        package: "fio-reactor",
+        command: "examples/http_hello --port {port} --threads 1",
+        serves: &[Protocol::Http],
+        env: &[("FIO_ENGINE", "epoll")],
+        role: Role::Epoll,
     },
 ];
 

@@ -1,0 +1,175 @@
+//! A TechEmpower-style plaintext server on fio-reactor: every HTTP/1.1 request gets the same
+//! `Hello World!` response, with keep-alive and pipelining.
+//!
+//! A request is everything up to and including `\r\n\r\n` (the benchmark's requests are GETs
+//! without a body). Each `on_data` reads what arrived, counts the requests it completed (a
+//! request split across reads is counted when its last byte arrives) and answers them all in
+//! one write. A request head over 8 KiB closes the connection. The response is byte for byte
+//! the load benchmark's (`fio_bench::HTTP_RESPONSE`).
+//!
+//! Usage: `cargo run --release -p fio-reactor --example http_hello -- [--url URL | --port N]
+//! [--threads N] [--workers N]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
+//! it gracefully.
+
+#[path = "support/mod.rs"]
+pub(crate) mod support;
+
+use std::process::ExitCode;
+
+use log::LevelFilter;
+
+use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, Uuid};
+
+use support::Options;
+
+/// What `--help` prints.
+const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--workers N]
+  --url URL      where to listen (default tcp://0.0.0.0:3000)
+  --port N       shorthand for --url tcp://0.0.0.0:N
+  --threads N    reactor threads (default 4; negative: a fraction of the cores)
+  --workers N    worker processes (default 1; more needs fio-cluster)";
+
+/// The response to every request: a copy of `fio_bench::HTTP_RESPONSE`'s bytes (examples
+/// can't depend on fio-bench), which every HTTP contender of the load benchmark sends.
+pub(crate) const HTTP_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Length: 12\r\n\
+Connection: keep-alive\r\n\
+\r\n\
+Hello World!";
+
+/// The end of a request head.
+const TERMINATOR: &[u8; 4] = b"\r\n\r\n";
+
+/// The longest request head accepted; a longer one closes the connection.
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+
+/// Reads per `on_data` call at most; bytes left buffered bring `on_data` back next tick.
+const READS_PER_CALL: usize = 64;
+
+/// Counts complete requests in a byte stream fed in arbitrary pieces, and the size of the
+/// request head in progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Requests {
+    /// How many bytes of [`TERMINATOR`] the stream currently ends with (0 to 3).
+    matched: usize,
+    /// Bytes of the request in progress (since the last terminator).
+    head: usize,
+}
+
+impl Requests {
+    /// Feeds the next bytes and returns how many requests they completed. Once the request in
+    /// progress grows past [`MAX_HEAD`] it stops there: see [`too_large`](Self::too_large).
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> usize {
+        if self.too_large() {
+            return 0;
+        }
+        let mut complete = 0;
+        let mut matched = self.matched;
+        let mut head = self.head;
+        for &byte in bytes {
+            matched = if byte == TERMINATOR[matched] {
+                matched + 1
+            } else if byte == b'\r' {
+                // Only "\r" can restart a match: no longer prefix of "\r\n\r\n" is a suffix of
+                // another.
+                1
+            } else {
+                0
+            };
+            head += 1;
+            if matched == TERMINATOR.len() {
+                complete += 1;
+                matched = 0;
+                head = 0;
+            } else if head > MAX_HEAD {
+                break;
+            }
+        }
+        self.matched = matched;
+        self.head = head;
+        complete
+    }
+
+    /// Whether the request in progress is longer than [`MAX_HEAD`] bytes.
+    pub(crate) fn too_large(&self) -> bool {
+        self.head > MAX_HEAD
+    }
+}
+
+/// The hello protocol on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Hello {
+    requests: Requests,
+}
+
+impl Protocol for Hello {
+    fn on_data(&mut self, uuid: Uuid) {
+        let requests = &mut self.requests;
+        let (complete, too_large) = support::with_read_buffer(|buf| {
+            let mut complete = 0;
+            for _ in 0..READS_PER_CALL {
+                let len = match fio_reactor::read(uuid, buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(len) => len,
+                };
+                complete += requests.feed(&buf[..len]);
+                if requests.too_large() {
+                    return (complete, true);
+                }
+            }
+            (complete, false)
+        });
+        respond(uuid, complete);
+        if too_large {
+            log::warn!("connection {uuid}: a request head over {MAX_HEAD} bytes; closing");
+            let _ = fio_reactor::close(uuid);
+        }
+    }
+}
+
+/// Answers `count` requests on `uuid` with one write.
+fn respond(uuid: Uuid, count: usize) {
+    let _ = match count {
+        0 => return,
+        1 => fio_reactor::write2(uuid, Chunk::Static(HTTP_RESPONSE), false),
+        _ => fio_reactor::write2(uuid, HTTP_RESPONSE.repeat(count), false),
+    };
+}
+
+/// Listens on `url` for `reactor` with the hello protocol; returns the listener's uuid, whose
+/// address is `fio_reactor::local_addr(listener)`.
+///
+/// # Errors
+/// As [`Reactor::listen`]: a URL that doesn't parse, or a socket that can't be bound.
+pub(crate) fn listen(reactor: &Reactor, url: &str) -> Result<Uuid, Error> {
+    reactor.listen(ListenArgs::new(url, |uuid| {
+        if let Err(error) = fio_reactor::attach(uuid, Hello::default()) {
+            log::warn!("attaching connection {uuid} failed: {error}");
+        }
+    }))
+}
+
+/// The program: listens on `options.url` and runs the process's reactor until SIGINT or
+/// SIGTERM.
+///
+/// # Errors
+/// - what [`listen`] reports (for example the port is taken);
+/// - what `fio_reactor::start` reports, e.g. `Error::ClusterRequired` for `--workers 2`.
+pub(crate) fn run(options: &Options) -> Result<(), Error> {
+    support::init_logger(LevelFilter::Info);
+    let reactor = Reactor::current();
+    let listener = listen(&reactor, &options.url)?;
+    let address = fio_reactor::local_addr(listener).map_or(options.url.clone(), |a| a.to_string());
+    reactor.state_callback_add(CallbackEvent::OnStart, move || {
+        log::info!(
+            "http_hello listening on {address} ({} engine)",
+            fio_reactor::engine()
+        );
+    });
+    fio_reactor::start(options.start_args())
+}
+
+#[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]
+fn main() -> ExitCode {
+    support::main("http_hello", USAGE, &[], |options| run(&options))
+}

@@ -1,0 +1,194 @@
+//! What the example servers share: their command line, a stderr logger, and the `main` that
+//! ties them together. Each example includes this file with `#[path = "support/mod.rs"]`.
+
+use std::cell::RefCell;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+use fio_reactor::StartArgs;
+
+/// The spec's default address (`fio_listen`'s `url` when none is given).
+pub(crate) const DEFAULT_URL: &str = "tcp://0.0.0.0:3000";
+
+/// The size of each reactor thread's read buffer (see [`with_read_buffer`]).
+pub(crate) const READ_BUFFER: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per reactor thread: zeroing a fresh 16 KiB stack buffer on every
+    /// `on_data` showed up in profiles of the one-request-per-read loads.
+    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
+}
+
+/// Runs `f` with this thread's [`READ_BUFFER`]-byte read buffer (its contents are whatever
+/// the last user left).
+pub(crate) fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        // Only when a callback runs inside another on the same thread: a fresh buffer then.
+        Err(_) => f(&mut vec![0; READ_BUFFER]),
+    })
+}
+
+/// The options every example server takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Where to listen, in `fio_listen`'s URL form.
+    pub(crate) url: String,
+    /// Reactor threads (`fio_start`'s `.threads`; negative is a fraction of the cores).
+    pub(crate) threads: i16,
+    /// Worker processes (`fio_start`'s `.workers`); above 1 needs fio-cluster.
+    pub(crate) workers: i16,
+    /// The example's own switches that were given, e.g. `--raw`.
+    pub(crate) switches: Vec<&'static str>,
+}
+
+impl Default for Options {
+    /// The spec's echo server: `tcp://0.0.0.0:3000`, `fio_start(.threads = 4, .workers = 1)`.
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            threads: 4,
+            workers: 1,
+            switches: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Parses the arguments after the program name. `known` lists the example's own switches
+    /// (flags without a value). Options take `--opt V` or `--opt=V`; `--port N` is a shorthand
+    /// for `--url tcp://0.0.0.0:N`, the form the load benchmark uses.
+    ///
+    /// Returns `Ok(None)` for `--help`.
+    ///
+    /// # Errors
+    /// A message naming the argument, when one is unknown, lacks its value, or its value is
+    /// not a number in range.
+    pub(crate) fn parse<I>(args: I, known: &[&'static str]) -> Result<Option<Self>, String>
+    where
+        I: IntoIterator<Item = String>,
+    {
+        let mut options = Self::default();
+        let mut args = args.into_iter();
+        while let Some(argument) = args.next() {
+            if argument == "--help" || argument == "-h" {
+                return Ok(None);
+            }
+            if let Some(&switch) = known.iter().find(|&&switch| switch == argument) {
+                if !options.switches.contains(&switch) {
+                    options.switches.push(switch);
+                }
+                continue;
+            }
+            let (option, inline) = match argument.split_once('=') {
+                Some((option, value)) => (option.to_owned(), Some(value.to_owned())),
+                None => (argument.clone(), None),
+            };
+            if !matches!(
+                option.as_str(),
+                "--url" | "--port" | "--threads" | "--workers"
+            ) {
+                return Err(format!("unknown argument {argument:?}"));
+            }
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("{option} needs a value"))?,
+            };
+            let number = |what: &str| format!("{option} takes {what}, not {value:?}");
+            match option.as_str() {
+                "--url" => options.url = value,
+                "--port" => {
+                    let port: u16 = value.parse().map_err(|_| number("a port number"))?;
+                    options.url = format!("tcp://0.0.0.0:{port}");
+                }
+                "--threads" => {
+                    options.threads = value.parse().map_err(|_| number("a thread count"))?;
+                }
+                _ => options.workers = value.parse().map_err(|_| number("a worker count"))?,
+            }
+        }
+        Ok(Some(options))
+    }
+
+    /// The arguments for `fio_reactor::start`: these counts, the engine from `FIO_ENGINE` (or
+    /// io_uring first), and SIGINT/SIGTERM stopping the server gracefully.
+    pub(crate) fn start_args(&self) -> StartArgs {
+        StartArgs {
+            threads: self.threads,
+            workers: self.workers,
+            ..StartArgs::default()
+        }
+    }
+}
+
+/// Writes every log record at or above the global level to stderr, one line each.
+#[derive(Debug)]
+struct StderrLogger;
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("[{}] {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The one logger of the process.
+static LOGGER: StderrLogger = StderrLogger;
+
+/// Installs the stderr logger at `level`; a logger installed earlier stays.
+pub(crate) fn init_logger(level: LevelFilter) {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// An error and its causes on one line: `listening on ... failed: Address in use`.
+pub(crate) fn describe(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// An example's `main`: parses the command line (`known` switches, `usage` for `--help` and
+/// mistakes), runs `run`, and turns a failure into a message on stderr and exit status 1
+/// (2 for a bad command line).
+pub(crate) fn main<E: Error>(
+    name: &str,
+    usage: &str,
+    known: &[&'static str],
+    run: impl FnOnce(Options) -> Result<(), E>,
+) -> ExitCode {
+    match Options::parse(std::env::args().skip(1), known) {
+        Ok(Some(options)) => match run(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{name}: {}", describe(&error));
+                ExitCode::FAILURE
+            }
+        },
+        Ok(None) => {
+            println!("{usage}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{name}: {message}\n{usage}");
+            ExitCode::from(2)
+        }
+    }
+}
