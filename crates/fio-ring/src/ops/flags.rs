@@ -9,6 +9,64 @@
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};
 
+/// The set operations, `|`, `|=` and `Debug` every flag type here shares; each type lists its
+/// named flags (for `Debug`) and says in `$bits_doc` which bits `bits()` returns.
+macro_rules! flag_set {
+    ($name:ident, $bits_doc:literal, [$($flag:ident),* $(,)?]) => {
+        impl $name {
+            /// No extra flag.
+            pub const fn empty() -> Self {
+                Self(0)
+            }
+
+            /// Whether no flag is set.
+            pub const fn is_empty(self) -> bool {
+                self.0 == 0
+            }
+
+            /// Whether every flag in `other` is also set here.
+            pub const fn contains(self, other: Self) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            /// The flags of both sets.
+            pub const fn union(self, other: Self) -> Self {
+                Self(self.0 | other.0)
+            }
+
+            #[doc = $bits_doc]
+            pub const fn bits(self) -> i32 {
+                self.0
+            }
+        }
+
+        impl BitOr for $name {
+            type Output = Self;
+
+            fn bitor(self, other: Self) -> Self {
+                self.union(other)
+            }
+        }
+
+        impl BitOrAssign for $name {
+            fn bitor_assign(&mut self, other: Self) {
+                *self = self.union(other);
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let set: Vec<&str> = [$((Self::$flag, stringify!($flag))),*]
+                    .iter()
+                    .filter(|(flag, _)| self.contains(*flag))
+                    .map(|(_, name)| *name)
+                    .collect();
+                write!(f, "{}({})", stringify!($name), set.join(" | "))
+            }
+        }
+    };
+}
+
 /// Extra `MSG_*` flags for [`Op::send_with_flags`](crate::Op::send_with_flags),
 /// [`Op::sendmsg_with_flags`](crate::Op::sendmsg_with_flags) and
 /// [`Op::send_zc_with_flags`](crate::Op::send_zc_with_flags). `MSG_NOSIGNAL` is always added.
@@ -36,66 +94,17 @@ impl SendFlags {
     /// Fail with `EAGAIN` instead of waiting for room in the socket buffer (`MSG_DONTWAIT`).
     pub const DONTWAIT: Self = Self(libc::MSG_DONTWAIT);
 
-    /// No extra flag.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Whether no flag is set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every flag in `other` is also set here.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The flags of both sets.
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
-    /// The raw `MSG_*` bits, without the implied `MSG_NOSIGNAL`.
-    pub const fn bits(self) -> i32 {
-        self.0
-    }
-
     /// The bits the kernel gets.
     pub(crate) const fn with_nosignal(self) -> i32 {
         self.0 | libc::MSG_NOSIGNAL
     }
 }
 
-impl BitOr for SendFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        self.union(other)
-    }
-}
-
-impl BitOrAssign for SendFlags {
-    fn bitor_assign(&mut self, other: Self) {
-        *self = self.union(other);
-    }
-}
-
-impl fmt::Debug for SendFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [
-            (Self::MORE, "MORE"),
-            (Self::WAITALL, "WAITALL"),
-            (Self::DONTWAIT, "DONTWAIT"),
-        ];
-        let set: Vec<&str> = names
-            .iter()
-            .filter(|(flag, _)| self.contains(*flag))
-            .map(|(_, name)| *name)
-            .collect();
-        write!(f, "SendFlags({})", set.join(" | "))
-    }
-}
+flag_set!(
+    SendFlags,
+    "The raw `MSG_*` bits, without the implied `MSG_NOSIGNAL`.",
+    [MORE, WAITALL, DONTWAIT]
+);
 
 /// Extra `SOCK_*` flags for the sockets [`Op::accept_with_flags`](crate::Op::accept_with_flags)
 /// and [`Op::accept_multishot_with_flags`](crate::Op::accept_multishot_with_flags) produce.
@@ -116,60 +125,17 @@ impl AcceptFlags {
     /// and writes it directly needs; saves the two `fcntl(2)` calls that would set it after.
     pub const NONBLOCK: Self = Self(libc::SOCK_NONBLOCK);
 
-    /// No extra flag: the accepted socket blocks, like the listener's default.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Whether no flag is set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every flag in `other` is also set here.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The flags of both sets.
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
-    /// The raw `SOCK_*` bits, without the implied `SOCK_CLOEXEC`.
-    pub const fn bits(self) -> i32 {
-        self.0
-    }
-
     /// The bits the kernel gets.
     pub(crate) const fn with_cloexec(self) -> i32 {
         self.0 | libc::SOCK_CLOEXEC
     }
 }
 
-impl BitOr for AcceptFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        self.union(other)
-    }
-}
-
-impl BitOrAssign for AcceptFlags {
-    fn bitor_assign(&mut self, other: Self) {
-        *self = self.union(other);
-    }
-}
-
-impl fmt::Debug for AcceptFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.contains(Self::NONBLOCK) {
-            f.write_str("AcceptFlags(NONBLOCK)")
-        } else {
-            f.write_str("AcceptFlags()")
-        }
-    }
-}
+flag_set!(
+    AcceptFlags,
+    "The raw `SOCK_*` bits, without the implied `SOCK_CLOEXEC`.",
+    [NONBLOCK]
+);
 
 #[cfg(test)]
 mod tests {
