@@ -71,8 +71,10 @@
 //! |---|---|---|
 //! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
 //! | `fio_write` | [`write`](crate::write()) | copies |
-//! | `fio_write2(.data.buf, .urgent, ...)` | [`write2`](crate::write2), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes; files (`.is_fd`) not yet |
-//! | `fio_sendfile` | *not yet* | |
+//! | `fio_write2(.data.buf, .len, .offset, .dealloc, .urgent)` | [`write2`](crate::write2), [`Payload`](crate::Payload), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes (slice it for `.offset`/`.len`); dropping it once sent is `.dealloc` (`FIO_DEALLOC_NOOP`: a `&'static` chunk) |
+//! | `fio_write2(.copy = 1)` | [`write`](crate::write()) | |
+//! | `fio_write2(.data.fd, .is_fd, .offset, .len, .keep_open)` | [`write2`](crate::write2) with a [`FileChunk`](crate::FileChunk) | [`FileChunk::new`](crate::FileChunk::new) closes the file when done, [`FileChunk::shared`](crate::FileChunk::shared) (an `Arc<File>`) is `.keep_open`; read a piece at a time (64 KiB, at most 4 queued), later writes wait behind it |
+//! | `fio_sendfile` | [`sendfile`](crate::sendfile) | `len` 0 sends to the end of the file |
 //! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
 //! | `fio_flush` | [`flush`](crate::flush()) | flushes the rw hook now, returns the bytes it still holds; the send queue itself goes out at the end of every tick; owning thread only |
 //! | `fio_flush_all`, `fio_flush_strong` | *not needed* | send queues and hooks are flushed at the end of every tick |

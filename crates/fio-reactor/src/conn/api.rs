@@ -11,6 +11,7 @@ use fio_socket::Chunk;
 use fio_sys::SockAddr;
 
 use crate::conn::hook;
+use crate::conn::outbox::{self, FileChunk, Payload};
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::state::{Kind, attach_local, caught, close_local, set_suspended};
 use crate::conn::table::{self, Record};
@@ -221,23 +222,49 @@ pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     write2(uuid, Chunk::Vec(data.to_vec()), false)
 }
 
-/// Queues `chunk` for `uuid` without copying it (facil.io's `fio_write2`: the data moves into
-/// the connection). `urgent` puts it right after the chunk being sent. With a read/write hook
-/// ([`rw_hook_set`](crate::rw_hook_set)) the chunk goes to the hook's `write` instead, whose
-/// output keeps the urgency.
+/// Queues `payload` for `uuid` without copying it (facil.io's `fio_write2`: the data moves
+/// into the connection, and dropping it once sent is the `dealloc`). A [`FileChunk`] is read
+/// and sent a piece at a time (`.is_fd`), and writes made after it wait for it. `urgent`
+/// puts a chunk of bytes right after the chunk being sent, ahead of any file. With a
+/// read/write hook ([`rw_hook_set`](crate::rw_hook_set)) the bytes go to the hook's `write`,
+/// whose output keeps the urgency.
 ///
 /// # Errors
 /// As [`write`](write()).
-pub fn write2(uuid: Uuid, chunk: impl Into<Chunk>, urgent: bool) -> Result<(), Error> {
-    let chunk = chunk.into();
+///
+/// # Examples
+/// ```
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(fio_reactor::write2(stale, b"moved".to_vec(), false).is_err());
+/// ```
+pub fn write2(uuid: Uuid, payload: impl Into<Payload>, urgent: bool) -> Result<(), Error> {
+    let payload = payload.into();
     on_owner(uuid, move |local| {
-        if hook::has_hook(local, uuid) {
-            hook::write(local, uuid, chunk, urgent)
-        } else {
-            local.engine.borrow_mut().write(uuid, chunk, urgent)
-        }
-        .map_err(|error| engine_error(uuid, error))
+        outbox::write(local, uuid, payload, urgent).map_err(|error| engine_error(uuid, error))
     })
+}
+
+/// Sends up to `len` bytes of `file` from `offset` (0: up to its end) and closes it afterwards
+/// (facil.io's `fio_sendfile`); the bytes go out in order with the connection's other writes,
+/// a piece at a time, so memory stays bounded however large the file is. Same as
+/// `write2(uuid, FileChunk::new(file).offset(offset).max_len(len), false)`.
+///
+/// # Errors
+/// As [`write`](write()); the file is closed on error too.
+///
+/// # Examples
+/// ```
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// let file = std::fs::File::open("/proc/self/status")?;
+/// assert!(fio_reactor::sendfile(stale, file, 0, 0).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn sendfile(uuid: Uuid, file: impl Into<OwnedFd>, offset: u64, len: u64) -> Result<(), Error> {
+    let mut chunk = FileChunk::new(file).offset(offset);
+    if len > 0 {
+        chunk = chunk.max_len(len);
+    }
+    write2(uuid, chunk, false)
 }
 
 /// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`).
@@ -247,7 +274,15 @@ pub fn write2(uuid: Uuid, chunk: impl Into<Chunk>, urgent: bool) -> Result<(), E
 /// - [`Error::ForeignThread`] outside the owning thread.
 pub fn pending(uuid: Uuid) -> Result<usize, Error> {
     match route(uuid)? {
-        Route::Here(local) => Ok(local.engine.borrow().pending(uuid)),
+        Route::Here(local) => {
+            let waiting = local
+                .conns
+                .borrow()
+                .map
+                .get(&uuid)
+                .map_or(0, |conn| conn.outbox.len());
+            Ok(local.engine.borrow().pending(uuid) + waiting)
+        }
         Route::There(..) => Err(Error::ForeignThread(uuid)),
     }
 }

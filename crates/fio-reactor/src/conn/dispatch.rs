@@ -6,12 +6,12 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::conn::hook;
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
     Conn, Kind, caught, close_local, finalize, run_data, set_suspended, with_protocol,
 };
 use crate::conn::table::{self, Record};
+use crate::conn::{hook, outbox};
 use crate::defer::run_task;
 use crate::engine::{CloseMode, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
@@ -147,6 +147,17 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     match local.conns.borrow_mut().map.get_mut(&uuid) {
         Some(conn) => conn.active = now,
         None => return,
+    }
+    // A file being sent refills the queue; `on_ready` waits until everything went out.
+    outbox::pump(local, uuid);
+    let waiting = local
+        .conns
+        .borrow()
+        .map
+        .get(&uuid)
+        .is_some_and(|conn| !conn.outbox.is_empty());
+    if waiting || local.engine.borrow().pending(uuid) > 0 {
+        return;
     }
     set_suspended(local, uuid, false);
     hook::drained(local, uuid);

@@ -13,6 +13,7 @@ mod dispatch;
 mod env;
 mod hook;
 mod listen;
+mod outbox;
 mod protocol;
 mod shutdown;
 mod socket;
@@ -22,12 +23,14 @@ mod task;
 
 pub use api::{
     attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed, is_valid,
-    local_addr, peer_addr, pending, read, suspend, timeout_get, timeout_set, touch, write, write2,
+    local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set, touch,
+    write, write2,
 };
 pub use connect::{ConnectArgs, connect};
 pub use env::{uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset};
 pub use hook::{DefaultHook, HookIo, RwHook, flush, rw_hook_set};
 pub use listen::{ListenArgs, listen};
+pub use outbox::{FileChunk, Payload};
 pub use protocol::{IoEvent, Protocol, ping_eternal};
 pub use socket::{SocketRole, accept, capa, set_non_block, socket};
 pub use task::{ProtocolGuard, defer_io_task, protocol_try_lock};

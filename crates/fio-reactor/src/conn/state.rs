@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::conn::hook::{self, RwHook};
+use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
 use crate::engine::CloseMode;
@@ -90,6 +91,8 @@ pub(crate) struct Conn {
     /// A graceful close waits for the hook's `flush` to report nothing held (its
     /// `before_close` asked for the delay); when it was requested, to bound the wait.
     pub(crate) close_after_flush: Option<Instant>,
+    /// Writes waiting behind a file being sent.
+    pub(crate) outbox: Outbox,
 }
 
 impl Conn {
@@ -114,6 +117,7 @@ impl Conn {
             hook_held: false,
             before_close_done: false,
             close_after_flush: None,
+            outbox: Outbox::default(),
         }
     }
 
@@ -268,6 +272,12 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
         let connecting = matches!(conn.kind, Kind::Connecting { .. });
         if mode == CloseMode::Graceful && conn.close_after_flush.is_some() {
             // Already waiting for the hook to flush its last bytes.
+            return;
+        }
+        if mode == CloseMode::Graceful && conn.outbox.defer_close() {
+            // A file is still being sent: the outbox closes the connection once it is empty.
+            drop(conns);
+            table::update(uuid, |record| record.closing = true);
             return;
         }
         let ask_hook = mode == CloseMode::Graceful
