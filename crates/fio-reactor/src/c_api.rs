@@ -77,7 +77,8 @@
 //! | `fio_sendfile` | [`sendfile`](crate::sendfile) | `len` 0 sends to the end of the file |
 //! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
 //! | `fio_flush` | [`flush`](crate::flush()) | flushes the rw hook now, returns the bytes it still holds; the send queue itself goes out at the end of every tick; owning thread only |
-//! | `fio_flush_all`, `fio_flush_strong` | *not needed* | send queues and hooks are flushed at the end of every tick |
+//! | `fio_flush_strong` | [`flush_strong`](crate::flush_strong) | flushes the hook until it holds nothing (or stops shrinking); returns the chunks queued for the socket, which go out at the end of the tick instead of in a busy loop |
+//! | `fio_flush_all` | [`flush_all`](crate::flush_all) | the calling reactor thread's connections; returns how many still have bytes to send |
 //!
 //! ## Connection environment (linked objects)
 //!

@@ -341,3 +341,124 @@ fn a_hook_for_a_closed_connection_is_cleaned_up_at_once() {
     assert_eq!(stats.drops.load(Ordering::SeqCst), 1);
     assert!(fio_reactor::flush(stale).is_err());
 }
+
+/// Writes a greeting through a hook that stalls three flushes, then flushes it strongly.
+struct StrongFlusher {
+    results: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Protocol for StrongFlusher {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while fio_reactor::read(uuid, &mut buf).unwrap_or(0) > 0 {}
+        fio_reactor::write(uuid, b"flushed at once").unwrap();
+        let unsent_before = fio_reactor::flush_all();
+        let queued = fio_reactor::flush_strong(uuid).unwrap();
+        let unsent_after = fio_reactor::flush_all();
+        self.results
+            .lock()
+            .unwrap()
+            .extend([unsent_before, queued, unsent_after]);
+        fio_reactor::close(uuid).unwrap();
+    }
+}
+
+#[test]
+fn flush_strong_empties_a_stalling_hook_and_flush_all_counts_what_is_unsent() {
+    let reactor = reactor(1);
+    let stats = Arc::new(Stats::default());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let (hooks, seen) = (Arc::clone(&stats), Arc::clone(&results));
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        fio_reactor::rw_hook_set(uuid, Xor::new(&hooks, 3)).unwrap();
+        fio_reactor::attach(
+            uuid,
+            StrongFlusher {
+                results: Arc::clone(&seen),
+            },
+        )
+        .unwrap();
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let mut stream = client(addr);
+        stream.write_all(&encode(b"go")).unwrap();
+        let raw = read_to_end(&mut stream);
+        stopper.stop();
+        raw
+    });
+    start_bounded(&reactor).unwrap();
+    let (records, _) = decode(&client.join().unwrap());
+    assert_eq!(records[0], b"flushed at once");
+    // flush_all's own flush is the first stall; flush_strong rides out the other two.
+    assert_eq!(stats.stalls.load(Ordering::SeqCst), 3);
+    let results = results.lock().unwrap().clone();
+    assert_eq!(results[0], 1, "the hook held the greeting");
+    assert!(results[1] >= 1, "the record waits in the send queue");
+    assert_eq!(
+        results[2], 1,
+        "the send queue goes out at the end of the tick"
+    );
+    assert_eq!(fio_reactor::flush_all(), 0, "off a reactor thread");
+}
+
+/// Writes through its hook and closes at once; counts `on_close`.
+struct WriteAndClose {
+    closes: Arc<AtomicUsize>,
+}
+
+impl Protocol for WriteAndClose {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while fio_reactor::read(uuid, &mut buf).unwrap_or(0) > 0 {}
+        fio_reactor::write(uuid, b"never flushed").unwrap();
+        fio_reactor::close(uuid).unwrap();
+    }
+
+    fn on_close(&mut self, _uuid: Uuid) {
+        self.closes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_hook_that_never_flushes_delays_the_close_only_for_the_grace_period() {
+    let reactor = reactor(1);
+    let stats = Arc::new(Stats::default());
+    let closes = Arc::new(AtomicUsize::new(0));
+    let (hooks, counted) = (Arc::clone(&stats), Arc::clone(&closes));
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        fio_reactor::rw_hook_set(uuid, Xor::new(&hooks, usize::MAX)).unwrap();
+        fio_reactor::attach(
+            uuid,
+            WriteAndClose {
+                closes: Arc::clone(&counted),
+            },
+        )
+        .unwrap();
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let mut stream = client(addr);
+        stream.write_all(&encode(b"go")).unwrap();
+        let started = std::time::Instant::now();
+        // Blocks until the server gives up on the hook (8 s), well inside the read timeout.
+        let raw = read_to_end(&mut stream);
+        let waited = started.elapsed();
+        stopper.stop();
+        (raw, waited)
+    });
+    start_bounded(&reactor).unwrap();
+    let (raw, waited) = client.join().unwrap();
+    assert!(raw.is_empty(), "the hook held everything: {raw:?}");
+    assert!(
+        waited < util::IO_TIMEOUT,
+        "the close came from the server, not the client's read timeout"
+    );
+    assert!(
+        stats.stalls.load(Ordering::SeqCst) >= 2,
+        "the hook was asked again"
+    );
+    assert_eq!(stats.before_closes.load(Ordering::SeqCst), 1);
+    assert_eq!(stats.drops.load(Ordering::SeqCst), 1);
+    assert_eq!(closes.load(Ordering::SeqCst), 1);
+}

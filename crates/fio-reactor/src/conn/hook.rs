@@ -276,6 +276,67 @@ pub fn flush(uuid: Uuid) -> Result<usize, Error> {
     }
 }
 
+/// Flushes `uuid`'s hook until it holds nothing, up to 64 times (facil.io's
+/// `fio_flush_strong`); returns the chunks still queued for the socket. Unlike facil.io it
+/// doesn't spin on the socket: the engine sends the queue at the end of the tick, so a
+/// reactor thread is never stuck behind a slow peer.
+///
+/// # Errors
+/// As [`flush`].
+///
+/// # Examples
+/// ```
+/// let stale = fio_reactor::Uuid::from_parts(0, 0);
+/// assert!(fio_reactor::flush_strong(stale).is_err());
+/// ```
+pub fn flush_strong(uuid: Uuid) -> Result<usize, Error> {
+    let Route::Here(local) = route(uuid)? else {
+        return Err(Error::ForeignThread(uuid));
+    };
+    // Bounded: a hook that holds bytes this long waits for something only a later tick brings.
+    for _ in 0..STRONG_FLUSH_ROUNDS {
+        if flush_one(&local, uuid, Instant::now())? == 0 {
+            break;
+        }
+    }
+    Ok(local.engine.borrow().pending(uuid))
+}
+
+/// Flushes the read/write hooks of every connection owned by the calling reactor thread
+/// (facil.io's `fio_flush_all`); returns how many of them still have bytes to send (in a
+/// hook, behind a file, or in the send queue, which goes out at the end of the tick). Off a
+/// reactor thread there is nothing to flush and it returns 0.
+///
+/// # Examples
+/// ```
+/// assert_eq!(fio_reactor::flush_all(), 0);
+/// ```
+pub fn flush_all() -> usize {
+    let reactor = crate::Reactor::current();
+    let Some(local) = Local::current(reactor.inner()) else {
+        return 0;
+    };
+    let now = Instant::now();
+    let uuids: Vec<Uuid> = local.conns.borrow().map.keys().copied().collect();
+    let mut unsent = 0;
+    for uuid in uuids {
+        let held = match flush_one(&local, uuid, now) {
+            Ok(held) => held,
+            Err(_) => continue,
+        };
+        let waiting = local
+            .conns
+            .borrow()
+            .map
+            .get(&uuid)
+            .is_some_and(|conn| !conn.outbox.is_empty());
+        if held > 0 || waiting || local.engine.borrow().pending(uuid) > 0 {
+            unsent += 1;
+        }
+    }
+    unsent
+}
+
 /// Whether `uuid` (owned here) has a hook.
 pub(crate) fn has_hook(local: &Local, uuid: Uuid) -> bool {
     local
@@ -384,6 +445,9 @@ fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize, Error> {
     }
     Ok(held)
 }
+
+/// How many times [`flush_strong`] flushes a hook that still holds bytes.
+const STRONG_FLUSH_ROUNDS: usize = 64;
 
 /// The error a panicking hook's caller sees.
 fn panicked() -> io::Error {

@@ -28,7 +28,7 @@ pub use api::{
 };
 pub use connect::{ConnectArgs, connect};
 pub use env::{uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset};
-pub use hook::{DefaultHook, HookIo, RwHook, flush, rw_hook_set};
+pub use hook::{DefaultHook, HookIo, RwHook, flush, flush_all, flush_strong, rw_hook_set};
 pub use listen::{ListenArgs, listen};
 pub use outbox::{FileChunk, Payload};
 pub use protocol::{IoEvent, Protocol, ping_eternal};
