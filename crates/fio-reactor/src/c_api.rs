@@ -62,8 +62,10 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_listen(.url, .on_open, .on_finish, ...)` | [`listen`](crate::listen), [`ListenArgs`](crate::ListenArgs), [`Reactor::listen`](crate::Reactor::listen) | binds at once; closures replace `udata`; no `tls` / `is_master_only` yet |
-//! | `fio_connect(.url, .on_open, .on_finish, .timeout, ...)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | `on_fail(io::Error)`; returns the uuid; no `auto_reconnect` / `tls` yet |
+//! | `fio_listen(.url, .on_open, .udata, .tls, .on_finish, .is_master_only)` | [`listen`](crate::listen), [`ListenArgs`](crate::ListenArgs), [`Reactor::listen`](crate::Reactor::listen) | binds at once; closures replace `udata`; `.tls` is any [`Tls`](crate::Tls) provider (fio-tls); a `tls://` URL without one is [`Error::TlsRequired`](crate::Error::TlsRequired); `master_only` matters with fio-cluster's workers only |
+//! | `fio_connect(.url, .on_open, .on_finish, .tls, .udata, .timeout, .auto_reconnect, .is_master_only)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | returns the first attempt's uuid; adds `on_fail(io::Error)`; `on_finish` runs once when no further attempt follows; `timeout` is a `Duration` |
+//! | `FIO_RECONNECT_DELAY` | [`RECONNECT_DELAY`](crate::RECONNECT_DELAY) | a `Duration` (150 ms) |
+//! | `fio_tls_s` (the slot) | [`Tls`](crate::Tls) | makes each connection's [`RwHook`](crate::RwHook); installed before `on_open` |
 //!
 //! ## Reading and writing
 //!

@@ -125,6 +125,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A `tls://` URL was given to `listen` or `connect` without a [`Tls`](crate::Tls)
+    /// provider (`ListenArgs::tls`, `ConnectArgs::tls`), so it would run in plain text.
+    #[error("{url} asks for TLS, but no TLS provider was given")]
+    TlsRequired {
+        /// The URL asked for.
+        url: String,
+    },
     /// The engine failed an operation on a connection.
     #[error("connection {uuid} failed")]
     Connection {
@@ -151,7 +158,7 @@ impl From<Error> for io::Error {
             Error::InvalidUuid(_) => io::ErrorKind::NotConnected,
             Error::Closing(_) => io::ErrorKind::BrokenPipe,
             Error::ForeignThread(_) => io::ErrorKind::Unsupported,
-            Error::Url(_) => io::ErrorKind::InvalidInput,
+            Error::Url(_) | Error::TlsRequired { .. } => io::ErrorKind::InvalidInput,
             Error::EnvNotFound { .. } | Error::NoProtocol(_) => io::ErrorKind::NotFound,
             Error::Locked(_) => io::ErrorKind::WouldBlock,
             Error::Listen { source, .. }

@@ -641,6 +641,11 @@ impl Inner {
         self.idle_threads.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// Whether `stop` was called (the reactor is stopping or stopped).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop_requested.load(Ordering::SeqCst)
+    }
+
     /// Whether thread `index` should begin the shutdown sequence (thread 0 does it, once).
     pub(crate) fn should_shut_down(&self, index: usize) -> bool {
         index == 0

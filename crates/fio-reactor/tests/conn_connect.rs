@@ -1,4 +1,4 @@
-//! Client connections with `connect`: success and refusal.
+//! Client connections with `connect`: success, refusal, `on_finish`, `auto_reconnect`.
 
 mod util;
 
@@ -75,12 +75,17 @@ fn a_refused_connect_calls_on_fail() {
     let counted = Arc::clone(&failures);
     let opened = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&opened);
+    let finishes = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::clone(&finishes);
     let args = ConnectArgs::new(format!("tcp://127.0.0.1:{port}"), move |_| {
         seen.fetch_add(1, Ordering::SeqCst);
     })
     .on_fail(move |error| {
         assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
         counted.fetch_add(1, Ordering::SeqCst);
+    })
+    .on_finish(move || {
+        finished.fetch_add(1, Ordering::SeqCst);
         fio_reactor::stop();
     });
     match reactor.connect(args) {
@@ -93,5 +98,94 @@ fn a_refused_connect_calls_on_fail() {
         Err(other) => panic!("unexpected error: {other}"),
     }
     assert_eq!(failures.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        finishes.load(Ordering::SeqCst),
+        1,
+        "on_finish follows on_fail"
+    );
     assert_eq!(opened.load(Ordering::SeqCst), 0);
+}
+
+/// Closes its connection as soon as it is attached.
+struct Hangup;
+
+impl Protocol for Hangup {
+    fn on_ready(&mut self, uuid: Uuid) {
+        let _ = fio_reactor::close(uuid);
+    }
+}
+
+#[test]
+fn auto_reconnect_opens_again_after_each_close_until_the_reactor_stops() {
+    let reactor = reactor(1);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        fio_reactor::attach(
+            uuid,
+            Echo {
+                closes: Arc::new(AtomicUsize::new(0)),
+            },
+        )
+        .unwrap();
+    });
+    let opens = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&opens);
+    let finishes = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::clone(&finishes);
+    let failures = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::clone(&failures);
+    let args = ConnectArgs::new(format!("tcp://{addr}"), move |uuid| {
+        let mut opens = seen.lock().unwrap();
+        opens.push(uuid);
+        if opens.len() == 3 {
+            fio_reactor::stop();
+        }
+        // Each connection hangs up at once; the connector dials again.
+        fio_reactor::attach(uuid, Hangup).unwrap();
+    })
+    .auto_reconnect(true)
+    .on_fail(move |_| {
+        failed.fetch_add(1, Ordering::SeqCst);
+    })
+    .on_finish(move || {
+        finished.fetch_add(1, Ordering::SeqCst);
+    });
+    reactor.connect(args).unwrap();
+    start_bounded(&reactor).unwrap();
+    let opens = opens.lock().unwrap();
+    assert_eq!(opens.len(), 3);
+    assert!(opens[0] != opens[1] && opens[1] != opens[2], "{opens:?}");
+    assert!(accepted.load(Ordering::SeqCst) >= 3);
+    assert_eq!(finishes.load(Ordering::SeqCst), 1, "once, when it stopped");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "a reconnecting connector never fails"
+    );
+}
+
+#[test]
+fn a_closed_connection_without_auto_reconnect_finishes_its_connector() {
+    let reactor = reactor(1);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        fio_reactor::attach(uuid, Hangup).unwrap();
+    });
+    let opens = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&opens);
+    let args = ConnectArgs::new(format!("tcp://{addr}"), move |uuid| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        fio_reactor::attach(
+            uuid,
+            Echo {
+                closes: Arc::new(AtomicUsize::new(0)),
+            },
+        )
+        .unwrap();
+    })
+    .on_finish(fio_reactor::stop);
+    reactor.connect(args).unwrap();
+    start_bounded(&reactor).unwrap();
+    assert_eq!(opens.load(Ordering::SeqCst), 1);
 }

@@ -11,7 +11,7 @@ use crate::conn::state::{
     Conn, Kind, caught, close_local, finalize, run_data, set_suspended, with_protocol,
 };
 use crate::conn::table::{self, Record};
-use crate::conn::{hook, outbox};
+use crate::conn::{hook, outbox, tls};
 use crate::defer::run_task;
 use crate::engine::{CloseMode, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
@@ -52,18 +52,24 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 
 /// Opens an accepted stream on this thread and calls the listener's `on_open`.
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
-    let on_open = match local.conns.borrow().map.get(&listener) {
+    let (on_open, tls) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
-            kind: Kind::Listener { on_open, .. },
+            kind: Kind::Listener { on_open, tls, .. },
             closing: false,
             ..
-        }) => on_open.clone(),
+        }) => (on_open.clone(), tls.clone()),
         // The listener is closing: the stream just closes.
         _ => return,
     };
     let Some(uuid) = open_stream(local, stream, Kind::Stream, false, now) else {
         return;
     };
+    if let Some(tls) = &tls
+        && tls::secure(local, uuid, tls, tls::Side::Server).is_err()
+    {
+        close_local(local, uuid, CloseMode::Abort);
+        return;
+    }
     caught("on_open", uuid, || on_open(uuid));
     require_protocol(local, uuid);
 }
@@ -173,22 +179,20 @@ fn connected(local: &Local, uuid: Uuid, result: io::Result<()>) {
         };
         std::mem::replace(&mut conn.kind, Kind::Stream)
     };
-    let Kind::Connecting {
-        on_open, on_fail, ..
-    } = kind
-    else {
+    let Kind::Connecting { connector, .. } = kind else {
         return;
     };
-    match result {
+    let opened = result.and_then(|()| connector.opened(local, uuid));
+    match opened {
         Ok(()) => {
-            caught("on_open", uuid, || on_open(uuid));
+            if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+                conn.connector = Some(connector);
+            }
             require_protocol(local, uuid);
         }
         Err(error) => {
-            if let Some(on_fail) = on_fail {
-                caught("on_fail", uuid, || on_fail(error));
-            }
             close_local(local, uuid, CloseMode::Abort);
+            connector.failed(local, error);
         }
     }
 }
@@ -303,16 +307,9 @@ fn sweep(local: &Local, now: Instant) {
         }
     }
     for uuid in late {
-        let on_fail = match local.conns.borrow_mut().map.get_mut(&uuid) {
-            Some(Conn {
-                kind: Kind::Connecting { on_fail, .. },
-                ..
-            }) => on_fail.take(),
-            _ => None,
-        };
-        if let Some(on_fail) = on_fail {
-            let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-            caught("on_fail", uuid, || on_fail(error));
+        // The engine reports the aborted attempt as closed; `finalize` fails it with this.
+        if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+            conn.timed_out = true;
         }
         close_local(local, uuid, CloseMode::Abort);
     }

@@ -235,23 +235,39 @@ impl fmt::Debug for HookIo<'_> {
 /// See [`RwHook`].
 pub fn rw_hook_set(uuid: Uuid, hook: impl RwHook) -> Result<(), Error> {
     let hook: Box<dyn RwHook> = Box::new(hook);
+    on_owner(uuid, move |local| {
+        if local.conns.borrow().map.contains_key(&uuid) {
+            install(local, uuid, hook);
+            Ok(())
+        } else {
+            Err(Error::InvalidUuid(uuid))
+        }
+    })
+}
+
+/// Sets `uuid`'s hook (owned here; [`DefaultHook`] removes it) and drops the one it
+/// replaces; drops `hook` when `uuid` isn't here.
+pub(crate) fn install(local: &Local, uuid: Uuid, hook: Box<dyn RwHook>) {
     let hook = if (hook.as_ref() as &dyn Any).is::<DefaultHook>() {
         None
     } else {
         Some(hook)
     };
-    on_owner(uuid, move |local| {
-        let old = {
-            let mut conns = local.conns.borrow_mut();
-            let conn = conns.map.get_mut(&uuid).ok_or(Error::InvalidUuid(uuid))?;
-            conn.hook_held = false;
-            std::mem::replace(&mut conn.hook, hook)
+    let old = {
+        let mut conns = local.conns.borrow_mut();
+        let Some(conn) = conns.map.get_mut(&uuid) else {
+            drop(conns);
+            if let Some(hook) = hook {
+                caught("rw hook cleanup", uuid, || drop(hook));
+            }
+            return;
         };
-        if let Some(old) = old {
-            caught("rw hook cleanup", uuid, || drop(old));
-        }
-        Ok(())
-    })
+        conn.hook_held = false;
+        std::mem::replace(&mut conn.hook, hook)
+    };
+    if let Some(old) = old {
+        caught("rw hook cleanup", uuid, || drop(old));
+    }
 }
 
 /// Runs the hook's pending `flush` now and reports the bytes it still holds (facil.io's

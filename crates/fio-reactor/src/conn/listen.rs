@@ -10,6 +10,7 @@ use fio_sys::Url;
 use crate::conn::dispatch::open_with;
 use crate::conn::state::{Kind, OnFinish, OnOpen};
 use crate::conn::table::{self, Record};
+use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
 use crate::reactor::Reactor;
 use crate::thread::Local;
@@ -33,6 +34,10 @@ pub struct ListenArgs {
     on_open: OnOpen,
     /// Called once when the listener closes (the reactor stops, or `close(listener)`).
     on_finish: Option<OnFinish>,
+    /// Secures every accepted connection.
+    tls: Option<SharedTls>,
+    /// Listen in the master process only.
+    master_only: bool,
 }
 
 impl ListenArgs {
@@ -43,7 +48,35 @@ impl ListenArgs {
             url: url.into(),
             on_open: Arc::new(on_open),
             on_finish: None,
+            tls: None,
+            master_only: false,
         }
+    }
+
+    /// Secures every accepted connection with `tls` (facil.io's `.tls`): its server hook is
+    /// installed before `on_open`. Required for a `tls://` URL.
+    #[must_use]
+    pub fn tls(mut self, tls: Arc<dyn Tls>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Listens in the master process only (facil.io's `.is_master_only`); meaningful with
+    /// `fio-cluster`'s workers, ignored by a single process.
+    #[must_use]
+    pub fn master_only(mut self, master_only: bool) -> Self {
+        self.master_only = master_only;
+        self
+    }
+
+    /// Whether a TLS provider was given.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether only the master process listens.
+    pub fn is_master_only(&self) -> bool {
+        self.master_only
     }
 
     /// Runs `on_finish` once when the listener closes.
@@ -64,6 +97,8 @@ impl fmt::Debug for ListenArgs {
         f.debug_struct("ListenArgs")
             .field("url", &self.url)
             .field("on_finish", &self.on_finish.is_some())
+            .field("tls", &self.tls.is_some())
+            .field("master_only", &self.master_only)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +112,7 @@ impl fmt::Debug for ListenArgs {
 ///
 /// # Errors
 /// - [`Error::Url`] when the URL doesn't parse;
+/// - [`Error::TlsRequired`] for a `tls://` URL without [`ListenArgs::tls`];
 /// - [`Error::Listen`] when the socket can't be created, bound or put to listen.
 ///
 /// # Examples
@@ -106,8 +142,13 @@ impl Reactor {
             url,
             on_open,
             on_finish,
+            tls,
+            master_only: _,
         } = args;
         let parsed = Url::parse(&url).map_err(Error::Url)?;
+        if parsed.is_tls() && tls.is_none() {
+            return Err(Error::TlsRequired { url });
+        }
         // A server wants every descriptor the process may have (facil.io raised the limit
         // at load time).
         let _ = crate::conn::capa();
@@ -121,7 +162,11 @@ impl Reactor {
         let mut record = Record::new(&inner, thread);
         record.local = fio_sys::local_addr(socket.as_fd()).ok();
         let uuid = table::open(socket.as_raw_fd(), record);
-        let kind = Kind::Listener { on_open, on_finish };
+        let kind = Kind::Listener {
+            on_open,
+            on_finish,
+            tls,
+        };
         let open = move |local: &Local| {
             if let Err(error) = open_with(local, uuid, socket, kind, false, Instant::now()) {
                 log::error!("listening on {url} failed: {error}");

@@ -20,13 +20,14 @@ mod socket;
 mod state;
 mod table;
 mod task;
+mod tls;
 
 pub use api::{
     attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed, is_valid,
     local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set, touch,
     write, write2,
 };
-pub use connect::{ConnectArgs, connect};
+pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
 pub use env::{uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset};
 pub use hook::{DefaultHook, HookIo, RwHook, flush, flush_all, flush_strong, rw_hook_set};
 pub use listen::{ListenArgs, listen};
@@ -34,6 +35,7 @@ pub use outbox::{FileChunk, Payload};
 pub use protocol::{IoEvent, Protocol, ping_eternal};
 pub use socket::{SocketRole, accept, capa, set_non_block, socket};
 pub use task::{ProtocolGuard, defer_io_task, protocol_try_lock};
+pub use tls::Tls;
 
 pub(crate) use dispatch::{dispatch, has_work, next_deadline, tick};
 pub(crate) use shutdown::{begin as begin_shutdown, finish as finish_shutdown, progress};

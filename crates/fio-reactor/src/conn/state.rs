@@ -13,10 +13,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::conn::connect::Connector;
 use crate::conn::hook::{self, RwHook};
 use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
+use crate::conn::tls::SharedTls;
 use crate::engine::CloseMode;
 use crate::panic::message;
 use crate::thread::Local;
@@ -39,13 +41,13 @@ pub(crate) enum Kind {
         on_open: OnOpen,
         /// Called once when the listener closes.
         on_finish: Option<OnFinish>,
+        /// Secures each accepted connection.
+        tls: Option<SharedTls>,
     },
     /// A client socket whose connect is in progress.
     Connecting {
-        /// Called once connected; must attach a protocol.
-        on_open: OnOpen,
-        /// Called if the connect fails or times out.
-        on_fail: Option<OnFail>,
+        /// The `connect` it is an attempt of.
+        connector: Arc<Connector>,
         /// When the connect counts as failed.
         deadline: Option<Instant>,
     },
@@ -93,6 +95,10 @@ pub(crate) struct Conn {
     pub(crate) close_after_flush: Option<Instant>,
     /// Writes waiting behind a file being sent.
     pub(crate) outbox: Outbox,
+    /// The `connect` this client connection came from (for reconnecting and `on_finish`).
+    pub(crate) connector: Option<Arc<Connector>>,
+    /// A connect attempt passed its deadline (it fails with `TimedOut`).
+    pub(crate) timed_out: bool,
 }
 
 impl Conn {
@@ -118,6 +124,8 @@ impl Conn {
             before_close_done: false,
             close_after_flush: None,
             outbox: Outbox::default(),
+            connector: None,
+            timed_out: false,
         }
     }
 
@@ -184,9 +192,9 @@ impl fmt::Debug for Conns {
     }
 }
 
-/// Runs `f`, catching a panic and logging it with `what` and `uuid`; returns whether it
-/// returned normally.
-pub(crate) fn caught(what: &str, uuid: Uuid, f: impl FnOnce()) -> bool {
+/// Runs `f`, catching a panic and logging it with `what` and `uuid` (the connection, or what
+/// else the callback belongs to); returns whether it returned normally.
+pub(crate) fn caught(what: &str, uuid: impl fmt::Display, f: impl FnOnce()) -> bool {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => true,
         Err(payload) => {
@@ -328,16 +336,22 @@ pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
                 caught("on_finish", uuid, on_finish);
             }
         }
-        Kind::Connecting { on_fail, .. } => {
-            if let Some(on_fail) = on_fail {
-                let error =
-                    error.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted));
-                caught("on_fail", uuid, || on_fail(error));
-            }
+        Kind::Connecting { connector, .. } => {
+            let error = match error {
+                Some(error) => error,
+                None if conn.timed_out => {
+                    io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+                }
+                None => io::Error::from(io::ErrorKind::ConnectionAborted),
+            };
+            connector.failed(local, error);
         }
     }
     if let Some(mut protocol) = conn.protocol {
         caught("on_close", uuid, || protocol.on_close(uuid));
+    }
+    if let Some(connector) = conn.connector {
+        connector.closed(local);
     }
 }
 
