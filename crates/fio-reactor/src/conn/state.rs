@@ -19,7 +19,7 @@ use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
-use crate::engine::CloseMode;
+use crate::engine::{CloseMode, SEND_SOFT_LIMIT};
 use crate::panic::message;
 use crate::thread::Local;
 use crate::uuid::Uuid;
@@ -441,9 +441,15 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     };
     let progressed = conn.read_total > before;
     let (suspended, closing) = (conn.suspended, conn.closing);
+    // Answers pile up faster than the peer reads them: no more `on_data` (and no more
+    // receiving) until the send queue drains, which resumes it as it does after `suspend`.
+    let backlogged = local.engine.borrow().queued_bytes(uuid) >= SEND_SOFT_LIMIT;
     if eof && !closing {
         drop(conns);
         close_local(local, uuid, CloseMode::Graceful);
+    } else if backlogged && !closing && !suspended {
+        drop(conns);
+        set_suspended(local, uuid, true);
     } else if buffered > 0 && progressed && !suspended {
         conns.schedule_data(uuid);
     }

@@ -45,6 +45,11 @@ use crate::uuid::Uuid;
 pub(crate) use poll::PollEngine;
 pub(crate) use uring::UringEngine;
 
+/// Bytes a connection may have queued for sending before its `on_data` pauses until the
+/// queue drains: a peer that sends requests without reading the answers can't make the
+/// server buffer without bound.
+pub(crate) const SEND_SOFT_LIMIT: usize = 1 << 20;
+
 /// The environment variable that picks the engine when `StartArgs::engine` is `None`.
 pub(crate) const ENGINE_VAR: &str = "FIO_ENGINE";
 
@@ -241,6 +246,13 @@ pub(crate) trait Engine {
     /// change as activity, so a long drain doesn't time out; an engine that doesn't count
     /// leaves the default, and the layer falls back on changes of [`pending`](Self::pending).
     fn sent(&self, _conn: Uuid) -> u64 {
+        0
+    }
+
+    /// Bytes queued for `conn` and not yet sent. The connection layer stops calling `on_data`
+    /// past [`SEND_SOFT_LIMIT`] until the queue drains; an engine that doesn't count leaves
+    /// the default, and output then isn't throttled.
+    fn queued_bytes(&self, _conn: Uuid) -> usize {
         0
     }
 

@@ -387,6 +387,13 @@ impl Engine for PollEngine {
             .map_or(0, |stream| stream.send.chunks())
     }
 
+    fn queued_bytes(&self, conn: Uuid) -> usize {
+        self.conn(conn)
+            .ok()
+            .and_then(PollConn::stream)
+            .map_or(0, |stream| stream.send.len())
+    }
+
     fn sent(&self, conn: Uuid) -> u64 {
         self.conn(conn)
             .ok()

@@ -312,6 +312,14 @@ impl Stream {
         }
     }
 
+    /// Bytes queued and not yet sent (those written while connecting count once open).
+    pub(super) fn queued_bytes(&self) -> usize {
+        match &self.phase {
+            Phase::Open(socket) => socket.queued(),
+            _ => 0,
+        }
+    }
+
     /// Bytes the kernel took so far.
     pub(super) fn sent(&self) -> u64 {
         match &self.phase {

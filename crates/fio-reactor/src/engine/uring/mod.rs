@@ -309,6 +309,10 @@ impl Engine for UringEngine {
         self.stream(conn).map_or(0, Stream::pending)
     }
 
+    fn queued_bytes(&self, conn: Uuid) -> usize {
+        self.stream(conn).map_or(0, Stream::queued_bytes)
+    }
+
     fn sent(&self, conn: Uuid) -> u64 {
         self.stream(conn).map_or(0, Stream::sent)
     }
