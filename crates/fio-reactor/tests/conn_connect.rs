@@ -6,24 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fio_reactor::{ConnectArgs, Protocol, Uuid};
-use util::{Echo, listen_local, reactor, start_bounded};
-
-/// Sends `ping` when connected, stops the reactor when the echo is back.
-struct Pinger {
-    got: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Protocol for Pinger {
-    fn on_data(&mut self, uuid: Uuid) {
-        let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
-        let mut got = self.got.lock().unwrap();
-        got.extend_from_slice(&buf[..count]);
-        if got.len() >= 4 {
-            fio_reactor::stop();
-        }
-    }
-}
+use util::{Echo, Pinger, listen_local, reactor, start_bounded};
 
 #[test]
 fn connect_reaches_a_listener_of_the_same_reactor() {
@@ -47,6 +30,7 @@ fn connect_reaches_a_listener_of_the_same_reactor() {
                 uuid,
                 Pinger {
                     got: Arc::clone(&into),
+                    expected: 4,
                 },
             )
             .unwrap();

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use fio_reactor::{Chunk, ConnectArgs, HookIo, ListenArgs, Protocol, RwHook, Tls, Uuid};
-use util::{Echo, client, reactor, start_bounded};
+use fio_reactor::{Chunk, ConnectArgs, HookIo, ListenArgs, RwHook, Tls, Uuid};
+use util::{Echo, Pinger, client, reactor, start_bounded};
 
 /// XORs every byte both ways.
 struct XorHook(u8);
@@ -149,23 +149,6 @@ fn a_refusing_provider_closes_the_connection_without_on_open() {
     assert_eq!(opened.load(Ordering::SeqCst), 0);
 }
 
-/// Sends `ping` when connected, stops the reactor when the echo is back.
-struct Pinger {
-    got: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Protocol for Pinger {
-    fn on_data(&mut self, uuid: Uuid) {
-        let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
-        let mut got = self.got.lock().unwrap();
-        got.extend_from_slice(&buf[..count]);
-        if got.len() >= 4 {
-            fio_reactor::stop();
-        }
-    }
-}
-
 #[test]
 fn a_secured_client_talks_to_a_secured_server_and_names_it() {
     let reactor = reactor(1);
@@ -190,6 +173,7 @@ fn a_secured_client_talks_to_a_secured_server_and_names_it() {
                     uuid,
                     Pinger {
                         got: Arc::clone(&into),
+                        expected: 4,
                     },
                 )
                 .unwrap();

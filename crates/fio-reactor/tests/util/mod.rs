@@ -120,3 +120,22 @@ impl fio_reactor::Protocol for Echo {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A client protocol: collects what it reads and stops the reactor once `expected` bytes
+/// arrived.
+pub(crate) struct Pinger {
+    pub(crate) got: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    pub(crate) expected: usize,
+}
+
+impl fio_reactor::Protocol for Pinger {
+    fn on_data(&mut self, uuid: fio_reactor::Uuid) {
+        let mut buf = [0u8; 64];
+        let count = fio_reactor::read(uuid, &mut buf).unwrap_or(0);
+        let mut got = self.got.lock().expect("pinger lock");
+        got.extend_from_slice(&buf[..count]);
+        if got.len() >= self.expected {
+            fio_reactor::stop();
+        }
+    }
+}
