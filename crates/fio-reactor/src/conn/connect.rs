@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use fio_sys::{Host, Url};
+use fio_sys::{Host, Transport, Url};
 
-use crate::conn::dispatch::{open_with, record_for};
+use crate::conn::dispatch::{open_with, record_for, require_protocol};
 use crate::conn::state::{Kind, OnFail, OnFinish, OnOpen, caught};
 use crate::conn::table;
 use crate::conn::tls::{SharedTls, Tls};
@@ -281,6 +281,12 @@ impl Reactor {
         if parsed.is_tls() && tls.is_none() {
             return Err(Error::TlsRequired { url });
         }
+        if parsed.transport() == Transport::Udp && tls.is_some() {
+            return Err(Error::Connect {
+                url,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "no TLS over UDP"),
+            });
+        }
         let connector = Arc::new(Connector {
             url,
             parsed,
@@ -311,8 +317,18 @@ fn attempt(reactor: &Reactor, connector: &Arc<Connector>) -> Result<Uuid, Error>
     };
     let uuid = table::open(socket.as_raw_fd(), record);
     let connector = Arc::clone(connector);
+    let datagram = connector.parsed.transport() == Transport::Udp;
     let open = move |local: &Local| {
         let now = Instant::now();
+        if datagram {
+            // A datagram socket is connected at once: open it and call `on_open` now.
+            let kind = Kind::Datagram { on_finish: None };
+            match open_with(local, uuid, socket, kind, false, now) {
+                Ok(()) => connected_datagram(local, uuid, &connector),
+                Err(error) => connector.failed(local, error),
+            }
+            return;
+        }
         let kind = Kind::Connecting {
             connector: Arc::clone(&connector),
             deadline: connector.timeout.map(|timeout| now + timeout),
@@ -336,6 +352,20 @@ fn attempt(reactor: &Reactor, connector: &Arc<Connector>) -> Result<Uuid, Error>
         }
     }
     Ok(uuid)
+}
+
+/// A connected datagram socket is open: remember its connector (for reconnecting), then
+/// `on_open`, which must attach a protocol.
+fn connected_datagram(local: &Local, uuid: Uuid, connector: &Arc<Connector>) {
+    if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+        conn.connector = Some(Arc::clone(connector));
+    }
+    if let Err(error) = connector.opened(local, uuid) {
+        log::warn!("opening datagram connection {uuid} failed: {error}");
+        crate::conn::state::close_local(local, uuid, crate::engine::CloseMode::Abort);
+        return;
+    }
+    require_protocol(local, uuid);
 }
 
 impl fmt::Debug for Connector {

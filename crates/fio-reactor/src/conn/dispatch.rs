@@ -104,7 +104,7 @@ pub(crate) fn record_for(local: &Local, stream: &OwnedFd) -> Record {
 }
 
 /// Registers `fd` (already in the table as `uuid`) with this thread's engine: a listener for
-/// [`Kind::Listener`], else a stream. On failure the table slot is released and the error
+/// [`Kind::Listener`], a datagram socket for [`Kind::Datagram`], else a stream. On failure the table slot is released and the error
 /// logged and returned.
 pub(crate) fn open_with(
     local: &Local,
@@ -114,7 +114,10 @@ pub(crate) fn open_with(
     connecting: bool,
     now: Instant,
 ) -> io::Result<()> {
-    let listener = matches!(kind, Kind::Listener { .. });
+    let (listener, datagram) = (
+        matches!(kind, Kind::Listener { .. }),
+        matches!(kind, Kind::Datagram { .. }),
+    );
     local
         .conns
         .borrow_mut()
@@ -122,6 +125,8 @@ pub(crate) fn open_with(
         .insert(uuid, Conn::new(kind, now));
     let opened = if listener {
         local.engine.borrow_mut().listen(uuid, fd)
+    } else if datagram {
+        local.engine.borrow_mut().open_datagram(uuid, fd)
     } else {
         local.engine.borrow_mut().open(uuid, fd, connecting)
     };

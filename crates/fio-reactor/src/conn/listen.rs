@@ -1,14 +1,15 @@
 //! Listening sockets: [`listen`] and its [`ListenArgs`].
 
 use std::fmt;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fio_sys::Url;
+use fio_sys::{Transport, Url};
 
-use crate::conn::dispatch::open_with;
-use crate::conn::state::{Kind, OnFinish, OnOpen};
+use crate::conn::dispatch::{open_with, require_protocol};
+use crate::conn::state::{Kind, OnFinish, OnOpen, caught};
 use crate::conn::table::{self, Record};
 use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
@@ -149,6 +150,12 @@ impl Reactor {
         if parsed.is_tls() && tls.is_none() {
             return Err(Error::TlsRequired { url });
         }
+        if parsed.transport() == Transport::Udp && tls.is_some() {
+            return Err(Error::Listen {
+                url,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "no TLS over UDP"),
+            });
+        }
         // A server wants every descriptor the process may have (facil.io raised the limit
         // at load time).
         let _ = crate::conn::capa();
@@ -162,14 +169,23 @@ impl Reactor {
         let mut record = Record::new(&inner, thread);
         record.local = fio_sys::local_addr(socket.as_fd()).ok();
         let uuid = table::open(socket.as_raw_fd(), record);
-        let kind = Kind::Listener {
-            on_open,
-            on_finish,
-            tls,
+        let datagram = parsed.transport() == Transport::Udp;
+        let kind = if datagram {
+            Kind::Datagram { on_finish }
+        } else {
+            Kind::Listener {
+                on_open: Arc::clone(&on_open),
+                on_finish,
+                tls,
+            }
         };
         let open = move |local: &Local| {
             if let Err(error) = open_with(local, uuid, socket, kind, false, Instant::now()) {
                 log::error!("listening on {url} failed: {error}");
+            } else if datagram {
+                // The one socket every peer writes to is the connection to attach to.
+                caught("on_open", uuid, || on_open(uuid));
+                require_protocol(local, uuid);
             }
         };
         match here {

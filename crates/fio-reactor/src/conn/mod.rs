@@ -9,6 +9,7 @@
 
 mod api;
 mod connect;
+mod datagram;
 mod dispatch;
 mod env;
 mod hook;
@@ -28,6 +29,7 @@ pub use api::{
     write, write2,
 };
 pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
+pub use datagram::{read_from, write_to};
 pub use env::{uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset};
 pub use hook::{DefaultHook, HookIo, RwHook, flush, flush_all, flush_strong, rw_hook_set};
 pub use listen::{ListenArgs, listen};

@@ -44,6 +44,11 @@ pub(crate) enum Kind {
         /// Secures each accepted connection.
         tls: Option<SharedTls>,
     },
+    /// A datagram socket (`udp://`), bound by `listen` or connected by `connect`.
+    Datagram {
+        /// A listener's `on_finish`, called once when the socket closes.
+        on_finish: Option<OnFinish>,
+    },
     /// A client socket whose connect is in progress.
     Connecting {
         /// The `connect` it is an attempt of.
@@ -331,7 +336,7 @@ pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
     crate::conn::env::clean_up(uuid, env);
     match conn.kind {
         Kind::Stream => {}
-        Kind::Listener { on_finish, .. } => {
+        Kind::Listener { on_finish, .. } | Kind::Datagram { on_finish } => {
             if let Some(on_finish) = on_finish {
                 caught("on_finish", uuid, on_finish);
             }

@@ -30,6 +30,7 @@ mod uring;
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,6 +223,35 @@ pub(crate) trait Engine {
     /// Takes over a stream socket and starts receiving on it. With `connecting`, the socket's
     /// non-blocking connect is still in progress: [`EngineEvent::Connected`] reports its end.
     fn open(&mut self, conn: Uuid, stream: OwnedFd, connecting: bool) -> io::Result<()>;
+
+    /// Takes over a datagram socket (bound, or connected to one peer) and starts receiving:
+    /// each datagram waits, with its source, until read ([`EngineEvent::Readable`] reports
+    /// arrivals). [`read`](Self::read) returns the next datagram's payload, cut to the buffer;
+    /// [`write`](Self::write) sends each chunk as one datagram to the connected peer.
+    fn open_datagram(&mut self, _conn: Uuid, _socket: OwnedFd) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// The next datagram of a datagram connection: its payload copied into `buf` (cut to
+    /// fit) and its source; `Ok(None)` when none waits.
+    ///
+    /// # Errors
+    /// - `Unsupported` for a stream.
+    fn recv_from(
+        &mut self,
+        _conn: Uuid,
+        _buf: &mut [u8],
+    ) -> io::Result<Option<(usize, SocketAddr)>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Queues `chunk` as one datagram to `to`, sent at the end of the tick.
+    ///
+    /// # Errors
+    /// - `Unsupported` for a stream; `BrokenPipe` once the connection is closing.
+    fn send_to(&mut self, _conn: Uuid, _chunk: Chunk, _to: SocketAddr) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 
     /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
