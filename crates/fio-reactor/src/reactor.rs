@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     slots: RwLock<Vec<Arc<ThreadSlot>>>,
     /// How many threads run (for idle detection).
     thread_count: AtomicUsize,
+    /// Round-robin counter choosing the thread that owns the next accepted connection.
+    next_owner: AtomicUsize,
     /// How many threads are currently in their idle path.
     idle_threads: AtomicUsize,
     /// Set when tasks ran since the last `OnIdle`, so `OnIdle` fires once per busy period.
@@ -136,6 +138,7 @@ impl Reactor {
             has_parked: AtomicBool::new(false),
             slots: RwLock::new(Vec::new()),
             thread_count: AtomicUsize::new(0),
+            next_owner: AtomicUsize::new(0),
             idle_threads: AtomicUsize::new(0),
             did_work: AtomicBool::new(false),
             running: AtomicBool::new(false),
@@ -602,6 +605,13 @@ impl Inner {
                 self.wake_one();
             }
         }
+    }
+
+    /// The thread that owns the next accepted connection: round robin over the running
+    /// threads, so connections spread over all of them whichever thread accepts.
+    pub(crate) fn next_owner(&self) -> usize {
+        let threads = self.thread_count.load(Ordering::Relaxed).max(1);
+        self.next_owner.fetch_add(1, Ordering::Relaxed) % threads
     }
 
     /// Whether operations are parked for some thread.

@@ -143,3 +143,39 @@ fn many_concurrent_connections_echo() {
         "every connection closed once"
     );
 }
+
+#[test]
+fn accepted_connections_spread_over_the_reactor_threads() {
+    let reactor = reactor(2);
+    let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let seen = Arc::clone(&threads);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        seen.lock().unwrap().insert(thread::current().id());
+        fio_reactor::attach(
+            uuid,
+            Echo {
+                closes: Arc::new(AtomicUsize::new(0)),
+            },
+        )
+        .unwrap();
+    });
+    let stopper = reactor.clone();
+    let clients = thread::spawn(move || {
+        let mut streams: Vec<_> = (0..8).map(|_| client(addr)).collect();
+        for (index, stream) in streams.iter_mut().enumerate() {
+            let message = format!("client {index}");
+            stream.write_all(message.as_bytes()).unwrap();
+            let mut echoed = vec![0u8; message.len()];
+            std::io::Read::read_exact(stream, &mut echoed).unwrap();
+            assert_eq!(echoed, message.as_bytes());
+        }
+        stopper.stop();
+    });
+    start_bounded(&reactor).unwrap();
+    clients.join().unwrap();
+    assert_eq!(
+        threads.lock().unwrap().len(),
+        2,
+        "both threads own connections"
+    );
+}

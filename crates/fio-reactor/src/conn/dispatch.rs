@@ -4,13 +4,15 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
-    Conn, Kind, caught, close_local, finalize, run_data, set_suspended, with_protocol,
+    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, set_suspended, with_protocol,
 };
 use crate::conn::table::{self, Record};
+use crate::conn::tls::SharedTls;
 use crate::conn::{hook, outbox, tls};
 use crate::defer::run_task;
 use crate::engine::{CloseMode, EngineEvent};
@@ -50,7 +52,8 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
     }
 }
 
-/// Opens an accepted stream on this thread and calls the listener's `on_open`.
+/// Hands an accepted stream to the thread whose turn it is (this one, or another through its
+/// inbox), which opens it and calls the listener's `on_open`.
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
     let (on_open, tls) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
@@ -61,10 +64,35 @@ fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
         // The listener is closing: the stream just closes.
         _ => return,
     };
+    let inner = local.inner();
+    let owner = inner.next_owner();
+    if owner == local.index() {
+        open_accepted(local, stream, &on_open, tls.as_ref(), now);
+        return;
+    }
+    let reactor = Arc::clone(inner);
+    inner.post(
+        owner,
+        Box::new(move || {
+            if let Some(local) = Local::current(&reactor) {
+                open_accepted(&local, stream, &on_open, tls.as_ref(), Instant::now());
+            }
+        }),
+    );
+}
+
+/// Opens an accepted stream on this thread, secures it, and calls `on_open`.
+fn open_accepted(
+    local: &Local,
+    stream: OwnedFd,
+    on_open: &OnOpen,
+    tls: Option<&SharedTls>,
+    now: Instant,
+) {
     let Some(uuid) = open_stream(local, stream, Kind::Stream, false, now) else {
         return;
     };
-    if let Some(tls) = &tls
+    if let Some(tls) = tls
         && tls::secure(local, uuid, tls, tls::Side::Server).is_err()
     {
         close_local(local, uuid, CloseMode::Abort);
