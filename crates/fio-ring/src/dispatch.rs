@@ -221,6 +221,12 @@ impl Ring {
 
     /// Runs the end-of-tick callbacks, then refills buffer groups and re-arms starved ops.
     pub(crate) fn end_tick(&mut self) {
+        self.run_tick_end();
+        self.replenish();
+    }
+
+    /// Runs the end-of-tick callbacks registered so far; those they register run next tick.
+    pub(crate) fn run_tick_end(&mut self) {
         if !self.tick_end.is_empty() {
             self.dispatching = true;
             for callback in mem::take(&mut self.tick_end) {
@@ -228,7 +234,6 @@ impl Ring {
             }
             self.dispatching = false;
         }
-        self.replenish();
     }
 
     /// Refills every buffer group from its pool, publishes the new tails (one release store

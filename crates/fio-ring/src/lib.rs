@@ -14,8 +14,10 @@
 //!   the operation's final [`Completion`], after `F_MORE` ends, after a zero-copy
 //!   notification, after a cancel completed. `user_data` carries the slot and a generation,
 //!   so stale completions are ignored and stale [`OpId`]s refused.
-//! - [`Ring::wait`] is one tick: stage, enter the kernel once, dispatch, run
-//!   [`Ring::on_tick_end`] callbacks, publish buffer groups, re-arm starved receives.
+//! - [`Ring::wait`] is one tick: run the [`Ring::on_tick_end`] callbacks registered between
+//!   ticks, stage, enter the kernel once (or not at all for a zero-timeout wait with nothing
+//!   to submit or collect), dispatch, run the callbacks registered meanwhile, publish buffer
+//!   groups, re-arm starved receives.
 //! - Dropping a ring cancels what is in flight and waits (bounded) for it; memory the kernel
 //!   may still use is leaked, never freed.
 //!
@@ -49,6 +51,7 @@ mod completion;
 mod config;
 mod datagram;
 mod dispatch;
+mod enter;
 mod error;
 mod features;
 mod handle;

@@ -7,12 +7,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::types::Timespec;
 use io_uring::{IoUring, opcode, squeue};
 
 use crate::buf::KernelBox;
 use crate::completion::Completion;
 use crate::config::{self, RingConfig};
+use crate::enter::EnterPath;
 use crate::error::Error;
 use crate::features::{Features, OpKind};
 use crate::handle::Shared;
@@ -139,6 +140,8 @@ pub struct Ring {
     pub(crate) dispatching: bool,
     /// Entries were put in the submission queue since the last kernel entry.
     staged: bool,
+    /// How `io_uring_enter(2)` names this ring and which flags every entry adds.
+    pub(crate) enter_path: EnterPath,
     /// One bit per [`OpKind`] this kernel supports, for a branch-free check on submit.
     supported: u64,
     _not_send: PhantomData<*mut ()>,
@@ -165,6 +168,7 @@ impl Ring {
         log::debug!("{features}");
         let supported = features.supported_mask();
         let capacity = uring.params().cq_entries() as usize;
+        let enter_path = EnterPath::new(&uring);
         Ok(Self {
             uring,
             ops: Slab::with_capacity(capacity),
@@ -178,6 +182,7 @@ impl Ring {
             config,
             dispatching: false,
             staged: false,
+            enter_path,
             supported,
             _not_send: PhantomData,
         })
@@ -320,9 +325,11 @@ impl Ring {
         Ok(())
     }
 
-    /// Registers a one-shot callback to run at the end of the current tick (or of the next
-    /// one when called outside [`wait`](Self::wait)), after every completion was dispatched;
-    /// FastRing's flush handlers, used to coalesce work issued during a tick.
+    /// Registers a one-shot callback to run at the end of the current tick, after every
+    /// completion was dispatched; FastRing's flush handlers, used to coalesce work issued
+    /// during a tick. Called outside [`wait`](Self::wait), the callback runs at the start of
+    /// the next `wait`, before its kernel entry, so that what it submits (typically the sends
+    /// that code running between ticks queued) reaches the kernel in that entry.
     pub fn on_tick_end<F>(&mut self, callback: F)
     where
         F: FnOnce(&mut Ring) + 'static,
@@ -330,14 +337,16 @@ impl Ring {
         self.tick_end.push(Box::new(callback));
     }
 
-    /// One tick (FastRing's `WaitForFastRing`): stages queued submissions, enters the kernel
-    /// once, submitting them and waiting up to `timeout` (`None`: indefinitely) for at least
-    /// one completion, dispatches every completion to its handler, then runs the end-of-tick
-    /// callbacks, publishes refilled buffer groups and re-arms starved receives.
+    /// One tick (FastRing's `WaitForFastRing`): runs the end-of-tick callbacks registered
+    /// since the last tick, stages queued submissions, enters the kernel once, submitting them
+    /// and waiting up to `timeout` (`None`: indefinitely) for at least one completion,
+    /// dispatches every completion to its handler, then runs the end-of-tick callbacks,
+    /// publishes refilled buffer groups and re-arms starved receives.
     ///
     /// It does not block when completions or callbacks are already pending, and returns at
-    /// once with `Ok(0)` when nothing is in flight. Returns the number of completions
-    /// delivered to handlers; a timeout or signal is not an error.
+    /// once with `Ok(0)` when nothing is in flight. With a zero timeout it enters the kernel
+    /// only when there is something to submit or deferred completion work to run. Returns
+    /// the number of completions delivered to handlers; a timeout or signal is not an error.
     ///
     /// Buffers given back to a group's pool are noticed at tick boundaries. When they are
     /// dropped on another thread while this one may be blocked here, follow with
@@ -355,11 +364,19 @@ impl Ring {
         if self.dispatching {
             return Err(Error::Reentrant);
         }
+        // Callbacks registered between ticks go first, so that what they submit rides this
+        // tick's kernel entry; they may have queued events for the caller, so the tick must
+        // not block after them.
+        let flushed = !self.tick_end.is_empty();
+        if flushed {
+            self.guarded(Self::run_tick_end);
+        }
         // Buffers returned since the last tick may let starved receives go again; they must be
         // armed before this tick's kernel entry or it could block with nothing to wake it.
         self.replenish();
         self.stage_backlog()?;
-        let ready = !self.synthetic.is_empty()
+        let ready = flushed
+            || !self.synthetic.is_empty()
             || !self.tick_end.is_empty()
             || !self.uring.completion().is_empty();
         let queued = self.staged;
@@ -367,44 +384,33 @@ impl Ring {
             return Ok(0);
         }
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
-        self.enter(timeout)?;
+        if timeout == Some(Duration::ZERO) {
+            // A poll: the kernel is entered only when it has something to take (staged
+            // entries) or to give (deferred completion work, an overflow backlog).
+            if queued || self.kernel_holds_completions() {
+                self.enter_polling()?;
+            }
+        } else {
+            self.enter(timeout)?;
+        }
         self.staged = false;
-        // A panicking handler propagates, but must not leave the ring marked as dispatching
-        // (which would refuse every later wait); completions not yet dispatched stay queued.
-        let ticked = panic::catch_unwind(AssertUnwindSafe(|| {
-            let handled = self.dispatch();
-            self.end_tick();
+        Ok(self.guarded(|ring| {
+            let handled = ring.dispatch();
+            ring.end_tick();
             handled
-        }));
-        match ticked {
-            Ok(handled) => Ok(handled),
+        }))
+    }
+
+    /// Runs `work` (which calls handlers or callbacks), making sure a panic in it propagates
+    /// without leaving the ring marked as dispatching, which would refuse every later wait;
+    /// completions not yet dispatched stay queued.
+    fn guarded<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
+        match panic::catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(value) => value,
             Err(payload) => {
                 self.dispatching = false;
                 panic::resume_unwind(payload)
             }
-        }
-    }
-
-    /// The single kernel entry of a tick.
-    fn enter(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        let submitter = self.uring.submitter();
-        let result = match timeout {
-            // Without a timeout no extended argument is needed, which spares the kernel a copy.
-            None => submitter.submit_and_wait(1),
-            Some(timeout) => {
-                // A zero timeout still enters with GETEVENTS, which is what runs deferred
-                // completion work under DEFER_TASKRUN.
-                let time = Timespec::from(timeout);
-                submitter.submit_with_args(1, &SubmitArgs::new().timespec(&time))
-            }
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => match error.raw_os_error() {
-                // Timeout, signal, or a CQ overflow backlog the kernel wants us to drain first.
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
-                _ => Err(Error::Io(error)),
-            },
         }
     }
 

@@ -17,6 +17,8 @@ const POLL_STEP: Duration = Duration::from_millis(50);
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // Otherwise the thread's io_uring context would keep the ring alive until it exits.
+        self.enter_path.release(&self.uring);
         if let Some(shared) = self.handle.take() {
             shared.close();
         }

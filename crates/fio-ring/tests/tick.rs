@@ -64,3 +64,52 @@ fn waiting_with_nothing_in_flight_returns_at_once() {
     assert_eq!(ring.wait(None).unwrap(), 0);
     assert_eq!(ring.in_flight(), 0);
 }
+
+#[test]
+fn a_callback_registered_between_ticks_submits_in_that_ticks_entry() {
+    let mut ring = util::ring();
+    let (done, handler) = util::collector();
+    let mut handler = Some(handler);
+    // Code running between ticks (a reactor's protocol callbacks) queues its sends this way.
+    ring.on_tick_end(move |ring| {
+        if let Some(handler) = handler.take() {
+            ring.submit(Op::nop(), handler).unwrap();
+        }
+    });
+    // The callback runs before the kernel entry, so its nop completes in this very tick.
+    assert_eq!(ring.wait(Some(Duration::ZERO)).unwrap(), 1);
+    assert!(util::has_final(&done));
+}
+
+#[test]
+fn zero_timeout_waits_collect_receives_completed_between_ticks() {
+    use std::io::Write;
+
+    use fio_ring::SetupFlags;
+
+    // With the TASKRUN flag the ring enters the kernel only when it says work is pending;
+    // without it, every zero-timeout wait enters. Both must see a receive that completed
+    // while nobody waited.
+    for config in [
+        RingConfig::new(8),
+        RingConfig::new(8).without(SetupFlags::TASKRUN_FLAG),
+    ] {
+        let mut ring = Ring::new(config).unwrap();
+        let (mut client, server) = util::tcp_pair();
+        let (received, handler) = util::collector();
+        ring.submit(Op::recv(&server, Vec::with_capacity(16)), handler)
+            .unwrap();
+        // Arms the receive; nothing has arrived, so nothing completes.
+        assert_eq!(ring.wait(Some(Duration::ZERO)).unwrap(), 0);
+        client.write_all(b"ping").unwrap();
+        for _ in 0..1000 {
+            if util::has_final(&received) {
+                break;
+            }
+            ring.wait(Some(Duration::ZERO)).unwrap();
+        }
+        let mut done = received.borrow_mut().pop().expect("the receive completed");
+        assert_eq!(done.result().unwrap(), 4);
+        assert_eq!(&done.take_buf().unwrap()[..], b"ping");
+    }
+}

@@ -1,0 +1,271 @@
+//! The tick's kernel entry: `io_uring_enter(2)` made as cheap as the kernel allows.
+//!
+//! A reactor thread enters its ring once or more per tick, so what each entry costs beyond its
+//! work matters:
+//!
+//! - The ring's descriptor is registered with the thread's io_uring context
+//!   (`IORING_REGISTER_RING_FDS`, Linux 5.18), so an entry names it by index and the kernel
+//!   skips the descriptor-table lookup and reference count a multi-threaded process pays on
+//!   every entry. The registration belongs to the creating thread, which is the only one that
+//!   can use a `Ring` (it is `!Send`), and is dropped with the ring.
+//! - A blocking wait does not count as I/O wait (`IORING_ENTER_NO_IOWAIT`, where the kernel
+//!   has it): a server waiting for its peers is idle, not stalled on a disk.
+//! - A wait that must not block asks for zero completions instead of one within a zero
+//!   timeout, which would make the kernel arm (and at once fire) a timer whenever nothing is
+//!   ready; and it is skipped altogether when there is nothing to submit and the kernel flags
+//!   no deferred completion work.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr;
+use std::time::Duration;
+
+use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::{EnterFlags, IoUring};
+
+use crate::config::SetupFlags;
+use crate::error::Error;
+use crate::ring::Ring;
+
+/// `IORING_REGISTER_RING_FDS` and `IORING_UNREGISTER_RING_FDS` (Linux 5.18).
+const REGISTER_RING_FDS: libc::c_uint = 20;
+const UNREGISTER_RING_FDS: libc::c_uint = 21;
+
+/// `struct io_uring_rsrc_update`, the argument of the ring-descriptor registrations.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// How a ring's entries name it, and the flags they always carry.
+#[derive(Debug)]
+pub(crate) struct EnterPath {
+    /// The registered index, or the descriptor when registration was refused.
+    target: libc::c_int,
+    /// `REGISTERED_RING` when `target` is an index.
+    flags: u32,
+    /// Added to blocking entries: `NO_IOWAIT` where the kernel has it.
+    wait_flags: u32,
+}
+
+impl EnterPath {
+    /// Registers `uring`'s descriptor with the calling thread, falling back to the plain
+    /// descriptor when the kernel refuses (older than 5.18, or the thread's 16 slots taken).
+    pub(crate) fn new(uring: &IoUring) -> Self {
+        let fd = uring.as_raw_fd();
+        let wait_flags = if uring.params().is_feature_no_iowait() {
+            EnterFlags::NO_IOWAIT.bits()
+        } else {
+            0
+        };
+        let mut update = RsrcUpdate {
+            // Any free slot.
+            offset: u32::MAX,
+            resv: 0,
+            data: u64::from(fd.unsigned_abs()),
+        };
+        let arg = ptr::from_mut(&mut update);
+        // SAFETY: `arg` points at one live `io_uring_rsrc_update` (the count passed is 1),
+        // which the kernel reads and writes the allocated slot back into before returning.
+        let registered =
+            unsafe { libc::syscall(libc::SYS_io_uring_register, fd, REGISTER_RING_FDS, arg, 1) };
+        match (registered, libc::c_int::try_from(update.offset)) {
+            (1, Ok(index)) => Self {
+                target: index,
+                flags: EnterFlags::REGISTERED_RING.bits(),
+                wait_flags,
+            },
+            _ => {
+                log::debug!(
+                    "io_uring ring descriptor not registered ({}); entering by descriptor",
+                    io::Error::last_os_error()
+                );
+                Self {
+                    target: fd,
+                    flags: 0,
+                    wait_flags,
+                }
+            }
+        }
+    }
+
+    /// Whether entries name the ring by a registered index.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.flags & EnterFlags::REGISTERED_RING.bits() != 0
+    }
+
+    /// Gives the registered slot back; entries use the descriptor from now on. Without it
+    /// the thread's io_uring context would keep the ring (and its memory) until the thread
+    /// exits.
+    pub(crate) fn release(&mut self, uring: &IoUring) {
+        if !self.is_registered() {
+            return;
+        }
+        let Ok(offset) = u32::try_from(self.target) else {
+            return;
+        };
+        let mut update = RsrcUpdate {
+            offset,
+            resv: 0,
+            data: 0,
+        };
+        let arg = ptr::from_mut(&mut update);
+        let fd = uring.as_raw_fd();
+        // SAFETY: as in `new`: `arg` points at one live `io_uring_rsrc_update`.
+        let released =
+            unsafe { libc::syscall(libc::SYS_io_uring_register, fd, UNREGISTER_RING_FDS, arg, 1) };
+        if released != 1 {
+            log::warn!(
+                "unregistering the io_uring ring descriptor: {}",
+                io::Error::last_os_error()
+            );
+        }
+        self.target = fd;
+        self.flags = 0;
+    }
+
+    /// One `io_uring_enter(2)`: submits `to_submit` entries and, with `GETEVENTS` in
+    /// `flags`, waits for `min_complete` completions within `args`' timeout.
+    fn enter(
+        &self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        args: Option<&SubmitArgs<'_, '_>>,
+    ) -> io::Result<usize> {
+        let (arg, size) = match args {
+            Some(args) => (
+                ptr::from_ref(args).cast::<libc::c_void>(),
+                size_of::<SubmitArgs<'_, '_>>(),
+            ),
+            None => (ptr::null(), 0),
+        };
+        // SAFETY: the kernel reads only the rings, whose staged entries point at memory owned
+        // by live in-flight slots (see `Ring::stage`), and, with `EXT_ARG`, the
+        // `io_uring_getevents_arg` behind `arg` (`SubmitArgs` is a transparent wrapper of it)
+        // and the timespec it points to, both borrowed for the whole call.
+        let entered = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.target,
+                to_submit,
+                min_complete,
+                flags | self.flags,
+                arg,
+                size,
+            )
+        };
+        usize::try_from(entered).map_err(|_| io::Error::last_os_error())
+    }
+}
+
+impl Ring {
+    /// The single kernel entry of a blocking tick: submits what is staged and waits up to
+    /// `timeout` (`None`: indefinitely) for one completion.
+    pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let staged = self.staged_entries();
+        let flags = EnterFlags::GETEVENTS.bits() | self.enter_path.wait_flags;
+        let result = match timeout {
+            // Without a timeout no extended argument is needed, which spares the kernel a copy.
+            None => self.enter_path.enter(staged, 1, flags, None),
+            Some(timeout) => {
+                let time = Timespec::from(timeout);
+                let args = SubmitArgs::new().timespec(&time);
+                let flags = flags | EnterFlags::EXT_ARG.bits();
+                self.enter_path.enter(staged, 1, flags, Some(&args))
+            }
+        };
+        enter_result(result)
+    }
+
+    /// The kernel entry of a tick that must not block: submits what is staged and collects
+    /// what completed, waiting for nothing. `GETEVENTS` is still passed: under
+    /// `DEFER_TASKRUN` it is what runs the deferred completion work.
+    pub(crate) fn enter_polling(&mut self) -> Result<(), Error> {
+        let staged = self.staged_entries();
+        let result = self
+            .enter_path
+            .enter(staged, 0, EnterFlags::GETEVENTS.bits(), None);
+        enter_result(result)
+    }
+
+    /// Whether the kernel may hold completions that only a kernel entry makes visible:
+    /// deferred completion work (flagged in the SQ ring with `TASKRUN_FLAG`) or an overflow
+    /// backlog. Without `TASKRUN_FLAG` nothing says so, and the answer is always yes.
+    pub(crate) fn kernel_holds_completions(&mut self) -> bool {
+        let flagged = self
+            .features
+            .setup_flags()
+            .contains(SetupFlags::TASKRUN_FLAG);
+        let queue = self.uring.submission();
+        !flagged || queue.taskrun() || queue.cq_overflow()
+    }
+
+    /// Entries in the submission queue, for the entry's `to_submit`.
+    fn staged_entries(&mut self) -> u32 {
+        u32::try_from(self.uring.submission().len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// An `io_uring_enter(2)` result as a tick sees it: a timeout, a signal or a CQ overflow
+/// backlog the kernel wants drained first end the wait normally.
+fn enter_result(result: io::Result<usize>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) => match error.raw_os_error() {
+            Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
+            _ => Err(Error::Io(error)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{KernelVersion, Op, Ring, RingConfig};
+
+    /// Whether this kernel registers ring descriptors (Linux 5.18).
+    fn registers(ring: &Ring) -> bool {
+        ring.features().kernel() >= KernelVersion::new(5, 18, 0)
+    }
+
+    #[test]
+    fn rings_enter_by_registered_index_and_give_it_back() {
+        // A thread has 16 registration slots: sixty rings made and dropped one after the
+        // other all get one only if each drop gives its slot back.
+        for round in 0..60 {
+            let mut ring = Ring::new(RingConfig::new(4)).unwrap();
+            assert_eq!(
+                ring.enter_path.is_registered(),
+                registers(&ring),
+                "round {round}"
+            );
+            ring.submit(Op::nop(), |_, completion| assert!(completion.is_final()))
+                .unwrap();
+            assert_eq!(ring.wait(Some(Duration::from_secs(10))).unwrap(), 1);
+        }
+    }
+
+    #[test]
+    fn more_live_rings_than_slots_enter_by_descriptor() {
+        let mut rings: Vec<Ring> = (0..20)
+            .map(|_| Ring::new(RingConfig::new(4)).unwrap())
+            .collect();
+        // The kernel gives a thread 16 slots; the rest enter by descriptor.
+        assert!(rings.iter().any(|ring| !ring.enter_path.is_registered()));
+        assert_eq!(
+            rings
+                .iter()
+                .filter(|ring| ring.enter_path.is_registered())
+                .count(),
+            if registers(&rings[0]) { 16 } else { 0 }
+        );
+        for ring in &mut rings {
+            ring.submit(Op::nop(), |_, _| {}).unwrap();
+            assert_eq!(ring.wait(None).unwrap(), 1);
+        }
+    }
+}
