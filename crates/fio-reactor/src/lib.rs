@@ -87,6 +87,7 @@ mod state;
 mod thread;
 mod timer;
 mod uuid;
+mod uuid_map;
 
 pub mod c_api;
 

@@ -6,7 +6,7 @@
 //! afterwards, so callbacks can use the whole API on their own connection (and `attach` a new
 //! protocol, which replaces the running one when it returns).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -23,6 +23,7 @@ use crate::engine::{CloseMode, SEND_SOFT_LIMIT};
 use crate::panic::message;
 use crate::thread::Local;
 use crate::uuid::Uuid;
+use crate::uuid_map::UuidMap;
 
 /// A listener's `on_open`.
 pub(crate) type OnOpen = Arc<dyn Fn(Uuid) + Send + Sync>;
@@ -144,7 +145,7 @@ impl Conn {
 #[derive(Default)]
 pub(crate) struct Conns {
     /// By uuid.
-    pub(crate) map: HashMap<Uuid, Conn>,
+    pub(crate) map: UuidMap<Conn>,
     /// Connections whose `on_data` should run, in order.
     pub(crate) ready: VecDeque<Uuid>,
     /// Events forced with `force_event`, run on the next tick.

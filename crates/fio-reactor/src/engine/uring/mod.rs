@@ -33,7 +33,6 @@ mod conn;
 mod connection_tests;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -48,6 +47,7 @@ use crate::engine::uring::accept::Listener;
 use crate::engine::uring::conn::Stream;
 use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
 use crate::uuid::Uuid;
+use crate::uuid_map::UuidMap;
 
 /// Submission queue entries per reactor thread's ring; the completion queue is four times
 /// larger, so bursts of multishot completions don't overflow it.
@@ -106,8 +106,8 @@ pub(crate) struct UringEngine {
     handle: RingHandle,
     /// Shared with the handlers of every connection's operations.
     inbox: Rc<Inbox>,
-    streams: HashMap<Uuid, Stream>,
-    listeners: HashMap<Uuid, Listener>,
+    streams: UuidMap<Stream>,
+    listeners: UuidMap<Listener>,
     /// Made with the first stream: the buffer group and pools every socket shares.
     sockets: Option<SocketConfig>,
 }
@@ -139,8 +139,8 @@ impl UringEngine {
             ring,
             handle,
             inbox: Rc::default(),
-            streams: HashMap::new(),
-            listeners: HashMap::new(),
+            streams: UuidMap::default(),
+            listeners: UuidMap::default(),
             sockets: None,
         })
     }
