@@ -1,14 +1,25 @@
 //! One connection of the `polling` engine: its registration, receive and send queues, and the
-//! interest it wants armed.
+//! readiness the engine remembers for it.
 //!
-//! Descriptors are registered in [`PollMode::Oneshot`]: every reported event disarms the
-//! descriptor until the engine re-arms it with the interest the connection wants now. That is
-//! one `epoll_ctl` per event, but it means an error or hang-up on a connection that wants
-//! nothing (paused at its high-water mark) is reported once, not on every wait.
+//! Streams are registered once, edge-triggered ([`PollMode::Edge`]) for both reading and
+//! writing, and never modified: an event costs no `epoll_ctl`. Edge triggering reports a
+//! change of state once, so the engine keeps the state itself. [`Stream::readable`] says the
+//! socket may still hold bytes: it is set by every readable event and cleared only by a receive
+//! that proves the socket empty, so an edge that arrives while receiving is paused (suspended,
+//! or throttled by the water marks) is not lost: resuming receives again instead of waiting for
+//! an edge that already came. A receive shorter than its buffer is taken as proof the socket is
+//! empty, which saves the receive that would only say `EAGAIN`; what it can miss is checked
+//! once later (see [`Stream::fill`]). Writing needs no flag: the queue is sent until the
+//! socket would block, which arms the kernel to report the next writable edge, and a non-empty
+//! queue after a flush can only mean that such an edge is awaited.
+//!
+//! Listeners are registered level-triggered: accepting stops after a budget, and a level
+//! registration reports the connections left over on the next wait without any bookkeeping.
 
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
 
 use fio_buffer::{Buffer, BufferPool};
 use fio_socket::{Chunk, RecvQueue, SendQueue, WaterMarks};
@@ -27,15 +38,6 @@ const GATHER: usize = 64;
 /// Above this many queued bytes, writers are told to wait (the send queue's soft limit).
 pub(super) const SEND_SOFT_LIMIT: usize = 1 << 20;
 
-/// The read and write interest armed (or wanted) for a descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Interest {
-    /// Report readability (or, for a listener, a pending connection).
-    pub(super) read: bool,
-    /// Report writability.
-    pub(super) write: bool,
-}
-
 /// What a registered descriptor is.
 pub(super) enum Role {
     /// A listening socket: readable means connections wait to be accepted.
@@ -44,16 +46,38 @@ pub(super) enum Role {
     Stream(Box<Stream>),
 }
 
+impl Role {
+    /// The interest and mode a descriptor of this role is registered with, for good.
+    pub(super) fn registration(&self, key: usize) -> (Event, PollMode) {
+        match self {
+            Self::Listener => (Event::readable(key), PollMode::Level),
+            Self::Stream(_) => (Event::all(key), PollMode::Edge),
+        }
+    }
+}
+
 /// A registered descriptor and what the engine knows about it.
 pub(super) struct PollConn {
     /// The connection's uuid, checked on every call so a stale one is `NotFound`.
     pub(super) uuid: Uuid,
     /// Owns the descriptor; dropping it leaves the poller and closes it.
     pub(super) registration: PollRegistration,
-    /// What is armed in the kernel now (nothing right after an event: one-shot).
-    pub(super) armed: Interest,
     /// Listener or stream.
     pub(super) role: Role,
+}
+
+/// What one call to [`Stream::fill`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Filled {
+    /// Bytes or the end of stream arrived.
+    pub(super) arrived: bool,
+    /// The read budget ran out with the socket perhaps still holding bytes: receive again on
+    /// the next tick, since no new edge will say so.
+    pub(super) more: bool,
+    /// The last receive was short: the socket is taken as drained, but an end of stream (or
+    /// bytes past TCP's urgent mark) that came with the bytes raises no new edge, so the
+    /// engine checks once more if no edge comes first (see [`fill`](Stream::fill)).
+    pub(super) short: bool,
 }
 
 /// A stream's queues and state.
@@ -68,8 +92,21 @@ pub(super) struct Stream {
     pub(super) eof: bool,
     /// Receiving was paused by the connection layer.
     pub(super) paused: bool,
+    /// The receive queue reached its high-water mark; receiving resumes once the connection
+    /// layer has read it down to the low-water mark.
+    pub(super) throttled: bool,
     /// A graceful close is under way: no more reads or writes, the queue drains.
     pub(super) closing: bool,
+    /// The socket may hold bytes (or an end of stream, or an error) not received yet: a
+    /// readable edge came after the last receive that found the socket empty.
+    pub(super) readable: bool,
+    /// When a short receive last took what the socket held (see [`fill`](Self::fill)); `None`
+    /// once a receive proved the socket empty or reached the end of stream.
+    pub(super) short_since: Option<Instant>,
+    /// The stream waits in the engine's list of streams to check after a short receive.
+    pub(super) check_queued: bool,
+    /// The stream waits in the engine's list of streams to receive on at the next wait.
+    pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
     pub(super) sent: u64,
 }
@@ -83,26 +120,25 @@ impl Stream {
             connecting,
             eof: false,
             paused: false,
+            throttled: false,
             closing: false,
+            readable: false,
+            short_since: None,
+            check_queued: false,
+            retry_queued: false,
             sent: 0,
         }
     }
 
-    /// Whether the engine should receive for this stream now.
+    /// Whether the engine may receive for this stream now (whether or not bytes wait).
     pub(super) fn wants_read(&self) -> bool {
-        !self.connecting
-            && !self.eof
-            && !self.paused
-            && !self.closing
-            && !self.recv.is_above_high_water()
+        !self.connecting && !self.eof && !self.paused && !self.throttled && !self.closing
     }
 
-    /// The interest this stream wants armed.
-    pub(super) fn interest(&self) -> Interest {
-        Interest {
-            read: self.wants_read(),
-            write: self.connecting || !self.send.is_empty(),
-        }
+    /// Whether a receive now could find something the engine hasn't seen: the socket may hold
+    /// bytes and receiving is allowed.
+    pub(super) fn can_receive(&self) -> bool {
+        self.readable && self.wants_read()
     }
 
     /// Queues `chunk`; returns whether the queue was empty before (a flush is then needed).
@@ -116,10 +152,29 @@ impl Stream {
         was_empty && !self.send.is_empty()
     }
 
-    /// Receives into pooled buffers until the socket would block, the budget or the high-water
-    /// mark is reached, or the peer's end of stream; returns whether anything new arrived (bytes
-    /// or the end of stream). `spare` keeps one empty buffer between calls, so the receive
-    /// that finds nothing costs no pool round trip and an idle stream holds no buffer.
+    /// Notes that the connection layer read from the receive queue; returns whether that
+    /// ended a throttle with bytes still waiting in the socket (receive again, then).
+    pub(super) fn note_read(&mut self) -> bool {
+        if self.throttled && self.recv.is_below_low_water() {
+            self.throttled = false;
+            return self.can_receive();
+        }
+        false
+    }
+
+    /// Receives into pooled buffers until the socket is drained, the budget or the high-water
+    /// mark is reached, or the peer's end of stream. `spare` keeps one empty buffer between
+    /// calls, so the receive that finds nothing costs no pool round trip and an idle stream
+    /// holds no buffer.
+    ///
+    /// A receive that fills less than its buffer took everything the socket held: a stream
+    /// socket hands over all it has queued up to the buffer's size, and bytes that arrive
+    /// later raise a new edge, so the receive that would only say `EAGAIN` is skipped (as
+    /// tokio does on Linux). Two things can hide behind a short receive, though: the peer's end
+    /// of stream, when it came together with the last bytes (a receive stops before it), and
+    /// bytes past TCP's urgent mark. Neither raises another edge, so a short receive is
+    /// reported ([`Filled::short`]) and the engine receives once more later unless an edge
+    /// comes first. Until the socket is known drained, [`readable`](Self::readable) stays set.
     ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
@@ -128,10 +183,19 @@ impl Stream {
         fd: BorrowedFd<'_>,
         pool: &BufferPool,
         spare: &mut Option<Buffer>,
-    ) -> io::Result<bool> {
-        let mut arrived = false;
+    ) -> io::Result<Filled> {
+        let mut filled = Filled {
+            arrived: false,
+            more: false,
+            short: false,
+        };
         let mut reads = 0;
-        while reads < READ_BUDGET && self.wants_read() {
+        while self.can_receive() {
+            if reads == READ_BUDGET {
+                filled.more = true;
+                break;
+            }
+            reads += 1;
             let mut buffer = match spare.take() {
                 Some(buffer) => buffer,
                 None => pool.take().map_err(io::Error::from)?,
@@ -141,46 +205,59 @@ impl Stream {
                 Ok(0) => {
                     *spare = Some(buffer);
                     self.eof = true;
-                    arrived = true;
+                    self.readable = false;
+                    filled.arrived = true;
+                    filled.short = false;
                 }
                 Ok(count) => {
-                    let short = count < buffer.capacity();
+                    filled.short = count < buffer.capacity();
+                    if filled.short {
+                        self.readable = false;
+                    }
                     buffer.set_len(count);
                     self.recv.push(buffer);
-                    arrived = true;
-                    reads += 1;
-                    // A short read drained the socket; one-shot re-arming reports more.
-                    if short {
-                        break;
+                    filled.arrived = true;
+                    if self.recv.is_above_high_water() {
+                        self.throttled = true;
                     }
                 }
                 Err(error) => {
                     *spare = Some(buffer);
                     match error.kind() {
-                        io::ErrorKind::WouldBlock => break,
-                        io::ErrorKind::Interrupted => reads += 1,
+                        io::ErrorKind::WouldBlock => {
+                            self.readable = false;
+                            filled.short = false;
+                        }
+                        io::ErrorKind::Interrupted => {}
                         _ => return Err(error),
                     }
                 }
             }
         }
-        Ok(arrived)
+        Ok(filled)
     }
 
     /// Sends queued bytes, gathered, until the queue is empty or the socket would block;
     /// returns whether the queue is empty. Short sends advance the queue, so the next flush
-    /// starts at the first unsent byte.
+    /// starts at the first unsent byte. `scratch` lends its allocation to the gather list, so
+    /// a flush doesn't allocate.
     ///
     /// # Errors
     /// - the socket's send error (`BrokenPipe`, `ConnectionReset`...). `MSG_NOSIGNAL` keeps a
     ///   closed peer from raising `SIGPIPE`.
-    pub(super) fn flush(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+    pub(super) fn flush(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        scratch: &mut Vec<IoSlice<'static>>,
+    ) -> io::Result<bool> {
         while !self.send.is_empty() {
             // Rebuilt per send: the slices borrow the queue, which `advance` then changes.
             let result = {
-                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(GATHER);
+                let mut slices = recycle(std::mem::take(scratch));
                 self.send.io_slices(GATHER, &mut slices);
-                fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL)
+                let result = fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL);
+                *scratch = recycle(slices);
+                result
             };
             match result {
                 Ok(count) => {
@@ -188,6 +265,7 @@ impl Stream {
                     self.sent += count as u64;
                 }
                 Err(error) => match error.kind() {
+                    // The kernel now reports the next writable edge, which flushes again.
                     io::ErrorKind::WouldBlock => return Ok(false),
                     io::ErrorKind::Interrupted => {}
                     _ => return Err(error),
@@ -198,35 +276,15 @@ impl Stream {
     }
 }
 
+/// Empties `slices` and hands its allocation over for slices of another lifetime: the list of
+/// one flush can't outlive the queue it borrows, but its memory can serve the next one.
+/// Collecting a vector's own iterator, mapped to a type of the same layout, reuses its buffer.
+fn recycle<'to>(mut slices: Vec<IoSlice<'_>>) -> Vec<IoSlice<'to>> {
+    slices.clear();
+    slices.into_iter().map(|_| IoSlice::new(&[])).collect()
+}
+
 impl PollConn {
-    /// The interest this descriptor wants armed.
-    pub(super) fn interest(&self) -> Interest {
-        match &self.role {
-            Role::Listener => Interest {
-                read: true,
-                write: false,
-            },
-            Role::Stream(stream) => stream.interest(),
-        }
-    }
-
-    /// Re-arms the descriptor when what it wants differs from what is armed.
-    ///
-    /// # Errors
-    /// - `epoll_ctl`'s (`ENOMEM`).
-    pub(super) fn sync(&mut self) -> io::Result<()> {
-        let wanted = self.interest();
-        if wanted != self.armed {
-            let key = key(self.uuid);
-            self.registration.modify(
-                Event::new(key, wanted.read, wanted.write),
-                PollMode::Oneshot,
-            )?;
-            self.armed = wanted;
-        }
-        Ok(())
-    }
-
     /// The stream state, if this is a stream.
     pub(super) fn stream(&self) -> Option<&Stream> {
         match &self.role {
