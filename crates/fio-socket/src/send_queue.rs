@@ -291,6 +291,12 @@ impl SendQueue {
             .map(|(index, item)| item.stored.len() - if index == 0 { self.offset } else { 0 })
     }
 
+    /// The destination of the front message (message mode); `None` for a connected peer, a
+    /// stream, or an empty queue.
+    pub fn front_destination(&self) -> Option<SocketAddr> {
+        self.items.front().and_then(|item| item.to)
+    }
+
     /// How many front chunks make up the first message.
     pub fn front_message_chunks(&self) -> usize {
         self.items
@@ -365,7 +371,13 @@ impl SendQueue {
     /// Ends the lent send of a whole message, sent or failed: drops its chunks. Returns the
     /// bytes dropped.
     pub fn finish_message(&mut self) -> usize {
-        let count = self.lent.max(1).min(self.front_message_chunks());
+        // Without a lent send (a synchronous `sendmsg`), the whole front message went.
+        let whole = self.front_message_chunks();
+        let count = if self.lent == 0 {
+            whole
+        } else {
+            self.lent.min(whole)
+        };
         self.lent = 0;
         let mut dropped = 0;
         for _ in 0..count {

@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::mem;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -356,6 +357,14 @@ fn stream_mut(conns: &mut [Option<PollConn>], uuid: Uuid) -> io::Result<Option<&
     })
 }
 
+/// The error of a datagram call on a stream or listener.
+fn not_datagram() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the connection is not a datagram socket",
+    )
+}
+
 /// Puts `stream` (named `uuid`) on the retry list, once.
 fn queue_retry(retry: &mut Vec<Uuid>, uuid: Uuid, stream: &mut Stream) {
     if !stream.retry_queued {
@@ -492,11 +501,62 @@ impl Engine for PollEngine {
         Ok(())
     }
 
+    fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
+        self.register(conn, socket, Role::Stream(Box::new(Stream::datagram())))?;
+        // A datagram socket may already hold datagrams, which raise no new edge.
+        if let Some(Role::Stream(stream)) = named(&mut self.conns, conn).map(|conn| &mut conn.role)
+        {
+            stream.readable = true;
+            queue_retry(&mut self.retry, conn, stream);
+        }
+        self.reports.push(EngineEvent::Drained { conn });
+        Ok(())
+    }
+
+    fn recv_from(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)?.filter(|stream| stream.datagram)
+        else {
+            return Err(not_datagram());
+        };
+        // A datagram without an inet sender can't be answered: skip it.
+        let mut received = None;
+        while let Some((count, from)) = stream.recv.read_datagram(buf) {
+            if let Some(from) = from {
+                received = Some((count, from));
+                break;
+            }
+        }
+        if received.is_some() && stream.note_read() {
+            queue_retry(&mut self.retry, conn, stream);
+        }
+        Ok(received)
+    }
+
+    fn send_to(&mut self, conn: Uuid, chunk: Chunk, to: SocketAddr) -> io::Result<()> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)?.filter(|stream| stream.datagram)
+        else {
+            return Err(not_datagram());
+        };
+        if stream.closing {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let was_empty = stream.send.is_empty();
+        stream.send.push_message([chunk], Some(to));
+        if was_empty {
+            self.dirty.push(conn);
+        }
+        Ok(())
+    }
+
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
             return Ok(0);
         };
-        let count = stream.recv.read(buf, false);
+        let count = if stream.datagram {
+            stream.recv.read_datagram(buf).map_or(0, |(count, _)| count)
+        } else {
+            stream.recv.read(buf, false)
+        };
         // Reading down to the low-water mark ends a throttle; the socket's waiting bytes
         // raise no new edge, so they are received at the next wait.
         if count > 0 && stream.note_read() {

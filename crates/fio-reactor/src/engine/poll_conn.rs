@@ -23,9 +23,10 @@ use std::time::Instant;
 
 use fio_buffer::{Buffer, BufferPool};
 use fio_socket::{Chunk, RecvQueue, SendQueue, WaterMarks};
-use fio_sys::{PollRegistration, RecvFlags, SendFlags};
+use fio_sys::{PollRegistration, RecvFlags, SendFlags, SockAddr};
 use polling::{Event, PollMode};
 
+use crate::engine::SEND_SOFT_LIMIT;
 use crate::uuid::Uuid;
 
 /// Receive calls per readiness event before the connection waits for the next tick, so one
@@ -35,8 +36,10 @@ const READ_BUDGET: usize = 16;
 /// Chunks gathered into one `sendmsg`.
 const GATHER: usize = 64;
 
-/// Above this many queued bytes, writers are told to wait (the send queue's soft limit).
-pub(super) const SEND_SOFT_LIMIT: usize = 1 << 20;
+/// Received buffers a stream or datagram socket may hold unread before receiving stops (until
+/// half of them are read): the water marks count bytes, and a peer sending tiny segments or
+/// datagrams would otherwise pin a whole pooled buffer per byte.
+const RECV_SEGMENT_LIMIT: usize = 1024;
 
 /// What a registered descriptor is.
 pub(super) enum Role {
@@ -109,6 +112,8 @@ pub(super) struct Stream {
     pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
     pub(super) sent: u64,
+    /// A datagram socket: each receive and each queued chunk is one datagram.
+    pub(super) datagram: bool,
 }
 
 impl Stream {
@@ -127,7 +132,22 @@ impl Stream {
             check_queued: false,
             retry_queued: false,
             sent: 0,
+            datagram: false,
         }
+    }
+
+    /// A datagram socket, bound or connected: receives datagrams with their senders and
+    /// sends each queued chunk as one datagram.
+    pub(super) fn datagram() -> Self {
+        Self {
+            datagram: true,
+            ..Self::new(false)
+        }
+    }
+
+    /// Whether the receive queue is full: at its high-water mark or its buffer limit.
+    fn is_recv_full(&self) -> bool {
+        self.recv.is_above_high_water() || self.recv.segments() >= RECV_SEGMENT_LIMIT
     }
 
     /// Whether the engine may receive for this stream now (whether or not bytes wait).
@@ -144,7 +164,10 @@ impl Stream {
     /// Queues `chunk`; returns whether the queue was empty before (a flush is then needed).
     pub(super) fn queue(&mut self, chunk: Chunk, urgent: bool) -> bool {
         let was_empty = self.send.is_empty();
-        if urgent {
+        if self.datagram {
+            // Even an empty datagram is a message, and none jumps the queue.
+            self.send.push_message([chunk], None);
+        } else if urgent {
             self.send.push_urgent(chunk);
         } else {
             self.send.push(chunk);
@@ -155,7 +178,10 @@ impl Stream {
     /// Notes that the connection layer read from the receive queue; returns whether that
     /// ended a throttle with bytes still waiting in the socket (receive again, then).
     pub(super) fn note_read(&mut self) -> bool {
-        if self.throttled && self.recv.is_below_low_water() {
+        if self.throttled
+            && self.recv.is_below_low_water()
+            && self.recv.segments() <= RECV_SEGMENT_LIMIT / 2
+        {
             self.throttled = false;
             return self.can_receive();
         }
@@ -184,6 +210,9 @@ impl Stream {
         pool: &BufferPool,
         spare: &mut Option<Buffer>,
     ) -> io::Result<Filled> {
+        if self.datagram {
+            return self.fill_datagrams(fd, pool, spare);
+        }
         let mut filled = Filled {
             arrived: false,
             more: false,
@@ -217,7 +246,7 @@ impl Stream {
                     buffer.set_len(count);
                     self.recv.push(buffer);
                     filled.arrived = true;
-                    if self.recv.is_above_high_water() {
+                    if self.is_recv_full() {
                         self.throttled = true;
                     }
                 }
@@ -237,6 +266,93 @@ impl Stream {
         Ok(filled)
     }
 
+    /// [`fill`](Self::fill) for a datagram socket: one datagram per buffer, with its sender,
+    /// until the socket would block or the budget or the queue's limits are reached. A
+    /// datagram larger than a buffer is cut, as `recvfrom(2)` cuts it. There is no end of
+    /// stream, and no short-receive shortcut: every datagram is whole, so only `EAGAIN`
+    /// proves the socket empty.
+    fn fill_datagrams(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        pool: &BufferPool,
+        spare: &mut Option<Buffer>,
+    ) -> io::Result<Filled> {
+        let mut filled = Filled {
+            arrived: false,
+            more: false,
+            short: false,
+        };
+        let mut reads = 0;
+        while self.can_receive() {
+            if reads == READ_BUDGET {
+                filled.more = true;
+                break;
+            }
+            reads += 1;
+            let mut buffer = match spare.take() {
+                Some(buffer) => buffer,
+                None => pool.take().map_err(io::Error::from)?,
+            };
+            buffer.clear();
+            match fio_sys::recv_from(fd, buffer.as_mut_capacity(), RecvFlags::empty()) {
+                Ok((count, from)) => {
+                    buffer.set_len(count);
+                    self.recv.push_datagram(buffer, from.as_inet());
+                    filled.arrived = true;
+                    if self.is_recv_full() {
+                        self.throttled = true;
+                    }
+                }
+                Err(error) => {
+                    *spare = Some(buffer);
+                    match error.kind() {
+                        io::ErrorKind::WouldBlock => self.readable = false,
+                        io::ErrorKind::Interrupted => {}
+                        _ => return Err(error),
+                    }
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    /// [`flush`](Self::flush) for a datagram socket: one `sendmsg(2)` per queued datagram, to
+    /// its destination or the connected peer. A datagram the kernel refuses (too large, no
+    /// route, refused by the peer) is dropped and logged, not fatal: the socket serves other
+    /// peers, and datagrams may be lost anyway.
+    fn flush_datagrams(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        scratch: &mut Vec<IoSlice<'static>>,
+    ) -> io::Result<bool> {
+        while !self.send.is_empty() {
+            let to = self.send.front_destination().map(SockAddr::from);
+            let result = {
+                let mut slices = recycle(std::mem::take(scratch));
+                let chunks = self.send.front_message_chunks();
+                self.send.io_slices(chunks, &mut slices);
+                let result = fio_sys::sendmsg(fd, &slices, to.as_ref(), SendFlags::NOSIGNAL);
+                *scratch = recycle(slices);
+                result
+            };
+            match result {
+                Ok(count) => {
+                    self.sent += count as u64;
+                    self.send.finish_message();
+                }
+                Err(error) => match error.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(false),
+                    io::ErrorKind::Interrupted => {}
+                    _ => {
+                        log::debug!("dropping a datagram the kernel refused: {error}");
+                        self.send.finish_message();
+                    }
+                },
+            }
+        }
+        Ok(true)
+    }
+
     /// Sends queued bytes, gathered, until the queue is empty or the socket would block;
     /// returns whether the queue is empty. Short sends advance the queue, so the next flush
     /// starts at the first unsent byte. `scratch` lends its allocation to the gather list, so
@@ -250,6 +366,9 @@ impl Stream {
         fd: BorrowedFd<'_>,
         scratch: &mut Vec<IoSlice<'static>>,
     ) -> io::Result<bool> {
+        if self.datagram {
+            return self.flush_datagrams(fd, scratch);
+        }
         while !self.send.is_empty() {
             // Rebuilt per send: the slices borrow the queue, which `advance` then changes.
             let result = {

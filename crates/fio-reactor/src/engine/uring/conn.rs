@@ -15,6 +15,7 @@
 use std::cell::Cell;
 use std::io;
 use std::mem;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
@@ -31,6 +32,8 @@ pub(super) struct Stream {
     /// Shared with the socket's event handler.
     link: Rc<Link>,
     phase: Phase,
+    /// A datagram socket (its socket is in message mode): one read, one datagram.
+    datagram: bool,
 }
 
 /// Where a stream is in its life.
@@ -140,11 +143,13 @@ impl Stream {
         inbox: Rc<Inbox>,
     ) -> io::Result<Self> {
         let link = Link::new(conn, inbox);
+        let datagram = config.is_message_mode();
         let socket = new_socket(ring, fd, config, &link)?;
         link.inbox.push(EngineEvent::Drained { conn });
         Ok(Self {
             link,
             phase: Phase::Open(socket),
+            datagram,
         })
     }
 
@@ -175,6 +180,7 @@ impl Stream {
                 queued: Vec::new(),
                 close: None,
             }),
+            datagram: false,
         })
     }
 
@@ -265,6 +271,43 @@ impl Stream {
         }
     }
 
+    /// See [`Engine::recv_from`](crate::engine::Engine::recv_from).
+    pub(super) fn recv_from(
+        &self,
+        ring: &mut Ring,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, SocketAddr)>> {
+        if !self.datagram {
+            return Err(not_datagram());
+        }
+        let Phase::Open(socket) = &self.phase else {
+            return Ok(None);
+        };
+        match socket.receive_from(ring, buf) {
+            Ok(Some((count, Some(from)))) => Ok(Some((count, from))),
+            // A datagram socket's receive always names the sender; one that doesn't (a Unix
+            // datagram from an unbound peer) can't be answered, so it is dropped.
+            Ok(Some((_, None))) | Ok(None) | Err(fio_socket::Error::Closed) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// See [`Engine::send_to`](crate::engine::Engine::send_to).
+    pub(super) fn send_to(&self, ring: &mut Ring, chunk: Chunk, to: SocketAddr) -> io::Result<()> {
+        if !self.datagram {
+            return Err(not_datagram());
+        }
+        if self.link.closing.get() {
+            return Err(broken_pipe());
+        }
+        let Phase::Open(socket) = &self.phase else {
+            return Err(broken_pipe());
+        };
+        socket
+            .transmit_message(ring, vec![chunk], Some(to))
+            .map_err(io::Error::from)
+    }
+
     /// Bytes received and not yet read.
     pub(super) fn buffered(&self) -> usize {
         match &self.phase {
@@ -292,7 +335,8 @@ impl Stream {
                 Ok(())
             }
             Phase::Open(socket) => {
-                let sent = if urgent {
+                // Datagrams have no stream to jump ahead in: an urgent one simply goes next.
+                let sent = if urgent && !self.datagram {
                     socket.transmit_urgent(ring, chunk)
                 } else {
                     socket.transmit_chunk(ring, chunk)
@@ -442,6 +486,14 @@ pub(super) fn copy_error(error: &io::Error) -> io::Error {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(error.kind(), error.to_string()),
     }
+}
+
+/// The error of a datagram call on a stream.
+fn not_datagram() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the connection is a stream, not a datagram socket",
+    )
 }
 
 /// The error of a write to a stream that failed or is closing.

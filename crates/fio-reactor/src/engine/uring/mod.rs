@@ -35,6 +35,7 @@ mod connection_tests;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -285,6 +286,25 @@ impl Engine for UringEngine {
         };
         self.streams.insert(conn, opened);
         Ok(())
+    }
+
+    fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
+        self.check_new(conn)?;
+        let config = self.socket_config()?.with_message_mode(true);
+        let inbox = Rc::clone(&self.inbox);
+        let opened = Stream::open(&mut self.ring, conn, socket, config, inbox)?;
+        self.streams.insert(conn, opened);
+        Ok(())
+    }
+
+    fn recv_from(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
+        stream.recv_from(&mut self.ring, buf)
+    }
+
+    fn send_to(&mut self, conn: Uuid, chunk: Chunk, to: SocketAddr) -> io::Result<()> {
+        let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
+        stream.send_to(&mut self.ring, chunk, to)
     }
 
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
