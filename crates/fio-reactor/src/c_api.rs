@@ -77,6 +77,7 @@
 //! | `fio_write2(.copy = 1)` | [`write`](crate::write()) | |
 //! | `fio_write2(.data.fd, .is_fd, .offset, .len, .keep_open)` | [`write2`](crate::write2) with a [`FileChunk`](crate::FileChunk) | [`FileChunk::new`](crate::FileChunk::new) closes the file when done, [`FileChunk::shared`](crate::FileChunk::shared) (an `Arc<File>`) is `.keep_open`; read a piece at a time (64 KiB, at most 4 queued), later writes wait behind it |
 //! | `fio_sendfile` | [`sendfile`](crate::sendfile) | `len` 0 sends to the end of the file |
+//! | `fio_read` / `fio_write` on a UDP socket | [`read`](crate::read), [`write`](crate::write()), [`read_from`](crate::read_from), [`write_to`](crate::write_to) | one call, one datagram; `read_from`/`write_to` add the peer's address, which facil.io's API could not give |
 //! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
 //! | `fio_flush` | [`flush`](crate::flush()) | flushes the rw hook now, returns the bytes it still holds; the send queue itself goes out at the end of every tick; owning thread only |
 //! | `fio_flush_strong` | [`flush_strong`](crate::flush_strong) | flushes the hook until it holds nothing (or stops shrinking); returns the chunks queued for the socket, which go out at the end of the tick instead of in a busy loop |
