@@ -110,9 +110,23 @@
 //! | `fio_is_valid` / `fio_is_closed` | [`is_valid`](crate::is_valid), [`is_closed`](crate::is_closed) | |
 //! | `fio_close` / `fio_force_close` | [`close`](crate::close), [`force_close`](crate::force_close) | |
 //! | `fio_peer_addr` | [`peer_addr`](crate::peer_addr), [`local_addr`](crate::local_addr) | a [`SockAddr`](crate::SockAddr), not text |
+//! | `fio_local_addr` | [`local_host_name`](crate::local_host_name) | the host name as a `String`; not resolved to a canonical name (that may block on DNS) |
 //! | `fio_socket(address, port, flags)` | [`socket`](crate::socket), [`SocketRole`](crate::SocketRole) | a URL (its scheme picks TCP/UDP/Unix) and a role; returns an `OwnedFd` (uuids name attached connections only; see `attach_fd`); always non-blocking |
 //! | `fio_accept(srv_uuid)` | [`accept`](crate::accept) | takes the listening socket's `BorrowedFd` (a `listen` uuid accepts by itself); sets `TCP_NODELAY`; `WouldBlock` when none is pending |
 //! | `fio_set_non_block` | [`set_non_block`](crate::set_non_block) | also close-on-exec |
+//!
+//! ## Types and named-argument structs
+//!
+//! | facil.io | Rust | notes |
+//! |---|---|---|
+//! | `struct fio_listen_args` | [`ListenArgs`](crate::ListenArgs) | builder; `udata` is whatever the closures capture |
+//! | `struct fio_connect_args`, `fio_connect_s` | [`ConnectArgs`](crate::ConnectArgs) | builder |
+//! | `fio_write_args_s`, `fio_write2_fn` | [`Payload`](crate::Payload) ([`Chunk`](crate::Chunk) or [`FileChunk`](crate::FileChunk)) and the `urgent` flag of [`write2`](crate::write2) | the release callback is the payload's `Drop` |
+//! | `fio_uuid_env_args_s`, `fio_uuid_env_unset_args_s` | the arguments of [`uuid_env_set`](crate::uuid_env_set) / [`uuid_env_unset`](crate::uuid_env_unset) | typed `T` instead of `void *` |
+//! | `fio_socket_flags_e` | [`SocketRole`](crate::SocketRole) and the URL's scheme | |
+//! | `fio_str_info_s` | `&[u8]` / `String` | |
+//! | `fio_flash` (the spec's spelling of `fio_flush`) | [`flush`](crate::flush()) | |
+//! | `fio_cluster_connect2remote`, `fio_cluster_listen2remote` | — | pub/sub cluster extensions, named by the spec only as examples; not part of this crate |
 //!
 //! ## Deliberate differences from facil.io 0.7
 //!

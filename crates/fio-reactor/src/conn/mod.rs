@@ -35,7 +35,7 @@ pub use hook::{DefaultHook, HookIo, RwHook, flush, flush_all, flush_strong, rw_h
 pub use listen::{ListenArgs, listen};
 pub use outbox::{FileChunk, Payload};
 pub use protocol::{IoEvent, Protocol, ping_eternal};
-pub use socket::{SocketRole, accept, capa, set_non_block, socket};
+pub use socket::{SocketRole, accept, capa, local_host_name, set_non_block, socket};
 pub use task::{ProtocolGuard, defer_io_task, protocol_try_lock};
 pub use tls::Tls;
 

@@ -123,6 +123,27 @@ pub fn set_non_block(fd: BorrowedFd<'_>) -> Result<(), Error> {
     })
 }
 
+/// This machine's host name (facil.io's `fio_local_addr`), as `gethostname(2)` gives it: the
+/// fully qualified name where the system is configured with one. facil.io asks the resolver for
+/// the canonical name too; that may block on DNS for seconds, which a reactor thread must not,
+/// so a caller that wants it resolves the name off the reactor.
+///
+/// # Errors
+/// - [`Error::Socket`] when `gethostname` fails.
+///
+/// # Examples
+/// ```
+/// let name = fio_reactor::local_host_name()?;
+/// assert!(!name.is_empty());
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+pub fn local_host_name() -> Result<String, Error> {
+    fio_sys::host_name().map_err(|source| Error::Socket {
+        operation: "gethostname",
+        source,
+    })
+}
+
 /// The most connections (open files) this process can hold (facil.io's `fio_capa`): the
 /// open-file limit (`RLIMIT_NOFILE`), raised to its hard limit the first time it is asked
 /// for, then cached. [`listen`](crate::listen) asks for it, so a server runs with the raised
