@@ -2,7 +2,7 @@
 //! connections.
 //!
 //! Layer: above `fio-sys`, `fio-ring` (the io_uring engine), `fio-socket` and `fio-buffer`
-//! (send and receive queues, pooled buffers) and `polling` (the epoll fallback). Used by
+//! (send and receive queues, pooled buffers); the epoll fallback uses `fio-sys`'s `Epoll`. Used by
 //! `fio-cluster`, `fio-tls` and applications.
 //!
 //! # Connections

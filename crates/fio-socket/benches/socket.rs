@@ -8,9 +8,8 @@
 //!   from one blocking client thread, against a fio-socket echo server on one ring thread and
 //!   a std thread-per-connection echo server (blocking `read`/`write_all`, 64 threads). The
 //!   threaded server is the simplest correct std design and, with the client pipelining
-//!   across all 64 connections, it uses both cores; an epoll loop would need `unsafe` (the
-//!   `polling` crate's registration), which benches outside the three unsafe crates may not
-//!   use.
+//!   across all 64 connections, it uses both cores. (The epoll comparison is the reactor's:
+//!   `cargo xtask bench load` runs the same echo on both of its engines.)
 //!
 //! Ratios (fio-socket time / baseline time, lower is better) go to the terminal and to
 //! `$FIO_BENCH_DIR/fio-socket.json`. Run: `cargo bench -p fio-socket --bench socket`.

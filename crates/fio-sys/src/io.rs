@@ -43,6 +43,8 @@ flag_set! {
         const NOSIGNAL = libc::MSG_NOSIGNAL;
         /// More data follows: hold back a partial TCP segment (`MSG_MORE`).
         const MORE = libc::MSG_MORE;
+        /// Send the byte as TCP urgent data (`MSG_OOB`).
+        const OOB = libc::MSG_OOB;
     }
 }
 

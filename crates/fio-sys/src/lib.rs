@@ -1,7 +1,7 @@
 //! Safe wrappers over the Linux system calls the fio workspace needs.
 //!
 //! Layer: the bottom of the workspace. `fio-sys` depends only on `libc` (plus `thiserror` for
-//! the URL parser's error and `polling` for [`PollRegistration`]); every crate above it (`fio-ring`, `fio-socket`, `fio-reactor`,
+//! the URL parser's error); every crate above it (`fio-ring`, `fio-socket`, `fio-reactor`,
 //! `fio-cluster`) reaches the operating system through it, so this is the one place outside
 //! the ring memory in `fio-ring` and the pools in `fio-buffer` that calls libc directly, and
 //! every call goes through one macro, `syscall!`, that maps failures to `errno`.
@@ -23,8 +23,8 @@
 //!   [`sendfile`], [`shutdown`], [`poll`];
 //! - URLs: [`Url`] parses `tcp://`, `udp://`, `tls://`, `unix://` and short forms;
 //!   [`server_socket`] and [`client_socket`] turn one into a socket;
-//! - readiness: [`PollRegistration`], a descriptor registered with a `polling::Poller`
-//!   that leaves the poller before it closes;
+//! - readiness: [`Epoll`], an epoll set with a cross-thread [`Waker`], whose
+//!   [`EpollRegistration`]s leave the set before their descriptors close;
 //! - wake-ups and memory: [`eventfd`], [`pipe`], [`Mmap`];
 //! - limits: [`raise_nofile_limit`], [`memlock_limit`], [`core_count`], [`host_name`],
 //!   [`kernel_version`];
@@ -57,12 +57,12 @@
 
 mod addr;
 mod endpoint;
+mod epoll;
 mod event;
 mod flags;
 mod io;
 mod limits;
 mod memory;
-mod poll_registration;
 mod process;
 mod seccomp;
 mod signal;
@@ -77,6 +77,7 @@ pub mod system;
 
 pub use addr::{Domain, RawSockAddr, SockAddr, UNIX_PATH_MAX, local_addr, peer_addr};
 pub use endpoint::{client_socket, resolve, server_socket};
+pub use epoll::{Epoll, EpollEvent, EpollRegistration, EventBuffer, Interest, Waker};
 pub use event::{eventfd, eventfd_read, eventfd_write, pipe};
 pub use io::{
     PollFlags, RecvFlags, SendFlags, poll, readv, recv, recv_from, send, send_to, sendfile,
@@ -84,7 +85,6 @@ pub use io::{
 };
 pub use limits::{Limit, core_count, host_name, memlock_limit, nofile_limit, raise_nofile_limit};
 pub use memory::{Mmap, page_size};
-pub use poll_registration::PollRegistration;
 pub use process::{
     Fork, Pid, WaitOptions, exit_immediately, fork, fork_unchecked, kill, parent_death_signal,
     parent_pid, set_parent_death_signal, thread_count, waitpid,

@@ -21,8 +21,8 @@
 //!   the connection layer turns them into protocol callbacks. An engine never calls user
 //!   code.
 //!
-//! Backends: `uring.rs` (`fio-ring`, the default) and `poll.rs` (the `polling` crate: epoll on
-//! Linux, kqueue on the BSDs and macOS), chosen by [`select_engine`].
+//! Backends: `uring.rs` (`fio-ring`, the default) and `poll.rs` (epoll through
+//! `fio_sys::Epoll`), chosen by [`select_engine`].
 
 mod poll;
 mod poll_conn;
@@ -74,11 +74,12 @@ pub enum EngineKind {
     /// provided-buffer rings, multishot accept); where io_uring is refused (seccomp,
     /// `kernel.io_uring_disabled`, an older kernel) the reactor runs epoll instead.
     Uring,
-    /// epoll through the `polling` crate.
+    /// epoll, called directly (`fio_sys::Epoll`); the fallback.
     Epoll,
-    /// kqueue through the `polling` crate (BSDs and macOS; reported, not selectable by name).
+    /// kqueue: facil.io's engine on the BSDs and macOS. fio is Linux only, so it never runs
+    /// (and is not selectable by name).
     Kqueue,
-    /// `poll(2)`; on Linux the `polling` crate offers no run-time switch to it, so asking for it
+    /// `poll(2)`; fio has no `poll(2)` engine, so asking for it
     /// runs epoll.
     Poll,
 }
@@ -298,7 +299,7 @@ pub(crate) trait Engine {
 pub(crate) enum Fallback {
     /// io_uring can't run the reactor in this process; the reason, for the log.
     UringUnavailable(&'static str),
-    /// `poll(2)` was asked for, but `polling` picks its backend at compile time.
+    /// `poll(2)` was asked for, but the fallback engine is epoll only.
     PollNotForceable,
     /// The engine asked for doesn't exist on this platform.
     NotOnPlatform,
@@ -337,7 +338,7 @@ impl Fallback {
 /// Picks the engine to run for a request (`None`: io_uring first).
 ///
 /// Returns the engine and, when it differs from what was asked for, why. Asking for io_uring
-/// probes it (once per process, see [`uring::availability`]); any refusal runs the `polling`
+/// probes it (once per process, see [`uring::availability`]); any refusal runs the epoll
 /// engine instead.
 pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Option<Fallback>) {
     let native = PollEngine::NATIVE;
@@ -357,7 +358,7 @@ pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Optio
 pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine>> {
     Ok(match kind {
         EngineKind::Uring => Box::new(UringEngine::new()?),
-        // `select_engine` maps every other request to the polling backend's native kind.
+        // `select_engine` maps every other request to the fallback's native kind (epoll).
         EngineKind::Epoll | EngineKind::Kqueue | EngineKind::Poll => Box::new(PollEngine::new()?),
     })
 }

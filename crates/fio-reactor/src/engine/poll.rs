@@ -1,43 +1,36 @@
-//! The fallback engine on the `polling` crate: epoll on Linux, kqueue on the BSDs and macOS.
+//! The fallback engine: epoll, called directly through [`fio_sys::Epoll`].
 //!
-//! A thread's `Poller` is shared (behind an `Arc`) only so other threads can call
-//! [`polling::Poller::notify`], which is `polling`'s own cross-thread wake-up (an eventfd on
-//! Linux) and is sticky: a notify that lands before the wait makes that wait return at once.
+//! A wait is one `epoll_wait` with the timer deadline as its timeout. Other threads end it
+//! through the set's [`Waker`](fio_sys::Waker) (an eventfd registered in the same set, read
+//! only on the waits it ended), which is sticky: a wake that lands before the wait makes that
+//! wait return at once.
 //!
 //! Connections (see [`poll_conn`](super::poll_conn)) are kept in a table indexed by
 //! descriptor, which is unique while the engine owns it (and small: the kernel hands out the
-//! lowest free number); each is registered through `fio_sys::PollRegistration`, which deletes
-//! it from the poller before it closes. Streams are registered edge-triggered once and never
-//! re-armed (no `epoll_ctl` per event), so the engine itself remembers what the kernel reports
-//! only once: a stream that may hold unreceived bytes but couldn't be received from (its
-//! budget ran out, or receiving was paused or throttled and then resumed) waits in a retry
-//! list, served at the start of the next wait, which then doesn't block; a stream whose last
-//! receive was short waits in a check list, received from once more after
-//! [`SHORT_CHECK_DELAY`] unless an edge came first (see [`Stream::fill`] for why). Received
-//! bytes go into pooled buffers (one [`BufferPool`] per engine); send queues written during a
-//! tick are flushed at the start of the next wait, before it blocks, so a reply goes out
-//! without waiting for writability, and a flush that the socket cut short resumes on the
-//! writable edge the kernel then reports.
-//!
-//! `Poller::wait` itself costs five system calls on Linux whatever it finds: besides
-//! `epoll_wait` it sets and re-arms a timerfd for the timeout and reads and re-arms its wake-up
-//! eventfd. Under a request-response load a reactor waits about once per two requests, so that
-//! is most of this engine's cost above tokio's; removing it takes an epoll binding without
-//! `polling` (a timeout in `epoll_wait`, a wake-up eventfd read only when it fired).
+//! lowest free number); each is registered through [`fio_sys::EpollRegistration`], which
+//! deletes it from the set before it closes. Streams are registered edge-triggered once and
+//! never re-armed (no `epoll_ctl` per event), so the engine itself remembers what the kernel
+//! reports only once: a stream that may hold unreceived bytes but couldn't be received from
+//! (its budget ran out, or receiving was paused or throttled and then resumed) waits in a
+//! retry list, served at the start of the next wait, which then doesn't block. A short receive
+//! is trusted to have emptied the socket unless the events said the peer's end of stream or
+//! urgent data came (see [`Stream::fill`]), so a half-closed peer is noticed at once and an
+//! idle stream costs nothing. Received bytes go into pooled buffers (one [`BufferPool`] per
+//! engine); send queues written during a tick are flushed at the start of the next wait,
+//! before it blocks, so a reply goes out without waiting for writability, and a flush that
+//! the socket cut short resumes on the writable edge the kernel then reports.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fio_buffer::{Buffer, BufferPool, PoolConfig};
 use fio_socket::Chunk;
-use fio_sys::PollRegistration;
-use polling::{Events, Poller};
+use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
 use crate::engine::poll_conn::{PollConn, Role, Stream, key};
 use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
@@ -50,29 +43,39 @@ mod tests;
 /// Connections accepted per listener event, so a connection storm can't starve the others.
 const ACCEPT_BUDGET: usize = 64;
 
-/// How long after a short receive, with no edge since, the engine receives once more to find
-/// an end of stream that came with the last bytes (see [`Stream::fill`]). A stream that keeps
-/// receiving never needs the extra call; a half-closed peer is noticed this much later at most
-/// (twice as much under load, see [`PollEngine::check_short_receives`]).
-const SHORT_CHECK_DELAY: Duration = Duration::from_millis(10);
-
-/// What one poller event said about a descriptor.
+/// What one epoll event said about a descriptor.
 #[derive(Debug, Clone, Copy)]
 struct Readiness {
-    /// The descriptor's poller key.
-    key: usize,
-    /// Readable, hung up or failed.
+    /// The descriptor's epoll key.
+    key: u64,
+    /// Readable, urgent data, the peer's end of stream, hung up or failed.
     readable: bool,
     /// Writable, hung up or failed.
     writable: bool,
+    /// Something a short receive could stop before may wait: the peer's end of stream, a
+    /// hang-up, an error, or urgent data.
+    drain_fully: bool,
 }
 
-/// A reactor thread's `polling`-based engine.
+impl From<EpollEvent> for Readiness {
+    fn from(event: EpollEvent) -> Self {
+        let drain_fully =
+            event.read_closed() || event.hangup() || event.error() || event.priority();
+        Self {
+            key: event.key(),
+            readable: event.readable() || drain_fully,
+            writable: event.writable() || event.hangup() || event.error(),
+            drain_fully,
+        }
+    }
+}
+
+/// A reactor thread's epoll engine.
 pub(crate) struct PollEngine {
-    /// Shared with [`PollWaker`]s; only the owning thread waits on it.
-    poller: Arc<Poller>,
+    /// The epoll set; only the owning thread waits on it, other threads hold its waker.
+    epoll: Epoll,
     /// Reused between waits so waiting never allocates.
-    events: Events,
+    events: EventBuffer,
     /// What the last wait's events said, copied out of `events` so handling them can borrow
     /// the engine; kept between waits for its allocation.
     ready: Vec<Readiness>,
@@ -88,43 +91,20 @@ pub(crate) struct PollEngine {
     dirty: Vec<Uuid>,
     /// Streams to receive on at the next wait: they may hold bytes no new edge will announce.
     retry: Vec<Uuid>,
-    /// Streams whose last receive was short, with when it was, oldest first (mostly: an entry
-    /// found not due is queued again behind newer ones).
-    checks: VecDeque<(Uuid, Instant)>,
-    /// When the current wait started; stamps short receives.
-    now: Instant,
     /// Events that happened outside a wait (an open's first `Drained`, an abortive close),
     /// reported by the next one.
     reports: Vec<EngineEvent>,
 }
 
 impl PollEngine {
-    /// The engine `polling` runs on this platform; it picks the backend at compile time.
-    pub(crate) const NATIVE: EngineKind = if cfg!(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "illumos",
-        target_os = "solaris"
-    )) {
-        EngineKind::Epoll
-    } else if cfg!(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )) {
-        EngineKind::Kqueue
-    } else {
-        EngineKind::Poll
-    };
+    /// The engine this backend is: fio is Linux only, so always epoll.
+    pub(crate) const NATIVE: EngineKind = EngineKind::Epoll;
 
-    /// Creates the poller (an epoll fd plus its notify eventfd on Linux) and the buffer pool.
+    /// Creates the epoll set (with its wake-up eventfd) and the buffer pool.
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Self {
-            poller: Arc::new(Poller::new()?),
-            events: Events::new(),
+            epoll: Epoll::new()?,
+            events: EventBuffer::default(),
             ready: Vec::new(),
             conns: Vec::new(),
             pool: BufferPool::new(PoolConfig::default()).map_err(io::Error::from)?,
@@ -132,8 +112,6 @@ impl PollEngine {
             scratch: Vec::new(),
             dirty: Vec::new(),
             retry: Vec::new(),
-            checks: VecDeque::new(),
-            now: Instant::now(),
             reports: Vec::new(),
         })
     }
@@ -148,7 +126,7 @@ impl PollEngine {
             .ok_or_else(not_found)
     }
 
-    /// Registers `fd` for `uuid`, for good, with the interest and mode its role wants.
+    /// Registers `fd` for `uuid`, for good, with the interest its role wants.
     fn register(&mut self, uuid: Uuid, fd: OwnedFd, role: Role) -> io::Result<()> {
         let index = usize::try_from(uuid.fd()).map_err(|_| not_found())?;
         if self.conns.get(index).is_some_and(Option::is_some) {
@@ -157,10 +135,9 @@ impl PollEngine {
                 "the descriptor is already registered with this engine",
             ));
         }
-        let (interest, mode) = role.registration(key(uuid));
         let conn = PollConn {
             uuid,
-            registration: PollRegistration::new(&self.poller, fd, interest, mode)?,
+            registration: self.epoll.register(fd, role.interest(), key(uuid))?,
             role,
         };
         if self.conns.len() <= index {
@@ -229,16 +206,6 @@ impl PollEngine {
                 if filled.more {
                     queue_retry(&mut self.retry, uuid, stream);
                 }
-                if filled.short {
-                    stream.short_since = Some(self.now);
-                    if !stream.check_queued {
-                        stream.check_queued = true;
-                        self.checks.push_back((uuid, self.now));
-                    }
-                } else if !stream.readable {
-                    // `EAGAIN` or the end of stream: nothing can hide any more.
-                    stream.short_since = None;
-                }
                 if filled.arrived {
                     out.push(EngineEvent::Readable { conn: uuid });
                 }
@@ -251,42 +218,7 @@ impl PollEngine {
         }
     }
 
-    /// Receives once more on every stream whose last receive was short at least
-    /// [`SHORT_CHECK_DELAY`] ago, with no edge since that received again; returns how many
-    /// found something. A stream that did receive again since is queued again for its latest
-    /// short receive; one that was drained for sure leaves the list.
-    fn check_short_receives(&mut self, out: &mut Vec<EngineEvent>) -> usize {
-        let now = self.now;
-        let mut found = 0;
-        while let Some(&(uuid, at)) = self.checks.front() {
-            if now < at + SHORT_CHECK_DELAY {
-                break;
-            }
-            self.checks.pop_front();
-            let Some(Role::Stream(stream)) =
-                named(&mut self.conns, uuid).map(|conn| &mut conn.role)
-            else {
-                continue;
-            };
-            match stream.short_since {
-                Some(since) if now < since + SHORT_CHECK_DELAY => {
-                    self.checks.push_back((uuid, since));
-                }
-                Some(_) => {
-                    stream.short_since = None;
-                    stream.check_queued = false;
-                    stream.readable = true;
-                    if self.receive(uuid.fd(), out) {
-                        found += 1;
-                    }
-                }
-                None => stream.check_queued = false,
-            }
-        }
-        found
-    }
-
-    /// Handles one poller event.
+    /// Handles one epoll event.
     fn ready(&mut self, event: Readiness, out: &mut Vec<EngineEvent>) {
         let Ok(fd) = RawFd::try_from(event.key) else {
             return;
@@ -305,6 +237,7 @@ impl PollEngine {
         };
         // Edge-triggered: remember what the edge said until a receive proves it spent.
         stream.readable |= event.readable;
+        stream.drain_fully |= event.drain_fully;
         if stream.connecting {
             // The connect ends with a writable edge, or a failure (reported writable too).
             if !event.writable {
@@ -416,7 +349,7 @@ impl Engine for PollEngine {
     }
 
     fn waker(&self) -> Arc<dyn Wake> {
-        Arc::new(PollWaker(Arc::clone(&self.poller)))
+        Arc::new(EpollWake(self.epoll.waker()))
     }
 
     fn wait(
@@ -424,7 +357,6 @@ impl Engine for PollEngine {
         timeout: Option<Duration>,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
-        self.now = Instant::now();
         events.append(&mut self.reports);
         let mut dirty = mem::take(&mut self.dirty);
         for uuid in dirty.drain(..) {
@@ -449,33 +381,17 @@ impl Engine for PollEngine {
         if self.retry.is_empty() {
             self.retry = retry;
         }
-        handled += self.check_short_receives(events);
-        // Something to report already: look at the poller without blocking. Otherwise wake for
-        // the next short-receive check at the latest.
+        // Something to report already: look at the set without blocking.
         let timeout = if events.is_empty() {
-            match self.checks.front() {
-                Some(&(_, at)) => {
-                    let check = (at + SHORT_CHECK_DELAY).saturating_duration_since(self.now);
-                    Some(timeout.map_or(check, |timeout| timeout.min(check)))
-                }
-                None => timeout,
-            }
+            timeout
         } else {
             Some(Duration::ZERO)
         };
-        self.events.clear();
-        match self.poller.wait(&mut self.events, timeout) {
-            Ok(_) => {}
-            // A signal landing on this thread ends the wait early; the loop simply goes round.
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(handled),
-            Err(error) => return Err(error),
-        }
+        // A signal landing on this thread ends the wait early with no events; the loop simply
+        // goes round.
+        self.epoll.wait(&mut self.events, timeout)?;
         let mut ready = mem::take(&mut self.ready);
-        ready.extend(self.events.iter().map(|event| Readiness {
-            key: event.key,
-            readable: event.readable,
-            writable: event.writable,
-        }));
+        ready.extend(self.events.iter().map(Readiness::from));
         handled += ready.len();
         for event in ready.drain(..) {
             self.ready(event, events);
@@ -662,11 +578,11 @@ fn not_found() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such connection on this engine")
 }
 
-/// Wakes one [`PollEngine`] through `Poller::notify`.
-struct PollWaker(Arc<Poller>);
+/// Wakes one [`PollEngine`] through its epoll set's eventfd.
+struct EpollWake(fio_sys::Waker);
 
-impl Wake for PollWaker {
+impl Wake for EpollWake {
     fn wake(&self) -> io::Result<()> {
-        self.0.notify()
+        self.0.wake()
     }
 }

@@ -1,17 +1,18 @@
-//! One connection of the `polling` engine: its registration, receive and send queues, and the
+//! One connection of the epoll engine: its registration, receive and send queues, and the
 //! readiness the engine remembers for it.
 //!
-//! Streams are registered once, edge-triggered ([`PollMode::Edge`]) for both reading and
-//! writing, and never modified: an event costs no `epoll_ctl`. Edge triggering reports a
-//! change of state once, so the engine keeps the state itself. [`Stream::readable`] says the
-//! socket may still hold bytes: it is set by every readable event and cleared only by a receive
-//! that proves the socket empty, so an edge that arrives while receiving is paused (suspended,
-//! or throttled by the water marks) is not lost: resuming receives again instead of waiting for
+//! Streams are registered once, edge-triggered ([`Interest::EDGE`]) for reading, writing, the
+//! peer's end of stream ([`Interest::READ_CLOSED`]) and urgent data ([`Interest::PRIORITY`]),
+//! and never modified: an event costs no `epoll_ctl`. Edge triggering reports a change of
+//! state once, so the engine keeps the state itself. [`Stream::readable`] says the socket may
+//! still hold bytes: it is set by every readable event and cleared only by a receive that
+//! proves the socket empty, so an edge that arrives while receiving is paused (suspended, or
+//! throttled by the water marks) is not lost: resuming receives again instead of waiting for
 //! an edge that already came. A receive shorter than its buffer is taken as proof the socket is
-//! empty, which saves the receive that would only say `EAGAIN`; what it can miss is checked
-//! once later (see [`Stream::fill`]). Writing needs no flag: the queue is sent until the
-//! socket would block, which arms the kernel to report the next writable edge, and a non-empty
-//! queue after a flush can only mean that such an edge is awaited.
+//! empty, which saves the receive that would only say `EAGAIN`, unless an event said something
+//! may hide behind it (see [`Stream::fill`]). Writing needs no flag: the queue is sent until
+//! the socket would block, which arms the kernel to report the next writable edge, and a
+//! non-empty queue after a flush can only mean that such an edge is awaited.
 //!
 //! Listeners are registered level-triggered: accepting stops after a budget, and a level
 //! registration reports the connections left over on the next wait without any bookkeeping.
@@ -19,12 +20,10 @@
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
 
 use fio_buffer::{Buffer, BufferPool};
 use fio_socket::{Chunk, RecvQueue, SendQueue, WaterMarks};
-use fio_sys::{PollRegistration, RecvFlags, SendFlags, SockAddr};
-use polling::{Event, PollMode};
+use fio_sys::{EpollRegistration, Interest, RecvFlags, SendFlags, SockAddr};
 
 use crate::engine::SEND_SOFT_LIMIT;
 use crate::uuid::Uuid;
@@ -50,11 +49,18 @@ pub(super) enum Role {
 }
 
 impl Role {
-    /// The interest and mode a descriptor of this role is registered with, for good.
-    pub(super) fn registration(&self, key: usize) -> (Event, PollMode) {
+    /// The interest a descriptor of this role is registered with, for good.
+    pub(super) fn interest(&self) -> Interest {
         match self {
-            Self::Listener => (Event::readable(key), PollMode::Level),
-            Self::Stream(_) => (Event::all(key), PollMode::Edge),
+            // Level-triggered: connections left over by the accept budget report again.
+            Self::Listener => Interest::READABLE,
+            Self::Stream(_) => {
+                Interest::READABLE
+                    | Interest::WRITABLE
+                    | Interest::READ_CLOSED
+                    | Interest::PRIORITY
+                    | Interest::EDGE
+            }
         }
     }
 }
@@ -63,8 +69,8 @@ impl Role {
 pub(super) struct PollConn {
     /// The connection's uuid, checked on every call so a stale one is `NotFound`.
     pub(super) uuid: Uuid,
-    /// Owns the descriptor; dropping it leaves the poller and closes it.
-    pub(super) registration: PollRegistration,
+    /// Owns the descriptor; dropping it leaves the epoll set and closes it.
+    pub(super) registration: EpollRegistration,
     /// Listener or stream.
     pub(super) role: Role,
 }
@@ -77,10 +83,6 @@ pub(super) struct Filled {
     /// The read budget ran out with the socket perhaps still holding bytes: receive again on
     /// the next tick, since no new edge will say so.
     pub(super) more: bool,
-    /// The last receive was short: the socket is taken as drained, but an end of stream (or
-    /// bytes past TCP's urgent mark) that came with the bytes raises no new edge, so the
-    /// engine checks once more if no edge comes first (see [`fill`](Stream::fill)).
-    pub(super) short: bool,
 }
 
 /// A stream's queues and state.
@@ -103,11 +105,10 @@ pub(super) struct Stream {
     /// The socket may hold bytes (or an end of stream, or an error) not received yet: a
     /// readable edge came after the last receive that found the socket empty.
     pub(super) readable: bool,
-    /// When a short receive last took what the socket held (see [`fill`](Self::fill)); `None`
-    /// once a receive proved the socket empty or reached the end of stream.
-    pub(super) short_since: Option<Instant>,
-    /// The stream waits in the engine's list of streams to check after a short receive.
-    pub(super) check_queued: bool,
+    /// An event said the peer shut its write side, hung up, failed or sent urgent data: a
+    /// short receive may then stop before something no new edge will announce, so only
+    /// `EAGAIN` or the end of stream proves the socket empty (see [`fill`](Self::fill)).
+    pub(super) drain_fully: bool,
     /// The stream waits in the engine's list of streams to receive on at the next wait.
     pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
@@ -128,8 +129,7 @@ impl Stream {
             throttled: false,
             closing: false,
             readable: false,
-            short_since: None,
-            check_queued: false,
+            drain_fully: false,
             retry_queued: false,
             sent: 0,
             datagram: false,
@@ -198,9 +198,10 @@ impl Stream {
     /// later raise a new edge, so the receive that would only say `EAGAIN` is skipped (as
     /// tokio does on Linux). Two things can hide behind a short receive, though: the peer's end
     /// of stream, when it came together with the last bytes (a receive stops before it), and
-    /// bytes past TCP's urgent mark. Neither raises another edge, so a short receive is
-    /// reported ([`Filled::short`]) and the engine receives once more later unless an edge
-    /// comes first. Until the socket is known drained, [`readable`](Self::readable) stays set.
+    /// bytes past TCP's urgent mark. Neither raises another edge, but the edge that brought
+    /// them says so (`EPOLLRDHUP`, `EPOLLPRI`), which sets [`drain_fully`](Self::drain_fully):
+    /// then a short receive proves nothing, and receiving goes on to the end of stream or
+    /// `EAGAIN`. Until the socket is known drained, [`readable`](Self::readable) stays set.
     ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
@@ -216,7 +217,6 @@ impl Stream {
         let mut filled = Filled {
             arrived: false,
             more: false,
-            short: false,
         };
         let mut reads = 0;
         while self.can_receive() {
@@ -236,11 +236,9 @@ impl Stream {
                     self.eof = true;
                     self.readable = false;
                     filled.arrived = true;
-                    filled.short = false;
                 }
                 Ok(count) => {
-                    filled.short = count < buffer.capacity();
-                    if filled.short {
+                    if count < buffer.capacity() && !self.drain_fully {
                         self.readable = false;
                     }
                     buffer.set_len(count);
@@ -255,7 +253,7 @@ impl Stream {
                     match error.kind() {
                         io::ErrorKind::WouldBlock => {
                             self.readable = false;
-                            filled.short = false;
+                            self.drain_fully = false;
                         }
                         io::ErrorKind::Interrupted => {}
                         _ => return Err(error),
@@ -280,7 +278,6 @@ impl Stream {
         let mut filled = Filled {
             arrived: false,
             more: false,
-            short: false,
         };
         let mut reads = 0;
         while self.can_receive() {
@@ -374,7 +371,12 @@ impl Stream {
             let result = {
                 let mut slices = recycle(std::mem::take(scratch));
                 self.send.io_slices(GATHER, &mut slices);
-                let result = fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL);
+                // One slice (a typical reply) goes by `send`, which spares the kernel copying
+                // in a message header and an iovec.
+                let result = match slices.as_slice() {
+                    [only] => fio_sys::send(fd, only, SendFlags::NOSIGNAL),
+                    _ => fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL),
+                };
                 *scratch = recycle(slices);
                 result
             };
@@ -432,7 +434,8 @@ impl PollConn {
     }
 }
 
-/// The poller key for a connection: its descriptor, unique while the engine owns it.
-pub(super) fn key(uuid: Uuid) -> usize {
-    usize::try_from(uuid.fd()).unwrap_or(usize::MAX)
+/// The epoll key for a connection: its descriptor, unique while the engine owns it.
+pub(super) fn key(uuid: Uuid) -> u64 {
+    // Descriptors are non-negative; a negative one (never registered) maps to an unused key.
+    u64::try_from(uuid.fd()).unwrap_or(u64::MAX - 1)
 }
