@@ -134,6 +134,11 @@ impl Local {
         })
     }
 
+    /// The reactor thread on this OS thread, whichever reactor it belongs to.
+    pub(crate) fn on_this_thread() -> Option<Rc<Local>> {
+        LOCAL.with(|local| local.borrow().clone())
+    }
+
     /// The reactor this thread belongs to.
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner

@@ -34,6 +34,15 @@ pub(crate) enum Route {
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is stale or was never open, or its reactor is gone.
 pub(crate) fn route(uuid: Uuid) -> Result<Route, Error> {
+    // The common case, a call on a connection of the calling reactor thread, without copying
+    // the record or touching the reactor's reference counts.
+    if let Some(local) = Local::on_this_thread() {
+        match table::is_owned_by(uuid, local.inner(), local.index()) {
+            Some(true) => return Ok(Route::Here(local)),
+            None => return Err(Error::InvalidUuid(uuid)),
+            Some(false) => {}
+        }
+    }
     let record = table::record(uuid).ok_or(Error::InvalidUuid(uuid))?;
     let inner = record.reactor.upgrade().ok_or(Error::InvalidUuid(uuid))?;
     match Local::current(&inner) {

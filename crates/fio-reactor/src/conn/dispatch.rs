@@ -55,19 +55,25 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 /// Hands an accepted stream to the thread whose turn it is (this one, or another through its
 /// inbox), which opens it and calls the listener's `on_open`.
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
-    let (on_open, tls) = match local.conns.borrow().map.get(&listener) {
+    let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
-            kind: Kind::Listener { on_open, tls, .. },
+            kind:
+                Kind::Listener {
+                    on_open,
+                    tls,
+                    nodelay_inherited,
+                    ..
+                },
             closing: false,
             ..
-        }) => (on_open.clone(), tls.clone()),
+        }) => (on_open.clone(), tls.clone(), !*nodelay_inherited),
         // The listener is closing: the stream just closes.
         _ => return,
     };
     let inner = local.inner();
     let owner = inner.next_owner();
     if owner == local.index() {
-        open_accepted(local, stream, &on_open, tls.as_ref(), now);
+        open_accepted(local, stream, &on_open, tls.as_ref(), nodelay, now);
         return;
     }
     let reactor = Arc::clone(inner);
@@ -75,23 +81,27 @@ fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
         owner,
         Box::new(move || {
             if let Some(local) = Local::current(&reactor) {
-                open_accepted(&local, stream, &on_open, tls.as_ref(), Instant::now());
+                let now = Instant::now();
+                open_accepted(&local, stream, &on_open, tls.as_ref(), nodelay, now);
             }
         }),
     );
 }
 
-/// Opens an accepted stream on this thread, secures it, and calls `on_open`.
+/// Opens an accepted stream on this thread, secures it, and calls `on_open`; `nodelay`:
+/// the stream did not inherit `TCP_NODELAY` from its listener, so it is set here.
 fn open_accepted(
     local: &Local,
     stream: OwnedFd,
     on_open: &OnOpen,
     tls: Option<&SharedTls>,
+    nodelay: bool,
     now: Instant,
 ) {
-    let Some(uuid) = open_stream(local, stream, Kind::Stream, false, now) else {
+    let uuid = table::open(stream.as_raw_fd(), stream_record(local, &stream, nodelay));
+    if open_with(local, uuid, stream, Kind::Stream, false, now).is_err() {
         return;
-    };
+    }
     if let Some(tls) = tls
         && tls::secure(local, uuid, tls, tls::Side::Server).is_err()
     {
@@ -102,28 +112,21 @@ fn open_accepted(
     require_protocol(local, uuid);
 }
 
-/// Registers a stream with the table and the engine; `None` (logged) if the engine refuses.
-pub(crate) fn open_stream(
-    local: &Local,
-    stream: OwnedFd,
-    kind: Kind,
-    connecting: bool,
-    now: Instant,
-) -> Option<Uuid> {
-    let uuid = table::open(stream.as_raw_fd(), record_for(local, &stream));
-    open_with(local, uuid, stream, kind, connecting, now).ok()?;
-    Some(uuid)
-}
-
 /// The table record of a stream owned by this thread, with its addresses.
 pub(crate) fn record_for(local: &Local, stream: &OwnedFd) -> Record {
+    stream_record(local, stream, true)
+}
+
+/// [`record_for`], setting `TCP_NODELAY` on a TCP stream only with `nodelay`.
+fn stream_record(local: &Local, stream: &OwnedFd, nodelay: bool) -> Record {
     let mut record = Record::new(local.inner(), local.index());
     record.peer = fio_sys::peer_addr(stream.as_fd()).ok();
     record.local = fio_sys::local_addr(stream.as_fd()).ok();
-    if record
-        .peer
-        .as_ref()
-        .is_some_and(|peer| peer.as_inet().is_some())
+    if nodelay
+        && record
+            .peer
+            .as_ref()
+            .is_some_and(|peer| peer.as_inet().is_some())
     {
         // Small writes go out at once, as facil.io sets it on every TCP connection.
         let _ = fio_sys::set_nodelay(stream.as_fd(), true);
@@ -183,23 +186,38 @@ pub(crate) fn require_protocol(local: &Local, uuid: Uuid) {
 
 /// The send queue drained: resume a suspended `on_data`, then `on_ready`.
 fn drained(local: &Local, uuid: Uuid, now: Instant) {
-    match local.conns.borrow_mut().map.get_mut(&uuid) {
-        Some(conn) => conn.active = now,
+    // The common case (no file, not suspended, no hook holding bytes) is decided with this
+    // one lookup: this runs after every completed send.
+    let (pumped, suspended, hook_held) = match local.conns.borrow_mut().map.get_mut(&uuid) {
+        Some(conn) => {
+            conn.active = now;
+            (conn.outbox.needs_pump(), conn.suspended, conn.hook_held)
+        }
         None => return,
+    };
+    if pumped {
+        // A file being sent refills the queue; `on_ready` waits until everything went out.
+        outbox::pump(local, uuid);
+        let waiting = local
+            .conns
+            .borrow()
+            .map
+            .get(&uuid)
+            .is_some_and(|conn| !conn.outbox.is_empty());
+        if waiting {
+            return;
+        }
     }
-    // A file being sent refills the queue; `on_ready` waits until everything went out.
-    outbox::pump(local, uuid);
-    let waiting = local
-        .conns
-        .borrow()
-        .map
-        .get(&uuid)
-        .is_some_and(|conn| !conn.outbox.is_empty());
-    if waiting || local.engine.borrow().pending(uuid) > 0 {
+    if local.engine.borrow().pending(uuid) > 0 {
         return;
     }
-    set_suspended(local, uuid, false);
-    hook::drained(local, uuid);
+    // Pumping ran the hook, which may have changed these; otherwise they are as read above.
+    if pumped || suspended {
+        set_suspended(local, uuid, false);
+    }
+    if pumped || hook_held {
+        hook::drained(local, uuid);
+    }
     with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
 }
 

@@ -163,6 +163,10 @@ impl Reactor {
             url: url.clone(),
             source,
         })?;
+        // Linux copies `TCP_NODELAY` from a listener to the connections it accepts.
+        let nodelay_inherited = cfg!(target_os = "linux")
+            && parsed.transport() == Transport::Tcp
+            && fio_sys::set_nodelay(socket.as_fd(), true).is_ok();
         let inner = self.inner().clone();
         let here = Local::current(&inner);
         let thread = here.as_ref().map_or(0, |local| local.index());
@@ -177,6 +181,7 @@ impl Reactor {
                 on_open: Arc::clone(&on_open),
                 on_finish,
                 tls,
+                nodelay_inherited,
             }
         };
         let open = move |local: &Local| {
@@ -203,5 +208,22 @@ impl Reactor {
             }
         }
         Ok(uuid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+
+    /// `listen` relies on this instead of setting `TCP_NODELAY` on every accepted stream.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_streams_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        fio_sys::set_nodelay(listener.as_fd(), true).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(fio_sys::nodelay(accepted.as_fd()).unwrap());
     }
 }

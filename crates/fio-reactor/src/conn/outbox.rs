@@ -234,6 +234,11 @@ impl Outbox {
         self.queue.is_empty()
     }
 
+    /// Whether [`pump`] has anything to do: payloads wait, or a deferred close.
+    pub(crate) fn needs_pump(&self) -> bool {
+        !self.queue.is_empty() || self.close_when_empty
+    }
+
     /// Defers a graceful close until the outbox is empty; `false` when it is empty already.
     pub(crate) fn defer_close(&mut self) -> bool {
         if self.queue.is_empty() {
@@ -251,22 +256,25 @@ impl Outbox {
 /// - `BrokenPipe` once the connection is closing; `NotFound` for an unknown uuid; an error
 ///   of the engine or hook.
 pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -> io::Result<()> {
-    let direct = {
+    let (direct, hooked) = {
         let mut conns = local.conns.borrow_mut();
         let conn = conns.map.get_mut(&uuid).ok_or(io::ErrorKind::NotFound)?;
         if conn.closing {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        let hooked = conn.hook.is_some();
         match payload {
-            Payload::Data(chunk) if urgent || conn.outbox.is_empty() => Some(chunk),
+            Payload::Data(chunk) if urgent || conn.outbox.is_empty() => (Some(chunk), hooked),
             queued => {
                 conn.outbox.queue.push_back(queued);
-                None
+                (None, hooked)
             }
         }
     };
     match direct {
-        Some(chunk) => deliver(local, uuid, chunk, urgent),
+        // The hook was looked up with the entry: one map lookup per plain write.
+        Some(chunk) if hooked => hook::write(local, uuid, chunk, urgent),
+        Some(chunk) => local.engine.borrow_mut().write(uuid, chunk, urgent),
         None => {
             pump(local, uuid);
             Ok(())

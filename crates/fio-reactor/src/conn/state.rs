@@ -44,6 +44,9 @@ pub(crate) enum Kind {
         on_finish: Option<OnFinish>,
         /// Secures each accepted connection.
         tls: Option<SharedTls>,
+        /// `TCP_NODELAY` is set on the listening socket, and accepted ones inherit it (Linux),
+        /// which saves a system call per accepted connection.
+        nodelay_inherited: bool,
     },
     /// A datagram socket (`udp://`), bound by `listen` or connected by `connect`.
     Datagram {
@@ -438,18 +441,13 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     };
     // Plaintext a hook holds counts as buffered, and keeps the end of stream from closing.
     let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
-    let (buffered, eof) = {
-        let engine = local.engine.borrow();
-        (
-            engine.buffered(uuid) + held,
-            engine.is_eof(uuid) && held == 0,
-        )
-    };
+    let (buffered, eof, queued) = local.engine.borrow().after_data(uuid);
+    let (buffered, eof) = (buffered + held, eof && held == 0);
     let progressed = conn.read_total > before;
     let (suspended, closing) = (conn.suspended, conn.closing);
     // Answers pile up faster than the peer reads them: no more `on_data` (and no more
     // receiving) until the send queue drains, which resumes it as it does after `suspend`.
-    let backlogged = local.engine.borrow().queued_bytes(uuid) >= SEND_SOFT_LIMIT;
+    let backlogged = queued >= SEND_SOFT_LIMIT;
     if eof && !closing {
         drop(conns);
         close_local(local, uuid, CloseMode::Graceful);

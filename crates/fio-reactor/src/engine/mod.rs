@@ -287,6 +287,17 @@ pub(crate) trait Engine {
         0
     }
 
+    /// [`buffered`](Self::buffered), [`is_eof`](Self::is_eof) and
+    /// [`queued_bytes`](Self::queued_bytes) at once, as the connection layer asks after every
+    /// `on_data`; an engine may answer with one lookup.
+    fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
+        (
+            self.buffered(conn),
+            self.is_eof(conn),
+            self.queued_bytes(conn),
+        )
+    }
+
     /// Stops (`true`) or resumes receiving for `conn`, independently of the water marks.
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()>;
 

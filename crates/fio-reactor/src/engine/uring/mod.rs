@@ -337,6 +337,12 @@ impl Engine for UringEngine {
         self.stream(conn).map_or(0, Stream::sent)
     }
 
+    fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
+        self.stream(conn).map_or((0, false, 0), |stream| {
+            (stream.buffered(), stream.is_eof(), stream.queued_bytes())
+        })
+    }
+
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {
         let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
         stream.pause_receive(&mut self.ring, paused)
