@@ -271,3 +271,36 @@ fn a_connection_knows_both_of_its_addresses() {
     assert_eq!(peer, Some(own));
     assert_eq!(local, Some(addr));
 }
+
+#[test]
+fn a_connected_client_knows_both_of_its_addresses() {
+    let reactor = reactor(1);
+    let accepted_peer = Arc::new(Mutex::new(None));
+    let into = Arc::clone(&accepted_peer);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        *into.lock().unwrap() = fio_reactor::peer_addr(uuid).and_then(|addr| addr.as_inet());
+    });
+    let seen = Arc::new(Mutex::new(None));
+    let into = Arc::clone(&seen);
+    reactor
+        .connect(fio_reactor::ConnectArgs::new(
+            format!("tcp://{addr}"),
+            move |uuid| {
+                let peer = fio_reactor::peer_addr(uuid).and_then(|addr| addr.as_inet());
+                let local = fio_reactor::local_addr(uuid).and_then(|addr| addr.as_inet());
+                *into.lock().unwrap() = Some((peer, local));
+                fio_reactor::stop();
+            },
+        ))
+        .unwrap();
+    start_bounded(&reactor).unwrap();
+    let (peer, local) = seen.lock().unwrap().unwrap();
+    assert_eq!(peer, Some(addr), "the client's peer is the listener");
+    let accepted = *accepted_peer.lock().unwrap();
+    // The listener may not have run its `on_open` before the stop; when it did, the two
+    // sides agree.
+    assert!(local.is_some());
+    if accepted.is_some() {
+        assert_eq!(accepted, local);
+    }
+}

@@ -15,7 +15,7 @@ use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
 use crate::conn::{hook, outbox, tls};
 use crate::defer::run_task;
-use crate::engine::{CloseMode, EngineEvent};
+use crate::engine::{CloseMode, Endpoints, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
 use crate::uuid::Uuid;
 
@@ -222,7 +222,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.
-fn connected(local: &Local, uuid: Uuid, result: io::Result<()>) {
+fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
     let kind = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
@@ -233,7 +233,14 @@ fn connected(local: &Local, uuid: Uuid, result: io::Result<()>) {
     let Kind::Connecting { connector, .. } = kind else {
         return;
     };
-    let opened = result.and_then(|()| connector.opened(local, uuid));
+    let opened = result.and_then(|endpoints| {
+        // The attempt registered the socket before the kernel knew its peer.
+        table::update(uuid, |record| {
+            record.peer = endpoints.peer;
+            record.local = endpoints.local;
+        });
+        connector.opened(local, uuid)
+    });
     match opened {
         Ok(()) => {
             if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {

@@ -146,6 +146,26 @@ pub(crate) trait Wake: Send + Sync {
     fn wake(&self) -> io::Result<()>;
 }
 
+/// A connected socket's addresses, read when its connect finished: before that the kernel
+/// knows no peer, and afterwards only the engine holds the descriptor.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endpoints {
+    /// `getpeername(2)`.
+    pub(crate) peer: Option<fio_sys::SockAddr>,
+    /// `getsockname(2)`.
+    pub(crate) local: Option<fio_sys::SockAddr>,
+}
+
+impl Endpoints {
+    /// The addresses of `socket`; one the kernel won't give stays `None`.
+    pub(crate) fn of(socket: std::os::fd::BorrowedFd<'_>) -> Self {
+        Self {
+            peer: fio_sys::peer_addr(socket).ok(),
+            local: fio_sys::local_addr(socket).ok(),
+        }
+    }
+}
+
 /// What a wait reports to the connection layer. Engines only report; the connection layer
 /// runs the protocol callbacks afterwards, outside the engine.
 #[derive(Debug)]
@@ -174,8 +194,8 @@ pub(crate) enum EngineEvent {
     Connected {
         /// The connection.
         conn: Uuid,
-        /// `Ok` or why the connect failed.
-        result: io::Result<()>,
+        /// The connected socket's addresses, or why the connect failed.
+        result: io::Result<Endpoints>,
     },
     /// The engine closed `conn`'s descriptor (after [`Engine::close`], a reset, or an I/O
     /// error) and forgot it; nothing else is reported for it.

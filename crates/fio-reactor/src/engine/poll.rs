@@ -33,7 +33,7 @@ use fio_socket::Chunk;
 use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
 use crate::engine::poll_conn::{PollConn, Role, Stream, key};
-use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
+use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent, EngineKind, Wake};
 use crate::uuid::Uuid;
 
 #[cfg(test)]
@@ -259,7 +259,7 @@ impl PollEngine {
             }
             out.push(EngineEvent::Connected {
                 conn: uuid,
-                result: Ok(()),
+                result: Ok(Endpoints::of(socket)),
             });
             out.push(EngineEvent::Drained { conn: uuid });
         }

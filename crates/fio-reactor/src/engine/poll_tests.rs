@@ -277,7 +277,7 @@ fn bytes_written_while_connecting_go_out_once_connected() {
     );
     assert!(matches!(
         event,
-        EngineEvent::Connected { result: Ok(()), .. }
+        EngineEvent::Connected { result: Ok(_), .. }
     ));
     let (mut accepted, _) = listener.accept().unwrap();
     accepted.set_nonblocking(true).unwrap();

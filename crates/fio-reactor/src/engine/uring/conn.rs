@@ -23,7 +23,7 @@ use fio_ring::{Op, OpId, Ring};
 use fio_socket::{Chunk, CloseReason, Event, Socket, SocketConfig};
 
 use crate::engine::uring::Inbox;
-use crate::engine::{CloseMode, EngineEvent};
+use crate::engine::{CloseMode, Endpoints, EngineEvent};
 use crate::uuid::Uuid;
 
 /// One connection of the engine.
@@ -207,6 +207,8 @@ impl Stream {
             inbox.push(EngineEvent::Closed { conn, error: None });
             return;
         }
+        // Read now: once the socket owns the descriptor, the engine can't lend it out.
+        let endpoints = Endpoints::of(fd.as_fd());
         let socket = connect_result(&fd, res)
             .and(config)
             .and_then(|config| new_socket(ring, fd, config, &self.link));
@@ -238,7 +240,7 @@ impl Stream {
         } else {
             inbox.push(EngineEvent::Connected {
                 conn,
-                result: Ok(()),
+                result: Ok(endpoints),
             });
             if drained {
                 inbox.push(EngineEvent::Drained { conn });

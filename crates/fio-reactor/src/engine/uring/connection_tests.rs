@@ -419,7 +419,7 @@ fn a_connect_to_a_listener_reports_connected_and_sends_what_was_written_early() 
     );
     assert!(matches!(
         connected,
-        EngineEvent::Connected { result: Ok(()), .. }
+        EngineEvent::Connected { result: Ok(_), .. }
     ));
     let (mut accepted, _) = listener.accept().unwrap();
     accepted.set_nonblocking(true).unwrap();
