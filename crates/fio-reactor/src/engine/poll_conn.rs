@@ -203,6 +203,10 @@ impl Stream {
     /// then a short receive proves nothing, and receiving goes on to the end of stream or
     /// `EAGAIN`. Until the socket is known drained, [`readable`](Self::readable) stays set.
     ///
+    /// A datagram socket receives one datagram per buffer, with its sender; one larger than a
+    /// buffer is cut, as `recvfrom(2)` cuts it. It has no end of stream, and a short receive
+    /// is just a small datagram: only `EAGAIN` proves it empty.
+    ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
     pub(super) fn fill(
@@ -211,9 +215,6 @@ impl Stream {
         pool: &BufferPool,
         spare: &mut Option<Buffer>,
     ) -> io::Result<Filled> {
-        if self.datagram {
-            return self.fill_datagrams(fd, pool, spare);
-        }
         let mut filled = Filled {
             arrived: false,
             more: false,
@@ -230,19 +231,32 @@ impl Stream {
                 None => pool.take().map_err(io::Error::from)?,
             };
             buffer.clear();
-            match fio_sys::recv(fd, buffer.as_mut_capacity(), RecvFlags::empty()) {
-                Ok(0) => {
+            // A datagram comes with its sender (`Some`); stream bytes don't.
+            let received = if self.datagram {
+                fio_sys::recv_from(fd, buffer.as_mut_capacity(), RecvFlags::empty())
+                    .map(|(count, from)| (count, Some(from.as_inet())))
+            } else {
+                fio_sys::recv(fd, buffer.as_mut_capacity(), RecvFlags::empty())
+                    .map(|count| (count, None))
+            };
+            match received {
+                Ok((0, None)) => {
                     *spare = Some(buffer);
                     self.eof = true;
                     self.readable = false;
                     filled.arrived = true;
                 }
-                Ok(count) => {
-                    if count < buffer.capacity() && !self.drain_fully {
-                        self.readable = false;
-                    }
+                Ok((count, sender)) => {
                     buffer.set_len(count);
-                    self.recv.push(buffer);
+                    match sender {
+                        Some(from) => self.recv.push_datagram(buffer, from),
+                        None => {
+                            if count < buffer.capacity() && !self.drain_fully {
+                                self.readable = false;
+                            }
+                            self.recv.push(buffer);
+                        }
+                    }
                     filled.arrived = true;
                     if self.is_recv_full() {
                         self.throttled = true;
@@ -255,55 +269,6 @@ impl Stream {
                             self.readable = false;
                             self.drain_fully = false;
                         }
-                        io::ErrorKind::Interrupted => {}
-                        _ => return Err(error),
-                    }
-                }
-            }
-        }
-        Ok(filled)
-    }
-
-    /// [`fill`](Self::fill) for a datagram socket: one datagram per buffer, with its sender,
-    /// until the socket would block or the budget or the queue's limits are reached. A
-    /// datagram larger than a buffer is cut, as `recvfrom(2)` cuts it. There is no end of
-    /// stream, and no short-receive shortcut: every datagram is whole, so only `EAGAIN`
-    /// proves the socket empty.
-    fn fill_datagrams(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        pool: &BufferPool,
-        spare: &mut Option<Buffer>,
-    ) -> io::Result<Filled> {
-        let mut filled = Filled {
-            arrived: false,
-            more: false,
-        };
-        let mut reads = 0;
-        while self.can_receive() {
-            if reads == READ_BUDGET {
-                filled.more = true;
-                break;
-            }
-            reads += 1;
-            let mut buffer = match spare.take() {
-                Some(buffer) => buffer,
-                None => pool.take().map_err(io::Error::from)?,
-            };
-            buffer.clear();
-            match fio_sys::recv_from(fd, buffer.as_mut_capacity(), RecvFlags::empty()) {
-                Ok((count, from)) => {
-                    buffer.set_len(count);
-                    self.recv.push_datagram(buffer, from.as_inet());
-                    filled.arrived = true;
-                    if self.is_recv_full() {
-                        self.throttled = true;
-                    }
-                }
-                Err(error) => {
-                    *spare = Some(buffer);
-                    match error.kind() {
-                        io::ErrorKind::WouldBlock => self.readable = false,
                         io::ErrorKind::Interrupted => {}
                         _ => return Err(error),
                     }
