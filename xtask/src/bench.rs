@@ -11,9 +11,10 @@ use crate::command::{TaskResult, cargo, project_root};
 use crate::load;
 
 /// The criterion benches: (package, bench target).
-const BENCHES: [(&str, &str); 3] = [
+const BENCHES: [(&str, &str); 4] = [
     ("fio-buffer", "pool"),
     ("fio-ring", "nop"),
+    ("fio-socket", "socket"),
     ("fio-reactor", "defer"),
 ];
 
