@@ -198,13 +198,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     if pumped {
         // A file being sent refills the queue; `on_ready` waits until everything went out.
         outbox::pump(local, uuid);
-        let waiting = local
-            .conns
-            .borrow()
-            .map
-            .get(&uuid)
-            .is_some_and(|conn| !conn.outbox.is_empty());
-        if waiting {
+        if outbox::is_waiting(local, uuid) {
             return;
         }
     }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use fio_socket::Chunk;
 
 use crate::conn::api::{Route, engine_error, on_owner, route};
+use crate::conn::outbox;
 use crate::conn::shutdown::GRACE;
 use crate::conn::state::{caught, close_local, engine_close};
 use crate::engine::{CloseMode, Engine};
@@ -340,13 +341,7 @@ pub fn flush_all() -> usize {
             Ok(held) => held,
             Err(_) => continue,
         };
-        let waiting = local
-            .conns
-            .borrow()
-            .map
-            .get(&uuid)
-            .is_some_and(|conn| !conn.outbox.is_empty());
-        if held > 0 || waiting || local.engine.borrow().pending(uuid) > 0 {
+        if held > 0 || outbox::is_waiting(&local, uuid) || local.engine.borrow().pending(uuid) > 0 {
             unsent += 1;
         }
     }

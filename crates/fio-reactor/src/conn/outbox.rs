@@ -291,6 +291,16 @@ fn deliver(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<
     }
 }
 
+/// Whether payloads still wait in `uuid`'s outbox (behind a file being sent).
+pub(crate) fn is_waiting(local: &Local, uuid: Uuid) -> bool {
+    local
+        .conns
+        .borrow()
+        .map
+        .get(&uuid)
+        .is_some_and(|conn| !conn.outbox.is_empty())
+}
+
 /// Moves what waits in `uuid`'s outbox into its send queue: data as it is, up to [`WINDOW`]
 /// pieces of a file. Finishes a deferred close once the outbox is empty; a file that can't
 /// be read aborts the connection (its peer would get a truncated stream otherwise).

@@ -418,13 +418,12 @@ impl Engine for PollEngine {
     }
 
     fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
-        self.register(conn, socket, Role::Stream(Box::new(Stream::datagram())))?;
+        let mut stream = Stream::datagram();
         // A datagram socket may already hold datagrams, which raise no new edge.
-        if let Some(Role::Stream(stream)) = named(&mut self.conns, conn).map(|conn| &mut conn.role)
-        {
-            stream.readable = true;
-            queue_retry(&mut self.retry, conn, stream);
-        }
+        stream.readable = true;
+        stream.retry_queued = true;
+        self.register(conn, socket, Role::Stream(Box::new(stream)))?;
+        self.retry.push(conn);
         self.reports.push(EngineEvent::Drained { conn });
         Ok(())
     }
@@ -456,9 +455,7 @@ impl Engine for PollEngine {
         if stream.closing {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let was_empty = stream.send.is_empty();
-        stream.send.push_message([chunk], Some(to));
-        if was_empty {
+        if stream.queue_datagram(chunk, Some(to)) {
             self.dirty.push(conn);
         }
         Ok(())

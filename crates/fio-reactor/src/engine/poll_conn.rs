@@ -18,7 +18,7 @@
 //! registration reports the connections left over on the next wait without any bookkeeping.
 
 use std::io::{self, IoSlice};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use fio_buffer::{Buffer, BufferPool};
@@ -163,16 +163,25 @@ impl Stream {
 
     /// Queues `chunk`; returns whether the queue was empty before (a flush is then needed).
     pub(super) fn queue(&mut self, chunk: Chunk, urgent: bool) -> bool {
-        let was_empty = self.send.is_empty();
         if self.datagram {
-            // Even an empty datagram is a message, and none jumps the queue.
-            self.send.push_message([chunk], None);
-        } else if urgent {
+            return self.queue_datagram(chunk, None);
+        }
+        let was_empty = self.send.is_empty();
+        if urgent {
             self.send.push_urgent(chunk);
         } else {
             self.send.push(chunk);
         }
         was_empty && !self.send.is_empty()
+    }
+
+    /// Queues `chunk` as one datagram to `to` (`None`: the connected peer); returns whether
+    /// the queue was empty before. Even an empty datagram is a message, and none jumps the
+    /// queue.
+    pub(super) fn queue_datagram(&mut self, chunk: Chunk, to: Option<SocketAddr>) -> bool {
+        let was_empty = self.send.is_empty();
+        self.send.push_message([chunk], to);
+        was_empty
     }
 
     /// Notes that the connection layer read from the receive queue; returns whether that

@@ -207,13 +207,13 @@ impl Stream {
             inbox.push(EngineEvent::Closed { conn, error: None });
             return;
         }
-        // Read now: once the socket owns the descriptor, the engine can't lend it out.
-        let endpoints = Endpoints::of(fd.as_fd());
-        let socket = connect_result(&fd, res)
-            .and(config)
-            .and_then(|config| new_socket(ring, fd, config, &self.link));
-        let socket = match socket {
-            Ok(socket) => socket,
+        let opened = connect_result(&fd, res).and(config).and_then(|config| {
+            // Read now: once the socket owns the descriptor, the engine can't lend it out.
+            let endpoints = Endpoints::of(fd.as_fd());
+            new_socket(ring, fd, config, &self.link).map(|socket| (socket, endpoints))
+        });
+        let (socket, endpoints) = match opened {
+            Ok(opened) => opened,
             Err(error) => {
                 log::debug!("{conn}: connect failed: {error}");
                 if close.is_none() {
