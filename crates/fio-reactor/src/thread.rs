@@ -139,6 +139,28 @@ impl Local {
         LOCAL.with(|local| local.borrow().clone())
     }
 
+    /// Runs `op` on reactor thread `thread` of `inner`: at once when `here` (the caller's
+    /// reactor thread, if it is one) is that thread, else through that thread's inbox on its
+    /// next tick; not at all if the reactor is gone by then.
+    pub(crate) fn run_on<F>(inner: &Arc<Inner>, here: Option<&Local>, thread: usize, op: F)
+    where
+        F: FnOnce(&Local) + Send + 'static,
+    {
+        if let Some(local) = here.filter(|local| local.index == thread) {
+            op(local);
+            return;
+        }
+        let owner = Arc::clone(inner);
+        inner.post(
+            thread,
+            Box::new(move || {
+                if let Some(local) = Local::current(&owner) {
+                    op(&local);
+                }
+            }),
+        );
+    }
+
     /// The reactor this thread belongs to.
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner

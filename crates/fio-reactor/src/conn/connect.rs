@@ -337,20 +337,7 @@ fn attempt(reactor: &Reactor, connector: &Arc<Connector>) -> Result<Uuid, Error>
             connector.failed(local, error);
         }
     };
-    match here {
-        Some(local) => open(&local),
-        None => {
-            let owner = inner.clone();
-            inner.post(
-                thread,
-                Box::new(move || {
-                    if let Some(local) = Local::current(&owner) {
-                        open(&local);
-                    }
-                }),
-            );
-        }
-    }
+    Local::run_on(&inner, here.as_deref(), thread, open);
     Ok(uuid)
 }
 

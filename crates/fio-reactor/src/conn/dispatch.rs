@@ -4,7 +4,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conn::protocol::IoEvent;
@@ -30,7 +29,7 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
     let now = Instant::now();
     for event in events.drain(..) {
         match event {
-            EngineEvent::Accepted { listener, stream } => accepted(local, listener, stream, now),
+            EngineEvent::Accepted { listener, stream } => accepted(local, listener, stream),
             EngineEvent::Readable { conn } => {
                 let mut conns = local.conns.borrow_mut();
                 let Some(entry) = conns.map.get_mut(&conn) else {
@@ -54,7 +53,7 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 
 /// Hands an accepted stream to the thread whose turn it is (this one, or another through its
 /// inbox), which opens it and calls the listener's `on_open`.
-fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
+fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
     let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
             kind:
@@ -70,22 +69,12 @@ fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, now: Instant) {
         // The listener is closing: the stream just closes.
         _ => return,
     };
-    let inner = local.inner();
-    let owner = inner.next_owner();
-    if owner == local.index() {
+    let owner = local.inner().next_owner();
+    Local::run_on(local.inner(), Some(local), owner, move |local| {
+        // Read when it runs: another thread opens it on its next tick.
+        let now = Instant::now();
         open_accepted(local, stream, &on_open, tls.as_ref(), nodelay, now);
-        return;
-    }
-    let reactor = Arc::clone(inner);
-    inner.post(
-        owner,
-        Box::new(move || {
-            if let Some(local) = Local::current(&reactor) {
-                let now = Instant::now();
-                open_accepted(&local, stream, &on_open, tls.as_ref(), nodelay, now);
-            }
-        }),
-    );
+    });
 }
 
 /// Opens an accepted stream on this thread, secures it, and calls `on_open`; `nodelay`:

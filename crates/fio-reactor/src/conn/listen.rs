@@ -193,20 +193,7 @@ impl Reactor {
                 require_protocol(local, uuid);
             }
         };
-        match here {
-            Some(local) => open(&local),
-            None => {
-                let owner = inner.clone();
-                inner.post(
-                    thread,
-                    Box::new(move || {
-                        if let Some(local) = Local::current(&owner) {
-                            open(&local);
-                        }
-                    }),
-                );
-            }
-        }
+        Local::run_on(&inner, here.as_deref(), thread, open);
         Ok(uuid)
     }
 }
