@@ -21,11 +21,10 @@
 //!   the connection layer turns them into protocol callbacks. An engine never calls user
 //!   code.
 //!
-//! Backends: `uring.rs` (`fio-ring`, the default) and `poll.rs` (epoll through
+//! Backends: `uring/` (`fio-ring`, the default) and `epoll/` (epoll through
 //! `fio_sys::Epoll`), chosen by [`select_engine`].
 
-mod poll;
-mod poll_conn;
+mod epoll;
 mod uring;
 
 use std::fmt;
@@ -43,7 +42,7 @@ use fio_socket::Chunk;
 use crate::error::Error;
 use crate::uuid::Uuid;
 
-pub(crate) use poll::PollEngine;
+pub(crate) use epoll::EpollEngine;
 pub(crate) use uring::UringEngine;
 
 /// Bytes a connection may have queued for sending before its `on_data` pauses until the
@@ -372,7 +371,7 @@ impl Fallback {
 /// probes it (once per process, see [`uring::availability`]); any refusal runs the epoll
 /// engine instead.
 pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Option<Fallback>) {
-    let native = PollEngine::NATIVE;
+    let native = EpollEngine::NATIVE;
     match requested.unwrap_or(EngineKind::Uring) {
         EngineKind::Uring => match uring::availability() {
             Ok(()) => (EngineKind::Uring, None),
@@ -390,7 +389,7 @@ pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine>> {
     Ok(match kind {
         EngineKind::Uring => Box::new(UringEngine::new()?),
         // `select_engine` maps every other request to the fallback's native kind (epoll).
-        EngineKind::Epoll | EngineKind::Kqueue | EngineKind::Poll => Box::new(PollEngine::new()?),
+        EngineKind::Epoll | EngineKind::Kqueue | EngineKind::Poll => Box::new(EpollEngine::new()?),
     })
 }
 
@@ -418,7 +417,7 @@ mod tests {
             match uring::availability() {
                 Ok(()) => assert_eq!((kind, fallback), (EngineKind::Uring, None)),
                 Err(reason) => {
-                    assert_eq!(kind, PollEngine::NATIVE);
+                    assert_eq!(kind, EpollEngine::NATIVE);
                     assert_eq!(fallback, Some(Fallback::UringUnavailable(reason)));
                 }
             }
@@ -435,8 +434,8 @@ mod tests {
 
     #[test]
     fn native_engine_needs_no_reason() {
-        let (kind, fallback) = select_engine(Some(PollEngine::NATIVE));
-        assert_eq!(kind, PollEngine::NATIVE);
+        let (kind, fallback) = select_engine(Some(EpollEngine::NATIVE));
+        assert_eq!(kind, EpollEngine::NATIVE);
         assert_eq!(fallback, None);
     }
 

@@ -20,14 +20,14 @@ const HIGH_WATER: usize = WaterMarks::DEFAULT_HIGH;
 
 /// An engine and the events it reported that no check consumed yet.
 struct Harness {
-    engine: PollEngine,
+    engine: EpollEngine,
     events: Vec<EngineEvent>,
 }
 
 impl Harness {
     fn new() -> Self {
         Self {
-            engine: PollEngine::new().unwrap(),
+            engine: EpollEngine::new().unwrap(),
             events: Vec::new(),
         }
     }
@@ -127,7 +127,7 @@ fn connecting_socket(addr: SocketAddr) -> OwnedFd {
 
 #[test]
 fn a_wake_before_the_wait_is_not_lost() {
-    let mut engine = PollEngine::new().unwrap();
+    let mut engine = EpollEngine::new().unwrap();
     engine.waker().wake().unwrap();
     // Without the earlier wake this would block for a minute and fail the deadline below.
     let started = Instant::now();
@@ -142,7 +142,7 @@ fn a_wake_before_the_wait_is_not_lost() {
 
 #[test]
 fn another_thread_wakes_a_blocked_wait() {
-    let mut engine = PollEngine::new().unwrap();
+    let mut engine = EpollEngine::new().unwrap();
     let waker = engine.waker();
     let other = thread::spawn(move || waker.wake().unwrap());
     assert_eq!(engine.wait(None, &mut Vec::new()).unwrap(), 0);
@@ -151,7 +151,7 @@ fn another_thread_wakes_a_blocked_wait() {
 
 #[test]
 fn a_zero_timeout_returns_at_once() {
-    let mut engine = PollEngine::new().unwrap();
+    let mut engine = EpollEngine::new().unwrap();
     assert_eq!(
         engine.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap(),
         0

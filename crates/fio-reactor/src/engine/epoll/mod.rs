@@ -5,7 +5,7 @@
 //! only on the waits it ended), which is sticky: a wake that lands before the wait makes that
 //! wait return at once.
 //!
-//! Connections (see [`poll_conn`](super::poll_conn)) are kept in a table indexed by
+//! Connections (see [`conn`](self::conn)) are kept in a table indexed by
 //! descriptor, which is unique while the engine owns it (and small: the kernel hands out the
 //! lowest free number); each is registered through [`fio_sys::EpollRegistration`], which
 //! deletes it from the set before it closes. Streams are registered edge-triggered once and
@@ -32,12 +32,12 @@ use fio_buffer::{Buffer, BufferPool, PoolConfig};
 use fio_socket::Chunk;
 use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
-use crate::engine::poll_conn::{PollConn, Role, Stream, key};
+use self::conn::{PollConn, Role, Stream, key};
 use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent, EngineKind, Wake};
 use crate::uuid::Uuid;
 
+mod conn;
 #[cfg(test)]
-#[path = "poll_tests.rs"]
 mod tests;
 
 /// Connections accepted per listener event, so a connection storm can't starve the others.
@@ -71,7 +71,7 @@ impl From<EpollEvent> for Readiness {
 }
 
 /// A reactor thread's epoll engine.
-pub(crate) struct PollEngine {
+pub(crate) struct EpollEngine {
     /// The epoll set; only the owning thread waits on it, other threads hold its waker.
     epoll: Epoll,
     /// Reused between waits so waiting never allocates.
@@ -96,7 +96,7 @@ pub(crate) struct PollEngine {
     reports: Vec<EngineEvent>,
 }
 
-impl PollEngine {
+impl EpollEngine {
     /// The engine this backend is: fio is Linux only, so always epoll.
     pub(crate) const NATIVE: EngineKind = EngineKind::Epoll;
 
@@ -334,16 +334,16 @@ fn copy_error(error: &io::Error) -> io::Error {
     }
 }
 
-impl fmt::Debug for PollEngine {
+impl fmt::Debug for EpollEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PollEngine")
+        f.debug_struct("EpollEngine")
             .field("kind", &Self::NATIVE)
             .field("connections", &self.conns.iter().flatten().count())
             .finish_non_exhaustive()
     }
 }
 
-impl Engine for PollEngine {
+impl Engine for EpollEngine {
     fn kind(&self) -> EngineKind {
         Self::NATIVE
     }
@@ -575,7 +575,7 @@ fn not_found() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such connection on this engine")
 }
 
-/// Wakes one [`PollEngine`] through its epoll set's eventfd.
+/// Wakes one [`EpollEngine`] through its epoll set's eventfd.
 struct EpollWake(fio_sys::Waker);
 
 impl Wake for EpollWake {
