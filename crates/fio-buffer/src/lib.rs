@@ -8,6 +8,13 @@
 //! increasing sizes and serves each request from the smallest that fits. At the cap a pool
 //! returns [`Error::Exhausted`], never a null or dangling buffer.
 //!
+//! On top of the pools sit the engine-neutral socket queues both of fio's engines use: a
+//! [`SendQueue`] of outgoing [`Chunk`]s (pooled, shared, owned or static bytes), lent to one
+//! send at a time and advanced by what the kernel took, and a [`RecvQueue`] of received
+//! buffers whose [`WaterMarks`] tell the engine when to stop and resume receiving. They do no
+//! I/O themselves: fio-socket feeds them from io_uring, fio-reactor's epoll engine from
+//! `writev(2)` and `recv(2)`.
+//!
 //! # Memory stability
 //!
 //! fio-ring hands buffer addresses to the kernel, so this crate guarantees: **a buffer's
@@ -50,6 +57,7 @@ mod error;
 mod free_list;
 mod pool;
 mod primitive;
+mod queue;
 mod shared;
 mod size_classes;
 
@@ -57,5 +65,6 @@ pub use buffer::Buffer;
 pub use config::{ARENA_ALIGN, BUFFER_ALIGN, MAX_BUFFERS_LIMIT, MAX_CHUNKS_LIMIT, PoolConfig};
 pub use error::Error;
 pub use pool::{BufferPool, PoolStats};
+pub use queue::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};
 pub use shared::SharedBuffer;
 pub use size_classes::SizeClasses;

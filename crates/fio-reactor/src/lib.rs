@@ -1,9 +1,10 @@
 //! The facil.io evented core: engines, the defer queue, timers, state callbacks, and
 //! connections.
 //!
-//! Layer: above `fio-sys`, `fio-ring` (the io_uring engine), `fio-socket` and `fio-buffer`
-//! (send and receive queues, pooled buffers); the epoll fallback uses `fio-sys`'s `Epoll`. Used by
-//! `fio-cluster`, `fio-tls` and applications.
+//! Layer: above `fio-sys`, `fio-buffer` (pooled buffers and the send and receive queues both
+//! engines keep), and `fio-ring` and `fio-socket` (the io_uring engine); the epoll fallback
+//! uses `fio-sys`'s `Epoll` and `fio-buffer`'s queues, no io_uring. Used by `fio-cluster`,
+//! `fio-tls` and applications.
 //!
 //! # Connections
 //!
@@ -105,7 +106,7 @@ pub use conn::{
 };
 pub use engine::EngineKind;
 pub use error::Error;
-pub use fio_socket::Chunk;
+pub use fio_buffer::Chunk;
 pub use fio_sys::SockAddr;
 pub use process::{is_master, is_worker, master_pid};
 pub use reactor::Reactor;

@@ -1,10 +1,9 @@
 //! [`SocketConfig`] and [`Mode`]: what a socket is created over and how it sends.
 
-use fio_buffer::BufferPool;
+use fio_buffer::{BufferPool, WaterMarks};
 use fio_ring::{BufferGroup, MAX_IOVECS};
 
 use crate::error::Error;
-use crate::recv_queue::WaterMarks;
 
 /// How a socket moves bytes (FastSocket's `FASTSOCKET_MODE_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

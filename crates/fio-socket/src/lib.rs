@@ -1,8 +1,15 @@
 //! FastSocket for Rust: asynchronous socket send and receive on `fio-ring` and `fio-buffer`.
 //!
 //! Layer: depends on `fio-ring`, `fio-buffer` and `fio-sys`; used by `fio-reactor`'s io_uring
-//! engine, which also reuses the engine-neutral [`SendQueue`] and [`RecvQueue`] with
-//! `writev(2)`/`recv(2)` in its epoll engine.
+//! engine. The engine-neutral queues a socket keeps ([`SendQueue`], [`RecvQueue`], [`Chunk`],
+//! [`Lent`], [`WaterMarks`]) live in `fio-buffer`, where the reactor's epoll engine uses them
+//! without io_uring; they are re-exported here under the same names, so
+//! `fio_socket::Chunk` and `fio_buffer::Chunk` are one type:
+//!
+//! ```
+//! let chunk: fio_socket::Chunk = fio_buffer::Chunk::from("same type");
+//! assert_eq!(chunk.len(), 9);
+//! ```
 //!
 //! # Model
 //!
@@ -56,15 +63,12 @@ mod error;
 mod event;
 mod inbound;
 mod outbound;
-mod recv_queue;
-mod send_queue;
 mod socket;
 mod stream;
 
 pub use config::{Mode, SocketConfig};
 pub use error::Error;
 pub use event::{CloseReason, Event};
-pub use recv_queue::{RecvQueue, WaterMarks};
-pub use send_queue::{Chunk, Lent, SendQueue};
+pub use fio_buffer::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};
 pub use socket::{EventHandler, Socket, SocketStats};
 pub use stream::{OwnedSocketStream, SocketStream};

@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+use fio_buffer::{Chunk, Lent, SendQueue};
 use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, WriteBuf};
 
 use crate::config::{Mode, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::send_queue::{Chunk, Lent, SendQueue};
 use crate::socket::{Inner, Lifecycle, Shared, deliver};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it.

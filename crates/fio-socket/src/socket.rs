@@ -14,14 +14,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use fio_buffer::Buffer;
+use fio_buffer::{Buffer, Chunk, RecvQueue, SendQueue};
 use fio_ring::{OpId, Ring};
 
 use crate::config::{Mode, SocketConfig};
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::recv_queue::RecvQueue;
-use crate::send_queue::{Chunk, SendQueue};
 
 /// A socket's event handler: called with the ring (to submit more work), the socket (to
 /// transmit, receive or close, re-entrantly) and the event.

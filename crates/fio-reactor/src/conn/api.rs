@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fio_socket::Chunk;
+use fio_buffer::Chunk;
 use fio_sys::SockAddr;
 
 use crate::conn::hook;

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use fio_socket::Chunk;
+use fio_buffer::Chunk;
 
 use crate::conn::api::{Route, engine_error, on_owner, route};
 use crate::error::Error;

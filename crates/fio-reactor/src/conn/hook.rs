@@ -16,7 +16,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use fio_socket::Chunk;
+use fio_buffer::Chunk;
 
 use crate::conn::api::{Route, engine_error, on_owner, route};
 use crate::conn::outbox;

@@ -19,8 +19,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use fio_buffer::{Buffer, SharedBuffer};
-use fio_socket::Chunk;
+use fio_buffer::{Buffer, Chunk, SharedBuffer};
 
 use crate::conn::hook;
 use crate::conn::state::close_local;

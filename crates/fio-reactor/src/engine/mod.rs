@@ -15,7 +15,7 @@
 //!   an engine-side receive queue (bounded by water marks: above the high mark the engine
 //!   stops receiving for that connection, below the low mark it resumes; an idle connection
 //!   holds no receive buffer) until [`Engine::read`] copies them out; a send queue per
-//!   connection (`fio_socket::SendQueue`, shared by both backends) flushed at the end of the
+//!   connection (`fio_buffer::SendQueue`, shared by both backends) flushed at the end of the
 //!   tick with at most one send in flight, resuming after short sends; graceful close (drain,
 //!   shut the write side, close) and abortive close. Events are reported by [`Engine::wait`];
 //!   the connection layer turns them into protocol callbacks. An engine never calls user
@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use std::os::fd::OwnedFd;
 
-use fio_socket::Chunk;
+use fio_buffer::Chunk;
 
 use crate::error::Error;
 use crate::uuid::Uuid;

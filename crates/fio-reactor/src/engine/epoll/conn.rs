@@ -21,8 +21,7 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use fio_buffer::{Buffer, BufferPool};
-use fio_socket::{Chunk, RecvQueue, SendQueue, WaterMarks};
+use fio_buffer::{Buffer, BufferPool, Chunk, RecvQueue, SendQueue, WaterMarks};
 use fio_sys::{EpollRegistration, Interest, RecvFlags, SendFlags, SockAddr};
 
 use crate::engine::SEND_SOFT_LIMIT;

@@ -28,8 +28,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fio_buffer::{Buffer, BufferPool, PoolConfig};
-use fio_socket::Chunk;
+use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig};
 use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
 use self::conn::{PollConn, Role, Stream, key};

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread;
 use std::time::Instant;
 
-use fio_socket::WaterMarks;
+use fio_buffer::WaterMarks;
 
 use super::*;
 

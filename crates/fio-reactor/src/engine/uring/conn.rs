@@ -19,8 +19,9 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
+use fio_buffer::Chunk;
 use fio_ring::{Op, OpId, Ring};
-use fio_socket::{Chunk, CloseReason, Event, Socket, SocketConfig};
+use fio_socket::{CloseReason, Event, Socket, SocketConfig};
 
 use crate::engine::uring::Inbox;
 use crate::engine::{CloseMode, Endpoints, EngineEvent};

@@ -41,8 +41,9 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use fio_buffer::{Chunk, WaterMarks};
 use fio_ring::{BufferPool, Features, PoolConfig, Ring, RingConfig, RingHandle, SetupRefusal};
-use fio_socket::{Chunk, SocketConfig, WaterMarks};
+use fio_socket::SocketConfig;
 
 use crate::engine::uring::accept::Listener;
 use crate::engine::uring::conn::Stream;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 
-use fio_buffer::Buffer;
+use crate::Buffer;
 
 /// Buffered-byte thresholds for inbound backpressure.
 ///
@@ -16,7 +16,7 @@ use fio_buffer::Buffer;
 ///
 /// # Examples
 /// ```
-/// use fio_socket::WaterMarks;
+/// use fio_buffer::WaterMarks;
 /// let marks = WaterMarks::new(256 * 1024, 64 * 1024).expect("low <= high");
 /// assert_eq!(marks.high(), 256 * 1024);
 /// assert!(WaterMarks::new(1, 2).is_none());
@@ -93,8 +93,7 @@ impl Segment {
 ///
 /// # Examples
 /// ```
-/// use fio_buffer::{BufferPool, PoolConfig};
-/// use fio_socket::{RecvQueue, WaterMarks};
+/// use fio_buffer::{BufferPool, PoolConfig, RecvQueue, WaterMarks};
 /// let pool = BufferPool::new(PoolConfig::new(64))?;
 /// let mut queue = RecvQueue::new(WaterMarks::default());
 /// let mut buffer = pool.take()?;
@@ -245,7 +244,7 @@ impl fmt::Debug for RecvQueue {
 
 #[cfg(test)]
 mod tests {
-    use fio_buffer::{BufferPool, PoolConfig};
+    use crate::{BufferPool, PoolConfig};
 
     use super::*;
 

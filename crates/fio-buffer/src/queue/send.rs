@@ -1,9 +1,10 @@
 //! [`SendQueue`]: the bytes a socket still has to send, in order, engine-neutral.
 //!
-//! The queue knows nothing about io_uring: the ring engine *lends* the front chunks to one
-//! send operation and gives them back with the count sent, the epoll engine borrows them as
-//! [`IoSlice`]s for `writev(2)`. Both then [`advance`](SendQueue::advance) by the count the
-//! kernel reported, so a short send continues from the first unsent byte.
+//! The queue knows nothing about io_uring or about sockets: fio-socket's ring engine *lends*
+//! the front chunks to one send operation and gets them back with the count sent, the
+//! reactor's epoll engine borrows them as [`IoSlice`]s for `writev(2)`. Both then
+//! [`advance`](SendQueue::advance) by the count the kernel reported, so a short send continues
+//! from the first unsent byte.
 //!
 //! Lending is what keeps the ring engine free of copies and of loss: pooled payloads are held
 //! as [`SharedBuffer`]s and static slices are `Copy`, so lending them hands the operation a
@@ -16,13 +17,13 @@ use std::fmt;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 
-use fio_buffer::{Buffer, SharedBuffer};
+use crate::{Buffer, SharedBuffer};
 
 /// One piece of outgoing data.
 ///
 /// # Examples
 /// ```
-/// use fio_socket::Chunk;
+/// use fio_buffer::Chunk;
 /// let chunk = Chunk::from(&b"hello"[..]);
 /// assert_eq!(chunk.len(), 5);
 /// ```
@@ -149,7 +150,7 @@ pub struct Lent {
 ///
 /// # Examples
 /// ```
-/// use fio_socket::{Chunk, SendQueue};
+/// use fio_buffer::{Chunk, SendQueue};
 /// let mut queue = SendQueue::new(1 << 20);
 /// queue.push(Chunk::from(&b"hello "[..]));
 /// queue.push(Chunk::from(b"world".to_vec()));
@@ -171,7 +172,8 @@ pub struct SendQueue {
     bytes: usize,
     /// Front chunks lent to the send in flight (0 when none is).
     lent: usize,
-    /// Above this many queued bytes, writers should wait for [`Event::Drained`](crate::Event).
+    /// Above this many queued bytes, writers should wait until the queue drains (fio-socket
+    /// reports that as its `Event::Drained`, the reactor as `on_ready`).
     soft_limit: usize,
 }
 
@@ -459,7 +461,7 @@ impl fmt::Debug for SendQueue {
 
 #[cfg(test)]
 mod tests {
-    use fio_buffer::{BufferPool, PoolConfig};
+    use crate::{BufferPool, PoolConfig};
 
     use super::*;
 
