@@ -211,7 +211,6 @@ impl Ring {
         }
     }
 
-    #[cold]
     fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Option<fio_buffer::Buffer> {
         self.providers
             .iter_mut()
@@ -246,7 +245,6 @@ impl Ring {
         self.replenish_groups();
     }
 
-    #[cold]
     fn replenish_groups(&mut self) {
         for provider in &mut self.providers {
             provider.refill();
