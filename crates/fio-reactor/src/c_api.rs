@@ -13,7 +13,7 @@
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
 //! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
-//! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | adds `"io_uring"`, the default; falls back to `"epoll"` when io_uring is refused |
+//! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
 //! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
 //! | `fio_is_running` | [`is_running`](crate::is_running) | a `bool`; the worker count is `expected_concurrency(..).1` |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |

@@ -174,7 +174,7 @@ pub fn last_tick() -> Instant {
     Reactor::current().last_tick()
 }
 
-/// The current reactor's engine: `"io_uring"`, `"epoll"`, `"kqueue"` or `"poll"`.
+/// The current reactor's engine: `"io_uring"` or `"epoll"`.
 ///
 /// # Examples
 /// ```

@@ -291,7 +291,7 @@ impl Reactor {
         });
         let (kind, fallback) = select_engine(requested);
         if let Some(fallback) = fallback {
-            fallback.warn_once(requested, kind);
+            fallback.warn_once(kind);
         }
         kind
     }
@@ -344,13 +344,13 @@ impl Reactor {
         self.inner.clock_origin + Duration::from_nanos(nanos)
     }
 
-    /// The engine's name (`"io_uring"`, `"epoll"`, `"kqueue"` or `"poll"`): the one the latest
+    /// The engine's name (`"io_uring"` or `"epoll"`): the one the latest
     /// `start` chose, or the one the next `start` would choose.
     ///
     /// # Examples
     /// ```
     /// let reactor = fio_reactor::Reactor::new(Default::default());
-    /// assert!(["io_uring", "epoll", "kqueue", "poll"].contains(&reactor.engine()));
+    /// assert!(["io_uring", "epoll"].contains(&reactor.engine()));
     /// ```
     pub fn engine(&self) -> &'static str {
         if let Some(kind) = *self.inner.engine.lock() {

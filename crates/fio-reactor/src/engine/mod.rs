@@ -53,10 +53,12 @@ pub(crate) const SEND_SOFT_LIMIT: usize = 1 << 20;
 /// The environment variable that picks the engine when `StartArgs::engine` is `None`.
 pub(crate) const ENGINE_VAR: &str = "FIO_ENGINE";
 
-/// Which IO engine a reactor runs on.
+/// Which IO engine a reactor runs on: one variant per engine fio has, so a kind can always be
+/// running.
 ///
-/// [`engine`](crate::engine()) reports the one in use as facil.io's strings: `"io_uring"`,
-/// `"epoll"`, `"kqueue"` or `"poll"`.
+/// [`engine`](crate::engine()) reports the one in use as `"io_uring"` or `"epoll"`. facil.io's
+/// other names have no engine here: fio is Linux only (no `"kqueue"`), and it has no `poll(2)`
+/// engine, so the name `poll` parses as [`Epoll`](Self::Epoll).
 ///
 /// # Examples
 /// ```
@@ -73,14 +75,8 @@ pub enum EngineKind {
     /// provided-buffer rings, multishot accept); where io_uring is refused (seccomp,
     /// `kernel.io_uring_disabled`, an older kernel) the reactor runs epoll instead.
     Uring,
-    /// epoll, called directly (`fio_sys::Epoll`); the fallback.
+    /// epoll, called directly (`fio_sys::Epoll`); the fallback, and what `poll` asks for.
     Epoll,
-    /// kqueue: facil.io's engine on the BSDs and macOS. fio is Linux only, so it never runs
-    /// (and is not selectable by name).
-    Kqueue,
-    /// `poll(2)`; fio has no `poll(2)` engine, so asking for it
-    /// runs epoll.
-    Poll,
 }
 
 impl EngineKind {
@@ -88,18 +84,17 @@ impl EngineKind {
     ///
     /// # Examples
     /// ```
-    /// assert_eq!(fio_reactor::EngineKind::Poll.name(), "poll");
+    /// assert_eq!(fio_reactor::EngineKind::Epoll.name(), "epoll");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
             Self::Uring => "io_uring",
             Self::Epoll => "epoll",
-            Self::Kqueue => "kqueue",
-            Self::Poll => "poll",
         }
     }
 
-    /// Reads `FIO_ENGINE`: `Ok(None)` when it is unset or empty.
+    /// Reads `FIO_ENGINE`: `Ok(None)` when it is unset or empty. `poll` runs epoll (fio has no
+    /// `poll(2)` engine), which is logged once per process.
     ///
     /// # Errors
     /// - [`Error::UnknownEngine`] when it holds anything but `uring`, `io_uring`, `epoll` or
@@ -112,7 +107,13 @@ impl EngineKind {
     /// ```
     pub fn from_env() -> Result<Option<Self>, Error> {
         match std::env::var(ENGINE_VAR) {
-            Ok(name) if !name.trim().is_empty() => name.parse().map(Some),
+            Ok(name) if !name.trim().is_empty() => {
+                let kind = name.parse()?;
+                if name.trim().eq_ignore_ascii_case("poll") {
+                    Fallback::NoPollEngine.warn_once(kind);
+                }
+                Ok(Some(kind))
+            }
             _ => Ok(None),
         }
     }
@@ -124,14 +125,24 @@ impl fmt::Display for EngineKind {
     }
 }
 
+/// Parses `uring` or `io_uring`, `epoll`, and `poll` (as [`EngineKind::Epoll`]: there is no
+/// `poll(2)` engine), ignoring case and surrounding blanks.
+///
+/// # Examples
+/// ```
+/// use fio_reactor::EngineKind;
+/// assert_eq!(" IO_URING ".parse::<EngineKind>()?, EngineKind::Uring);
+/// assert_eq!("poll".parse::<EngineKind>()?, EngineKind::Epoll);
+/// assert!("kqueue".parse::<EngineKind>().is_err());
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
 impl FromStr for EngineKind {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         match name.trim().to_ascii_lowercase().as_str() {
             "uring" | "io_uring" => Ok(Self::Uring),
-            "epoll" => Ok(Self::Epoll),
-            "poll" => Ok(Self::Poll),
+            "epoll" | "poll" => Ok(Self::Epoll),
             _ => Err(Error::UnknownEngine {
                 name: name.to_owned(),
             }),
@@ -248,30 +259,20 @@ pub(crate) trait Engine {
     /// each datagram waits, with its source, until read ([`EngineEvent::Readable`] reports
     /// arrivals). [`read`](Self::read) returns the next datagram's payload, cut to the buffer;
     /// [`write`](Self::write) sends each chunk as one datagram to the connected peer.
-    fn open_datagram(&mut self, _conn: Uuid, _socket: OwnedFd) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()>;
 
     /// The next datagram of a datagram connection: its payload copied into `buf` (cut to
     /// fit) and its source; `Ok(None)` when none waits.
     ///
     /// # Errors
     /// - `Unsupported` for a stream.
-    fn recv_from(
-        &mut self,
-        _conn: Uuid,
-        _buf: &mut [u8],
-    ) -> io::Result<Option<(usize, SocketAddr)>> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    fn recv_from(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>>;
 
     /// Queues `chunk` as one datagram to `to`, sent at the end of the tick.
     ///
     /// # Errors
     /// - `Unsupported` for a stream; `BrokenPipe` once the connection is closing.
-    fn send_to(&mut self, _conn: Uuid, _chunk: Chunk, _to: SocketAddr) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    fn send_to(&mut self, conn: Uuid, chunk: Chunk, to: SocketAddr) -> io::Result<()>;
 
     /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
@@ -293,22 +294,17 @@ pub(crate) trait Engine {
     fn pending(&self, conn: Uuid) -> usize;
 
     /// Bytes of `conn` sent so far (0 for an unknown uuid). The connection layer counts a
-    /// change as activity, so a long drain doesn't time out; an engine that doesn't count
-    /// leaves the default, and the layer falls back on changes of [`pending`](Self::pending).
-    fn sent(&self, _conn: Uuid) -> u64 {
-        0
-    }
+    /// change as activity, so a long drain doesn't time out.
+    fn sent(&self, conn: Uuid) -> u64;
 
-    /// Bytes queued for `conn` and not yet sent. The connection layer stops calling `on_data`
-    /// past [`SEND_SOFT_LIMIT`] until the queue drains; an engine that doesn't count leaves
-    /// the default, and output then isn't throttled.
-    fn queued_bytes(&self, _conn: Uuid) -> usize {
-        0
-    }
+    /// Bytes queued for `conn` and not yet sent (0 for an unknown uuid). The connection layer
+    /// stops calling `on_data` past [`SEND_SOFT_LIMIT`] until the queue drains.
+    fn queued_bytes(&self, conn: Uuid) -> usize;
 
     /// [`buffered`](Self::buffered), [`is_eof`](Self::is_eof) and
     /// [`queued_bytes`](Self::queued_bytes) at once, as the connection layer asks after every
-    /// `on_data`; an engine may answer with one lookup.
+    /// `on_data`. The default asks the three; an engine whose lookups cost more than a few
+    /// loads answers with one (the io_uring engine does).
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         (
             self.buffered(conn),
@@ -329,23 +325,19 @@ pub(crate) trait Engine {
 pub(crate) enum Fallback {
     /// io_uring can't run the reactor in this process; the reason, for the log.
     UringUnavailable(&'static str),
-    /// `poll(2)` was asked for, but the fallback engine is epoll only.
-    PollNotForceable,
-    /// The engine asked for doesn't exist on this platform.
-    NotOnPlatform,
+    /// `FIO_ENGINE=poll` was asked for; fio has no `poll(2)` engine, so epoll runs.
+    NoPollEngine,
 }
 
 impl Fallback {
     /// Logs this fallback once per process (per kind of fallback), so a reactor started many
     /// times (tests) or with many threads doesn't repeat it.
-    pub(crate) fn warn_once(self, requested: Option<EngineKind>, chosen: EngineKind) {
+    pub(crate) fn warn_once(self, chosen: EngineKind) {
         static URING: AtomicBool = AtomicBool::new(false);
         static POLL: AtomicBool = AtomicBool::new(false);
-        static OTHER: AtomicBool = AtomicBool::new(false);
         let warned = match self {
             Self::UringUnavailable(_) => &URING,
-            Self::PollNotForceable => &POLL,
-            Self::NotOnPlatform => &OTHER,
+            Self::NoPollEngine => &POLL,
         };
         if warned.swap(true, Ordering::Relaxed) {
             return;
@@ -354,12 +346,8 @@ impl Fallback {
             Self::UringUnavailable(reason) => {
                 log::warn!("io_uring unavailable ({reason}); using {chosen}");
             }
-            Self::PollNotForceable => {
-                log::warn!("poll(2) can't be forced at run time on this platform; using {chosen}");
-            }
-            Self::NotOnPlatform => {
-                let asked = requested.map_or("io_uring", EngineKind::name);
-                log::warn!("IO engine {asked} is not available on this platform; using {chosen}");
+            Self::NoPollEngine => {
+                log::warn!("fio has no poll(2) engine; using {chosen}");
             }
         }
     }
@@ -371,15 +359,12 @@ impl Fallback {
 /// probes it (once per process, see [`uring::availability`]); any refusal runs the epoll
 /// engine instead.
 pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Option<Fallback>) {
-    let native = EpollEngine::NATIVE;
     match requested.unwrap_or(EngineKind::Uring) {
         EngineKind::Uring => match uring::availability() {
             Ok(()) => (EngineKind::Uring, None),
-            Err(reason) => (native, Some(Fallback::UringUnavailable(reason))),
+            Err(reason) => (EngineKind::Epoll, Some(Fallback::UringUnavailable(reason))),
         },
-        asked if asked == native => (native, None),
-        EngineKind::Poll => (native, Some(Fallback::PollNotForceable)),
-        _ => (native, Some(Fallback::NotOnPlatform)),
+        EngineKind::Epoll => (EngineKind::Epoll, None),
     }
 }
 
@@ -388,8 +373,7 @@ pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Optio
 pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine>> {
     Ok(match kind {
         EngineKind::Uring => Box::new(UringEngine::new()?),
-        // `select_engine` maps every other request to the fallback's native kind (epoll).
-        EngineKind::Epoll | EngineKind::Kqueue | EngineKind::Poll => Box::new(EpollEngine::new()?),
+        EngineKind::Epoll => Box::new(EpollEngine::new()?),
     })
 }
 
@@ -399,11 +383,16 @@ mod tests {
 
     #[test]
     fn names_parse_both_ways() {
-        for kind in [EngineKind::Uring, EngineKind::Epoll, EngineKind::Poll] {
+        for kind in [EngineKind::Uring, EngineKind::Epoll] {
             let parsed: EngineKind = kind.name().parse().unwrap();
             assert_eq!(parsed, kind);
         }
         assert_eq!("URING".parse::<EngineKind>().unwrap(), EngineKind::Uring);
+        assert_eq!("Poll".parse::<EngineKind>().unwrap(), EngineKind::Epoll);
+        assert!(matches!(
+            "kqueue".parse::<EngineKind>(),
+            Err(Error::UnknownEngine { .. })
+        ));
         assert!(matches!(
             "select".parse::<EngineKind>(),
             Err(Error::UnknownEngine { name }) if name == "select"
@@ -417,7 +406,7 @@ mod tests {
             match uring::availability() {
                 Ok(()) => assert_eq!((kind, fallback), (EngineKind::Uring, None)),
                 Err(reason) => {
-                    assert_eq!(kind, EpollEngine::NATIVE);
+                    assert_eq!(kind, EngineKind::Epoll);
                     assert_eq!(fallback, Some(Fallback::UringUnavailable(reason)));
                 }
             }
@@ -433,17 +422,9 @@ mod tests {
     }
 
     #[test]
-    fn native_engine_needs_no_reason() {
-        let (kind, fallback) = select_engine(Some(EpollEngine::NATIVE));
-        assert_eq!(kind, EpollEngine::NATIVE);
-        assert_eq!(fallback, None);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn poll_runs_epoll_on_linux() {
-        let (kind, fallback) = select_engine(Some(EngineKind::Poll));
+    fn epoll_needs_no_reason() {
+        let (kind, fallback) = select_engine(Some(EngineKind::Epoll));
         assert_eq!(kind, EngineKind::Epoll);
-        assert_eq!(fallback, Some(Fallback::PollNotForceable));
+        assert_eq!(fallback, None);
     }
 }
