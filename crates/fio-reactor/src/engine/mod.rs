@@ -24,6 +24,8 @@
 //! Backends: `uring/` (`fio-ring`, the default) and `epoll/` (epoll through
 //! `fio_sys::Epoll`), chosen by [`select_engine`].
 
+#[cfg(test)]
+mod conformance;
 mod epoll;
 mod uring;
 
