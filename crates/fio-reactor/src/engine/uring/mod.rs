@@ -484,78 +484,15 @@ pub(crate) fn availability() -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::thread;
-    use std::time::Instant;
+    //! The ring-specific side of waiting; what every engine does (wakes before the wait, from
+    //! other threads, coalesced; timeouts) is in `engine::conformance`.
 
     use super::*;
 
-    /// An engine on this kernel, or `None` (printing why) when io_uring is unavailable here.
+    /// An engine on this kernel, or `None` where io_uring can't run here (a skip, or a
+    /// failure under `FIO_REQUIRE_URING=1`).
     fn engine() -> Option<UringEngine> {
-        match availability() {
-            Ok(()) => Some(UringEngine::new().unwrap()),
-            Err(reason) => {
-                println!("skipped: io_uring unavailable ({reason})");
-                None
-            }
-        }
-    }
-
-    #[test]
-    fn a_wake_before_the_wait_is_not_lost() {
-        let Some(mut engine) = engine() else { return };
-        engine.waker().wake().unwrap();
-        // Without the earlier wake this would block for a minute and fail the deadline below.
-        let started = Instant::now();
-        assert_eq!(
-            engine
-                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
-                .unwrap(),
-            0
-        );
-        assert!(started.elapsed() < Duration::from_secs(30));
-    }
-
-    #[test]
-    fn another_thread_wakes_a_blocked_wait() {
-        let Some(mut engine) = engine() else { return };
-        let waker = engine.waker();
-        let other = thread::spawn(move || waker.wake().unwrap());
-        // Without the other thread's wake this would block for a minute.
-        let started = Instant::now();
-        assert_eq!(
-            engine
-                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
-                .unwrap(),
-            0
-        );
-        assert!(started.elapsed() < Duration::from_secs(30));
-        other.join().unwrap();
-    }
-
-    #[test]
-    fn wakes_coalesce_and_rearm() {
-        let Some(mut engine) = engine() else { return };
-        let waker = engine.waker();
-        // Many wakes before one wait cost one wait; after it, a new wake works again.
-        for round in 0..3 {
-            for _ in 0..10 {
-                waker.wake().unwrap();
-            }
-            let started = Instant::now();
-            engine
-                .wait(Some(Duration::from_secs(60)), &mut Vec::new())
-                .unwrap();
-            assert!(started.elapsed() < Duration::from_secs(30), "round {round}");
-        }
-    }
-
-    #[test]
-    fn a_zero_timeout_returns_at_once() {
-        let Some(mut engine) = engine() else { return };
-        assert_eq!(
-            engine.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap(),
-            0
-        );
+        crate::engine::conformance::uring_runs_here().then(|| UringEngine::new().unwrap())
     }
 
     #[test]
