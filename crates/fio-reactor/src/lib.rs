@@ -79,6 +79,7 @@ mod crew;
 mod defer;
 mod engine;
 mod error;
+mod fd_table;
 mod panic;
 mod process;
 mod reactor;
@@ -87,7 +88,6 @@ mod state;
 mod thread;
 mod timer;
 mod uuid;
-mod uuid_map;
 
 pub mod c_api;
 

@@ -266,7 +266,7 @@ fn a_large_write_through_a_tiny_send_buffer_arrives_intact() {
     });
     assert!(got == data, "the stream arrived damaged");
     assert_eq!(harness.engine.sent(conn), data.len() as u64);
-    let stats = harness.engine.streams[&conn].stats().unwrap();
+    let stats = harness.engine.streams.get(&conn).unwrap().stats().unwrap();
     assert!(stats.short_sends > 0, "no short send happened: {stats:?}");
 }
 
