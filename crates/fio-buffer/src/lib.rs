@@ -53,6 +53,7 @@
 mod arena;
 mod buffer;
 mod config;
+mod counting;
 mod error;
 mod free_list;
 mod pool;
@@ -63,6 +64,7 @@ mod size_classes;
 
 pub use buffer::Buffer;
 pub use config::{ARENA_ALIGN, BUFFER_ALIGN, MAX_BUFFERS_LIMIT, MAX_CHUNKS_LIMIT, PoolConfig};
+pub use counting::CountingAllocator;
 pub use error::Error;
 pub use pool::{BufferPool, PoolStats};
 pub use queue::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};

@@ -80,6 +80,7 @@ mod crew;
 mod defer;
 mod engine;
 mod error;
+mod fd_table;
 mod panic;
 mod process;
 mod reactor;
@@ -88,7 +89,6 @@ mod state;
 mod thread;
 mod timer;
 mod uuid;
-mod uuid_map;
 
 pub mod c_api;
 

@@ -276,6 +276,18 @@ impl Completion {
         }
     }
 
+    /// The storage of an [`Op::sendmsg_stored`](crate::Op::sendmsg_stored) (or any
+    /// `sendmsg`), with its buffers advanced past the bytes sent, for the next send to reuse.
+    pub fn take_send_storage(&mut self) -> Option<crate::SendStorage> {
+        match mem::take(&mut *self.resources) {
+            Resources::Message(message) => Some(crate::SendStorage(message)),
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+
     /// The descriptor an `accept`, `openat` or `socket` produced.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fd.take()

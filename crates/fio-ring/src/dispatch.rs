@@ -228,9 +228,12 @@ impl Ring {
     pub(crate) fn run_tick_end(&mut self) {
         if !self.tick_end.is_empty() {
             self.dispatching = true;
-            for callback in mem::take(&mut self.tick_end) {
-                callback(self);
+            let spare = mem::take(&mut self.tick_end_spare);
+            let mut running = mem::replace(&mut self.tick_end, spare);
+            for mut callback in running.drain(..) {
+                callback.call(self, ());
             }
+            self.tick_end_spare = running;
             self.dispatching = false;
         }
     }

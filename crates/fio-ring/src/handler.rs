@@ -1,5 +1,5 @@
-//! [`StoredHandler`]: a completion handler kept in its in-flight slot without a heap
-//! allocation when it is small.
+//! [`StoredHandler`]: a completion handler kept in its in-flight slot (or an end-of-tick
+//! callback kept in the ring's list) without a heap allocation when it is small.
 //!
 //! Handlers are closures, and the usual one captures a reference-counted pointer or two: a
 //! `Box<dyn FnMut>` would cost an allocation and a free per submitted operation, more than
@@ -22,20 +22,21 @@ const INLINE_WORDS: usize = 2;
 type Storage = [MaybeUninit<*mut ()>; INLINE_WORDS];
 
 /// What a stored handler can do, for one concrete closure type.
-struct Table {
+struct Table<A> {
     /// Calls the closure stored at the pointer.
-    call: unsafe fn(*mut (), &mut Ring, Completion),
+    call: unsafe fn(*mut (), &mut Ring, A),
     /// Drops the closure stored at the pointer; `None` when it has no drop glue.
     drop: Option<unsafe fn(*mut ())>,
 }
 
-/// A type-erased `FnMut(&mut Ring, Completion)`, stored in place when it fits.
+/// A type-erased `FnMut(&mut Ring, A)`, stored in place when it fits: completion handlers
+/// take a [`Completion`], end-of-tick callbacks nothing (`A = ()`).
 ///
 /// Moving it moves the closure bitwise, as moving any Rust value does; nothing points into
 /// the storage from outside.
-pub(crate) struct StoredHandler {
+pub(crate) struct StoredHandler<A: 'static = Completion> {
     storage: Storage,
-    table: &'static Table,
+    table: &'static Table<A>,
     /// The closure may be `!Send` or `!Sync` (handlers hold `Rc`s).
     _not_send: PhantomData<*mut ()>,
 }
@@ -46,12 +47,12 @@ const fn fits_inline<F>() -> bool {
         && mem::align_of::<F>() <= mem::align_of::<Storage>()
 }
 
-impl StoredHandler {
+impl<A: 'static> StoredHandler<A> {
     /// Stores `handler`, in place if it fits, else boxed.
     #[inline(always)]
     pub(crate) fn new<F>(handler: F) -> Self
     where
-        F: FnMut(&mut Ring, Completion) + 'static,
+        F: FnMut(&mut Ring, A) + 'static,
     {
         if fits_inline::<F>() {
             // SAFETY: `F` fits in place, checked just above.
@@ -71,14 +72,14 @@ impl StoredHandler {
     #[inline(always)]
     unsafe fn in_place<F>(handler: F) -> Self
     where
-        F: FnMut(&mut Ring, Completion) + 'static,
+        F: FnMut(&mut Ring, A) + 'static,
     {
         debug_assert!(fits_inline::<F>(), "handler does not fit in place");
         let mut stored = Self {
             storage: [MaybeUninit::uninit(); INLINE_WORDS],
             table: const {
                 &Table {
-                    call: call_in_place::<F>,
+                    call: call_in_place::<F, A>,
                     drop: if mem::needs_drop::<F>() {
                         Some(drop_in_place::<F>)
                     } else {
@@ -95,9 +96,9 @@ impl StoredHandler {
         stored
     }
 
-    /// Calls the handler with one completion.
+    /// Calls the handler with one completion (or `()`).
     #[inline(always)]
-    pub(crate) fn call(&mut self, ring: &mut Ring, completion: Completion) {
+    pub(crate) fn call(&mut self, ring: &mut Ring, completion: A) {
         let place = self.storage.as_mut_ptr().cast::<()>();
         // SAFETY: the storage holds a live closure of the type `table` was made for (written
         // by `in_place`, dropped only by `Drop`), and `&mut self` makes this the only access
@@ -107,7 +108,7 @@ impl StoredHandler {
     }
 }
 
-impl Drop for StoredHandler {
+impl<A: 'static> Drop for StoredHandler<A> {
     #[inline]
     fn drop(&mut self) {
         if let Some(drop) = self.table.drop {
@@ -119,7 +120,7 @@ impl Drop for StoredHandler {
     }
 }
 
-impl fmt::Debug for StoredHandler {
+impl<A: 'static> fmt::Debug for StoredHandler<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredHandler").finish_non_exhaustive()
     }
@@ -129,9 +130,9 @@ impl fmt::Debug for StoredHandler {
 ///
 /// # Safety
 /// `place` must point to a live `F` that nothing else accesses during the call.
-unsafe fn call_in_place<F>(place: *mut (), ring: &mut Ring, completion: Completion)
+unsafe fn call_in_place<F, A>(place: *mut (), ring: &mut Ring, completion: A)
 where
-    F: FnMut(&mut Ring, Completion),
+    F: FnMut(&mut Ring, A),
 {
     // SAFETY: `place` points to a live, unaliased `F` (this function's contract).
     let handler = unsafe { &mut *place.cast::<F>() };

@@ -71,7 +71,7 @@ pub use features::{Features, OpKind};
 pub use fio_sys::KernelVersion;
 pub use handle::{Job, RingHandle};
 pub use inflight::OpId;
-pub use ops::{AcceptFlags, MAX_IOVECS, Op, SendFlags};
+pub use ops::{AcceptFlags, MAX_IOVECS, Op, SendFlags, SendStorage};
 pub use provider::{BufferGroup, BufferProvider, MAX_GROUP_ENTRIES};
 pub use ring::{Handler, Ring, TickEnd};
 

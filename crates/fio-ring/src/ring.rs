@@ -128,7 +128,10 @@ pub struct Ring {
     backlog: VecDeque<Staged>,
     /// Completions made up by the ring (a cancelled starved op), dispatched next tick.
     pub(crate) synthetic: Vec<RawCqe>,
-    pub(crate) tick_end: Vec<TickEnd>,
+    pub(crate) tick_end: Vec<StoredHandler<()>>,
+    /// The list `run_tick_end` swaps in while it runs `tick_end`'s callbacks: the two trade
+    /// places every tick and keep their capacity, so registering allocates nothing.
+    pub(crate) tick_end_spare: Vec<StoredHandler<()>>,
     /// Registered buffer groups; few per ring, so a linear search is fastest.
     pub(crate) providers: Vec<BufferProvider>,
     /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
@@ -175,6 +178,7 @@ impl Ring {
             backlog: VecDeque::new(),
             synthetic: Vec::new(),
             tick_end: Vec::new(),
+            tick_end_spare: Vec::new(),
             providers: Vec::new(),
             starved: Vec::new(),
             handle: None,
@@ -330,11 +334,20 @@ impl Ring {
     /// during a tick. Called outside [`wait`](Self::wait), the callback runs at the start of
     /// the next `wait`, before its kernel entry, so that what it submits (typically the sends
     /// that code running between ticks queued) reaches the kernel in that entry.
+    ///
+    /// A callback capturing up to two pointers (an `Rc` or two) is stored without a heap
+    /// allocation.
     pub fn on_tick_end<F>(&mut self, callback: F)
     where
         F: FnOnce(&mut Ring) + 'static,
     {
-        self.tick_end.push(Box::new(callback));
+        let mut once = Some(callback);
+        self.tick_end
+            .push(StoredHandler::new(move |ring: &mut Ring, ()| {
+                if let Some(callback) = once.take() {
+                    callback(ring);
+                }
+            }));
     }
 
     /// One tick (FastRing's `WaitForFastRing`): runs the end-of-tick callbacks registered

@@ -15,20 +15,32 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use fio_buffer::{Chunk, Lent, SendQueue};
-use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, WriteBuf};
+use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, SendStorage, WriteBuf};
 
 use crate::config::{Mode, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
 use crate::socket::{Inner, Lifecycle, Shared, deliver};
 
-/// Copies `data` into outbound-pool buffers (all or nothing) and queues it.
+/// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
+/// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
+/// one buffer and nothing is allocated once the pool is warm.
 pub(crate) fn transmit_copy(
     shared: &Shared,
     ring: &mut Ring,
     data: &[u8],
     to: Option<SocketAddr>,
 ) -> Result<(), Error> {
+    {
+        let mut inner = shared.borrow_mut();
+        if !inner.config.message && to.is_none() {
+            inner.check_writable()?;
+            let inner = &mut *inner;
+            inner.send.push_copy(data, &inner.config.outbound)?;
+            schedule_flush(shared, inner, ring);
+            return Ok(());
+        }
+    }
     let pool = shared.borrow().config.outbound.clone();
     let mut chunks = Vec::with_capacity(data.len().div_ceil(pool.buffer_size().max(1)));
     for piece in data.chunks(pool.buffer_size().max(1)) {
@@ -37,6 +49,28 @@ pub(crate) fn transmit_copy(
         chunks.push(Chunk::Buffer(buffer));
     }
     transmit_chunks(shared, ring, chunks, to, false)
+}
+
+/// Queues one chunk (one datagram in message mode) and schedules the flush.
+pub(crate) fn transmit_one(
+    shared: &Shared,
+    ring: &mut Ring,
+    chunk: Chunk,
+    urgent: bool,
+) -> Result<(), Error> {
+    let mut inner = shared.borrow_mut();
+    if inner.config.message {
+        drop(inner);
+        return transmit_chunks(shared, ring, vec![chunk], None, urgent);
+    }
+    inner.check_writable()?;
+    if urgent {
+        inner.send.push_urgent(chunk);
+    } else {
+        inner.send.push(chunk);
+    }
+    schedule_flush(shared, &mut inner, ring);
+    Ok(())
 }
 
 /// Queues `chunks` (one message in message mode) and schedules the flush.
@@ -100,7 +134,17 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let (op, flavour) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
+    let scratch = Scratch {
+        chunks: &mut inner.lent_scratch,
+        storage: &mut inner.send_storage,
+    };
+    let (op, flavour) = match build(
+        &mut inner.send,
+        &inner.config,
+        inner.zc_pending,
+        fd,
+        scratch,
+    ) {
         Ok(Some(built)) => built,
         Ok(None) => return,
         Err(error) => {
@@ -143,6 +187,13 @@ enum Flavour {
     Corked,
 }
 
+/// Storage a socket reuses for every send, so building one allocates nothing in the
+/// common case (one buffer, sent with `send(2)`).
+struct Scratch<'a> {
+    chunks: &'a mut Vec<Chunk>,
+    storage: &'a mut Option<SendStorage>,
+}
+
 /// Lends the front chunks to the operation that fits the mode; `None` when a zero-copy send
 /// must wait for notifications first.
 fn build(
@@ -150,6 +201,7 @@ fn build(
     config: &SocketConfig,
     zc_pending: usize,
     fd: &OwnedFd,
+    scratch: Scratch<'_>,
 ) -> Result<Option<(Op, Flavour)>, Error> {
     let limit = config.limit;
     if config.message {
@@ -204,19 +256,43 @@ fn build(
             Flavour::Plain,
         )));
     }
-    let Some(lent) = send.lend(limit) else {
+    let Some((offset, _)) = send.lend_into(limit, scratch.chunks) else {
         return Ok(None);
     };
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
-    let corked = config.mode == Mode::AutoCork && send.chunks() > lent.chunks.len();
-    if corked {
-        return Ok(Some((send_op(fd, lent, SendFlags::MORE)?, Flavour::Corked)));
+    let corked = config.mode == Mode::AutoCork && send.chunks() > scratch.chunks.len();
+    let (flags, flavour) = if corked {
+        (SendFlags::MORE, Flavour::Corked)
+    } else {
+        (SendFlags::empty(), Flavour::Plain)
+    };
+    if scratch.chunks.len() == 1
+        && let Some(chunk) = scratch.chunks.pop()
+    {
+        let mut buf = write_buf(chunk);
+        buf.advance(offset);
+        return Ok(Some((Op::send_with_flags(fd, buf, flags), flavour)));
     }
-    Ok(Some((
-        send_op(fd, lent, SendFlags::empty())?,
-        Flavour::Plain,
-    )))
+    // Several chunks: one gathered send, whose storage comes back with its completion.
+    let mut storage = scratch.storage.take().unwrap_or_default();
+    let bufs = storage.bufs_mut();
+    bufs.clear();
+    bufs.extend(scratch.chunks.drain(..).map(write_buf));
+    if let Some(first) = bufs.first_mut() {
+        first.advance(offset);
+    }
+    Ok(Some((Op::sendmsg_stored(fd, storage, flags)?, flavour)))
+}
+
+/// The ring's view of one lent chunk.
+fn write_buf(chunk: Chunk) -> WriteBuf {
+    match chunk {
+        Chunk::Buffer(buffer) => WriteBuf::from(buffer),
+        Chunk::Shared(shared) => WriteBuf::from(shared),
+        Chunk::Vec(vec) => WriteBuf::from(vec),
+        Chunk::Static(bytes) => WriteBuf::from(bytes),
+    }
 }
 
 /// `send(2)` for one chunk, `sendmsg(2)` for several, with `flags` (beyond `MSG_NOSIGNAL`).
@@ -232,29 +308,35 @@ fn send_op(fd: &OwnedFd, lent: Lent, flags: SendFlags) -> Result<Op, Error> {
 
 /// The ring's view of lent chunks, the first one advanced past the bytes already sent.
 fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
-    let mut bufs: Vec<WriteBuf> = lent
-        .chunks
-        .into_iter()
-        .map(|chunk| match chunk {
-            Chunk::Buffer(buffer) => WriteBuf::from(buffer),
-            Chunk::Shared(shared) => WriteBuf::from(shared),
-            Chunk::Vec(vec) => WriteBuf::from(vec),
-            Chunk::Static(bytes) => WriteBuf::from(bytes),
-        })
-        .collect();
+    let mut bufs: Vec<WriteBuf> = lent.chunks.into_iter().map(write_buf).collect();
     if let Some(first) = bufs.first_mut() {
         first.advance(lent.offset);
     }
     bufs
 }
 
-/// The `Vec` chunks a finished send gives back, in order (the rest were clones).
-fn returned_vecs(completion: &mut Completion) -> Vec<Vec<u8>> {
-    let mut bufs = completion.take_write_bufs();
-    if let Some(buf) = completion.take_write_buf() {
-        bufs.push(buf);
-    }
-    bufs.into_iter().filter_map(WriteBuf::into_vec).collect()
+/// The `Vec` chunks a finished send gives back, in order (the rest were clones); a gathered
+/// send's storage goes back to `storage` for the next one.
+fn returned_vecs(
+    completion: &mut Completion,
+    storage: &mut Option<SendStorage>,
+) -> impl Iterator<Item = Vec<u8>> + use<> {
+    let single = completion.take_write_buf().and_then(WriteBuf::into_vec);
+    let gathered = completion.take_send_storage().map(|mut taken| {
+        let vecs: Vec<Vec<u8>> = if taken.bufs_mut().iter().any(WriteBuf::holds_vec) {
+            taken
+                .bufs_mut()
+                .drain(..)
+                .filter_map(WriteBuf::into_vec)
+                .collect()
+        } else {
+            taken.bufs_mut().clear();
+            Vec::new()
+        };
+        *storage = Some(taken);
+        vecs
+    });
+    single.into_iter().chain(gathered.into_iter().flatten())
 }
 
 /// A send completion: advance the queue, continue at once if more is queued, report a drain.
@@ -289,7 +371,12 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 /// Applies a send's result to the queue.
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
-    let vecs = returned_vecs(completion);
+    let vecs = returned_vecs(completion, &mut inner.send_storage);
+    on_returned(inner, res, vecs);
+}
+
+/// [`on_result`] once the send's `Vec` chunks are back.
+fn on_returned(inner: &mut Inner, res: i32, vecs: impl Iterator<Item = Vec<u8>>) {
     if inner.broken.is_some() || !inner.send.is_lent() {
         // The queue was dropped (abort or failure) while the send was in flight.
         return;

@@ -69,6 +69,11 @@ pub(crate) struct Inner {
     /// Whether the kernel supports multishot receive (else one-shot receives are re-armed).
     pub(crate) multishot: bool,
     pub(crate) send: SendQueue,
+    /// The chunks lent to the last send, kept for their capacity (see `outbound::build`).
+    pub(crate) lent_scratch: Vec<Chunk>,
+    /// The gathered sends' buffers, `iovec`s and header, reused from send to send (taken
+    /// while a gathered send is in flight).
+    pub(crate) send_storage: Option<fio_ring::SendStorage>,
     pub(crate) recv: RecvQueue,
     pub(crate) inbound: Inbound,
     /// The send operation in flight, until its result (not its zero-copy notification).
@@ -257,6 +262,8 @@ impl Socket {
             sending: None,
             zc_pending: 0,
             flush_scheduled: false,
+            lent_scratch: Vec::new(),
+            send_storage: None,
             delivery_scheduled: false,
             lifecycle: Lifecycle::Open,
             broken: None,
@@ -381,7 +388,7 @@ impl Socket {
     /// # Errors
     /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
     pub fn transmit_chunk(&self, ring: &mut Ring, chunk: impl Into<Chunk>) -> Result<(), Error> {
-        crate::outbound::transmit_chunks(&self.shared, ring, vec![chunk.into()], None, false)
+        crate::outbound::transmit_one(&self.shared, ring, chunk.into(), false)
     }
 
     /// Queues one message made of `chunks`, sent to `to` when given (FastSocket's
@@ -407,7 +414,7 @@ impl Socket {
     /// - [`Error::InvalidArgument`] in message mode.
     /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
     pub fn transmit_urgent(&self, ring: &mut Ring, chunk: impl Into<Chunk>) -> Result<(), Error> {
-        crate::outbound::transmit_chunks(&self.shared, ring, vec![chunk.into()], None, true)
+        crate::outbound::transmit_one(&self.shared, ring, chunk.into(), true)
     }
 
     /// Closes gracefully (FastSocket's `ReleaseFastSocket`): refuses new data, drops what was

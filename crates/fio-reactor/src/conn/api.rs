@@ -34,14 +34,10 @@ pub(crate) enum Route {
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is stale or was never open, or its reactor is gone.
 pub(crate) fn route(uuid: Uuid) -> Result<Route, Error> {
-    // The common case, a call on a connection of the calling reactor thread, without copying
-    // the record or touching the reactor's reference counts.
-    if let Some(local) = Local::on_this_thread() {
-        match table::is_owned_by(uuid, local.inner(), local.index()) {
-            Some(true) => return Ok(Route::Here(local)),
-            None => return Err(Error::InvalidUuid(uuid)),
-            Some(false) => {}
-        }
+    // The common case, a call on a connection of the calling reactor thread: its own table
+    // answers, without the process-wide table's lock.
+    if let Some(local) = owner_here(uuid) {
+        return Ok(Route::Here(local));
     }
     let record = table::record(uuid).ok_or(Error::InvalidUuid(uuid))?;
     let inner = record.reactor.upgrade().ok_or(Error::InvalidUuid(uuid))?;
@@ -49,6 +45,14 @@ pub(crate) fn route(uuid: Uuid) -> Result<Route, Error> {
         Some(local) if local.index() == record.thread => Ok(Route::Here(local)),
         _ => Ok(Route::There(inner, record.thread)),
     }
+}
+
+/// The calling reactor thread, if it owns `uuid`: a connection is in a thread's own table
+/// from its open to its final close, exactly while the process-wide table names it.
+pub(crate) fn owner_here(uuid: Uuid) -> Option<Rc<Local>> {
+    let local = Local::on_this_thread()?;
+    let owned = local.conns.borrow().map.contains_key(&uuid);
+    owned.then_some(local)
 }
 
 /// Runs `op` on the thread that owns `uuid`: now when that is this thread, else on the owner's
@@ -228,6 +232,10 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 /// - [`Error::Closing`] once the connection is closing. From another thread the write is
 ///   routed and these are only logged.
 pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
+    if let Some(local) = owner_here(uuid) {
+        // On the owner the copy goes straight into pooled send buffers.
+        return outbox::write_copy(&local, uuid, data).map_err(|error| engine_error(uuid, error));
+    }
     write2(uuid, Chunk::Vec(data.to_vec()), false)
 }
 
@@ -357,11 +365,18 @@ pub fn local_addr(uuid: Uuid) -> Option<SockAddr> {
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
 pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
-    if table::update(uuid, |record| record.timeout = seconds) {
-        touch(uuid)
-    } else {
-        Err(Error::InvalidUuid(uuid))
+    // The record answers `timeout_get` from any thread; the owner's entry is what its
+    // once-a-second sweep reads, without the process-wide table's lock.
+    if !table::update(uuid, |record| record.timeout = seconds) {
+        return Err(Error::InvalidUuid(uuid));
     }
+    on_owner(uuid, move |local| {
+        if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+            conn.timeout = seconds;
+            conn.active = Instant::now();
+        }
+        Ok(())
+    })
 }
 
 /// `uuid`'s idle timeout in seconds (0: none).

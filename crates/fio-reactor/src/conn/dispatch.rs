@@ -321,7 +321,7 @@ fn sweep(local: &Local, now: Instant) {
     {
         let engine = local.engine.borrow();
         let mut conns = local.conns.borrow_mut();
-        for (&uuid, conn) in &mut conns.map {
+        for (&uuid, conn) in conns.map.iter_mut() {
             if let Kind::Connecting {
                 deadline: Some(deadline),
                 ..
@@ -337,7 +337,7 @@ fn sweep(local: &Local, now: Instant) {
                 conn.progress = progress;
                 conn.active = now;
             }
-            let timeout = table::record(uuid).map_or(0, |record| record.timeout);
+            let timeout = conn.timeout;
             if timeout > 0
                 && !conn.closing
                 && now.saturating_duration_since(conn.active) >= Duration::from_secs(timeout.into())

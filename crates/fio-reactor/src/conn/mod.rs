@@ -1,11 +1,18 @@
 //! Connections: uuids, protocols, reading and writing, closing, timeouts.
 //!
-//! A connection belongs to the reactor thread that opened it (accepted it, connected it, or
-//! had it attached); every callback of its protocol runs there. The free functions take a
-//! [`Uuid`] and work from any thread: the process-wide table says which thread owns the
-//! connection, and a call from another thread is routed to the owner's inbox (and wakes it),
-//! so it takes effect on the owner's next tick, in order. [`read`] and [`pending`] answer
-//! about the owner's queues and therefore only work on the owner (inside the callbacks).
+//! A connection belongs to one reactor thread (accepted connections are spread over the
+//! threads in turn; a connect or attach belongs to the thread that made it); every callback
+//! of its protocol runs there. The free functions take a [`Uuid`] and work from any thread.
+//!
+//! On the owning thread (inside the callbacks, the common case) a call finds the connection
+//! in the thread's own table, indexed by the descriptor the uuid carries and checked against
+//! the whole uuid: no lock, no hash. `write(&[u8])` there copies straight into the engine's
+//! pooled send buffers, and a request's round trip allocates nothing once the pools are warm
+//! (`tests/alloc_free.rs`). From another thread the process-wide table (by descriptor, with
+//! each descriptor's generation) says which thread owns the connection, and the call is
+//! routed to the owner's inbox (and wakes it), so it takes effect on the owner's next tick,
+//! in order. [`read`] and [`pending`] answer about the owner's queues and therefore only work
+//! on the owner (inside the callbacks).
 
 mod api;
 mod connect;

@@ -281,6 +281,28 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
     }
 }
 
+/// [`write`] of a copy of `data`: straight into the engine's pooled send buffers when the
+/// connection has no hook and nothing waits in its outbox (the common case, which allocates
+/// nothing), else as an owned chunk.
+///
+/// # Errors
+/// As [`write`].
+pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
+    let direct = {
+        let conns = local.conns.borrow();
+        let conn = conns.map.get(&uuid).ok_or(io::ErrorKind::NotFound)?;
+        if conn.closing {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        conn.hook.is_none() && conn.outbox.is_empty()
+    };
+    if direct {
+        local.engine.borrow_mut().write_copy(uuid, data)
+    } else {
+        write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false)
+    }
+}
+
 /// Hands `chunk` to the hook, if there is one, else to the engine.
 fn deliver(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
     if hook::has_hook(local, uuid) {

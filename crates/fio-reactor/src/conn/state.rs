@@ -20,10 +20,10 @@ use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
 use crate::engine::{CloseMode, SEND_SOFT_LIMIT};
+use crate::fd_table::FdTable;
 use crate::panic::message;
 use crate::thread::Local;
 use crate::uuid::Uuid;
-use crate::uuid_map::UuidMap;
 
 /// A listener's `on_open`.
 pub(crate) type OnOpen = Arc<dyn Fn(Uuid) + Send + Sync>;
@@ -80,6 +80,9 @@ pub(crate) struct Conn {
     pub(crate) hijacked: bool,
     /// A close was requested.
     pub(crate) closing: bool,
+    /// The idle timeout in seconds (0: none); the table's record holds a copy for other
+    /// threads' `timeout_get`.
+    pub(crate) timeout: u8,
     /// Last activity (bytes received or sent), for the idle timeout.
     pub(crate) active: Instant,
     /// Bytes sent and chunks pending at the last sweep, to notice write progress.
@@ -122,6 +125,7 @@ impl Conn {
             queued: false,
             hijacked: false,
             closing: false,
+            timeout: 0,
             active: now,
             progress: (0, 0),
             read_total: 0,
@@ -147,8 +151,9 @@ impl Conn {
 /// The connections a reactor thread owns.
 #[derive(Default)]
 pub(crate) struct Conns {
-    /// By uuid.
-    pub(crate) map: UuidMap<Conn>,
+    /// By uuid: indexed by the descriptor it carries, so the owner finds a connection
+    /// without hashing or locking.
+    pub(crate) map: FdTable<Conn>,
     /// Connections whose `on_data` should run, in order.
     pub(crate) ready: VecDeque<Uuid>,
     /// Events forced with `force_event`, run on the next tick.

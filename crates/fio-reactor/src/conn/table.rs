@@ -141,20 +141,6 @@ pub(crate) fn record(uuid: Uuid) -> Option<Record> {
     }
 }
 
-/// Whether `uuid` is current and owned by thread `thread` of `reactor`: `Some(true)` or
-/// `Some(false)`, `None` when `uuid` is not current. Unlike [`record`] it copies nothing and
-/// touches no reference count, which matters because every `read` and `write` asks it.
-pub(crate) fn is_owned_by(uuid: Uuid, reactor: &Arc<Inner>, thread: usize) -> Option<bool> {
-    let table = TABLE.read();
-    let slot = table.get(index(uuid.fd())?)?;
-    if slot.generation != uuid.generation() {
-        return None;
-    }
-    let record = slot.conn.as_ref()?;
-    // The weak reference keeps the allocation alive, so an equal address is this reactor.
-    Some(record.thread == thread && std::ptr::eq(record.reactor.as_ptr(), Arc::as_ptr(reactor)))
-}
-
 /// Changes `uuid`'s record in place; returns whether it is current.
 pub(crate) fn update(uuid: Uuid, change: impl FnOnce(&mut Record)) -> bool {
     let mut table = TABLE.write();
@@ -204,15 +190,6 @@ mod tests {
             "the stale close leaves the new connection alone"
         );
         assert_eq!(record(second).map(|record| record.thread), Some(1));
-        assert_eq!(is_owned_by(second, inner, 1), Some(true));
-        assert_eq!(is_owned_by(second, inner, 0), Some(false));
-        assert_eq!(
-            is_owned_by(first, inner, 1),
-            None,
-            "a stale uuid is not current"
-        );
-        let other = Reactor::new(StartArgs::default());
-        assert_eq!(is_owned_by(second, other.inner(), 1), Some(false));
         assert!(update(second, |record| record.timeout = 5));
         assert_eq!(record(second).map(|record| record.timeout), Some(5));
         assert!(with_env(second, |_| ()).is_ok());

@@ -292,6 +292,14 @@ pub(crate) trait Engine {
     /// - `BrokenPipe` once the connection failed or is closing.
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()>;
 
+    /// Queues a copy of `data`, like [`write`](Self::write) with a chunk holding it, but
+    /// copied into the engine's pooled send buffers: the spare room of the last queued buffer
+    /// first, so the small writes of one tick gather into one send, with no allocation.
+    ///
+    /// # Errors
+    /// - as [`write`](Self::write); the pool's exhaustion (nothing is queued then).
+    fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()>;
+
     /// Chunks queued and not yet fully sent (facil.io's `fio_pending`).
     fn pending(&self, conn: Uuid) -> usize;
 

@@ -185,12 +185,18 @@ impl Op {
 
 /// The `iovec`s of write sources, each over its unwritten bytes.
 pub(super) fn write_iovecs(bufs: &[WriteBuf]) -> Vec<libc::iovec> {
-    bufs.iter()
-        .map(|buf| {
-            let (ptr, len) = buf.pending();
-            iovec(ptr, len)
-        })
-        .collect()
+    let mut iovecs = Vec::with_capacity(bufs.len());
+    fill_write_iovecs(bufs, &mut iovecs);
+    iovecs
+}
+
+/// [`write_iovecs`] into `iovecs` (cleared first), reusing its capacity.
+pub(super) fn fill_write_iovecs(bufs: &[WriteBuf], iovecs: &mut Vec<libc::iovec>) {
+    iovecs.clear();
+    iovecs.extend(bufs.iter().map(|buf| {
+        let (ptr, len) = buf.pending();
+        iovec(ptr, len)
+    }));
 }
 
 /// Refuses vectors the kernel would reject with `EINVAL`.

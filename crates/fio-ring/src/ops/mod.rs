@@ -174,6 +174,43 @@ pub(crate) struct Message {
     pub(crate) header: KernelBox<libc::msghdr>,
 }
 
+/// Storage for a gathered send ([`Op::sendmsg_stored`]): the source buffers, their `iovec`
+/// array and the message header, kept from send to send so gathering allocates nothing once
+/// the vectors have grown to the largest batch.
+pub struct SendStorage(pub(crate) Box<Message>);
+
+impl SendStorage {
+    /// Empty storage.
+    pub fn new() -> Self {
+        Self(Box::new(Message {
+            bufs: Vec::new(),
+            iovecs: Vec::new(),
+            addr: None,
+            header: KernelBox::new(net::msghdr(std::ptr::null_mut(), 0, &[])),
+        }))
+    }
+
+    /// The buffers the next send gathers, in order; after a completion, the buffers that
+    /// send held, advanced past the bytes it sent.
+    pub fn bufs_mut(&mut self) -> &mut Vec<WriteBuf> {
+        &mut self.0.bufs
+    }
+}
+
+impl Default for SendStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SendStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendStorage")
+            .field("bufs", &self.0.bufs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A socket address in the kernel's layout.
 pub(crate) struct SockAddr {
     pub(crate) storage: libc::sockaddr_storage,

@@ -7,8 +7,8 @@ use std::os::fd::AsFd;
 
 use io_uring::{opcode, squeue};
 
-use super::io::{check_iovec_count, write_iovecs};
-use super::{AcceptFlags, Message, Op, Resources, SendFlags, SockAddr, raw};
+use super::io::{check_iovec_count, fill_write_iovecs, write_iovecs};
+use super::{AcceptFlags, Message, Op, Resources, SendFlags, SendStorage, SockAddr, raw};
 use crate::buf::{IoBuf, KernelBox, WriteBuf};
 use crate::error::Error;
 use crate::features::OpKind;
@@ -112,6 +112,72 @@ impl Op {
             })),
             OpKind::SendMsg,
         ))
+    }
+
+    /// [`sendmsg_with_flags`](Self::sendmsg_with_flags) of the buffers in `storage`, to a
+    /// connected peer, reusing the storage's `iovec` array and message header: a socket that
+    /// keeps one [`SendStorage`] and gets it back from each completion
+    /// ([`Completion::take_send_storage`](crate::Completion::take_send_storage)) gathers
+    /// its sends without allocating.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when more than [`MAX_IOVECS`](crate::MAX_IOVECS) buffers
+    ///   are given; the storage is dropped with the op.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::{cell::RefCell, rc::Rc};
+    /// use fio_ring::{Op, Ring, RingConfig, SendFlags, SendStorage};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let mut storage = SendStorage::new();
+    /// storage.bufs_mut().extend(["gath".into(), "ered".into()]);
+    /// let back = Rc::new(RefCell::new(None));
+    /// let handed = back.clone();
+    /// let op = Op::sendmsg_stored(&client, storage, SendFlags::empty())?;
+    /// ring.submit(op, move |_, mut done| {
+    ///     assert_eq!(done.result().ok(), Some(8));
+    ///     *handed.borrow_mut() = done.take_send_storage();
+    /// })?;
+    /// for _ in 0..10 {
+    ///     if back.borrow().is_some() { break; }
+    ///     ring.wait(None)?;
+    /// }
+    /// let mut storage = back.borrow_mut().take().expect("the completion returns the storage");
+    /// assert_eq!(storage.bufs_mut().len(), 2);
+    /// let mut got = [0u8; 8];
+    /// server.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"gathered");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sendmsg_stored(
+        fd: impl AsFd,
+        storage: SendStorage,
+        flags: SendFlags,
+    ) -> Result<Op, Error> {
+        let mut message = storage.0;
+        check_iovec_count(message.bufs.len())?;
+        let Message {
+            bufs,
+            iovecs,
+            addr,
+            header,
+        } = &mut *message;
+        fill_write_iovecs(bufs, iovecs);
+        *addr = None;
+        let fresh = msghdr(std::ptr::null_mut(), 0, iovecs);
+        // SAFETY: the header cell is live (owned by `message`), and no operation points at
+        // it: the storage came back from its last operation's final completion, or is new.
+        unsafe { header.as_ptr().write(fresh) };
+        let entry = opcode::SendMsg::new(raw(fd), header.as_ptr().cast_const())
+            .flags(flags.with_nosignal() as u32)
+            .build();
+        Ok(Op::new(entry, Resources::Message(message), OpKind::SendMsg))
     }
 
     /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`, Linux 6.0).
@@ -271,7 +337,7 @@ impl Op {
 }
 
 /// A `msghdr` naming `name` and the buffers in `iovecs`, with no control data.
-pub(super) fn msghdr(
+pub(crate) fn msghdr(
     name: *mut libc::c_void,
     name_len: libc::socklen_t,
     iovecs: &[libc::iovec],

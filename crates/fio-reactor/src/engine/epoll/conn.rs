@@ -174,6 +174,20 @@ impl Stream {
         was_empty && !self.send.is_empty()
     }
 
+    /// Queues a copy of `data` in pooled buffers from `pool` (one datagram on a datagram
+    /// socket); returns whether the queue was empty before.
+    ///
+    /// # Errors
+    /// - the pool's exhaustion; nothing is queued then.
+    pub(super) fn queue_copy(&mut self, data: &[u8], pool: &BufferPool) -> io::Result<bool> {
+        if self.datagram {
+            return Ok(self.queue_datagram(Chunk::Vec(data.to_vec()), None));
+        }
+        let was_empty = self.send.is_empty();
+        self.send.push_copy(data, pool).map_err(io::Error::from)?;
+        Ok(was_empty && !self.send.is_empty())
+    }
+
     /// Queues `chunk` as one datagram to `to` (`None`: the connected peer); returns whether
     /// the queue was empty before. Even an empty datagram is a message, and none jumps the
     /// queue.

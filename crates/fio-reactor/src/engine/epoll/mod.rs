@@ -509,6 +509,22 @@ impl Engine for EpollEngine {
         Ok(())
     }
 
+    fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a listening socket can't be written to",
+            ));
+        };
+        if stream.closing {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if stream.queue_copy(data, &self.pool)? && !stream.connecting {
+            self.dirty.push(conn);
+        }
+        Ok(())
+    }
+
     fn pending(&self, conn: Uuid) -> usize {
         self.conn(conn)
             .ok()

@@ -350,6 +350,22 @@ impl Stream {
         }
     }
 
+    /// See [`Engine::write_copy`](crate::engine::Engine::write_copy): into the socket's
+    /// pooled send buffers (a datagram socket sends the copy as one datagram).
+    pub(super) fn write_copy(&mut self, ring: &mut Ring, data: &[u8]) -> io::Result<()> {
+        if self.link.closing.get() {
+            return Err(broken_pipe());
+        }
+        match &mut self.phase {
+            Phase::Connecting(connecting) => {
+                connecting.queued.push((Chunk::Vec(data.to_vec()), false));
+                Ok(())
+            }
+            Phase::Open(socket) => socket.transmit(ring, data).map_err(io::Error::from),
+            Phase::Ended => Err(broken_pipe()),
+        }
+    }
+
     /// Chunks queued and not fully sent.
     pub(super) fn pending(&self) -> usize {
         match &self.phase {

@@ -30,7 +30,7 @@ fn a_tiny_send_buffer_makes_short_sends_that_continue() {
         .write(conn, Chunk::from(data.clone()), false)
         .unwrap();
     assert!(harness.peer_reads(&mut peer, data.len()) == data);
-    let stats = harness.engine.streams[&conn].stats().unwrap();
+    let stats = harness.engine.streams.get(&conn).unwrap().stats().unwrap();
     assert!(stats.short_sends > 0, "no short send happened: {stats:?}");
 }
 

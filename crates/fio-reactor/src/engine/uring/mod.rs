@@ -48,8 +48,8 @@ use fio_socket::SocketConfig;
 use crate::engine::uring::accept::Listener;
 use crate::engine::uring::conn::Stream;
 use crate::engine::{CloseMode, Engine, EngineEvent, EngineKind, Wake};
+use crate::fd_table::FdTable;
 use crate::uuid::Uuid;
-use crate::uuid_map::UuidMap;
 
 /// Submission queue entries per reactor thread's ring; the completion queue is four times
 /// larger, so bursts of multishot completions don't overflow it.
@@ -108,8 +108,8 @@ pub(crate) struct UringEngine {
     handle: RingHandle,
     /// Shared with the handlers of every connection's operations.
     inbox: Rc<Inbox>,
-    streams: UuidMap<Stream>,
-    listeners: UuidMap<Listener>,
+    streams: FdTable<Stream>,
+    listeners: FdTable<Listener>,
     /// Made with the first stream: the buffer group and pools every socket shares.
     sockets: Option<SocketConfig>,
 }
@@ -141,8 +141,8 @@ impl UringEngine {
             ring,
             handle,
             inbox: Rc::default(),
-            streams: UuidMap::default(),
-            listeners: UuidMap::default(),
+            streams: FdTable::default(),
+            listeners: FdTable::default(),
             sockets: None,
         })
     }
@@ -165,10 +165,6 @@ impl UringEngine {
             SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default());
         self.sockets = Some(config.clone());
         Ok(config)
-    }
-
-    fn stream(&self, conn: Uuid) -> io::Result<&Stream> {
-        self.streams.get(&conn).ok_or_else(|| not_found(conn))
     }
 
     /// Refuses a uuid the engine already serves.
@@ -314,11 +310,11 @@ impl Engine for UringEngine {
     }
 
     fn buffered(&self, conn: Uuid) -> usize {
-        self.stream(conn).map_or(0, Stream::buffered)
+        self.streams.get(&conn).map_or(0, Stream::buffered)
     }
 
     fn is_eof(&self, conn: Uuid) -> bool {
-        self.stream(conn).is_ok_and(Stream::is_eof)
+        self.streams.get(&conn).is_some_and(Stream::is_eof)
     }
 
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
@@ -326,20 +322,25 @@ impl Engine for UringEngine {
         stream.write(&mut self.ring, chunk, urgent)
     }
 
+    fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
+        let stream = self.streams.get_mut(&conn).ok_or_else(|| not_found(conn))?;
+        stream.write_copy(&mut self.ring, data)
+    }
+
     fn pending(&self, conn: Uuid) -> usize {
-        self.stream(conn).map_or(0, Stream::pending)
+        self.streams.get(&conn).map_or(0, Stream::pending)
     }
 
     fn queued_bytes(&self, conn: Uuid) -> usize {
-        self.stream(conn).map_or(0, Stream::queued_bytes)
+        self.streams.get(&conn).map_or(0, Stream::queued_bytes)
     }
 
     fn sent(&self, conn: Uuid) -> u64 {
-        self.stream(conn).map_or(0, Stream::sent)
+        self.streams.get(&conn).map_or(0, Stream::sent)
     }
 
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
-        self.stream(conn).map_or((0, false, 0), |stream| {
+        self.streams.get(&conn).map_or((0, false, 0), |stream| {
             (stream.buffered(), stream.is_eof(), stream.queued_bytes())
         })
     }
