@@ -107,6 +107,11 @@ pub(crate) struct Inner {
     shutdown_started: AtomicBool,
     /// Every reactor thread should leave its loop.
     exit_threads: AtomicBool,
+    /// How many threads have begun shutting their connections down (this run).
+    shutdown_begun: AtomicUsize,
+    /// How many threads still have connections that aren't lingering (`on_shutdown`'s 255):
+    /// lingering connections close once this is 0 on every thread.
+    shutdown_draining: AtomicUsize,
     /// Reference point for `last_tick`, which is kept as nanoseconds after it.
     clock_origin: Instant,
     /// When a thread last began a tick, in nanoseconds after `clock_origin`.
@@ -145,6 +150,8 @@ impl Reactor {
             stop_requested: AtomicBool::new(false),
             shutdown_started: AtomicBool::new(false),
             exit_threads: AtomicBool::new(false),
+            shutdown_begun: AtomicUsize::new(0),
+            shutdown_draining: AtomicUsize::new(0),
             clock_origin: Instant::now(),
             last_tick_nanos: AtomicU64::new(0),
             engine: Mutex::new(None),
@@ -258,6 +265,8 @@ impl Reactor {
         ] {
             flag.store(false, Ordering::SeqCst);
         }
+        inner.shutdown_begun.store(0, Ordering::SeqCst);
+        inner.shutdown_draining.store(0, Ordering::SeqCst);
         let kind = Self::choose_engine(args.engine);
         // Every thread builds its engine (on itself) before any callback runs, so a failure
         // leaves no trace.
@@ -672,6 +681,31 @@ impl Inner {
         self.callbacks.force(CallbackEvent::OnShutdown);
         self.exit_threads.store(true, Ordering::SeqCst);
         self.wake_all();
+    }
+
+    /// A thread began shutting its connections down; `draining`: some of them are not
+    /// lingering, so lingering connections everywhere wait for [`Self::shutdown_drained`].
+    pub(crate) fn shutdown_begun(&self, draining: bool) {
+        if draining {
+            self.shutdown_draining.fetch_add(1, Ordering::SeqCst);
+        }
+        self.shutdown_begun.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A thread that was draining has only lingering connections left (or none); the last one
+    /// wakes every thread, so lingering connections close at once.
+    pub(crate) fn shutdown_drained(&self) {
+        if self.shutdown_draining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.wake_all();
+        }
+    }
+
+    /// Whether every thread began its shutdown and none has non-lingering connections left:
+    /// lingering connections may now close (facil.io: "when all other sockets have finished
+    /// their graceful shutdown").
+    pub(crate) fn only_lingering_left(&self) -> bool {
+        self.shutdown_begun.load(Ordering::SeqCst) >= self.thread_count.load(Ordering::SeqCst)
+            && self.shutdown_draining.load(Ordering::SeqCst) == 0
     }
 
     /// Whether reactor threads should leave their loops.

@@ -5,11 +5,17 @@
 //! closed. Graceful closes drain their send queues within the grace period (8 seconds after
 //! the last delayed close begins); whatever is left then is closed abruptly. `on_close` runs
 //! for every connection, through the engine's `Closed` reports or, failing those, at the end.
+//!
+//! "Every other connection" is the whole reactor's, not one thread's: each thread counts
+//! itself as draining while it has a connection that isn't lingering, and lingering
+//! connections are closed (abruptly, as facil.io does) only once every thread has begun its
+//! shutdown and none is draining. A thread's own grace deadline never cuts a lingering
+//! connection short; the other threads' deadlines bound how long it can wait.
 
 use std::time::{Duration, Instant};
 
 use crate::conn::dispatch::dispatch;
-use crate::conn::state::{Kind, close_local, finalize, with_protocol};
+use crate::conn::state::{Conn, Conns, Kind, close_local, finalize, with_protocol};
 use crate::engine::CloseMode;
 use crate::thread::Local;
 use crate::uuid::Uuid;
@@ -57,17 +63,24 @@ pub(crate) fn begin(local: &Local, now: Instant) {
             }
         }
     }
-    local.conns.borrow_mut().shutdown = Some(deadline);
+    let mut conns = local.conns.borrow_mut();
+    conns.shutdown = Some(deadline);
+    conns.draining = is_draining(&conns);
+    local.inner().shutdown_begun(conns.draining);
 }
 
-/// Moves the shutdown on: delayed closes that are due, lingering connections once they are
-/// all that is left, everything past the deadline. Returns whether no connection is left.
+/// Whether `conns` holds a connection that isn't lingering (a closing one is draining, even
+/// if it once asked to linger).
+fn is_draining(conns: &Conns) -> bool {
+    conns.map.values().any(|conn| !conn.lingers || conn.closing)
+}
+
+/// Moves the shutdown on: delayed closes that are due, everything but lingering connections
+/// past the deadline, lingering connections once they are all that is left in the whole
+/// reactor. Returns whether no connection is left on this thread.
 pub(crate) fn progress(local: &Local, now: Instant) -> bool {
-    let (due, lingering, past) = {
+    let (due, past) = {
         let conns = local.conns.borrow();
-        if conns.map.is_empty() {
-            return true;
-        }
         let past = conns.shutdown.is_some_and(|deadline| deadline <= now);
         let due: Vec<Uuid> = conns
             .map
@@ -75,13 +88,27 @@ pub(crate) fn progress(local: &Local, now: Instant) -> bool {
             .filter(|(_, conn)| !conn.closing && conn.close_at.is_some_and(|at| at <= now))
             .map(|(&uuid, _)| uuid)
             .collect();
-        let only_lingering = conns.map.values().all(|conn| conn.lingers && !conn.closing);
-        (due, only_lingering, past)
+        (due, past)
     };
     for uuid in due {
         close_local(local, uuid, CloseMode::Graceful);
     }
-    if lingering || past {
+    if past {
+        abort_where(local, |conn| !conn.lingers || conn.closing);
+    }
+    let drained = {
+        let mut conns = local.conns.borrow_mut();
+        let drained = conns.draining && !is_draining(&conns);
+        if drained {
+            conns.draining = false;
+        }
+        drained
+    };
+    if drained {
+        local.inner().shutdown_drained();
+    }
+    let empty = local.conns.borrow().map.is_empty();
+    if !empty && local.inner().only_lingering_left() {
         abort_all(local);
     }
     local.conns.borrow().map.is_empty()
@@ -117,7 +144,19 @@ pub(crate) fn finish(local: &Local) {
 
 /// Closes every connection abruptly.
 fn abort_all(local: &Local) {
-    let uuids: Vec<Uuid> = local.conns.borrow().map.keys().copied().collect();
+    abort_where(local, |_| true);
+}
+
+/// Closes the connections `which` picks abruptly.
+fn abort_where(local: &Local, which: impl Fn(&Conn) -> bool) {
+    let uuids: Vec<Uuid> = local
+        .conns
+        .borrow()
+        .map
+        .iter()
+        .filter(|(_, conn)| which(conn))
+        .map(|(&uuid, _)| uuid)
+        .collect();
     for uuid in uuids {
         close_local(local, uuid, CloseMode::Abort);
     }

@@ -162,6 +162,9 @@ pub(crate) struct Conns {
     pub(crate) next_sweep: Option<Instant>,
     /// The shutdown's grace deadline, once it began.
     pub(crate) shutdown: Option<Instant>,
+    /// During shutdown: this thread still counts in the reactor's draining threads (it has
+    /// connections that aren't lingering).
+    pub(crate) draining: bool,
     /// Connections whose hook's `flush` runs at the end of the tick.
     pub(crate) flush_queue: Vec<Uuid>,
 }
