@@ -189,7 +189,14 @@ impl Reactor {
             .with(|current| current.borrow().clone())
             .unwrap_or_else(|| {
                 DEFAULT
-                    .get_or_init(|| Self::new(StartArgs::default()))
+                    .get_or_init(|| {
+                        // The default reactor is never dropped: its `AtExit` runs at process
+                        // exit unless the free `start` already ran it.
+                        if let Err(error) = fio_sys::at_exit(default_reactor_at_exit) {
+                            log::warn!("the default reactor's AtExit can't run at exit: {error}");
+                        }
+                        Self::new(StartArgs::default())
+                    })
                     .clone()
             })
     }
@@ -742,6 +749,19 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: the reactor can't run again, so this is its exit.
         self.run_at_exit();
+    }
+}
+
+/// The process exits normally (`atexit`): runs the default reactor's `AtExit` callbacks,
+/// unless they already ran. Each callback's panic is caught and logged; nothing unwinds out.
+extern "C" fn default_reactor_at_exit() {
+    let run = std::panic::catch_unwind(|| {
+        if let Some(reactor) = DEFAULT.get() {
+            reactor.inner.run_at_exit();
+        }
+    });
+    if run.is_err() {
+        log::error!("the default reactor's AtExit panicked at process exit");
     }
 }
 

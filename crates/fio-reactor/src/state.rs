@@ -12,11 +12,34 @@ use crate::panic::run_caught;
 /// A life-cycle event that state callbacks can be attached to (facil.io's `callback_type_e`).
 ///
 /// Start-up events (up to and including [`OnIdle`](Self::OnIdle)) run their callbacks in the
-/// order they were added (FIFO); tear-down events ([`OnShutdown`](Self::OnShutdown) and after)
-/// run them newest first (LIFO), so clean-up unwinds set-up.
+/// order they were added (FIFO); the events after it ([`OnUsrReverse`](Self::OnUsrReverse) and
+/// the tear-down events, [`OnShutdown`](Self::OnShutdown) and after) run them newest first
+/// (LIFO), so clean-up unwinds set-up.
 ///
-/// facil.io's pub/sub and user queues (`ON_PUBSUB_*`, `ON_USR*`) are left out: nothing in the
-/// reactor raises them, and an application can keep its own list.
+/// The reactor never raises the pub/sub events ([`OnPubsubConnect`](Self::OnPubsubConnect),
+/// [`OnPubsubError`](Self::OnPubsubError), reserved for pub/sub engines) or the user queues
+/// ([`OnUsr`](Self::OnUsr), [`OnUsrReverse`](Self::OnUsrReverse)): a program or library
+/// raises them with [`state_callback_force`](crate::state_callback_force).
+///
+/// # Examples
+/// A user event queue, run when the program says so:
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use fio_reactor::{CallbackEvent, Reactor};
+/// let reactor = Reactor::new(Default::default());
+/// let order = Arc::new(Mutex::new(Vec::new()));
+/// for n in 1..=2 {
+///     let forward = Arc::clone(&order);
+///     reactor.state_callback_add(CallbackEvent::OnUsr, move || forward.lock().unwrap().push(n));
+///     let reverse = Arc::clone(&order);
+///     reactor.state_callback_add(CallbackEvent::OnUsrReverse, move || {
+///         reverse.lock().unwrap().push(10 + n)
+///     });
+/// }
+/// reactor.state_callback_force(CallbackEvent::OnUsr);
+/// reactor.state_callback_force(CallbackEvent::OnUsrReverse);
+/// assert_eq!(*order.lock().unwrap(), [1, 2, 12, 11]);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CallbackEvent {
@@ -34,8 +57,20 @@ pub enum CallbackEvent {
     InMaster,
     /// Every time a worker starts; in a single process, once per `start`.
     OnStart,
+    /// Reserved for pub/sub engines, which should raise it after they (re)connect to their
+    /// backend; the reactor never does.
+    OnPubsubConnect,
+    /// Reserved for pub/sub engines, which should raise it on a backend connection error; the
+    /// reactor never does.
+    OnPubsubError,
+    /// A user event queue (FIFO): the reactor never raises it; the program forces it.
+    OnUsr,
     /// When the reactor goes idle: every thread ran out of work after some work was done.
+    /// The callbacks are scheduled as deferred tasks, not run during the event, so with
+    /// several threads they may run out of order or concurrently (as facil.io says).
     OnIdle,
+    /// A reversed user event queue (LIFO): the reactor never raises it; the program forces it.
+    OnUsrReverse,
     /// Before the shutdown sequence starts, while the reactor threads still run.
     OnShutdown,
     /// Just before `start` returns, after the threads have stopped.
@@ -44,15 +79,18 @@ pub enum CallbackEvent {
     OnParentCrush,
     /// In the master after a worker crashed (raised by `fio-cluster`).
     OnChildCrush,
-    /// When the reactor is done for good: at the end of the free [`start`](crate::start) for
-    /// the process's default reactor, or when the last handle to a [`Reactor`](crate::Reactor)
-    /// value drops.
+    /// When the reactor is done for good, once: for the process's default reactor at the end
+    /// of the free [`start`](crate::start), or at process exit (`atexit`: `main` returned or
+    /// `std::process::exit`) if `start` didn't run it; for a [`Reactor`](crate::Reactor)
+    /// value when its last handle drops. At process exit the exiting thread's thread-locals
+    /// are gone, so the free functions (which look up the current reactor) may panic there;
+    /// such a panic is caught and logged.
     AtExit,
 }
 
 impl CallbackEvent {
     /// Every event, in facil.io's order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::OnInitialize,
         Self::PreStart,
         Self::BeforeFork,
@@ -60,7 +98,11 @@ impl CallbackEvent {
         Self::InChild,
         Self::InMaster,
         Self::OnStart,
+        Self::OnPubsubConnect,
+        Self::OnPubsubError,
+        Self::OnUsr,
         Self::OnIdle,
+        Self::OnUsrReverse,
         Self::OnShutdown,
         Self::OnFinish,
         Self::OnParentCrush,
@@ -78,6 +120,21 @@ impl CallbackEvent {
     /// ```
     pub fn is_teardown(self) -> bool {
         self >= Self::OnShutdown
+    }
+
+    /// Whether the event's callbacks run newest first (LIFO): every event after
+    /// [`OnIdle`](Self::OnIdle), that is [`OnUsrReverse`](Self::OnUsrReverse) and the
+    /// tear-down events.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::CallbackEvent;
+    /// assert!(CallbackEvent::OnUsrReverse.runs_newest_first());
+    /// assert!(CallbackEvent::AtExit.runs_newest_first());
+    /// assert!(!CallbackEvent::OnUsr.runs_newest_first());
+    /// ```
+    pub fn runs_newest_first(self) -> bool {
+        self > Self::OnIdle
     }
 
     /// The event's slot in the callback table.
@@ -111,7 +168,7 @@ impl CallbackId {
 }
 
 /// A registered callback; `Arc` so a running event can work on a snapshot of the list.
-type Callback = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Callback = Arc<dyn Fn() + Send + Sync>;
 
 /// The per-reactor callback lists, one per event.
 pub(crate) struct StateCallbacks {
@@ -162,18 +219,21 @@ impl StateCallbacks {
     /// Works on a copy of the list, so callbacks added or removed while the event runs take
     /// effect the next time.
     pub(crate) fn force(&self, event: CallbackEvent) {
-        let snapshot: Vec<Callback> = self.lists.lock()[event.index()]
+        for callback in self.snapshot(event) {
+            run_caught("state callback", || callback());
+        }
+    }
+
+    /// A copy of an event's callbacks in the order they run (FIFO or LIFO by event).
+    pub(crate) fn snapshot(&self, event: CallbackEvent) -> Vec<Callback> {
+        let mut snapshot: Vec<Callback> = self.lists.lock()[event.index()]
             .iter()
             .map(|(_, callback)| Arc::clone(callback))
             .collect();
-        let run = |callback: &Callback| {
-            run_caught("state callback", || callback());
-        };
-        if event.is_teardown() {
-            snapshot.iter().rev().for_each(run);
-        } else {
-            snapshot.iter().for_each(run);
+        if event.runs_newest_first() {
+            snapshot.reverse();
         }
+        snapshot
     }
 
     /// How many callbacks an event has.

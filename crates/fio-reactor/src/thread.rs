@@ -30,6 +30,9 @@ const TASK_BATCH: usize = 64;
 thread_local! {
     /// The reactor thread running on this OS thread, if any.
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// `OnIdle` callbacks run as tasks on this thread since the last look: they don't count
+    /// as work, or going idle would schedule them again and again.
+    static IDLE_TASKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// What other threads see of a reactor thread: how to wake it and whether it needs waking.
@@ -194,8 +197,10 @@ impl Local {
         !self.worker.is_empty()
     }
 
-    /// Runs up to [`TASK_BATCH`] tasks; returns how many ran.
-    fn run_batch(&self) -> usize {
+    /// Runs up to [`TASK_BATCH`] tasks; returns how many ran, and how many of them were work
+    /// (not `OnIdle` callbacks).
+    fn run_batch(&self) -> (usize, usize) {
+        let idle_before = IDLE_TASKS.with(std::cell::Cell::get);
         let mut ran = 0;
         while ran < TASK_BATCH {
             let Some(task) = self.inner.queue.find(self.index, &self.worker) else {
@@ -204,7 +209,23 @@ impl Local {
             run_task(task);
             ran += 1;
         }
-        ran
+        let idle = IDLE_TASKS
+            .with(std::cell::Cell::get)
+            .wrapping_sub(idle_before);
+        (ran, ran.saturating_sub(idle))
+    }
+
+    /// The reactor went idle: schedules each `OnIdle` callback as a task (facil.io schedules
+    /// them rather than running them during the event), so idle threads may run them
+    /// concurrently.
+    fn schedule_idle(&self) {
+        for callback in self.inner.callbacks.snapshot(CallbackEvent::OnIdle) {
+            self.push_task(Box::new(move || {
+                IDLE_TASKS.with(|count| count.set(count.get().wrapping_add(1)));
+                callback();
+            }));
+            self.inner.wake_one();
+        }
     }
 
     /// Fires every timer due at `now`; returns how many fired.
@@ -251,7 +272,7 @@ impl Local {
         }
         if inner.enter_idle() {
             // The last busy thread went idle after real work: the reactor is idle.
-            inner.callbacks.force(CallbackEvent::OnIdle);
+            self.schedule_idle();
         }
         slot.idle.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -352,9 +373,9 @@ pub(crate) fn run(
             local.push_timer(timer);
         }
         let fired = local.fire_timers(now);
-        let ran = local.run_batch();
+        let (ran, worked) = local.run_batch();
         let handled = conn::tick(&local, &slot, now);
-        if ran + handled > 0 {
+        if worked + handled > 0 {
             inner.note_work();
         }
         local.poll(fired + ran + handled > 0, &slot, &mut events);

@@ -29,7 +29,7 @@
 //! - limits: [`raise_nofile_limit`], [`memlock_limit`], [`core_count`], [`host_name`],
 //!   [`kernel_version`];
 //! - processes and signals: [`fork`], [`waitpid`], [`kill`], [`parent_pid`],
-//!   [`set_parent_death_signal`], [`catch_signal`], [`ignore_sigpipe`];
+//!   [`set_parent_death_signal`], [`at_exit`], [`catch_signal`], [`ignore_sigpipe`];
 //! - seccomp deny-lists for tests: [`forbid_io_uring`], [`deny_syscalls_with_eperm`].
 //!
 //! Linux only.
@@ -86,8 +86,8 @@ pub use io::{
 pub use limits::{Limit, core_count, host_name, memlock_limit, nofile_limit, raise_nofile_limit};
 pub use memory::{Mmap, page_size};
 pub use process::{
-    Fork, Pid, WaitOptions, exit_immediately, fork, fork_unchecked, kill, parent_death_signal,
-    parent_pid, set_parent_death_signal, thread_count, waitpid,
+    Fork, Pid, WaitOptions, at_exit, exit_immediately, fork, fork_unchecked, kill,
+    parent_death_signal, parent_pid, set_parent_death_signal, thread_count, waitpid,
 };
 pub use seccomp::{IO_URING_SYSCALLS, deny_syscalls_with_eperm, forbid_io_uring};
 pub use signal::{

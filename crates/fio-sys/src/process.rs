@@ -238,3 +238,33 @@ pub fn exit_immediately(code: i32) -> ! {
     // what mem::forget does), so no Rust invariant depends on them running.
     unsafe { syscall!(@infallible _exit(code)) }
 }
+
+/// Runs `handler` when the process exits normally (`atexit(3)`): when `main` returns or
+/// `std::process::exit` is called, in every process that inherited the registration through
+/// `fork`; not on `_exit` ([`exit_immediately`]), a fatal signal or an abort. Handlers run
+/// newest first, after the exiting thread's thread-locals were destroyed, so `handler` must
+/// not rely on them, and must not unwind (a panic leaving an `extern "C" fn` aborts): catch
+/// panics inside it.
+///
+/// # Errors
+/// - `OutOfMemory` when the C library can't record another handler.
+///
+/// # Examples
+/// ```
+/// extern "C" fn goodbye() {}
+/// fio_sys::at_exit(goodbye)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn at_exit(handler: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: atexit only stores the function pointer, and any `extern "C" fn()` stays a valid
+    // handler for the rest of the process (code of a Rust binary is never unloaded).
+    let status = unsafe { syscall!(@infallible atexit(handler)) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "atexit: no room for another handler",
+        ))
+    }
+}

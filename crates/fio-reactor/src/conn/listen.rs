@@ -54,18 +54,6 @@ impl ListenArgs {
         }
     }
 
-    /// Listens on the spec's default URL, `tcp://0.0.0.0:3000` (facil.io's `fio_listen` with
-    /// a `NULL` URL): port 3000 on every IPv4 interface.
-    ///
-    /// # Examples
-    /// ```
-    /// let args = fio_reactor::ListenArgs::default_url(|_| {});
-    /// assert_eq!(args.url(), "tcp://0.0.0.0:3000");
-    /// ```
-    pub fn default_url(on_open: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
-        Self::new(Url::default().to_string(), on_open)
-    }
-
     /// Secures every accepted connection with `tls` (facil.io's `.tls`): its server hook is
     /// installed before `on_open`. Required for a `tls://` URL.
     #[must_use]
@@ -102,6 +90,18 @@ impl ListenArgs {
     /// The URL to listen on.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Listens on the spec's default URL, `tcp://0.0.0.0:3000` (facil.io's `fio_listen` with
+    /// a `NULL` URL): port 3000 on every IPv4 interface.
+    ///
+    /// # Examples
+    /// ```
+    /// let args = fio_reactor::ListenArgs::default_url(|_| {});
+    /// assert_eq!(args.url(), "tcp://0.0.0.0:3000");
+    /// ```
+    pub fn default_url(on_open: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
+        Self::new(Url::default().to_string(), on_open)
     }
 }
 
