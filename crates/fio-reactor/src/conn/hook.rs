@@ -159,9 +159,20 @@ pub struct HookIo<'a> {
     urgent: bool,
     /// Raw bytes taken from the receive queue, counted as the protocol's read progress.
     received: u64,
-    /// A hook to take over when the call returns (`replace`).
-    replacement: Option<Box<dyn RwHook>>,
+    /// What takes over when the call returns (`replace`, `replace_with`).
+    replacement: Option<Replacement>,
 }
+
+/// A hook replacement requested from inside a hook.
+enum Replacement {
+    /// `replace`: this hook takes over; the running one is dropped (cleaned up).
+    Hook(Box<dyn RwHook>),
+    /// `replace_with`: the running hook is handed to the closure, which makes the next one.
+    With(MakeNext),
+}
+
+/// `replace_with`'s closure: the old hook in, the next one out.
+type MakeNext = Box<dyn FnOnce(Box<dyn RwHook>) -> Box<dyn RwHook>>;
 
 impl HookIo<'_> {
     /// The connection.
@@ -204,12 +215,54 @@ impl HookIo<'_> {
         self.engine.pending(self.uuid)
     }
 
-    /// Replaces the running hook with `hook` once the current method returns (facil.io's
-    /// `fio_rw_hook_replace_unsafe`, made safe by being reachable only from inside a hook).
-    /// The running hook is then dropped, so its `Drop` runs: move whatever should survive
-    /// (buffers, session state) into `hook` first, as facil.io's "keep the `udata`" did.
+    /// Replaces the running hook with `hook` once the current method returns, and drops the
+    /// running hook, so its `Drop` (its cleanup) runs: move whatever should survive (buffers,
+    /// session state) into `hook` first. [`replace_with`](Self::replace_with) is facil.io's
+    /// `fio_rw_hook_replace_unsafe`, which calls no cleanup.
     pub fn replace(&mut self, hook: impl RwHook) {
-        self.replacement = Some(Box::new(hook));
+        self.replacement = Some(Replacement::Hook(Box::new(hook)));
+    }
+
+    /// Replaces the running hook once the current method returns with what `next` makes of
+    /// it (facil.io's `fio_rw_hook_replace_unsafe`, made safe by being reachable only from
+    /// inside a hook). No cleanup runs: `next` owns the old hook, and may keep it (wrap it,
+    /// or take its state out with a downcast) or drop it. A panic in `next` closes the
+    /// connection abruptly. Called again before the method returns, the last call wins.
+    ///
+    /// # Examples
+    /// A hook that, on its first read, puts a counting layer over itself; the old hook is
+    /// kept inside the new one, not cleaned up:
+    /// ```
+    /// use fio_reactor::{HookIo, RwHook};
+    ///
+    /// struct Plain;
+    /// impl RwHook for Plain {
+    ///     fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    ///         io.replace_with(|old| Box::new(Counted { inner: old, bytes: 0 }));
+    ///         io.receive(buf)
+    ///     }
+    /// }
+    ///
+    /// struct Counted {
+    ///     inner: Box<dyn RwHook>,
+    ///     bytes: usize,
+    /// }
+    /// impl RwHook for Counted {
+    ///     fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    ///         let count = self.inner.read(io, buf)?;
+    ///         self.bytes += count;
+    ///         Ok(count)
+    ///     }
+    /// }
+    ///
+    /// let stale = fio_reactor::Uuid::from_parts(0, 0);
+    /// assert!(fio_reactor::rw_hook_set(stale, Plain).is_err());
+    /// ```
+    pub fn replace_with<F>(&mut self, next: F)
+    where
+        F: FnOnce(Box<dyn RwHook>) -> Box<dyn RwHook> + 'static,
+    {
+        self.replacement = Some(Replacement::With(Box::new(next)));
     }
 }
 
@@ -488,23 +541,41 @@ fn call<R>(
         let result = catch_unwind(AssertUnwindSafe(|| f(hook.as_mut(), &mut io)));
         (result, io.received, io.replacement)
     };
-    let leftover = {
+    let (keep, leftover) = match replacement {
+        Some(Replacement::Hook(next)) => (Some(next), Some(hook)),
+        Some(Replacement::With(next)) => {
+            // The old hook moves into `next`: no cleanup here, whatever `next` does with it.
+            match catch_unwind(AssertUnwindSafe(move || next(hook))) {
+                Ok(next) => (Some(next), None),
+                Err(payload) => {
+                    log::error!(
+                        "the rw hook replacement of connection {uuid} panicked: {}; closing it",
+                        message(payload.as_ref())
+                    );
+                    (None, None)
+                }
+            }
+        }
+        None => (Some(hook), None),
+    };
+    let replaced_badly = keep.is_none();
+    let gone = {
         let mut conns = local.conns.borrow_mut();
         match conns.map.get_mut(&uuid) {
             Some(conn) => {
                 conn.read_total += received;
-                let (keep, old) = match replacement {
-                    Some(next) => (next, Some(hook)),
-                    None => (hook, None),
-                };
-                conn.hook = Some(keep);
-                old
+                conn.hook = keep;
+                None
             }
-            None => Some(hook),
+            // The connection closed while the hook ran.
+            None => keep,
         }
     };
-    if let Some(old) = leftover {
+    for old in [leftover, gone].into_iter().flatten() {
         caught("rw hook cleanup", uuid, || drop(old));
+    }
+    if replaced_badly {
+        close_local(local, uuid, CloseMode::Abort);
     }
     match result {
         Ok(value) => Some(value),
