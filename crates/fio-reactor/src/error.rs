@@ -70,6 +70,15 @@ pub enum Error {
     /// belongs to a newer connection.
     #[error("connection {0} is not open")]
     InvalidUuid(Uuid),
+    /// The connection closed before a [`write_notify`](crate::write_notify) write was sent.
+    #[error("connection {uuid} closed before the write was sent")]
+    Unsent {
+        /// The connection.
+        uuid: Uuid,
+        /// What ended the connection, when it ended by an error (a reset, an I/O error).
+        #[source]
+        source: Option<io::Error>,
+    },
     /// The connection is closing, so it takes no more writes.
     #[error("connection {0} is closing")]
     Closing(Uuid),
@@ -161,6 +170,9 @@ impl From<Error> for io::Error {
             Error::Url(_) | Error::TlsRequired { .. } => io::ErrorKind::InvalidInput,
             Error::EnvNotFound { .. } | Error::NoProtocol(_) => io::ErrorKind::NotFound,
             Error::Locked(_) => io::ErrorKind::WouldBlock,
+            Error::Unsent { source, .. } => source
+                .as_ref()
+                .map_or(io::ErrorKind::ConnectionAborted, io::Error::kind),
             Error::Listen { source, .. }
             | Error::Connect { source, .. }
             | Error::Socket { source, .. }

@@ -102,7 +102,7 @@ pub use conn::{
     force_event, is_closed, is_valid, listen, local_addr, local_host_name, peer_addr, pending,
     ping_eternal, protocol_try_lock, read, read_from, rw_hook_set, sendfile, set_non_block, socket,
     suspend, timeout_get, timeout_set, touch, uuid_env_remove, uuid_env_set, uuid_env_set_with,
-    uuid_env_unset, write, write_to, write2,
+    uuid_env_unset, write, write_notify, write_to, write2,
 };
 pub use engine::EngineKind;
 pub use error::Error;

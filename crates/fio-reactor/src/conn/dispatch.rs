@@ -177,10 +177,15 @@ pub(crate) fn require_protocol(local: &Local, uuid: Uuid) {
 fn drained(local: &Local, uuid: Uuid, now: Instant) {
     // The common case (no file, not suspended, no hook holding bytes) is decided with this
     // one lookup: this runs after every completed send.
-    let (pumped, suspended, hook_held) = match local.conns.borrow_mut().map.get_mut(&uuid) {
+    let (pumped, suspended, hook_held, notify) = match local.conns.borrow_mut().map.get_mut(&uuid) {
         Some(conn) => {
             conn.active = now;
-            (conn.outbox.needs_pump(), conn.suspended, conn.hook_held)
+            (
+                conn.outbox.needs_pump(),
+                conn.suspended,
+                conn.hook_held,
+                !conn.notify.is_empty(),
+            )
         }
         None => return,
     };
@@ -201,7 +206,24 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     if pumped || hook_held {
         hook::drained(local, uuid);
     }
+    if notify {
+        notify_drained(local, uuid);
+    }
     with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
+}
+
+/// The send queue drained: `write_notify` writes queued before are sent, unless a hook still
+/// holds bytes.
+fn notify_drained(local: &Local, uuid: Uuid) {
+    let sent = match local.conns.borrow_mut().map.get_mut(&uuid) {
+        Some(conn) if !conn.notify.is_empty() && !conn.hook_held => {
+            std::mem::take(&mut conn.notify)
+        }
+        _ => return,
+    };
+    for notify in sent {
+        notify.report(Ok(()));
+    }
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::conn::connect::Connector;
 use crate::conn::hook::{self, RwHook};
+use crate::conn::notify::Notify;
 use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
@@ -111,6 +112,10 @@ pub(crate) struct Conn {
     pub(crate) connector: Option<Arc<Connector>>,
     /// A connect attempt passed its deadline (it fails with `TimedOut`).
     pub(crate) timed_out: bool,
+    /// The engine was asked to close abruptly (queued bytes are dropped).
+    pub(crate) aborted: bool,
+    /// `write_notify` outcomes waiting for the send queue to drain.
+    pub(crate) notify: Vec<Notify>,
 }
 
 impl Conn {
@@ -139,6 +144,8 @@ impl Conn {
             outbox: Outbox::default(),
             connector: None,
             timed_out: false,
+            aborted: false,
+            notify: Vec::new(),
         }
     }
 
@@ -327,6 +334,11 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
 
 /// Asks the engine to close `uuid`, logging a failure other than "already gone".
 pub(crate) fn engine_close(local: &Local, uuid: Uuid, mode: CloseMode) {
+    if mode == CloseMode::Abort
+        && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid)
+    {
+        conn.aborted = true;
+    }
     if let Err(error) = local.engine.borrow_mut().close(uuid, mode)
         && error.kind() != io::ErrorKind::NotFound
     {
@@ -341,6 +353,15 @@ pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
         return;
     };
     let env = table::close(uuid);
+    // A graceful close that ended by request sent everything queued; anything else didn't.
+    let delivered = error.is_none() && !conn.aborted && conn.outbox.is_empty();
+    for notify in std::mem::take(&mut conn.notify) {
+        if delivered {
+            notify.report(Ok(()));
+        } else {
+            notify.unsent(error.as_ref());
+        }
+    }
     // Cleanup order as facil.io's: the hook's, the linked objects', then the protocol's.
     if let Some(hook) = conn.hook.take() {
         caught("rw hook cleanup", uuid, || drop(hook));
