@@ -594,6 +594,11 @@ impl Inner {
             .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// How many reactor threads run (0 when the reactor isn't running).
+    pub(crate) fn running_threads(&self) -> usize {
+        self.slots.read().len()
+    }
+
     /// Whether timers wait in the inbox.
     pub(crate) fn has_timer_inbox(&self) -> bool {
         self.has_timer_inbox.load(Ordering::SeqCst)

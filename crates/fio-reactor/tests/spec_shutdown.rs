@@ -7,7 +7,7 @@ mod util;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,11 @@ const DELAY: u8 = 2;
 /// The client's first byte picks what `on_shutdown` returns: `'0'` → 0, `'d'` → [`DELAY`],
 /// `'l'` → 255. Echoes what follows.
 struct Shutter {
+    kind: u8,
     code: Option<u8>,
     closes: Arc<AtomicUsize>,
+    /// The kinds, in the order their `on_close` ran.
+    order: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Protocol for Shutter {
@@ -34,6 +37,7 @@ impl Protocol for Shutter {
             };
             let mut data = &buf[..count];
             if self.code.is_none() {
+                self.kind = data[0];
                 self.code = Some(match data[0] {
                     b'd' => DELAY,
                     b'l' => 255,
@@ -55,6 +59,7 @@ impl Protocol for Shutter {
 
     fn on_close(&mut self, _uuid: Uuid) {
         self.closes.fetch_add(1, Ordering::SeqCst);
+        self.order.lock().unwrap().push(self.kind);
     }
 }
 
@@ -69,17 +74,20 @@ struct Seen {
 
 /// Connects one client per kind (in this order, so with two threads they land on different
 /// threads), stops the reactor once all are set up, and reports what each client saw, by
-/// kind.
-fn run(threads: i16, kinds: &'static [u8]) -> Vec<(u8, Seen)> {
+/// kind, and the order of the server's `on_close` calls.
+fn run(threads: i16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
     let reactor = reactor(threads);
     let closes = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&closes);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (counted, ordered) = (Arc::clone(&closes), Arc::clone(&order));
     let (_listener, addr) = listen_local(&reactor, move |uuid| {
         fio_reactor::attach(
             uuid,
             Shutter {
+                kind: 0,
                 code: None,
                 closes: Arc::clone(&counted),
+                order: Arc::clone(&ordered),
             },
         )
         .unwrap();
@@ -136,7 +144,8 @@ fn run(threads: i16, kinds: &'static [u8]) -> Vec<(u8, Seen)> {
         kinds.len(),
         "every on_close ran"
     );
-    seen
+    let order = order.lock().unwrap().clone();
+    (seen, order)
 }
 
 /// Where `kind` ended in `seen`, and what its client saw.
@@ -148,12 +157,15 @@ fn find(seen: &[(u8, Seen)], kind: u8) -> (usize, &Seen) {
         .unwrap_or_else(|| panic!("no client of kind {}", kind as char))
 }
 
-fn check(seen: &[(u8, Seen)]) {
-    let (now_at, now) = find(seen, b'0');
-    let (delayed_at, delayed) = find(seen, b'd');
-    let (linger_at, linger) = find(seen, b'l');
-    assert!(
-        now_at < delayed_at && delayed_at < linger_at,
+fn check((seen, order): (Vec<(u8, Seen)>, Vec<u8>)) {
+    let seen = &seen[..];
+    let (_, now) = find(seen, b'0');
+    let (_, delayed) = find(seen, b'd');
+    let (_, linger) = find(seen, b'l');
+    // The server's order is exact; the clients' threads may notice two closes a moment apart
+    // in either order.
+    assert_eq!(
+        order, b"0dl",
         "0 closes first, then the delay, then 255: {seen:?}"
     );
     assert!(
@@ -165,8 +177,14 @@ fn check(seen: &[(u8, Seen)]) {
         delayed.closed_after >= Duration::from_secs(DELAY.into()),
         "lived {DELAY} more seconds: {seen:?}"
     );
-    assert!(now.closed_after < delayed.closed_after);
-    assert!(linger.closed_after >= delayed.closed_after);
+    assert!(
+        now.closed_after < Duration::from_secs(DELAY.into()),
+        "{seen:?}"
+    );
+    assert!(
+        linger.closed_after >= Duration::from_secs(DELAY.into()),
+        "255 outlived the delay: {seen:?}"
+    );
     assert!(
         linger.closed_after < Duration::from_secs(30),
         "255 closes once the others are done, not at some far deadline: {seen:?}"
@@ -175,12 +193,12 @@ fn check(seen: &[(u8, Seen)]) {
 
 #[test]
 fn on_shutdown_delays_by_seconds_and_255_waits_for_every_other_connection() {
-    check(&run(1, b"0dl"));
+    check(run(1, b"0dl"));
 }
 
 #[test]
 fn a_lingering_connection_waits_for_the_other_threads_connections_too() {
     // With two threads the connections alternate threads: the delayed one and the lingering
     // one are owned by different threads, so linger must be judged across the reactor.
-    check(&run(2, b"dl0"));
+    check(run(2, b"dl0"));
 }

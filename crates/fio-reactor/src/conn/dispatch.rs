@@ -264,6 +264,11 @@ fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
 /// sweep when due, and the read/write hooks' flushes; returns how much work was done.
 pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
     let mut work = 0;
+    let mut stashed = std::mem::take(&mut local.conns.borrow_mut().stashed);
+    if !stashed.is_empty() {
+        work += stashed.len();
+        dispatch(local, &mut stashed);
+    }
     for task in slot.take_inbox() {
         run_task(task);
         work += 1;

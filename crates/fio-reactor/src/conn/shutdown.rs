@@ -117,8 +117,9 @@ pub(crate) fn progress(local: &Local, now: Instant) -> bool {
 /// Closes everything left abruptly, collects the engine's reports, and finalizes whatever the
 /// engine didn't report, so every `on_close` runs before the thread ends.
 pub(crate) fn finish(local: &Local) {
+    let mut events = std::mem::take(&mut local.conns.borrow_mut().stashed);
+    dispatch(local, &mut events);
     abort_all(local);
-    let mut events = Vec::new();
     for _ in 0..FINAL_WAITS {
         if local.conns.borrow().map.is_empty() {
             break;

@@ -20,7 +20,7 @@ use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
-use crate::engine::{CloseMode, SEND_SOFT_LIMIT};
+use crate::engine::{CloseMode, EngineEvent, SEND_SOFT_LIMIT};
 use crate::fd_table::FdTable;
 use crate::panic::message;
 use crate::thread::Local;
@@ -174,6 +174,9 @@ pub(crate) struct Conns {
     pub(crate) draining: bool,
     /// Connections whose hook's `flush` runs at the end of the tick.
     pub(crate) flush_queue: Vec<Uuid>,
+    /// Engine events gathered while `flush_strong` drove the engine inside a callback; handled
+    /// at the start of the next tick.
+    pub(crate) stashed: Vec<EngineEvent>,
 }
 
 impl Conns {
@@ -202,7 +205,7 @@ impl Conns {
 
     /// Whether queued callbacks wait to run.
     pub(crate) fn has_work(&self) -> bool {
-        !self.ready.is_empty() || !self.forced.is_empty()
+        !self.ready.is_empty() || !self.forced.is_empty() || !self.stashed.is_empty()
     }
 }
 
