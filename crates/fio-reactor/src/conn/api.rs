@@ -140,7 +140,16 @@ fn attach_boxed(uuid: Uuid, protocol: Option<Box<dyn Protocol>>) -> Result<(), E
             );
             Ok(())
         }
-        Err(_) => Err(refuse(protocol)),
+        Err(error) => match (crate::conn::socket::take_unattached(uuid), protocol) {
+            // A socket from `socket_uuid`/`accept_uuid`: the reactor takes it over now.
+            (Some(fd), Some(protocol)) => adopt(uuid, fd, protocol),
+            (Some(fd), None) => {
+                // Detaching a socket nobody attached: it stays as it was.
+                crate::conn::socket::put_unattached(uuid, fd);
+                Err(error)
+            }
+            (None, protocol) => Err(refuse(protocol)),
+        },
     }
 }
 
@@ -153,7 +162,6 @@ fn attach_boxed(uuid: Uuid, protocol: Option<Box<dyn Protocol>>) -> Result<(), E
 /// - [`Error::Connection`] when the descriptor can't be made non-blocking or the engine
 ///   refuses it (then `protocol.on_close` has run).
 pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
-    let inner = Reactor::current().inner().clone();
     let raw = fd.as_raw_fd();
     fio_sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd)).map_err(|source| {
         Error::Connection {
@@ -161,13 +169,21 @@ pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
             source,
         }
     })?;
+    let uuid = table::open(raw, Record::detached(&fd));
+    adopt(uuid, fd, Box::new(protocol)).map(|()| uuid)
+}
+
+/// Hands `fd`, already in the table as `uuid` (owned by no reactor yet), to the current
+/// reactor with `protocol`: on a reactor thread to that thread, elsewhere to the reactor's
+/// first thread once it runs.
+fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Error> {
+    let inner = Reactor::current().inner().clone();
     let here = Local::current(&inner);
     let thread = here.as_ref().map_or(0, |local| local.index());
-    let mut record = Record::new(&inner, thread);
-    record.peer = fio_sys::peer_addr(std::os::fd::AsFd::as_fd(&fd)).ok();
-    record.local = fio_sys::local_addr(std::os::fd::AsFd::as_fd(&fd)).ok();
-    let uuid = table::open(raw, record);
-    let protocol: Box<dyn Protocol> = Box::new(protocol);
+    table::update(uuid, |record| {
+        record.reactor = Arc::downgrade(&inner);
+        record.thread = thread;
+    });
     let open = move |local: &Local| {
         let opened =
             crate::conn::dispatch::open_with(local, uuid, fd, Kind::Stream, false, Instant::now());
@@ -183,7 +199,7 @@ pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
         }
     };
     match here {
-        Some(local) => open(&local).map(|()| uuid),
+        Some(local) => open(&local),
         None => {
             inner.post(
                 thread,
@@ -193,7 +209,7 @@ pub fn attach_fd(fd: OwnedFd, protocol: impl Protocol) -> Result<Uuid, Error> {
                     }
                 }),
             );
-            Ok(uuid)
+            Ok(())
         }
     }
 }
@@ -309,6 +325,9 @@ pub fn pending(uuid: Uuid) -> Result<usize, Error> {
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
 pub fn close(uuid: Uuid) -> Result<(), Error> {
+    if crate::conn::socket::close_unattached(uuid) {
+        return Ok(());
+    }
     table::update(uuid, |record| record.closing = true);
     on_owner(uuid, move |local| {
         close_local(local, uuid, CloseMode::Graceful);
@@ -321,6 +340,9 @@ pub fn close(uuid: Uuid) -> Result<(), Error> {
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
 pub fn force_close(uuid: Uuid) -> Result<(), Error> {
+    if crate::conn::socket::close_unattached(uuid) {
+        return Ok(());
+    }
     table::update(uuid, |record| record.closing = true);
     on_owner(uuid, move |local| {
         close_local(local, uuid, CloseMode::Abort);

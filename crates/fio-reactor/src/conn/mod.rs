@@ -44,7 +44,9 @@ pub use listen::{ListenArgs, listen};
 pub use notify::write_notify;
 pub use outbox::{FileChunk, Payload};
 pub use protocol::{IoEvent, Protocol, ping_eternal};
-pub use socket::{SocketRole, accept, capa, local_host_name, set_non_block, socket};
+pub use socket::{
+    SocketRole, accept, accept_uuid, capa, local_host_name, set_non_block, socket, socket_uuid,
+};
 pub use task::{ProtocolGuard, defer_io_task, protocol_try_lock};
 pub use tls::Tls;
 

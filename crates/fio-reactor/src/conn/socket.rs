@@ -2,16 +2,59 @@
 //! [`set_non_block`] and [`capa`], thin layers over `fio-sys` (facil.io's `fio_socket`,
 //! `fio_accept`, `fio_set_non_block`, `fio_capa`).
 //!
-//! A socket made here is a plain [`OwnedFd`], not a connection: [`attach_fd`](crate::attach_fd)
-//! hands it to the reactor and gives it a uuid. (facil.io gave every socket a uuid at once;
-//! here a uuid always names a connection some reactor thread owns.)
+//! Two shapes of each: [`socket`] and [`accept`] give a plain [`OwnedFd`], which
+//! [`attach_fd`](crate::attach_fd) hands to the reactor (giving it a uuid then);
+//! [`socket_uuid`] and [`accept_uuid`] are facil.io's shape, a uuid at once for a socket no
+//! reactor owns yet, which [`attach`](crate::attach) hands to the reactor under the same
+//! uuid. Until then such a uuid is valid ([`is_valid`](crate::is_valid),
+//! [`fd2uuid`](crate::fd2uuid), [`peer_addr`](crate::peer_addr)), [`close`](crate::close) closes
+//! it, and the connection functions that need an owning thread answer
+//! [`Error::InvalidUuid`].
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
 use fio_sys::{SockAddr, Url};
+use parking_lot::Mutex;
 
+use crate::conn::table::{self, Record};
 use crate::error::Error;
+use crate::uuid::Uuid;
+
+/// Sockets with a uuid that no reactor owns yet (`socket_uuid`, `accept_uuid`).
+static UNATTACHED: Mutex<Option<HashMap<Uuid, OwnedFd>>> = Mutex::new(None);
+
+/// Gives `fd` a uuid, owned by no reactor until [`attach`](crate::attach).
+fn register(fd: OwnedFd) -> Uuid {
+    let uuid = table::open(fd.as_raw_fd(), Record::detached(&fd));
+    put_unattached(uuid, fd);
+    uuid
+}
+
+/// Keeps an unattached socket under `uuid`.
+pub(crate) fn put_unattached(uuid: Uuid, fd: OwnedFd) {
+    UNATTACHED
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(uuid, fd);
+}
+
+/// Takes the unattached socket `uuid` names, if it is one.
+pub(crate) fn take_unattached(uuid: Uuid) -> Option<OwnedFd> {
+    UNATTACHED.lock().as_mut()?.remove(&uuid)
+}
+
+/// Closes the unattached socket `uuid` names; whether it was one.
+pub(crate) fn close_unattached(uuid: Uuid) -> bool {
+    let Some(fd) = take_unattached(uuid) else {
+        return false;
+    };
+    let env = table::close(uuid);
+    crate::conn::env::clean_up(uuid, env);
+    drop(fd);
+    true
+}
 
 /// Whether [`socket`] makes a server or a client socket (facil.io's `FIO_SOCKET_SERVER` and
 /// `FIO_SOCKET_CLIENT`; the transport, TCP, UDP or Unix, comes from the URL's scheme).
@@ -67,6 +110,58 @@ pub fn socket(url: &str, role: SocketRole) -> Result<OwnedFd, Error> {
                 source,
             }),
     }
+}
+
+/// [`socket`] in facil.io's shape (`fio_socket` returns a uuid): the socket gets a uuid at
+/// once, owned by no reactor until [`attach`](crate::attach) hands it over under the same
+/// uuid. A server socket's uuid is for [`accept_uuid`] ([`listen`](crate::listen) serves
+/// connections through the reactor); a client socket's connect may still be in progress, as
+/// with [`socket`]. [`close`](crate::close) closes an unattached socket.
+///
+/// # Errors
+/// As [`socket`].
+///
+/// # Examples
+/// ```
+/// use fio_reactor::SocketRole;
+/// let server = fio_reactor::socket_uuid("tcp://127.0.0.1:0", SocketRole::Server)?;
+/// assert!(fio_reactor::is_valid(server));
+/// assert!(fio_reactor::local_addr(server).is_some());
+/// fio_reactor::close(server)?;
+/// assert!(!fio_reactor::is_valid(server));
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+pub fn socket_uuid(url: &str, role: SocketRole) -> Result<Uuid, Error> {
+    socket(url, role).map(register)
+}
+
+/// [`accept`] in facil.io's shape (`fio_accept(srv_uuid)`): accepts one connection from a
+/// server socket made by [`socket_uuid`] and returns its uuid, owned by no reactor until
+/// [`attach`](crate::attach) (facil.io: "does NOT attach the socket to the IO reactor").
+///
+/// # Errors
+/// - [`Error::InvalidUuid`] when `listener` is not an unattached socket (a
+///   [`listen`](crate::listen) listener accepts by itself);
+/// - as [`accept`] (`WouldBlock` when no connection is pending).
+///
+/// # Examples
+/// ```
+/// let server = fio_reactor::socket_uuid("tcp://127.0.0.1:0", fio_reactor::SocketRole::Server)?;
+/// let none = fio_reactor::accept_uuid(server);
+/// assert!(matches!(none, Err(fio_reactor::Error::Socket { ref source, .. })
+///     if source.kind() == std::io::ErrorKind::WouldBlock));
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+pub fn accept_uuid(listener: Uuid) -> Result<Uuid, Error> {
+    let accepted = {
+        let unattached = UNATTACHED.lock();
+        let fd = unattached
+            .as_ref()
+            .and_then(|sockets| sockets.get(&listener))
+            .ok_or(Error::InvalidUuid(listener))?;
+        accept(fd.as_fd())
+    };
+    accepted.map(|(stream, _peer)| register(stream))
 }
 
 /// Accepts one connection from a listening socket made by [`socket`] (facil.io's

@@ -52,6 +52,19 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// The record of a socket no reactor owns yet (`socket_uuid`, `accept_uuid`, or
+    /// `attach_fd` before it hands the socket over), with the socket's addresses.
+    pub(crate) fn detached(fd: &impl std::os::fd::AsFd) -> Self {
+        Self {
+            reactor: Weak::new(),
+            thread: 0,
+            peer: fio_sys::peer_addr(fd.as_fd()).ok(),
+            local: fio_sys::local_addr(fd.as_fd()).ok(),
+            timeout: 0,
+            closing: false,
+        }
+    }
+
     /// A record for a connection owned by `thread` of `reactor`.
     pub(crate) fn new(reactor: &Arc<Inner>, thread: usize) -> Self {
         Self {
