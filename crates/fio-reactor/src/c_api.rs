@@ -26,10 +26,14 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `callback_type_e` | [`CallbackEvent`](crate::CallbackEvent) | without `ON_PUBSUB_*`, `ON_USR*`, `NEVER` |
+//! | `callback_type_e` | [`CallbackEvent`](crate::CallbackEvent) | every event in facil.io's order; `FIO_CALL_NEVER` (an array size) has no variant |
+//! | `FIO_CALL_ON_USR`, `FIO_CALL_ON_USR_REVERSE` | [`CallbackEvent::OnUsr`](crate::CallbackEvent::OnUsr), [`CallbackEvent::OnUsrReverse`](crate::CallbackEvent::OnUsrReverse) | never raised by the reactor; the program forces them; FIFO and LIFO |
+//! | `FIO_CALL_ON_PUBSUB_CONNECT`, `FIO_CALL_ON_PUBSUB_ERROR` | [`CallbackEvent::OnPubsubConnect`](crate::CallbackEvent::OnPubsubConnect), [`CallbackEvent::OnPubsubError`](crate::CallbackEvent::OnPubsubError) | reserved for pub/sub engines, which force them; the reactor never does |
+//! | `FIO_CALL_ON_IDLE` | [`CallbackEvent::OnIdle`](crate::CallbackEvent::OnIdle) | scheduled as deferred tasks when every thread ran out of work, as the spec says (idle threads may run them concurrently); running them isn't work, so they don't re-trigger themselves |
+//! | `FIO_CALL_AT_EXIT` | [`CallbackEvent::AtExit`](crate::CallbackEvent::AtExit) | once: the default reactor's at the end of the free `start`, else at process exit (`atexit`); a `Reactor` value's when its last handle drops |
 //! | `fio_state_callback_add(type, func, arg)` | [`state_callback_add`](crate::state_callback_add) | a closure; returns a [`CallbackId`](crate::CallbackId) |
 //! | `fio_state_callback_remove(type, func, arg)` | [`state_callback_remove`](crate::state_callback_remove) | by id; `Err(CallbackNotFound)` instead of `-1` |
-//! | `fio_state_callback_force` | [`state_callback_force`](crate::state_callback_force) | |
+//! | `fio_state_callback_force` | [`state_callback_force`](crate::state_callback_force) | FIFO up to `OnIdle`, LIFO after it ([`CallbackEvent::runs_newest_first`](crate::CallbackEvent::runs_newest_first)) |
 //! | `fio_state_callback_clear` | [`state_callback_clear`](crate::state_callback_clear) | |
 //!
 //! ## Event and task scheduling
@@ -47,12 +51,13 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
+//! | `on_shutdown`'s return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) | 0 closes now; 1..=254 keeps the connection that many seconds more (serving meanwhile), then the 8-second grace; 255 keeps it until every other connection of the reactor, on any thread, has closed, then closes it abruptly |
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close` |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
 //! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
 //! | `fio_touch` | [`touch`](crate::touch) | |
-//! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | |
+//! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | all three events, on the owner's next tick, from any thread; `OnReady` runs even with bytes queued |
 //! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |
 //! | `FIO_PING_ETERNAL` | [`ping_eternal`](crate::ping_eternal) | call it from `on_timeout` |
 //! | `fio_protocol_try_lock` / `fio_protocol_unlock` | [`protocol_try_lock`](crate::protocol_try_lock), [`ProtocolGuard`](crate::ProtocolGuard) | unlock is the guard's drop; owning thread only (`Err(ForeignThread)` elsewhere: use `defer_io_task`); `Err(Locked)` is the spec's failed try-lock |
@@ -66,6 +71,8 @@
 //! | `fio_connect(.url, .on_open, .on_finish, .tls, .udata, .timeout, .auto_reconnect, .is_master_only)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | returns the first attempt's uuid; adds `on_fail(io::Error)`; `on_finish` runs once when no further attempt follows; `timeout` is a `Duration` |
 //! | `FIO_RECONNECT_DELAY` | [`RECONNECT_DELAY`](crate::RECONNECT_DELAY) | a `Duration` (150 ms) |
 //! | `fio_tls_s` (the slot) | [`Tls`](crate::Tls) | makes each connection's [`RwHook`](crate::RwHook); installed before `on_open` |
+//! | `fio_listen(NULL, ...)` | [`ListenArgs::default_url`](crate::ListenArgs::default_url) | `tcp://0.0.0.0:3000` |
+//! | `unix://` URLs | [`listen`](crate::listen), [`connect`](crate::connect) | Unix stream sockets, as TCP |
 //!
 //! ## Reading and writing
 //!
@@ -73,15 +80,16 @@
 //! |---|---|---|
 //! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
 //! | `fio_write` | [`write`](crate::write()) | copies |
+//! | — | [`write_notify`](crate::write_notify) | a write (from any thread) whose callback learns the outcome: `Ok` once sent, [`Error::Unsent`](crate::Error::Unsent) when the connection failed or closed first, `InvalidUuid`/`Closing` when refused; facil.io's routed `fio_write` could not tell |
 //! | `fio_write2(.data.buf, .len, .offset, .dealloc, .urgent)` | [`write2`](crate::write2), [`Payload`](crate::Payload), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes (slice it for `.offset`/`.len`); dropping it once sent is `.dealloc` (`FIO_DEALLOC_NOOP`: a `&'static` chunk) |
 //! | `fio_write2(.copy = 1)` | [`write`](crate::write()) | |
 //! | `fio_write2(.data.fd, .is_fd, .offset, .len, .keep_open)` | [`write2`](crate::write2) with a [`FileChunk`](crate::FileChunk) | [`FileChunk::new`](crate::FileChunk::new) closes the file when done, [`FileChunk::shared`](crate::FileChunk::shared) (an `Arc<File>`) is `.keep_open`; read a piece at a time (64 KiB, at most 4 queued), later writes wait behind it |
 //! | `fio_sendfile` | [`sendfile`](crate::sendfile) | `len` 0 sends to the end of the file |
 //! | `fio_read` / `fio_write` on a UDP socket | [`read`](crate::read), [`write`](crate::write()), [`read_from`](crate::read_from), [`write_to`](crate::write_to) | one call, one datagram; `read_from`/`write_to` add the peer's address, which facil.io's API could not give |
 //! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
-//! | `fio_flush` | [`flush`](crate::flush()) | flushes the rw hook now, returns the bytes it still holds; the send queue itself goes out at the end of every tick; owning thread only |
-//! | `fio_flush_strong` | [`flush_strong`](crate::flush_strong) | flushes the hook until it holds nothing (or stops shrinking); returns the chunks queued for the socket, which go out at the end of the tick instead of in a busy loop |
-//! | `fio_flush_all` | [`flush_all`](crate::flush_all) | the calling reactor thread's connections; returns how many still have bytes to send |
+//! | `fio_flush` | [`flush`](crate::flush()) | `Ok(true)` is 1 (data remains: in the hook, behind a file, or in the send queue), `Ok(false)` is 0, `Err` is -1; flushes the rw hook now, the send queue goes out at the end of the tick; owning thread only (`Err(ForeignThread)`, where facil.io set `EWOULDBLOCK`) |
+//! | `fio_flush_strong` | [`flush_strong`](crate::flush_strong) | returns once drained: on the owner it drives the engine (other events wait for the next tick), from outside the reactor it waits for the owner to drain; bounded by the 8-second grace (`Err` with `TimedOut`) instead of spinning forever; from another reactor thread `Err(ForeignThread)` (two threads waiting on each other) |
+//! | `fio_flush_all` | [`flush_all`](crate::flush_all), [`Reactor::flush_all`](crate::Reactor::flush_all) | every thread's connections; counts those still unsent: all threads' from outside the reactor (it waits up to a second for them), the calling thread's on a reactor thread (the others flush on their next tick, uncounted, so two threads can't wait on each other) |
 //!
 //! ## Connection environment (linked objects)
 //!
@@ -98,7 +106,7 @@
 //! |---|---|---|
 //! | `fio_rw_hook_s` | [`RwHook`](crate::RwHook), [`HookIo`](crate::HookIo) | a trait; `udata` is the hook's own state; `cleanup` is its `Drop`; methods reach raw bytes only through `HookIo` (a reactor call from a hook panics, closing the connection, instead of deadlocking); `write` takes the whole chunk (no `EWOULDBLOCK`); adds `buffered` for decoded bytes held |
 //! | `fio_rw_hook_set(uuid, hooks, udata)` | [`rw_hook_set`](crate::rw_hook_set) | the old hook's `Drop` runs; stale uuid: the new hook is dropped and `Err(InvalidUuid)` |
-//! | `fio_rw_hook_replace_unsafe` | [`HookIo::replace`](crate::HookIo::replace) | only reachable from inside a hook, hence safe; the replaced hook is dropped, so move its state over first |
+//! | `fio_rw_hook_replace_unsafe` | [`HookIo::replace_with`](crate::HookIo::replace_with) | only reachable from inside a hook, hence safe; no cleanup: the old hook moves into the closure that makes the new one (keep it, wrap it, or drop it); [`HookIo::replace`](crate::HookIo::replace) is the shorthand that cleans the old hook up |
 //! | `FIO_DEFAULT_RW_HOOKS` | [`DefaultHook`](crate::DefaultHook) | every `RwHook` method defaults to the plain path; setting it removes the hook |
 //!
 //! ## Socket / connection functions
@@ -111,8 +119,10 @@
 //! | `fio_close` / `fio_force_close` | [`close`](crate::close), [`force_close`](crate::force_close) | |
 //! | `fio_peer_addr` | [`peer_addr`](crate::peer_addr), [`local_addr`](crate::local_addr) | a [`SockAddr`](crate::SockAddr), not text |
 //! | `fio_local_addr` | [`local_host_name`](crate::local_host_name) | the host name as a `String`; not resolved to a canonical name (that may block on DNS) |
-//! | `fio_socket(address, port, flags)` | [`socket`](crate::socket), [`SocketRole`](crate::SocketRole) | a URL (its scheme picks TCP/UDP/Unix) and a role; returns an `OwnedFd` (uuids name attached connections only; see `attach_fd`); always non-blocking |
-//! | `fio_accept(srv_uuid)` | [`accept`](crate::accept) | takes the listening socket's `BorrowedFd` (a `listen` uuid accepts by itself); sets `TCP_NODELAY`; `WouldBlock` when none is pending |
+//! | `fio_socket(address, port, flags)` | [`socket_uuid`](crate::socket_uuid), [`SocketRole`](crate::SocketRole) | the spec's shape: a uuid at once, valid before it is attached, [`attach`](crate::attach) hands it to the reactor under the same uuid, `close` closes it; a URL (its scheme picks TCP/UDP/Unix) and a role; always non-blocking |
+//! | `fio_socket` at the descriptor level | [`socket`](crate::socket) | returns an `OwnedFd`; [`attach_fd`](crate::attach_fd) gives it a uuid |
+//! | `fio_accept(srv_uuid)` | [`accept_uuid`](crate::accept_uuid) | the spec's shape: takes a `socket_uuid` server's uuid, returns the new connection's uuid, not attached (a `listen` uuid accepts by itself: `Err(InvalidUuid)`); sets `TCP_NODELAY`; `WouldBlock` when none is pending |
+//! | `fio_accept` at the descriptor level | [`accept`](crate::accept) | takes the listening socket's `BorrowedFd`, returns an `OwnedFd` and the peer |
 //! | `fio_set_non_block` | [`set_non_block`](crate::set_non_block) | also close-on-exec |
 //!
 //! ## Types and named-argument structs
@@ -147,5 +157,8 @@
 //!   `defer_io_task`, which is always queued (never runs inside a running callback).
 //! - A hook's `before_close` runs on graceful closes only, and a delayed close is bounded by the
 //!   8-second grace period; facil.io could wait on a hook's `flush` forever.
-//! - `AtExit` runs at the end of the free `start` (default reactor) or when a `Reactor` value's
-//!   last handle drops, never from a library destructor after `main`.
+//! - `AtExit` runs once: at the end of the free `start` (default reactor), else at process exit
+//!   through `atexit(3)` (the default reactor is never dropped), or when a `Reactor` value's
+//!   last handle drops. facil.io ran it from a library destructor; at process exit the exiting
+//!   thread's thread-locals are gone, so a callback's call to a free function may panic there
+//!   (caught and logged).

@@ -136,7 +136,11 @@ fn closing_an_unattached_uuid_closes_its_socket() {
     fio_reactor::force_close(accepted).unwrap();
     assert!(!fio_reactor::is_valid(accepted));
     let mut buf = [0u8; 1];
-    assert_eq!(client.read(&mut buf).unwrap_or(0), 0, "the peer sees the close");
+    assert_eq!(
+        client.read(&mut buf).unwrap_or(0),
+        0,
+        "the peer sees the close"
+    );
     fio_reactor::close(server).unwrap();
     assert!(matches!(
         fio_reactor::close(server),

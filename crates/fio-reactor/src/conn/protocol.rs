@@ -75,8 +75,9 @@ pub trait Protocol: Any + Send {
     }
 
     /// The reactor is stopping. Return 0 to close now (queued data still gets the 8-second
-    /// grace period to drain), 1..=254 to close after that many seconds, or 255 to stay open
-    /// until every other connection has closed (then it is closed abruptly).
+    /// grace period to drain), 1..=254 to close after that many seconds (it keeps serving
+    /// meanwhile), or 255 to stay open until every other connection of the reactor, on any of
+    /// its threads, has closed (then it is closed abruptly).
     fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
         let _ = uuid;
         0
