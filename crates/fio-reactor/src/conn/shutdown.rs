@@ -26,6 +26,11 @@ pub(crate) const GRACE: Duration = Duration::from_secs(8);
 /// On `on_shutdown`'s 255: stay open until the end.
 const LINGER: u8 = 255;
 
+/// The longest a lingering connection waits for the others: no other connection can take
+/// longer than the longest delay (254 s) plus the grace period, so this only matters if a
+/// reactor thread never got to its shutdown (it died), which would otherwise hang `start`.
+const LINGER_CAP: Duration = Duration::from_secs(LINGER as u64);
+
 /// Waits for the engine's last `Closed` reports after the abortive closes at the end.
 const FINAL_WAITS: usize = 64;
 
@@ -65,6 +70,7 @@ pub(crate) fn begin(local: &Local, now: Instant) {
     }
     let mut conns = local.conns.borrow_mut();
     conns.shutdown = Some(deadline);
+    conns.linger_until = Some(now + LINGER_CAP + GRACE);
     conns.draining = is_draining(&conns);
     local.inner().shutdown_begun(conns.draining);
 }
@@ -107,8 +113,12 @@ pub(crate) fn progress(local: &Local, now: Instant) -> bool {
     if drained {
         local.inner().shutdown_drained();
     }
-    let empty = local.conns.borrow().map.is_empty();
-    if !empty && local.inner().only_lingering_left() {
+    let (empty, capped) = {
+        let conns = local.conns.borrow();
+        let capped = conns.linger_until.is_some_and(|cap| cap <= now);
+        (conns.map.is_empty(), capped)
+    };
+    if !empty && (capped || local.inner().only_lingering_left()) {
         abort_all(local);
     }
     local.conns.borrow().map.is_empty()

@@ -172,6 +172,8 @@ pub(crate) struct Conns {
     /// During shutdown: this thread still counts in the reactor's draining threads (it has
     /// connections that aren't lingering).
     pub(crate) draining: bool,
+    /// During shutdown: lingering connections close by then whatever the other threads do.
+    pub(crate) linger_until: Option<Instant>,
     /// Connections whose hook's `flush` runs at the end of the tick.
     pub(crate) flush_queue: Vec<Uuid>,
     /// Engine events gathered while `flush_strong` drove the engine inside a callback; handled
