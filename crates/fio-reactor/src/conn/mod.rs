@@ -19,6 +19,7 @@ mod connect;
 mod datagram;
 mod dispatch;
 mod env;
+mod flush;
 mod hook;
 mod listen;
 mod notify;
@@ -39,7 +40,8 @@ pub use api::{
 pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
 pub use datagram::{read_from, write_to};
 pub use env::{uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset};
-pub use hook::{DefaultHook, HookIo, RwHook, flush, flush_all, flush_strong, rw_hook_set};
+pub use flush::{flush, flush_all, flush_strong};
+pub use hook::{DefaultHook, HookIo, RwHook, rw_hook_set};
 pub use listen::{ListenArgs, listen};
 pub use notify::write_notify;
 pub use outbox::{FileChunk, Payload};
