@@ -12,8 +12,10 @@
 //! attached to it (from `on_open`, with [`attach`]) gets its callbacks on the reactor thread
 //! that owns it, never two at once. [`read`], [`write`](write()), [`close`] and the other connection
 //! functions work from any thread: a process-wide table routes a uuid to its owner, and a
-//! stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. See the
-//! [`Protocol`] example for an echo server.
+//! stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. A call routed
+//! from another thread can only fail in the log once it reaches the owner; a caller that must
+//! know whether its bytes went out uses [`write_notify`] (or [`flush_strong`], which waits
+//! until the connection drained). See the [`Protocol`] example for an echo server.
 //!
 //! # Model
 //!
