@@ -144,3 +144,73 @@ fn a_slow_download_outlives_a_shorter_idle_timeout_while_bytes_move() {
     );
     assert_eq!(timeouts.load(Ordering::SeqCst), 0);
 }
+
+/// Counts forced `on_timeout` and `on_ready` calls after the first `on_ready` (the one every
+/// connection gets when it opens); closes once it has both.
+struct Counter {
+    /// Told once the opening `on_ready` ran; `None` after.
+    opened: Option<std::sync::mpsc::Sender<Uuid>>,
+    readies: Arc<AtomicUsize>,
+    timeouts: Arc<AtomicUsize>,
+}
+
+impl Protocol for Counter {
+    fn on_ready(&mut self, uuid: Uuid) {
+        if let Some(opened) = self.opened.take() {
+            let _ = opened.send(uuid);
+            return;
+        }
+        self.readies.fetch_add(1, Ordering::SeqCst);
+        self.close_when_both(uuid);
+    }
+
+    fn on_timeout(&mut self, uuid: Uuid) {
+        self.timeouts.fetch_add(1, Ordering::SeqCst);
+        self.close_when_both(uuid);
+    }
+
+    fn on_close(&mut self, _uuid: Uuid) {
+        fio_reactor::stop();
+    }
+}
+
+impl Counter {
+    fn close_when_both(&self, uuid: Uuid) {
+        if self.readies.load(Ordering::SeqCst) > 0 && self.timeouts.load(Ordering::SeqCst) > 0 {
+            fio_reactor::close(uuid).unwrap();
+        }
+    }
+}
+
+#[test]
+fn force_event_from_another_thread_reaches_the_owner() {
+    let reactor = reactor(2);
+    let readies = Arc::new(AtomicUsize::new(0));
+    let timeouts = Arc::new(AtomicUsize::new(0));
+    let (ready, timed) = (Arc::clone(&readies), Arc::clone(&timeouts));
+    let (opened, accepted) = std::sync::mpsc::channel();
+    let opened = std::sync::Mutex::new(opened);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        fio_reactor::attach(
+            uuid,
+            Counter {
+                opened: Some(opened.lock().unwrap().clone()),
+                readies: Arc::clone(&ready),
+                timeouts: Arc::clone(&timed),
+            },
+        )
+        .unwrap();
+    });
+    let peer = std::thread::spawn(move || {
+        let mut stream = client(addr);
+        // The opening on_ready has run: force both from this plain thread.
+        let uuid = accepted.recv_timeout(util::IO_TIMEOUT).unwrap();
+        fio_reactor::force_event(uuid, IoEvent::OnTimeout).unwrap();
+        fio_reactor::force_event(uuid, IoEvent::OnReady).unwrap();
+        util::read_to_end(&mut stream)
+    });
+    start_bounded(&reactor).unwrap();
+    assert!(peer.join().unwrap().is_empty());
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+    assert_eq!(readies.load(Ordering::SeqCst), 1);
+}
