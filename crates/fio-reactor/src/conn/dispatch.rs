@@ -264,8 +264,9 @@ fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
 /// sweep when due, and the read/write hooks' flushes; returns how much work was done.
 pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
     let mut work = 0;
-    let mut stashed = std::mem::take(&mut local.conns.borrow_mut().stashed);
-    if !stashed.is_empty() {
+    // Events `flush_strong` gathered inside a callback (rare: one check per tick otherwise).
+    if !local.conns.borrow().stashed.is_empty() {
+        let mut stashed = std::mem::take(&mut local.conns.borrow_mut().stashed);
         work += stashed.len();
         dispatch(local, &mut stashed);
     }
