@@ -111,7 +111,7 @@ pub(crate) struct UringEngine {
     streams: FdTable<Stream>,
     listeners: FdTable<Listener>,
     /// Made with the first stream: the buffer group and pools every socket shares.
-    sockets: Option<SocketConfig>,
+    sockets: Option<Rc<SocketConfig>>,
 }
 
 impl UringEngine {
@@ -149,9 +149,9 @@ impl UringEngine {
 
     /// The configuration of a new socket, registering the shared buffer group first if this
     /// is the engine's first stream.
-    fn socket_config(&mut self) -> io::Result<SocketConfig> {
+    fn socket_config(&mut self) -> io::Result<Rc<SocketConfig>> {
         if let Some(config) = &self.sockets {
-            return Ok(config.clone());
+            return Ok(Rc::clone(config));
         }
         let receive =
             BufferPool::new(PoolConfig::new(RECV_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
@@ -161,9 +161,11 @@ impl UringEngine {
         let send =
             BufferPool::new(PoolConfig::new(SEND_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
         // The contract's water marks: 256 KiB unread stops a stream's receive, 64 KiB resumes.
-        let config =
-            SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default());
-        self.sockets = Some(config.clone());
+        // One configuration, shared (not copied) by every stream socket of the thread.
+        let config = Rc::new(
+            SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default()),
+        );
+        self.sockets = Some(Rc::clone(&config));
         Ok(config)
     }
 
@@ -287,7 +289,7 @@ impl Engine for UringEngine {
 
     fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
         self.check_new(conn)?;
-        let config = self.socket_config()?.with_message_mode(true);
+        let config = Rc::new((*self.socket_config()?).clone().with_message_mode(true));
         let inbox = Rc::clone(&self.inbox);
         let opened = Stream::open(&mut self.ring, conn, socket, config, inbox)?;
         self.streams.insert(conn, opened);
