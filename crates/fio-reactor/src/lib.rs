@@ -74,6 +74,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod args;
+pub mod cluster;
 mod conn;
 mod crew;
 mod defer;
@@ -107,7 +108,7 @@ pub use engine::EngineKind;
 pub use error::Error;
 pub use fio_socket::Chunk;
 pub use fio_sys::SockAddr;
-pub use process::{is_master, is_worker, master_pid};
+pub use process::{is_master, is_worker, master_pid, running_workers};
 pub use reactor::Reactor;
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
