@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -17,12 +19,21 @@ use parking_lot::Mutex;
 
 use fio_reactor::cluster::{self as hook, Role};
 use fio_reactor::{CallbackEvent, EngineKind, Error, Reactor, StartArgs, expected_concurrency};
-use fio_sys::{Fork, Pid, SavedAction, Signal, WaitOptions};
+use fio_sys::{Fork, Pid, PollFlags, SavedAction, Signal, SockAddr, WaitOptions};
 
 use crate::{BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER, STOP_WAIT};
 
 /// How often the root looks at its signals and workers.
 const TICK: Duration = Duration::from_millis(20);
+
+/// How long after a worker stopped the root watches the shared accept queues.
+const WATCH_AFTER_EXIT: Duration = Duration::from_secs(3);
+
+/// Ticks a shared accept queue may keep connections waiting before the root wakes the workers.
+const STUCK_TICKS: u32 = 3;
+
+/// How long the root's wake-up connection may take.
+const KNOCK_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// How often the root polls for exited workers while it waits for them to stop.
 const STOP_POLL: Duration = Duration::from_millis(5);
@@ -79,6 +90,21 @@ pub(crate) struct Supervisor {
     fatal: Option<Error>,
     /// The dispositions the root replaced, restored when it returns (and by each worker).
     saved: Vec<SavedAction>,
+    /// The workers' shared accept queues, watched for a while after a worker stopped.
+    listeners: Vec<Watched>,
+    /// Until when the accept queues are watched.
+    watch_until: Option<Instant>,
+}
+
+/// A shared listener the root watches; see [`Supervisor::unstick`].
+#[derive(Debug)]
+struct Watched {
+    /// The root's own copy of the listening socket.
+    socket: OwnedFd,
+    /// Its address, to connect to.
+    address: Option<SockAddr>,
+    /// Ticks in a row it had connections waiting.
+    waiting: u32,
 }
 
 /// Runs the cluster in the root until it stops; see the crate docs.
@@ -106,6 +132,8 @@ pub(crate) fn run(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<()
         stopping: false,
         fatal: None,
         saved,
+        listeners: watch_listeners(),
+        watch_until: None,
     }));
     let on_shutdown = {
         let supervisor = Arc::clone(&supervisor);
@@ -162,7 +190,26 @@ fn tick(supervisor: &Arc<Mutex<Supervisor>>) -> bool {
     supervisor.check_links();
     supervisor.progress_restart();
     supervisor.spawn_missing(&reactor);
+    supervisor.unstick();
     true
+}
+
+/// Copies of the workers' shared listeners, to watch.
+fn watch_listeners() -> Vec<Watched> {
+    match hook::shared_listeners() {
+        Ok(sockets) => sockets
+            .into_iter()
+            .map(|socket| Watched {
+                address: fio_sys::local_addr(socket.as_fd()).ok(),
+                socket,
+                waiting: 0,
+            })
+            .collect(),
+        Err(error) => {
+            log::warn!("cluster root: can't watch the listeners: {error}");
+            Vec::new()
+        }
+    }
 }
 
 impl Supervisor {
@@ -222,6 +269,7 @@ impl Supervisor {
     /// A worker exited with `status`.
     fn exited(&mut self, reactor: &Reactor, child: &Child, status: ExitStatus) {
         self.restart.retain(|&pid| pid != child.pid);
+        self.watch_until = Some(Instant::now() + WATCH_AFTER_EXIT);
         if child.state == State::Retiring {
             log::info!("cluster root: worker {} exited ({status})", child.pid);
             return;
@@ -311,6 +359,7 @@ impl Supervisor {
                     old.pid
                 );
                 old.state = State::Retiring;
+                self.watch_until = Some(Instant::now() + WATCH_AFTER_EXIT);
                 if let Err(error) = fio_sys::kill(old.pid, Signal::TERM) {
                     log::warn!("cluster root: stopping worker {} failed: {error}", old.pid);
                 }
@@ -326,6 +375,47 @@ impl Supervisor {
                 log::info!("cluster root: replacing worker {pid}");
                 old.state = State::Replaced;
                 return;
+            }
+        }
+    }
+
+    /// For a while after a worker stopped: a shared accept queue that keeps connections waiting
+    /// for [`STUCK_TICKS`] ticks while workers serve has lost its wake-up (an io_uring worker
+    /// that stopped accepting swallowed it, see `fio_reactor::cluster::shared_listeners`), so
+    /// the root connects once (and hangs up) to wake a serving worker, which then accepts
+    /// everything queued. Workers see that connection open and close.
+    fn unstick(&mut self) {
+        let now = Instant::now();
+        if self.watch_until.is_none_or(|until| now >= until) {
+            self.watch_until = None;
+            return;
+        }
+        let serving = self.serving() > 0;
+        for watched in &mut self.listeners {
+            let waiting =
+                fio_sys::poll(watched.socket.as_fd(), PollFlags::IN, Some(Duration::ZERO))
+                    .is_ok_and(|ready| !ready.is_empty());
+            watched.waiting = if waiting { watched.waiting + 1 } else { 0 };
+            if watched.waiting < STUCK_TICKS || !serving {
+                continue;
+            }
+            watched.waiting = 0;
+            let Some(address) = &watched.address else {
+                continue;
+            };
+            log::info!(
+                "cluster root: connections wait on {address} unaccepted; waking the workers"
+            );
+            let knocked = match (address.as_inet(), address.as_unix_path()) {
+                (Some(inet), _) => {
+                    let inet = unspecified_to_loopback(inet);
+                    TcpStream::connect_timeout(&inet, KNOCK_TIMEOUT).map(drop)
+                }
+                (None, Some(path)) => UnixStream::connect(path).map(drop),
+                (None, None) => Ok(()),
+            };
+            if let Err(error) = knocked {
+                log::warn!("cluster root: waking the workers on {address} failed: {error}");
             }
         }
     }
@@ -362,6 +452,7 @@ impl Supervisor {
                 // This process's copies of the root's ends of the other workers' links: closed,
                 // so each worker sees EOF only when the root itself dies.
                 self.children.clear();
+                self.listeners.clear();
                 let saved = std::mem::take(&mut self.saved);
                 let workers = i16::try_from(self.target).unwrap_or(i16::MAX);
                 crate::worker::run(reactor, self.worker_args, workers, worker_link, saved)
@@ -446,6 +537,19 @@ impl Supervisor {
             thread::sleep(STOP_POLL);
         }
         log::info!("cluster root: all workers stopped");
+    }
+}
+
+/// A listener bound to every address is reached on loopback.
+fn unspecified_to_loopback(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), address.port())
+        }
+        _ => address,
     }
 }
 

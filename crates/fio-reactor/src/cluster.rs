@@ -23,7 +23,10 @@
 //! `OnParentCrush`, `OnChildCrush`) are raised by the manager with
 //! [`Reactor::state_callback_force`].
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use crate::args::{StartArgs, expected_concurrency};
 use crate::error::Error;
@@ -115,6 +118,8 @@ pub fn enter_worker(reactor: &Reactor, workers: i16) {
     forget_current_after_fork();
     set_role(Role::Worker, workers);
     reactor.inner().reset_after_fork();
+    // The root's copies: closed here, the worker serves its own.
+    drop(std::mem::take(&mut *SHARED_LISTENERS.lock()));
 }
 
 /// Runs `reactor` in this (worker) process with `args` (its `workers` count is ignored):
@@ -138,6 +143,35 @@ pub fn when_serving(reactor: &Reactor, task: impl FnOnce() + Send + 'static) {
 /// which ends its process instead of returning.
 pub fn run_at_exit(reactor: &Reactor) {
     reactor.run_at_exit();
+}
+
+/// Copies of the stream listeners opened before `start` (not `master_only`): the accept
+/// queues a cluster's workers share.
+static SHARED_LISTENERS: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+/// Keeps a copy of a listener parked before `start` for [`shared_listeners`].
+pub(crate) fn note_shared_listener(socket: &OwnedFd) {
+    match socket.try_clone() {
+        Ok(copy) => SHARED_LISTENERS.lock().push(copy),
+        Err(error) => log::debug!("keeping a copy of a listener failed: {error}"),
+    }
+}
+
+/// Copies (new descriptors) of the stream listeners opened before `start` that the workers
+/// share (every listener but `master_only` and datagram ones), for the root to watch their
+/// accept queues: under io_uring a worker that stops accepting can swallow the wake-up of a
+/// connection arriving at that moment (its accept waits exclusively), leaving it queued until
+/// the next connection wakes another worker. A root that sees a queue stay non-empty can wake
+/// the workers by connecting once.
+///
+/// # Errors
+/// - duplicating a descriptor failed (out of descriptors).
+pub fn shared_listeners() -> std::io::Result<Vec<OwnedFd>> {
+    SHARED_LISTENERS
+        .lock()
+        .iter()
+        .map(|socket| socket.as_fd().try_clone_to_owned())
+        .collect()
 }
 
 /// Runs the reactor's threads in the role already set.

@@ -214,7 +214,9 @@ impl Reactor {
     /// previous signal handlers are restored.
     ///
     /// # Errors
-    /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process;
+    /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process
+    ///   and no [`cluster::ProcessManager`](crate::cluster::ProcessManager) is installed (with
+    ///   one, the run is the manager's: `fio-cluster` forks the workers);
     /// - [`Error::AlreadyRunning`] when this reactor is already running;
     /// - [`Error::Engine`] when a thread's engine can't be created (each thread builds its own,
     ///   on itself, before any callback runs; none has run);

@@ -223,6 +223,10 @@ impl Reactor {
         let mut record = Record::new(&inner, thread);
         record.local = fio_sys::local_addr(socket.as_fd()).ok();
         let uuid = table::open(socket.as_raw_fd(), record);
+        if here.is_none() && !master_only && !datagram {
+            // Parked until `start`: in a cluster, the workers' shared accept queue.
+            crate::cluster::note_shared_listener(&socket);
+        }
         let kind = if datagram {
             Kind::Datagram { on_finish }
         } else {
