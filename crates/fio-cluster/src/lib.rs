@@ -24,8 +24,8 @@
 //!   is retried slowly, never in a fork loop.
 //! - **Stop.** SIGINT or SIGTERM to the root (or [`fio_reactor::stop`] in the root) stops it:
 //!   its `OnShutdown` sends SIGTERM to every worker and waits for all of them (each drains its
-//!   connections through `on_shutdown` and the grace), killing those still alive after
-//!   [`STOP_WAIT`]; then the root's own shutdown runs and `start` returns `Ok` (exit code 0).
+//!   connections through `on_shutdown` and the grace; a second SIGINT or SIGTERM kills the ones
+//!   left); then the root's own shutdown runs and `start` returns `Ok` (exit code 0).
 //!   `fio_reactor::stop` in a worker stops that worker only, and the root forks a new one.
 //! - **Hot restart.** SIGUSR1 to the root replaces the workers one at a time: a new worker is
 //!   forked, and only once it reports that it serves (its listeners are open) is the old one
@@ -90,10 +90,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a worker must serve for its death not to count as a boot failure, and for the
 /// respawn back-off to reset.
 pub const STABLE_AFTER: Duration = Duration::from_secs(1);
-
-/// How long the root waits for its workers to drain and exit after forwarding a stop, before
-/// it kills the ones left (the reactor's grace is 8 seconds).
-pub const STOP_WAIT: Duration = Duration::from_secs(12);
 
 /// The process manager `fio-reactor` hands multi-worker starts to.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use fio_reactor::cluster::{self as hook, Role};
 use fio_reactor::{CallbackEvent, EngineKind, Error, Reactor, StartArgs, expected_concurrency};
 use fio_sys::{Fork, Pid, PollFlags, SavedAction, Signal, SockAddr, WaitOptions};
 
-use crate::{BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER, STOP_WAIT};
+use crate::{BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER};
 
 /// How often the root looks at its signals and workers.
 const TICK: Duration = Duration::from_millis(20);
@@ -498,8 +498,9 @@ impl Supervisor {
         fio_reactor::stop();
     }
 
-    /// Sends SIGTERM to every worker and waits until all have exited (killing what is left
-    /// after [`STOP_WAIT`]). No worker is forked afterwards.
+    /// Sends SIGTERM to every worker and waits until all have exited, however long their
+    /// `on_shutdown` delays take; a second SIGINT or SIGTERM to the root kills the ones left.
+    /// No worker is forked afterwards.
     fn stop_all(&mut self) {
         self.stopping = true;
         self.restart.clear();
@@ -514,25 +515,24 @@ impl Supervisor {
                 }
             }
         }
-        let deadline = Instant::now() + STOP_WAIT;
+        // The stop that brought us here was taken already; anything now is a second one.
         let reactor = Reactor::current();
+        let mut killed = false;
         while !self.children.is_empty() {
             self.reap(&reactor);
             if self.children.is_empty() {
                 break;
             }
-            if Instant::now() >= deadline {
+            let pending = fio_sys::take_pending_signals();
+            if !killed && (pending.contains(Signal::INT) || pending.contains(Signal::TERM)) {
+                killed = true;
                 for child in &self.children {
                     log::warn!(
-                        "cluster root: worker {} didn't stop in {STOP_WAIT:?}; killing it",
+                        "cluster root: second stop signal; killing worker {}",
                         child.pid
                     );
                     let _ = fio_sys::kill(child.pid, Signal::KILL);
                 }
-                for child in self.children.drain(..) {
-                    let _ = fio_sys::waitpid(Some(child.pid), WaitOptions::empty());
-                }
-                break;
             }
             thread::sleep(STOP_POLL);
         }

@@ -18,7 +18,7 @@
 //! - sockets: [`socket`], [`bind`], [`listen`], [`connect`], [`accept`],
 //!   [`set_nonblocking`], options ([`set_nodelay`], [`set_reuse_port`],
 //!   [`set_send_buffer_size`], [`take_error`]...), addresses ([`SockAddr`], [`peer_addr`],
-//!   [`local_addr`]);
+//!   [`local_addr`]), systemd socket activation ([`listen_fds`], [`is_listening`]);
 //! - I/O: [`recv`], [`recv_from`], [`send`], [`send_to`], [`sendmsg`], [`writev`], [`readv`],
 //!   [`sendfile`], [`shutdown`], [`poll`];
 //! - URLs: [`Url`] parses `tcp://`, `udp://`, `tls://`, `unix://` and short forms;
