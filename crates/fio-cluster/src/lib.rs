@@ -49,6 +49,13 @@
 //!   tick, before the first fork). Use an `OnStart` callback for per-worker work.
 //! - `PreStart` and `OnInitialize`: in the root, once. `OnStart`: in each worker.
 //!   `OnShutdown`, `OnFinish`, `AtExit`: in every process.
+//! - `start` returns in the root only: a worker ends its process when its reactor stops
+//!   (status 0 after a clean stop) without returning to the caller, so code after `start` and
+//!   destructors of `main`'s values run in the root alone. Put per-worker clean-up in
+//!   `OnFinish` or `AtExit`.
+//! - A worker inherits copies of the root's `master_only` sockets that were open at its fork
+//!   (they are never served there, and close when it exits), and the uuids of the root's own
+//!   connections stay valid-looking there; don't hand uuids between processes.
 //!
 //! # Requirements
 //!

@@ -678,6 +678,11 @@ impl Inner {
         self.thread_count.store(0, Ordering::SeqCst);
         self.idle_threads.store(0, Ordering::SeqCst);
         self.queue.clear_stealers();
+        // Tasks the root deferred and hasn't run yet are the root's: they run there.
+        let root_tasks = std::iter::from_fn(|| self.queue.steal_injected()).count();
+        if root_tasks > 0 {
+            log::debug!("a forked worker dropped {root_tasks} of the root's deferred tasks");
+        }
         *self.engine.lock() = None;
         let root_only: Vec<_> = {
             let mut parked = self.parked.lock();
