@@ -436,6 +436,40 @@ fn master_only_listeners_live_in_the_root() {
 }
 
 #[test]
+fn master_only_connectors_connect_from_the_root_only() {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = target.local_addr().unwrap().port().to_string();
+    let mut server = Server::start(&[
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--connect-master",
+        &port,
+    ]);
+    server.port();
+    server.serving(2);
+    let root = server.pid().as_raw();
+    let (mut first, _) = target.accept().unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut line = String::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with('\n') {
+        first.read_exact(&mut byte).unwrap();
+        line.push(char::from(byte[0]));
+    }
+    assert_eq!(line.trim().parse::<i32>().unwrap(), root);
+    // No worker connects: nothing else arrives while the workers serve.
+    target.set_nonblocking(true).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    assert!(target.accept().is_err(), "a second process connected");
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn socket_activation_serves_the_inherited_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

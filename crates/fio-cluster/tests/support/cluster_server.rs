@@ -10,7 +10,8 @@
 //! Options: `--workers N`, `--threads N`, `--shutdown-delay S` (`on_shutdown`'s answer),
 //! `--farewell` (`on_shutdown` writes `FAREWELL\n`),
 //! `--exit-at-boot` (every worker exits with 7 in `OnStart`), `--master-only` (a second,
-//! master-only listener answering the root's pid), `--activated` (serve the systemd-activated
+//! master-only listener answering the root's pid), `--connect-master PORT` (a master-only
+//! connection to 127.0.0.1:PORT that sends the root's pid), `--activated` (serve the systemd-activated
 //! sockets instead of binding), `--events`.
 
 use std::io::Write;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use fio_reactor::{CallbackEvent, ListenArgs, Protocol, StartArgs, Uuid};
+use fio_reactor::{CallbackEvent, ConnectArgs, ListenArgs, Protocol, StartArgs, Uuid};
 
 /// Bytes `BIG` answers.
 const BIG: usize = 64 << 20;
@@ -99,6 +100,7 @@ struct Options {
     farewell: bool,
     exit_at_boot: bool,
     master_only: bool,
+    connect_master: Option<u16>,
     activated: bool,
     events: bool,
 }
@@ -121,6 +123,9 @@ fn parse() -> Result<Options, String> {
             "--exit-at-boot" => options.exit_at_boot = true,
             "--farewell" => options.farewell = true,
             "--master-only" => options.master_only = true,
+            "--connect-master" => {
+                options.connect_master = Some(value()?.parse().map_err(|_| "--connect-master")?);
+            }
             "--activated" => options.activated = true,
             "--events" => options.events = true,
             _ => return Err(format!("unknown argument {arg}")),
@@ -214,6 +219,17 @@ fn main() -> ExitCode {
                 eprintln!("cluster_server: master listen: {error}");
                 return ExitCode::FAILURE;
             }
+        }
+    }
+    if let Some(port) = options.connect_master {
+        let connect = ConnectArgs::new(format!("tcp://127.0.0.1:{port}"), |uuid| {
+            let _ = fio_reactor::attach(uuid, Master);
+            let _ = fio_reactor::write(uuid, format!("{}\n", std::process::id()).as_bytes());
+        })
+        .master_only(true);
+        if let Err(error) = fio_reactor::connect(connect) {
+            eprintln!("cluster_server: master connect: {error}");
+            return ExitCode::FAILURE;
         }
     }
     if options.events {
