@@ -164,6 +164,34 @@ fn state_callbacks_run_in_order_across_the_fork() {
 }
 
 #[test]
+fn zero_and_zero_is_cores_by_cores() {
+    let (threads, workers) = fio_reactor::expected_concurrency(0, 0);
+    let mut server = Server::start(&["--threads", "0", "--workers", "0", "--events"]);
+    let port = server.port();
+    if workers > 1 {
+        server.serving(usize::try_from(workers).unwrap());
+    }
+    echo_once(port).unwrap();
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let starts = server
+        .history
+        .iter()
+        .filter(|l| l.text.starts_with("EVENT OnStart"))
+        .count();
+    assert_eq!(
+        starts,
+        usize::try_from(workers).unwrap(),
+        "{:#?}",
+        server.history
+    );
+    if workers > 1 {
+        let announced = format!("starting {workers} workers of {threads} threads");
+        assert!(server.history.iter().any(|l| l.text.contains(&announced)));
+    }
+}
+
+#[test]
 fn a_killed_worker_is_replaced_and_only_its_connections_drop() {
     let mut server = Server::start(&["--workers", "2", "--threads", "1"]);
     let port = server.port();

@@ -21,6 +21,9 @@
 //! process's default reactor, or, inside a callback or task, on the reactor running it. A
 //! reactor is also a value ([`Reactor`]), so tests and libraries can run their own.
 //!
+//! More than one worker process is `fio-cluster`'s job: it plugs into [`cluster`], and
+//! without it `start` refuses `workers > 1` with [`Error::ClusterRequired`].
+//!
 //! [`start`] blocks: it runs `threads` reactor threads (the calling thread is one of them),
 //! each with its own engine instance, deque and timer heap. Idle threads block in their
 //! engine's wait (no sleep back-off, no spinning) until work, a wake from another thread, or
