@@ -234,7 +234,7 @@ fn a_killed_worker_is_replaced_and_only_its_connections_drop() {
     // New connections are served by a replacement once the original workers are gone (under
     // io_uring the oldest accepting worker takes every connection while it lives, see the
     // crate docs, so the others are killed first).
-    for pid in first.iter().filter(|&&pid| pid != victim) {
+    for pid in first.iter().filter(|&&pid| pid != victim && !is_gone(pid)) {
         let _ = fio_sys::kill(Pid::new(*pid).unwrap(), Signal::KILL);
     }
     let deadline = Instant::now() + Duration::from_secs(10);

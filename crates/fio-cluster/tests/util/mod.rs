@@ -205,7 +205,10 @@ impl Drop for Server {
             let _ = child.wait();
         }
         for pid in self.worker_pids() {
-            if let Some(pid) = Pid::new(pid) {
+            // Only a worker still alive: its pid may have been reused once it was reaped.
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with(SERVER.as_bytes()));
+            if let Some(pid) = Pid::new(pid).filter(|_| ours && !is_gone(pid)) {
                 let _ = fio_sys::kill(pid, Signal::KILL);
             }
         }
