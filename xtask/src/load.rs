@@ -27,10 +27,11 @@
 //! A contender is one [`Contender`] entry in [`CONTENDERS`]: a name, the package that builds it,
 //! its command line relative to the release directory (a binary name, or `examples/<name>` for
 //! an example; `{port}` is replaced by the port), the protocols it serves, extra environment,
-//! and its [`Role`] (which target it is held to). For example, fio-reactor's io_uring echo:
+//! and its [`Role`] (which target it is held to). For example, the io_uring echo (fio-reactor's
+//! echo server, an example of the fio-examples crate):
 //!
 //! ```text
-//! Contender { name: "uring-echo", package: "fio-reactor",
+//! Contender { name: "uring-echo", package: "fio-examples",
 //!     command: "examples/echo --raw --port {port} --threads 1",
 //!     serves: &[Protocol::Echo], env: &[("FIO_ENGINE", "uring")], role: Role::Uring },
 //! ```
@@ -134,7 +135,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "uring-echo",
-        package: "fio-reactor",
+        package: "fio-examples",
         command: "examples/echo --raw --port {port} --threads 1",
         serves: &[Protocol::Echo],
         env: &[("FIO_ENGINE", "uring")],
@@ -142,7 +143,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "epoll-echo",
-        package: "fio-reactor",
+        package: "fio-examples",
         command: "examples/echo --raw --port {port} --threads 1",
         serves: &[Protocol::Echo],
         env: &[("FIO_ENGINE", "epoll")],
@@ -150,7 +151,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "uring-http",
-        package: "fio-reactor",
+        package: "fio-examples",
         command: "examples/http_hello --port {port} --threads 1",
         serves: &[Protocol::Http],
         env: &[("FIO_ENGINE", "uring")],
@@ -158,7 +159,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "epoll-http",
-        package: "fio-reactor",
+        package: "fio-examples",
         command: "examples/http_hello --port {port} --threads 1",
         serves: &[Protocol::Http],
         env: &[("FIO_ENGINE", "epoll")],
