@@ -231,9 +231,8 @@ fn a_killed_worker_is_replaced_and_only_its_connections_drop() {
             assert_eq!(answer.unwrap(), b"still there?\n");
         }
     }
-    // New connections are served by a replacement once the original workers are gone (under
-    // io_uring the oldest accepting worker takes every connection while it lives, see the
-    // crate docs, so the others are killed first).
+    // New connections are served by a replacement once the original workers are gone (the
+    // others are killed first, so that the connection can't go to them).
     for pid in first.iter().filter(|&&pid| pid != victim && !is_gone(pid)) {
         let _ = fio_sys::kill(Pid::new(*pid).unwrap(), Signal::KILL);
     }
@@ -263,6 +262,25 @@ fn a_killed_worker_is_replaced_and_only_its_connections_drop() {
     let status = server.stop();
     assert!(status.success(), "{status:?}");
     assert!(!server.reported_parent_crash());
+}
+
+#[test]
+fn the_workers_share_the_connections_of_a_shared_listener() {
+    let mut server = Server::start(&["--workers", "2", "--threads", "1"]);
+    let port = server.port();
+    let workers = server.serving(2);
+    let mut served: HashMap<i32, usize> = HashMap::new();
+    for _ in 0..40 {
+        let mut stream = connect(port).unwrap();
+        *served.entry(pid_of(&mut stream).unwrap()).or_default() += 1;
+    }
+    assert!(
+        workers.iter().all(|pid| served.contains_key(pid)),
+        "every worker accepts (a multishot accept would keep one worker first in the \
+         listener's queue): {served:?}"
+    );
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]
