@@ -2,7 +2,7 @@
 //! then the loopback load benchmark (`crate::load`).
 //!
 //! Every bench writes its ratios as JSON under `target/bench/` (through `FIO_BENCH_DIR`); this
-//! task runs them and prints what they wrote. `cargo xtask bench load [--quick]` runs only the
+//! task runs them and prints what they wrote. `cargo xtask bench load [--quick] [--rounds N] [--idle N]` runs only the
 //! load benchmark; `cargo xtask bench <filter>` only the criterion benches matching the filter.
 
 use std::fs;

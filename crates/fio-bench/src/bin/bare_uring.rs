@@ -12,7 +12,8 @@
 //!   bytes; http: one [`fio_bench::HTTP_RESPONSE`] per `\r\n\r\n`-terminated request, counted
 //!   by [`fio_bench::RequestCounter`]) and handed back to the buffer ring;
 //! - one send is in flight per connection: what arrives meanwhile collects in a second buffer,
-//!   sent when the first completes; both buffers are reused for the connection's lifetime.
+//!   sent when the first completes; both buffers are allocated on first use and reused for
+//!   the connection's lifetime (an idle connection holds none).
 //!
 //! It runs until killed (`SIGTERM`'s default action), like the tokio baselines.
 //!
@@ -234,11 +235,12 @@ impl Server {
         let stream = unsafe { TcpStream::from_raw_fd(result) };
         // As the baselines: a failure only costs latency.
         let _ = stream.set_nodelay(true);
+        // The output buffers grow on first use and keep their capacity from then on.
         let conn = Conn {
             stream,
-            out: Vec::with_capacity(BUFFER_SIZE),
+            out: Vec::new(),
             sent: 0,
-            next: Vec::with_capacity(BUFFER_SIZE),
+            next: Vec::new(),
             sending: false,
             receiving: true,
             counter: fio_bench::RequestCounter::default(),
