@@ -17,11 +17,25 @@ impl Drop for Server {
 
 /// Starts `program --port 0 --threads 1` and returns it with the port it printed.
 fn start(program: &str) -> (Server, u16) {
-    start_with(program, &[])
+    try_start(program, &[]).unwrap_or_else(|line| panic!("unexpected first line {line:?}"))
 }
 
-/// Starts `program <first> --port 0 --threads 1` and returns it with the port it printed.
-fn start_with(program: &str, first: &[&str]) -> (Server, u16) {
+/// Starts `bare_uring <mode>`, or reports the skip (`fio_test::skip`, a failure where the run
+/// requires io_uring) and returns None when io_uring is refused here.
+fn start_bare(mode: &str) -> Option<(Server, u16)> {
+    match try_start(env!("CARGO_BIN_EXE_bare_uring"), &[mode]) {
+        Ok(started) => Some(started),
+        Err(line) if line.contains("io_uring unavailable") => {
+            fio_test::skip(fio_test::Feature::Uring, line.trim());
+            None
+        }
+        Err(line) => panic!("unexpected first line {line:?}"),
+    }
+}
+
+/// Starts `program <first> --port 0 --threads 1`: the server and the port it printed, or the
+/// first line it printed instead of the port.
+fn try_start(program: &str, first: &[&str]) -> Result<(Server, u16), String> {
     let mut child = Command::new(program)
         .args(first)
         .args(["--port", "0", "--threads", "1"])
@@ -38,10 +52,9 @@ fn start_with(program: &str, first: &[&str]) -> (Server, u16) {
     let port = line
         .trim()
         .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (server, port)
+        .and_then(|port| port.parse().ok())
+        .ok_or(line)?;
+    Ok((server, port))
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -74,7 +87,9 @@ fn tokio_http_answers_hello() {
 
 #[test]
 fn bare_uring_echoes_in_order_across_many_connections() {
-    let (_server, port) = start_with(env!("CARGO_BIN_EXE_bare_uring"), &["echo"]);
+    let Some((_server, port)) = start_bare("echo") else {
+        return;
+    };
     let mut streams: Vec<TcpStream> = (0..8).map(|_| connect(port)).collect();
     for round in 0..50u32 {
         for (index, stream) in streams.iter_mut().enumerate() {
@@ -93,7 +108,9 @@ fn bare_uring_echoes_in_order_across_many_connections() {
 
 #[test]
 fn bare_uring_answers_pipelined_and_split_requests() {
-    let (_server, port) = start_with(env!("CARGO_BIN_EXE_bare_uring"), &["http"]);
+    let Some((_server, port)) = start_bare("http") else {
+        return;
+    };
     let mut stream = connect(port);
     stream
         .write_all(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(16))

@@ -39,6 +39,8 @@ const BUFFERS: u16 = 1024;
 const BUFFER_SIZE: usize = 4096;
 /// The provided-buffer group's id.
 const GROUP: u16 = 0;
+/// How a refused ring setup starts its error message (the tests skip on it).
+const UNAVAILABLE: &str = "io_uring unavailable";
 /// The listen backlog, as tokio's `TcpListener::bind` asks for.
 const BACKLOG: i32 = 1024;
 
@@ -356,7 +358,8 @@ fn serve(mode: Mode, args: &fio_bench::ServerArgs) -> io::Result<()> {
         .setup_single_issuer()
         .setup_defer_taskrun()
         .setup_cqsize(RING_ENTRIES * 4)
-        .build(RING_ENTRIES)?;
+        .build(RING_ENTRIES)
+        .map_err(|error| io::Error::new(error.kind(), format!("{UNAVAILABLE}: {error}")))?;
     let buffers = Buffers::new()?;
     // SAFETY: the ring of `BUFFERS` entries is page-aligned and lives as long as the process.
     unsafe {

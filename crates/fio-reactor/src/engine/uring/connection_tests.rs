@@ -31,7 +31,10 @@ impl Harness {
                 events: Vec::new(),
             }),
             Err(reason) => {
-                println!("skipped: io_uring unavailable ({reason})");
+                fio_test::skip(
+                    fio_test::Feature::Uring,
+                    &format!("io_uring unavailable: {reason}"),
+                );
                 None
             }
         }

@@ -493,7 +493,10 @@ mod tests {
         match availability() {
             Ok(()) => Some(UringEngine::new().unwrap()),
             Err(reason) => {
-                println!("skipped: io_uring unavailable ({reason})");
+                fio_test::skip(
+                    fio_test::Feature::Uring,
+                    &format!("io_uring unavailable: {reason}"),
+                );
                 None
             }
         }
