@@ -345,10 +345,11 @@ pub(super) fn markdown(
 
 /// A ratio with its range: `0.80x (0.75–0.86)`.
 fn times(ratio: Spread) -> String {
-    if ratio.lo == ratio.hi {
+    let (lo, hi) = (format!("{:.2}", ratio.lo), format!("{:.2}", ratio.hi));
+    if lo == hi {
         format!("{:.2}x", ratio.mid)
     } else {
-        format!("{:.2}x ({:.2}–{:.2})", ratio.mid, ratio.lo, ratio.hi)
+        format!("{:.2}x ({lo}–{hi})", ratio.mid)
     }
 }
 
@@ -359,8 +360,9 @@ fn cell(figure: Option<Figure>, ratio: Option<String>, show: impl Fn(f64) -> Str
         return "failed".to_owned();
     };
     let mut text = show(value.mid);
-    if value.lo != value.hi {
-        let _ = write!(text, " ({}–{})", show(value.lo), show(value.hi));
+    let (lo, hi) = (show(value.lo), show(value.hi));
+    if lo != hi {
+        let _ = write!(text, " ({lo}–{hi})");
     }
     if let Some(ratio) = ratio {
         let _ = write!(text, ", {ratio}");

@@ -14,7 +14,7 @@ use super::report::{Figure, Table};
 const PANEL_WIDTH: f64 = 460.0;
 const PANEL_HEIGHT: f64 = 230.0;
 const MARGIN_LEFT: f64 = 110.0;
-const MARGIN_TOP: f64 = 40.0;
+const MARGIN_TOP: f64 = 50.0;
 const BAR_HEIGHT: f64 = 18.0;
 const BAR_GAP: f64 = 8.0;
 const PLOT_WIDTH: f64 = 220.0;
@@ -60,11 +60,11 @@ pub(super) fn svg(tables: &[Table]) -> String {
         ("fio epoll", Role::Epoll),
     ];
     for (i, (name, role)) in legend.iter().enumerate() {
-        let x = 500.0 + 100.0 * i as f64;
+        let x = 10.0 + 110.0 * i as f64;
         let _ = writeln!(
             out,
-            "<rect x=\"{x}\" y=\"10\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"19\">{name}</text>",
+            "<rect x=\"{x}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"37\">{name}</text>",
             colour(*role),
             x + 14.0
         );
@@ -180,6 +180,34 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+    }
+
+    #[test]
+    fn every_served_load_gets_two_panels_with_a_bar_per_server() {
+        use super::super::report::Results;
+        use super::super::{CONTENDERS, Load, Run};
+        let run = |cpu| {
+            Some(Run {
+                per_second: 1000.0,
+                p99_ms: None,
+                cpu_us_per_request: cpu,
+                peak_rss_mib: 1.0,
+            })
+        };
+        let mut results = Results::default();
+        // tokio-echo, bare-echo and ring-echo.
+        for index in [0, 2, 4] {
+            assert!(CONTENDERS[index].name.ends_with("-echo"));
+            results
+                .timed
+                .insert((index, Load::RedisP1), vec![run(2.0), run(3.0)]);
+        }
+        let picture = svg(&results.tables());
+        assert_eq!(picture.matches("redis-P1: CPU").count(), 1);
+        assert_eq!(picture.matches("redis-P1: thousand").count(), 1);
+        // Every contender of the table has a bar in both panels, whiskers from 2 to 3.
+        assert_eq!(picture.matches("<path ").count(), 2 * 3);
+        assert!(picture.contains("2.50"), "{picture}");
     }
 
     #[test]
