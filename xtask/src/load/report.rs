@@ -305,6 +305,17 @@ pub(super) fn markdown(
             );
         }
     }
+    let unstable = unstable_cpu(tables);
+    if !unstable.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nUnsteady: the per-round CPU/request ratio to tokio spread more than ±{:.0}% of its \
+             median for {}; a verdict on these needs more rounds (`--rounds N`) or a quieter \
+             machine.",
+            UNSTEADY * 100.0,
+            unstable.join(", ")
+        );
+    }
     if !memory.is_empty() {
         out.push_str(
             "\n## Memory\n\nUser memory per idle connection: the server's RSS with N idle \
@@ -341,6 +352,28 @@ pub(super) fn markdown(
         }
     }
     out
+}
+
+/// How far (as a share of the median) a per-round CPU ratio may stray before it is called
+/// unsteady.
+const UNSTEADY: f64 = 0.10;
+
+/// `server load` for every row whose CPU/request ratio to tokio strays more than [`UNSTEADY`]
+/// from its median in some round.
+fn unstable_cpu(tables: &[Table]) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in tables {
+        for row in &table.rows {
+            let Some(ratio) = row.cpu_us.and_then(|figure| figure.ratio) else {
+                continue;
+            };
+            let stray = (ratio.hi - ratio.mid).max(ratio.mid - ratio.lo);
+            if ratio.mid > 0.0 && stray / ratio.mid > UNSTEADY {
+                found.push(format!("{} {}", row.contender.name, table.load.name()));
+            }
+        }
+    }
+    found
 }
 
 /// A ratio with its range: `0.80x (0.75–0.86)`.
@@ -708,6 +741,31 @@ mod tests {
         assert_eq!(shown, "7.65 (7.00–8.00), 0.80x (0.75–0.86)");
         assert_eq!(times(spread(1.0, 1.0, 1.0)), "1.00x");
         assert_eq!(cell(None, None, |v| v.to_string()), "failed");
+    }
+
+    #[test]
+    fn a_wide_cpu_ratio_spread_is_called_unsteady() {
+        let cpu = |cpu| {
+            Some(Run {
+                per_second: 1.0,
+                p99_ms: None,
+                cpu_us_per_request: cpu,
+                peak_rss_mib: 1.0,
+            })
+        };
+        let mut results = Results::default();
+        // tokio-echo, bare-echo and ring-echo, by their places in CONTENDERS.
+        let rows = [
+            (0, [1.0, 1.0, 1.0]),
+            (2, [1.0, 1.05, 0.98]),
+            (4, [1.0, 1.5, 1.0]),
+        ];
+        for (index, runs) in rows {
+            assert!(CONTENDERS[index].name.ends_with("-echo"));
+            let runs = runs.into_iter().map(cpu).collect();
+            results.timed.insert((index, Load::RedisP1), runs);
+        }
+        assert_eq!(unstable_cpu(&results.tables()), ["ring-echo redis-P1"]);
     }
 
     #[test]
