@@ -12,12 +12,11 @@ use super::Role;
 use super::report::{Figure, Table};
 
 const PANEL_WIDTH: f64 = 460.0;
-const PANEL_HEIGHT: f64 = 230.0;
 const MARGIN_LEFT: f64 = 110.0;
 const MARGIN_TOP: f64 = 50.0;
 const BAR_HEIGHT: f64 = 18.0;
 const BAR_GAP: f64 = 8.0;
-const PLOT_WIDTH: f64 = 220.0;
+const PLOT_WIDTH: f64 = 200.0;
 
 /// The colour of a server's bars.
 fn colour(role: Role) -> &'static str {
@@ -40,7 +39,7 @@ fn escape(text: &str) -> String {
 /// The whole picture: two panels (CPU/request, throughput) per load.
 pub(super) fn svg(tables: &[Table]) -> String {
     let width = 2.0 * PANEL_WIDTH;
-    let height = MARGIN_TOP + PANEL_HEIGHT * tables.len().max(1) as f64 + 30.0;
+    let height = MARGIN_TOP + tables.iter().map(panel_height).sum::<f64>() + 10.0;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -69,8 +68,8 @@ pub(super) fn svg(tables: &[Table]) -> String {
             x + 14.0
         );
     }
-    for (t, table) in tables.iter().enumerate() {
-        let top = MARGIN_TOP + PANEL_HEIGHT * t as f64;
+    let mut top = MARGIN_TOP;
+    for table in tables {
         let title = format!("{}: CPU µs per request", table.load.name());
         panel(&mut out, 0.0, top, &title, table, |row| row.cpu_us, 1.0);
         let title = format!("{}: thousand requests per second", table.load.name());
@@ -83,9 +82,15 @@ pub(super) fn svg(tables: &[Table]) -> String {
             |row| row.per_second,
             1e-3,
         );
+        top += panel_height(table);
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The height of a load's panels: the title, a bar per server, and a gap.
+fn panel_height(table: &Table) -> f64 {
+    40.0 + (BAR_HEIGHT + BAR_GAP) * table.rows.len() as f64
 }
 
 /// One panel of horizontal bars, one per row of `table`, of `pick(row)` times `scale`.
