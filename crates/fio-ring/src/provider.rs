@@ -9,7 +9,6 @@
 //! and is refilled at a later tick. The tail is published with one release store per tick.
 
 use std::mem::offset_of;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::{fmt, io};
 
@@ -55,66 +54,41 @@ struct RawEntry {
 
 const _: () = assert!(size_of::<RawEntry>() == size_of::<BufRingEntry>());
 
-/// Page-aligned, zeroed memory for the ring entries, from an anonymous mapping.
+/// Page-aligned, zeroed memory for the ring entries: an anonymous mapping from fio-sys,
+/// unmapped when dropped.
 struct RingMemory {
-    base: NonNull<u8>,
-    len: usize,
+    map: fio_sys::Mmap,
 }
 
 impl RingMemory {
     fn new(entries: u16) -> io::Result<Self> {
         let len = usize::from(entries) * size_of::<RawEntry>();
-        // SAFETY: an anonymous private mapping with a null hint takes no pointer from us; the
-        // kernel checks the arguments.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        let memory = Self { base, len };
+        let map = fio_sys::Mmap::anonymous(len)?;
         // A forked child must not share the pages the kernel reads buffer addresses from.
-        // SAFETY: the range is the mapping created above, which we own.
-        let advised = unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
-        if advised != 0 {
-            log::debug!(
-                "madvise(MADV_DONTFORK) on a buffer ring failed: {}",
-                io::Error::last_os_error()
-            );
+        if let Err(error) = map.dontfork() {
+            log::debug!("madvise(MADV_DONTFORK) on a buffer ring failed: {error}");
         }
-        Ok(memory)
+        Ok(Self { map })
+    }
+
+    /// The start of the mapping, as the kernel's registration wants it.
+    fn base(&self) -> *mut u8 {
+        self.map.as_ptr().as_ptr()
     }
 
     fn entry(&self, index: u16) -> *mut RawEntry {
-        self.base
-            .as_ptr()
+        self.base()
             .wrapping_add(usize::from(index) * size_of::<RawEntry>())
             .cast()
     }
 
     /// The tail the kernel reads, overlaid on entry 0's reserved field.
     fn tail(&self) -> &AtomicU16 {
-        let ptr = self.base.as_ptr().wrapping_add(offset_of!(RawEntry, resv));
+        let ptr = self.base().wrapping_add(offset_of!(RawEntry, resv));
         // SAFETY: the address is inside the live mapping, 2-aligned (page base + 14), and
         // only ever accessed atomically: by this process through this reference and by the
         // kernel with acquire loads. The reference does not outlive `self`.
         unsafe { AtomicU16::from_ptr(ptr.cast::<u16>()) }
-    }
-}
-
-impl Drop for RingMemory {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created in `new`, is unmapped only here, and the provider
-        // drops it only after unregistering the ring from the kernel.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 
@@ -150,12 +124,9 @@ impl BufferProvider {
         // SAFETY: `memory` is a page-aligned, zeroed mapping of `entries` ring entries that
         // the provider keeps until it has unregistered the group (or leaks when it cannot).
         unsafe {
-            uring.submitter().register_buf_ring_with_flags(
-                memory.base.as_ptr() as u64,
-                entries,
-                id,
-                0,
-            )
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(memory.base() as u64, entries, id, 0)
         }
         .map_err(|source| Error::BufferRing { group: id, source })?;
         let mut provider = Self {
@@ -353,12 +324,9 @@ pub(crate) fn probe_buf_ring(uring: &IoUring) -> bool {
     // SAFETY: `memory` is a page-aligned, zeroed one-entry mapping that outlives the
     // registration, which is undone below before `memory` is dropped.
     let registered = unsafe {
-        uring.submitter().register_buf_ring_with_flags(
-            memory.base.as_ptr() as u64,
-            1,
-            PROBE_GROUP,
-            0,
-        )
+        uring
+            .submitter()
+            .register_buf_ring_with_flags(memory.base() as u64, 1, PROBE_GROUP, 0)
     };
     match registered {
         Ok(()) => {
