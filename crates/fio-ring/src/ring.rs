@@ -34,9 +34,10 @@ pub type Handler = Box<dyn FnMut(&mut Ring, Completion)>;
 pub type TickEnd = Box<dyn FnOnce(&mut Ring)>;
 
 /// Who receives an operation's completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiver {
-    /// The user's handler.
-    User(StoredHandler),
+    /// The user's handler, kept in the slot's `handler`.
+    User,
     /// The ring's own wake-up read on the [`RingHandle`](crate::RingHandle) eventfd.
     Wake,
     /// Nobody: the completion only frees the slot (link timeouts).
@@ -46,8 +47,15 @@ pub(crate) enum Receiver {
 /// One in-flight operation: everything the kernel may touch, kept until the final completion.
 pub(crate) struct OpSlot {
     pub(crate) kind: OpKind,
-    /// Taken out while the handler runs, so the handler can borrow the ring mutably.
-    pub(crate) receiver: Option<Receiver>,
+    pub(crate) receiver: Receiver,
+    /// The user's handler (`Receiver::User` only). Taken out while it runs, so that it can
+    /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
+    /// out is a plain copy of its words.
+    pub(crate) handler: Option<StoredHandler>,
+    /// The final completion needs no more than freeing the slot and calling the handler: a
+    /// user op with no buffer group, not a timeout or zero-copy send. Decided at submission
+    /// so that dispatch tests one byte.
+    pub(crate) plain: bool,
     /// The memory the entry points at; freed only with the slot.
     pub(crate) resources: Resources,
     /// The entry to submit again for ops the ring re-arms (manual repeating timeouts,
@@ -285,11 +293,9 @@ impl Ring {
     where
         F: FnMut(&mut Ring, Completion) + 'static,
     {
-        let slot = OpSlot::new(
-            OpKind::Raw,
-            Receiver::User(StoredHandler::new(handler)),
-            Resources::None,
-        );
+        let mut slot = OpSlot::new(OpKind::Raw, Receiver::User, Resources::None);
+        slot.handler = Some(StoredHandler::new(handler));
+        slot.plain = true;
         let id = self.ops.insert(slot).ok_or_else(table_full)?;
         self.stage(Staged::One(entry.user_data(id.user_data())));
         Ok(id)
@@ -460,10 +466,11 @@ impl Ring {
         let (id, slot) = self.ops.claim().ok_or_else(table_full)?;
         entry.set_user_data(id.user_data());
         slot.kind = kind;
-        // Built in place: a `Receiver` assembled on the stack and copied in stalls. A vacant
-        // slot holds no receiver, so there is nothing to drop.
-        debug_assert!(slot.receiver.is_none(), "slot was not vacant");
-        mem::forget(slot.receiver.replace(Receiver::User(handler)));
+        slot.receiver = Receiver::User;
+        // A vacant slot holds no handler, so there is nothing to drop.
+        debug_assert!(slot.handler.is_none(), "slot was not vacant");
+        mem::forget(slot.handler.replace(handler));
+        slot.plain = group.is_none() && !matches!(kind, OpKind::Timeout | OpKind::SendZc);
         slot.set_resources(resources);
         slot.group = group;
         slot.repeat_manually = repeat_manually;
@@ -562,7 +569,9 @@ impl Default for OpSlot {
     fn default() -> Self {
         Self {
             kind: OpKind::Nop,
-            receiver: None,
+            receiver: Receiver::Silent,
+            handler: None,
+            plain: false,
             resources: Resources::None,
             rearm: None,
             group: None,
@@ -601,7 +610,9 @@ impl OpSlot {
     pub(crate) fn new(kind: OpKind, receiver: Receiver, resources: Resources) -> Self {
         Self {
             kind,
-            receiver: Some(receiver),
+            receiver,
+            handler: None,
+            plain: false,
             resources,
             rearm: None,
             group: None,
