@@ -64,7 +64,11 @@ impl fmt::Display for OpId {
 /// One slab slot: the generation it will hand out or has handed out, whether it is live, and
 /// the value, which stays in place (vacant values are `T::default()`) so that hot paths fill
 /// and empty fields where they are instead of moving whole entries in and out.
+///
+/// `repr(C)` with the header first and cache-line aligned, so that the header and the start of
+/// the value (where `OpSlot` keeps its hot fields) share one line.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct Slot<T> {
     generation: u32,
     live: bool,

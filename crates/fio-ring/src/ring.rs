@@ -45,26 +45,31 @@ pub(crate) enum Receiver {
 }
 
 /// One in-flight operation: everything the kernel may touch, kept until the final completion.
+///
+/// `repr(C)`, hot fields first: with the slab's own header in front, everything a plain
+/// completion reads (liveness, kind, handler, the resources' tag, `rearm`) shares the slot's
+/// first cache line.
+#[repr(C)]
 pub(crate) struct OpSlot {
     pub(crate) kind: OpKind,
     pub(crate) receiver: Receiver,
-    /// The user's handler (`Receiver::User` only). Taken out while it runs, so that it can
-    /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
-    /// out is a plain copy of its words.
-    pub(crate) handler: Option<StoredHandler>,
     /// The final completion needs no more than freeing the slot and calling the handler: a
     /// user op with no buffer group, not a timeout or zero-copy send. Decided at submission
     /// so that dispatch tests one byte.
     pub(crate) plain: bool,
-    /// The memory the entry points at; freed only with the slot.
-    pub(crate) resources: Resources,
+    /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
+    pub(crate) repeat_manually: bool,
+    /// The user's handler (`Receiver::User` only). Taken out while it runs, so that it can
+    /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
+    /// out is a plain copy of its words.
+    pub(crate) handler: Option<StoredHandler>,
     /// The entry to submit again for ops the ring re-arms (manual repeating timeouts,
     /// buffer-group receives after `ENOBUFS`, the wake-up read).
     pub(crate) rearm: Option<Box<squeue::Entry>>,
+    /// The memory the entry points at; freed only with the slot.
+    pub(crate) resources: Resources,
     /// The buffer group a buffer-select op picks from.
     pub(crate) group: Option<u16>,
-    /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
-    pub(crate) repeat_manually: bool,
     /// `cancel` was called: never re-arm again.
     pub(crate) cancelled: bool,
     /// Waiting in `Ring::starved` for its buffer group to be refilled; no kernel request.
