@@ -113,6 +113,12 @@ impl Ring {
         if starve {
             slot.starved = true;
             self.starved.push(id);
+            // The group ran dry: the next refill lends more buffers (up to its entries).
+            if let Some(group) = group
+                && let Some(provider) = self.providers.iter_mut().find(|p| p.id() == group)
+            {
+                provider.note_dry();
+            }
             // ENOBUFS carries no buffer, but never strand one that came with it anyway.
             drop(self.select(group, cqe.flags, res));
             return false;
