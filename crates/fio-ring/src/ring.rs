@@ -157,6 +157,8 @@ pub struct Ring {
     pub(crate) enter_path: EnterPath,
     /// One bit per [`OpKind`] this kernel supports, for a branch-free check on submit.
     supported: u64,
+    /// The configured batching wait, where the kernel has it.
+    pub(crate) batch_wait: Option<config::BatchWait>,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -178,10 +180,15 @@ impl Ring {
         let (uring, setup) = config::build(&config)?;
         let mut features = Features::probe(&uring, setup, kernel);
         features.set_buf_ring(provider::probe_buf_ring(&uring));
+        features.set_min_timeout(
+            uring.params().is_feature_min_timeout()
+                && kernel >= crate::KernelVersion::new(6, 12, 0),
+        );
         log::debug!("{features}");
         let supported = features.supported_mask();
         let capacity = uring.params().cq_entries() as usize;
         let enter_path = EnterPath::new(&uring);
+        let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
         Ok(Self {
             uring,
             ops: Slab::with_capacity(capacity),
@@ -197,6 +204,7 @@ impl Ring {
             staged: false,
             enter_path,
             supported,
+            batch_wait,
             _not_send: PhantomData,
         })
     }
