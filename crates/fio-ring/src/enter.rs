@@ -209,6 +209,9 @@ struct GeteventsArg {
 
 const _: () = assert!(size_of::<GeteventsArg>() == size_of::<SubmitArgs<'_, '_>>());
 
+/// The timeout a batching wait without one is given, see [`Ring::enter`].
+const BATCH_WAIT_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The kernel's `struct __kernel_timespec`.
 #[repr(C)]
 struct KernelTimespec {
@@ -233,10 +236,14 @@ impl Ring {
         let staged = self.staged_entries();
         let flags = EnterFlags::GETEVENTS.bits() | self.enter_path.wait_flags;
         if let Some(batch) = self.batch_wait {
-            let time = timeout.map(KernelTimespec::from);
+            // The kernel ends a wait without a timeout when its minimum wait expires, even
+            // with nothing completed; with one, it goes on waiting for the first completion
+            // instead. So an indefinite wait gets a long timeout (the tick then simply ends
+            // empty-handed, as a timeout does).
+            let time = KernelTimespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
             let result = self
                 .enter_path
-                .enter_batched(staged, flags, batch, time.as_ref());
+                .enter_batched(staged, flags, batch, Some(&time));
             return enter_result(result);
         }
         let result = match timeout {

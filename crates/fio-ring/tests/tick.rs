@@ -152,3 +152,16 @@ fn a_batching_wait_of_one_completion_is_off() {
     ring.submit(Op::nop(), |_, _| {}).unwrap();
     assert_eq!(ring.wait(None).unwrap(), 1);
 }
+
+#[test]
+fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
+    // Without a timeout of its own the kernel would end the wait when the minimum wait
+    // expires, with nothing completed; the ring gives it one, so the wait delivers the timeout.
+    let config = RingConfig::new(4).batch_wait(32, Duration::from_millis(2));
+    let mut ring = Ring::new(config).unwrap();
+    ring.submit(Op::timeout(Duration::from_millis(40)), |_, fired| {
+        assert_eq!(fired.result().unwrap(), 0);
+    })
+    .unwrap();
+    assert_eq!(ring.wait(None).unwrap(), 1);
+}
