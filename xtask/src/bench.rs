@@ -2,8 +2,9 @@
 //! then the loopback load benchmark (`crate::load`).
 //!
 //! Every bench writes its ratios as JSON under `target/bench/` (through `FIO_BENCH_DIR`); this
-//! task runs them and prints what they wrote. `cargo xtask bench load [--quick]` runs only the
-//! load benchmark; `cargo xtask bench <filter>` only the criterion benches matching the filter.
+//! task runs them and prints what they wrote. `cargo xtask bench load [--quick] [--rounds N]
+//! [--idle N]` runs only the load benchmark; `cargo xtask bench <filter>` only the criterion
+//! benches matching the filter.
 
 use std::fs;
 
@@ -18,8 +19,8 @@ const BENCHES: [(&str, &str); 4] = [
     ("fio-reactor", "defer"),
 ];
 
-/// Runs every criterion bench and the load benchmark; `load [--quick]` runs only the load
-/// benchmark, and any other first argument only the criterion benches whose package or name
+/// Runs every criterion bench and the load benchmark; `load [...]` runs only the load
+/// benchmark (its arguments go to `load::load`), and any other first argument only the criterion benches whose package or name
 /// contains it.
 pub(crate) fn bench(args: &[String]) -> TaskResult {
     if args.first().is_some_and(|arg| arg == "load") {

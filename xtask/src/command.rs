@@ -3,8 +3,10 @@
 use std::env;
 use std::error::Error;
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::thread;
 
 /// The result type of every task: tasks only report, so a boxed error is enough here.
 pub(crate) type TaskResult = Result<(), Box<dyn Error>>;
@@ -47,4 +49,59 @@ pub(crate) fn run<S: AsRef<OsStr>>(
     } else {
         Err(format!("`{name} {}` failed: {status}", shown_args.join(" ")).into())
     }
+}
+
+/// Runs `cargo <args>` like [`cargo`], passing its output through line by line while keeping
+/// it: returns the run's result and every line it printed (stdout and stderr).
+pub(crate) fn cargo_captured(args: &[&str], envs: &[(&str, &str)]) -> (TaskResult, Vec<String>) {
+    let program = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let shown_env: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("$ {shown_env}cargo {}", args.join(" "));
+    let child = Command::new(&program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(project_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            return (
+                Err(format!("could not start cargo: {error}").into()),
+                Vec::new(),
+            );
+        }
+    };
+    let out = child.stdout.take().map(|pipe| tee(pipe, false));
+    let err = child.stderr.take().map(|pipe| tee(pipe, true));
+    let status = child.wait();
+    let mut lines = Vec::new();
+    for handle in [out, err].into_iter().flatten() {
+        lines.extend(handle.join().unwrap_or_default());
+    }
+    let result = match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("`cargo {}` failed: {status}", args.join(" ")).into()),
+        Err(error) => Err(format!("waiting for cargo: {error}").into()),
+    };
+    (result, lines)
+}
+
+/// Copies a pipe to this process's stdout (or stderr) line by line on a thread, keeping the
+/// lines.
+fn tee<R: Read + Send + 'static>(pipe: R, to_stderr: bool) -> thread::JoinHandle<Vec<String>> {
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let _ = if to_stderr {
+                writeln!(std::io::stderr(), "{line}")
+            } else {
+                writeln!(std::io::stdout(), "{line}")
+            };
+            kept.push(line);
+        }
+        kept
+    })
 }

@@ -1,6 +1,7 @@
-//! `cargo xtask bench load [--quick]`: the loopback load benchmark. Every fio server is loaded
-//! with `wrk` and `redis-benchmark` next to a tokio baseline, in the same run, and reported as
-//! ratios to it (`shared/design/benchmarking.md` is the method).
+//! `cargo xtask bench load [--quick] [--rounds N] [--idle N]`: the loopback load benchmark.
+//! Every fio server is loaded with `wrk` and `redis-benchmark` next to a tokio baseline and a
+//! bare io-uring loop (the floor), in the same run, and reported as ratios to both
+//! (`shared/design/benchmarking.md` is the method).
 //!
 //! # What one run does
 //!
@@ -8,7 +9,8 @@
 //!    missing ones (`apt-get update`, `apt-get install -y ...`), otherwise it fails with the
 //!    command to run.
 //! 2. Builds every contender in release (`CARGO_TARGET_DIR` is respected).
-//! 3. For each round (3, or 1 with `--quick` and shorter loads), for each contender in
+//! 3. For each round (5 by default, `--rounds N`; 1 with `--quick` and shorter loads), for each
+//!    contender in
 //!    [`CONTENDERS`] order, for each load it serves: starts the server on a free port pinned to
 //!    cpu 0, waits until it accepts a connection, reads its `utime + stime` from `/proc/PID/stat`,
 //!    runs the load pinned to cpu 1, reads the times and `VmHWM` again, and stops the server
@@ -16,21 +18,30 @@
 //!    hits every contender alike.
 //! 4. For each contender and load, counts the server's system calls under `strace -f -c` over a
 //!    fixed number of requests, minus an idle start-and-stop of the same server (startup and
-//!    shutdown calls are not per request). These runs are never timed: strace slows the server.
-//! 5. Prints and writes (`target/bench/load.md`, `load.json`) one table per load: median
+//!    shutdown calls are not per request), in 3 interleaved repetitions (1 with `--quick`),
+//!    whose median is reported. These runs are never timed: strace slows the server.
+//! 5. For each contender, measures user memory per idle connection (`memory`): RSS with N idle
+//!    loopback connections open (10,000 by default, `--idle N`, 0 to skip; 1,000 with
+//!    `--quick`) minus RSS before, divided by the connections the server accepted, after
+//!    raising RLIMIT_NOFILE for this process and the servers it starts.
+//! 6. Prints and writes (`target/bench/load.md`, `load.json`) one table per load: median
 //!    requests/s, p99, server CPU µs per request, system calls per request and peak RSS, each
-//!    with the median of its per-round ratios to the tokio baseline of that protocol; then
-//!    whether each fio contender meets the performance target that applies to it.
+//!    with its min–max over the rounds and the median and min–max of its per-round ratios to
+//!    the tokio baseline (and, for CPU, to the bare io-uring loop) of that protocol; the
+//!    memory table; then whether each fio contender meets the performance target that applies
+//!    to it. `target/bench/load.svg` draws CPU per request and throughput per server and load
+//!    as bars with min–max whiskers (`svg`).
 //!
 //! # Adding a contender
 //!
 //! A contender is one [`Contender`] entry in [`CONTENDERS`]: a name, the package that builds it,
 //! its command line relative to the release directory (a binary name, or `examples/<name>` for
 //! an example; `{port}` is replaced by the port), the protocols it serves, extra environment,
-//! and its [`Role`] (which target it is held to). For example, fio-reactor's io_uring echo:
+//! and its [`Role`] (which target it is held to). For example, the io_uring echo (fio-reactor's
+//! echo server, an example of the fio-examples crate):
 //!
 //! ```text
-//! Contender { name: "uring-echo", package: "fio-reactor",
+//! Contender { name: "uring-echo", package: "fio-examples",
 //!     command: "examples/echo --raw --port {port} --threads 1",
 //!     serves: &[Protocol::Echo], env: &[("FIO_ENGINE", "uring")], role: Role::Uring },
 //! ```
@@ -44,13 +55,20 @@
 //! example (`ring-echo`) is held to the io_uring target on the two echo loads it serves, for
 //! information.
 //!
+//! The references are roles, not targets: [`Role::Baseline`] (tokio, `tokio_echo`/`tokio_http`)
+//! and [`Role::Floor`] (`fio-bench`'s `bare_uring echo|http`: one thread, the io-uring crate
+//! itself, multishot accept and receive from a provided-buffer ring, `SINGLE_ISSUER |
+//! DEFER_TASKRUN`, one `submit_and_wait` per loop turn).
+//!
 //! Submodules: `parse` reads the tools' outputs (unit-tested on samples captured from the real
-//! tools), `process` starts, watches and always stops the processes, `report` builds the tables,
-//! the JSON and the verdicts.
+//! tools), `process` starts, watches and always stops the processes, `memory` measures idle
+//! connections, `report` builds the tables, the JSON and the verdicts, `svg` the plot.
 
+mod memory;
 mod parse;
 mod process;
 mod report;
+mod svg;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -61,9 +79,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::command::{TaskResult, cargo, project_root, run};
+use memory::IdleMemory;
 use parse::{effective_uid, parse_redis_csv, parse_strace_calls, parse_wrk};
 use process::{Server, free_port, run_bounded};
 use report::{Results, json, markdown, verdicts};
+use svg::svg;
 
 /// A run's outcome: a failed run is reported and the benchmark goes on with the others.
 type RunResult<T> = Result<T, Box<dyn Error>>;
@@ -82,6 +102,9 @@ enum Protocol {
 enum Role {
     /// The tokio baseline of its protocols: every ratio is to it.
     Baseline,
+    /// The bare io-uring loop of its protocols (`fio-bench`'s `bare_uring`): the floor, the
+    /// second ratio of every figure is to it. Held to no target.
+    Floor,
     /// An io_uring server: throughput >= tokio, CPU/request <= 0.85x tokio, system calls per
     /// request <= 0.1 (plain) / 0.02 (pipelined), on every one of the four loads.
     Uring,
@@ -106,6 +129,10 @@ struct Contender {
     role: Role,
 }
 
+/// The package whose examples `echo` and `http_hello` are fio-reactor's servers under test
+/// (kept in this one place: the examples may move to another package).
+const EXAMPLES_PACKAGE: &str = "fio-examples";
+
 /// The servers, in the order each round runs them.
 const CONTENDERS: &[Contender] = &[
     Contender {
@@ -125,6 +152,22 @@ const CONTENDERS: &[Contender] = &[
         role: Role::Baseline,
     },
     Contender {
+        name: "bare-echo",
+        package: "fio-bench",
+        command: "bare_uring echo --port {port} --threads 1",
+        serves: &[Protocol::Echo],
+        env: &[],
+        role: Role::Floor,
+    },
+    Contender {
+        name: "bare-http",
+        package: "fio-bench",
+        command: "bare_uring http --port {port} --threads 1",
+        serves: &[Protocol::Http],
+        env: &[],
+        role: Role::Floor,
+    },
+    Contender {
         name: "ring-echo",
         package: "fio-ring",
         command: "examples/ring_echo {port}",
@@ -134,7 +177,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "uring-echo",
-        package: "fio-reactor",
+        package: EXAMPLES_PACKAGE,
         command: "examples/echo --raw --port {port} --threads 1",
         serves: &[Protocol::Echo],
         env: &[("FIO_ENGINE", "uring")],
@@ -142,7 +185,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "epoll-echo",
-        package: "fio-reactor",
+        package: EXAMPLES_PACKAGE,
         command: "examples/echo --raw --port {port} --threads 1",
         serves: &[Protocol::Echo],
         env: &[("FIO_ENGINE", "epoll")],
@@ -150,7 +193,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "uring-http",
-        package: "fio-reactor",
+        package: EXAMPLES_PACKAGE,
         command: "examples/http_hello --port {port} --threads 1",
         serves: &[Protocol::Http],
         env: &[("FIO_ENGINE", "uring")],
@@ -158,7 +201,7 @@ const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "epoll-http",
-        package: "fio-reactor",
+        package: EXAMPLES_PACKAGE,
         command: "examples/http_hello --port {port} --threads 1",
         serves: &[Protocol::Http],
         env: &[("FIO_ENGINE", "epoll")],
@@ -215,7 +258,12 @@ impl Load {
 /// How long each load runs: the full benchmark, or `--quick`.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
+    /// Interleaved timed rounds (`--rounds N`).
     rounds: usize,
+    /// Interleaved traced repetitions per contender and load; the median is reported.
+    strace_repeats: usize,
+    /// Idle connections held open to measure memory per connection (`--idle N`; 0: skip).
+    idle_connections: usize,
     /// `wrk -d` of a timed run.
     wrk_seconds: u64,
     /// `redis-benchmark -n` of a timed run, for `-P 1` and `-P 16`.
@@ -228,7 +276,9 @@ struct Sizes {
 
 /// About 5 s per load on the 2-core reference machine.
 const FULL: Sizes = Sizes {
-    rounds: 3,
+    rounds: 5,
+    strace_repeats: 3,
+    idle_connections: 10_000,
     wrk_seconds: 5,
     redis_requests: [350_000, 4_000_000],
     strace_wrk_seconds: 2,
@@ -238,6 +288,8 @@ const FULL: Sizes = Sizes {
 /// About 1 s per load.
 const QUICK: Sizes = Sizes {
     rounds: 1,
+    strace_repeats: 1,
+    idle_connections: 1_000,
     wrk_seconds: 1,
     redis_requests: [70_000, 800_000],
     strace_wrk_seconds: 1,
@@ -276,17 +328,57 @@ request = function()
 end
 ";
 
-/// Runs the load benchmark; `args` may hold `--quick`.
-pub(crate) fn load(args: &[String]) -> TaskResult {
+/// The load benchmark's command line.
+const LOAD_USAGE: &str = "load [--quick] [--rounds N] [--idle N]";
+
+/// Parses `[--quick] [--rounds N] [--idle N]`: `--quick` picks the short sizes, the other two
+/// override the rounds and the idle connections of either.
+fn parse_sizes(args: &[String]) -> Result<Sizes, String> {
     let mut sizes = FULL;
-    for arg in args {
-        match arg.as_str() {
-            "--quick" => sizes = QUICK,
-            other => {
-                return Err(format!("unknown argument {other:?} (usage: load [--quick])").into());
+    let mut rounds = None;
+    let mut idle = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (option, inline) = match arg.split_once('=') {
+            Some((option, value)) => (option, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let target = match option {
+            "--quick" if inline.is_none() => {
+                sizes = QUICK;
+                continue;
             }
-        }
+            "--rounds" => &mut rounds,
+            "--idle" => &mut idle,
+            _ => return Err(format!("unknown argument {arg:?} (usage: {LOAD_USAGE})")),
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{option} needs a number (usage: {LOAD_USAGE})"))?,
+        };
+        let number: usize = value
+            .parse()
+            .map_err(|_| format!("{option} {value:?} is not a number"))?;
+        *target = Some(number);
     }
+    if let Some(rounds) = rounds {
+        if rounds == 0 {
+            return Err("--rounds must be at least 1".to_owned());
+        }
+        sizes.rounds = rounds;
+    }
+    if let Some(idle) = idle {
+        sizes.idle_connections = idle;
+    }
+    Ok(sizes)
+}
+
+/// Runs the load benchmark; see [`LOAD_USAGE`] for `args`.
+pub(crate) fn load(args: &[String]) -> TaskResult {
+    let sizes = parse_sizes(args)?;
     let started = Instant::now();
     let out_dir = project_root().join("target/bench");
     fs::create_dir_all(&out_dir)?;
@@ -327,20 +419,51 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
             }
         }
     }
-    for (index, contender) in CONTENDERS.iter().enumerate() {
-        for load in served_loads(contender) {
-            let outcome = bench.syscall_run(contender, load);
+    for repeat in 1..=sizes.strace_repeats {
+        for (index, contender) in CONTENDERS.iter().enumerate() {
+            for load in served_loads(contender) {
+                let outcome = bench.syscall_run(contender, load);
+                let shown = match &outcome {
+                    Ok(count) => count.to_string(),
+                    Err(error) => format!("FAILED: {error}"),
+                };
+                println!(
+                    "[syscalls {repeat}/{}] {} {}: {shown}",
+                    sizes.strace_repeats,
+                    contender.name,
+                    load.name()
+                );
+                results
+                    .syscalls
+                    .entry((index, load))
+                    .or_default()
+                    .push(outcome.ok());
+            }
+        }
+    }
+    if sizes.idle_connections > 0 {
+        let wanted = sizes.idle_connections;
+        match memory::raise_open_files(wanted) {
+            Ok(note) => println!("[memory] {note}"),
+            Err(error) => println!("[memory] cannot raise RLIMIT_NOFILE: {error}"),
+        }
+        for (index, contender) in CONTENDERS.iter().enumerate() {
+            let Some(load) = served_loads(contender).next() else {
+                continue;
+            };
+            let outcome = bench.idle_run(contender, load, wanted);
             let shown = match &outcome {
-                Ok(count) => count.to_string(),
+                Ok(idle) => idle.to_string(),
                 Err(error) => format!("FAILED: {error}"),
             };
-            println!("[syscalls] {} {}: {shown}", contender.name, load.name());
-            results.syscalls.insert((index, load), outcome.ok());
+            println!("[memory] {}: {shown}", contender.name);
+            results.idle.insert(index, outcome.ok());
         }
     }
 
     let tables = results.tables();
-    let markdown = markdown(&tables, &sizes, started.elapsed());
+    let memory_rows = results.memory(&tables);
+    let markdown = markdown(&tables, &memory_rows, &sizes, started.elapsed());
     println!("\n{markdown}");
     let verdicts = verdicts(&tables);
     for line in &verdicts.lines {
@@ -349,11 +472,12 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
     fs::write(bench.out_dir.join("load.md"), &markdown)?;
     fs::write(
         bench.out_dir.join("load.json"),
-        json(&tables, &verdicts, &sizes, bench.clock_ticks),
+        json(&tables, &memory_rows, &verdicts, &sizes, bench.clock_ticks),
     )?;
+    fs::write(bench.out_dir.join("load.svg"), svg(&tables))?;
     println!(
         "written: {}",
-        bench.out_dir.join("load.{md,json}").display()
+        bench.out_dir.join("load.{md,json,svg}").display()
     );
     let failed = results.failures();
     if failed > 0 {
@@ -541,6 +665,17 @@ impl Bench {
         })
     }
 
+    /// Starts the server, holds `wanted` idle connections to it and measures the resident
+    /// memory they added.
+    fn idle_run(&self, contender: &Contender, load: Load, wanted: usize) -> RunResult<IdleMemory> {
+        let server = self.start(contender, load, None)?;
+        let pid = server.pid()?;
+        let port = server.port();
+        let measured = memory::measure_idle(pid, port, wanted);
+        server.stop()?;
+        measured
+    }
+
     /// Counts the server's system calls under strace: once idle, once over a fixed load.
     fn syscall_run(&self, contender: &Contender, load: Load) -> RunResult<SyscallCount> {
         let stem = format!("strace-{}-{}", contender.name, load.name());
@@ -635,4 +770,26 @@ fn strace_calls(file: &Path) -> RunResult<u64> {
     let summary = fs::read_to_string(file)?;
     parse_strace_calls(&summary)
         .ok_or_else(|| format!("no strace summary in {}", file.display()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(args: &[&str]) -> Result<Sizes, String> {
+        parse_sizes(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn rounds_and_idle_override_either_size() {
+        let full = sizes(&[]).unwrap();
+        assert_eq!((full.rounds, full.idle_connections), (5, 10_000));
+        let quick = sizes(&["--rounds", "2", "--quick", "--idle=300"]).unwrap();
+        assert_eq!((quick.rounds, quick.idle_connections), (2, 300));
+        assert_eq!(quick.wrk_seconds, QUICK.wrk_seconds);
+        assert!(sizes(&["--rounds", "0"]).is_err());
+        assert!(sizes(&["--rounds"]).is_err());
+        assert!(sizes(&["--idle", "many"]).is_err());
+        assert!(sizes(&["--fast"]).is_err());
+    }
 }

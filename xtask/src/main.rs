@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod command;
+mod features;
 mod load;
 
 use std::env;
@@ -16,10 +17,12 @@ usage: cargo xtask <task>
 
 tasks:
   ci      everything CI checks: fmt, clippy, docs, tests under both engines, loom, AddressSanitizer
-  test    the workspace tests, once with FIO_ENGINE=uring and once with FIO_ENGINE=epoll
+  test    the workspace tests, once with FIO_ENGINE=uring and once with FIO_ENGINE=epoll,
+          requiring every feature the machine has (no silent skips), then a summary
   bench   the criterion benches, then the loopback load benchmark (fio vs tokio under wrk and
           redis-benchmark); ratios against same-run baselines land in target/bench/
-          `bench load [--quick]`: only the load benchmark; `bench <filter>`: only matching benches
+          `bench load [--quick] [--rounds N] [--idle N]`: only the load benchmark;
+          `bench <filter>`: only matching benches
   fuzz    run the URL fuzz target for a while (needs cargo-fuzz: cargo install cargo-fuzz)";
 
 fn main() -> ExitCode {

@@ -1,7 +1,8 @@
 //! The tokio baselines of fio's loopback load benchmark (`cargo xtask bench load`).
 //!
-//! Layer: a leaf that depends on tokio only; `xtask bench` runs its binaries `tokio_echo` and
-//! `tokio_http`, and compares every fio server with them in the same run.
+//! Layer: a leaf that depends on tokio (and, for the `bare_uring` binary, io-uring and libc);
+//! `xtask bench` runs its binaries `tokio_echo`, `tokio_http` and `bare_uring echo|http` (the
+//! bare io-uring loop, the floor) and compares every fio server with them in the same run.
 //!
 //! Both are the plainest correct servers tokio's current-thread runtime allows: one task per
 //! connection, `TCP_NODELAY`, a 64 KiB read buffer, one `write_all` per read. The HTTP server

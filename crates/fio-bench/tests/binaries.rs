@@ -17,7 +17,27 @@ impl Drop for Server {
 
 /// Starts `program --port 0 --threads 1` and returns it with the port it printed.
 fn start(program: &str) -> (Server, u16) {
+    try_start(program, &[]).unwrap_or_else(|line| panic!("unexpected first line {line:?}"))
+}
+
+/// Starts `bare_uring <mode>`, or reports the skip (`fio_test::skip`, a failure where the run
+/// requires io_uring) and returns None when io_uring is refused here.
+fn start_bare(mode: &str) -> Option<(Server, u16)> {
+    match try_start(env!("CARGO_BIN_EXE_bare_uring"), &[mode]) {
+        Ok(started) => Some(started),
+        Err(line) if line.contains("io_uring unavailable") => {
+            fio_test::skip(fio_test::Feature::Uring, line.trim());
+            None
+        }
+        Err(line) => panic!("unexpected first line {line:?}"),
+    }
+}
+
+/// Starts `program <first> --port 0 --threads 1`: the server and the port it printed, or the
+/// first line it printed instead of the port.
+fn try_start(program: &str, first: &[&str]) -> Result<(Server, u16), String> {
     let mut child = Command::new(program)
+        .args(first)
         .args(["--port", "0", "--threads", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -32,10 +52,9 @@ fn start(program: &str) -> (Server, u16) {
     let port = line
         .trim()
         .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (server, port)
+        .and_then(|port| port.parse().ok())
+        .ok_or(line)?;
+    Ok((server, port))
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -63,6 +82,51 @@ fn tokio_http_answers_hello() {
     stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let mut reply = vec![0; fio_bench::HTTP_RESPONSE.len()];
     stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, fio_bench::HTTP_RESPONSE);
+}
+
+#[test]
+fn bare_uring_echoes_in_order_across_many_connections() {
+    let Some((_server, port)) = start_bare("echo") else {
+        return;
+    };
+    let mut streams: Vec<TcpStream> = (0..8).map(|_| connect(port)).collect();
+    for round in 0..50u32 {
+        for (index, stream) in streams.iter_mut().enumerate() {
+            // Up to 16 pipelined pings, and now and then more than one provided buffer's worth.
+            let size = if round % 10 == 9 { 10_000 } else { 14 * 16 };
+            let message: Vec<u8> = (0..size)
+                .map(|i| (i + index + round as usize) as u8)
+                .collect();
+            stream.write_all(&message).unwrap();
+            let mut reply = vec![0; size];
+            stream.read_exact(&mut reply).unwrap();
+            assert_eq!(reply, message, "connection {index}, round {round}");
+        }
+    }
+}
+
+#[test]
+fn bare_uring_answers_pipelined_and_split_requests() {
+    let Some((_server, port)) = start_bare("http") else {
+        return;
+    };
+    let mut stream = connect(port);
+    stream
+        .write_all(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(16))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n\r").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    stream.write_all(b"\n").unwrap();
+    let mut reply = vec![0; 17 * fio_bench::HTTP_RESPONSE.len()];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, fio_bench::HTTP_RESPONSE.repeat(17));
+    // A closed client leaves the server serving others.
+    drop(stream);
+    let mut other = connect(port);
+    other.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut reply = vec![0; fio_bench::HTTP_RESPONSE.len()];
+    other.read_exact(&mut reply).unwrap();
     assert_eq!(reply, fio_bench::HTTP_RESPONSE);
 }
 

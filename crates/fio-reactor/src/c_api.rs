@@ -10,16 +10,18 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | adds `engine` and `signals` |
-//! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
+//! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` runs the installed [`cluster::ProcessManager`](crate::cluster::ProcessManager) (`fio_cluster::install`, or `fio_cluster::start`), else is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
 //! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
 //! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
 //! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
-//! | `fio_is_running` | [`is_running`](crate::is_running) | a `bool`; the worker count is `expected_concurrency(..).1` |
+//! | `fio_is_running` | [`is_running`](crate::is_running), [`running_workers`](crate::running_workers) | `is_running` is a `bool`; `running_workers` is the spec's count (0 stopped, 1 single process, the cluster's worker count in its root and workers) |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |
 //! | `fio_is_master` | [`is_master`](crate::is_master) | |
 //! | `fio_master_pid` | [`master_pid`](crate::master_pid) | recorded at `start`, not at load |
-//! | `fio_reap_children` | [`reap_children`](crate::reap_children) | returns `Result` |
+//! | `fio_reap_children` | [`reap_children`](crate::reap_children) | returns `Result`; not for a cluster's root (its signal thread keeps the root from forking; the root reaps its workers itself) |
+//! | workers (`fio_start(.workers > 1)`), the fork and crash events | `fio_cluster::start`, [`cluster`](crate::cluster) | the root raises `BeforeFork`, `AfterFork`, `InMaster`, `OnChildCrush`; workers `AfterFork`, `InChild`, `OnStart`, `OnParentCrush` |
+//! | `fio_stop` in a worker | [`stop`](crate::stop) | stops that worker; the root forks a replacement |
 //! | `fio_signal_handler_reset` | [`signal_handler_reset`](crate::signal_handler_reset) | also runs when `start` returns |
 //!
 //! ## Startup / state callbacks
@@ -67,8 +69,8 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_listen(.url, .on_open, .udata, .tls, .on_finish, .is_master_only)` | [`listen`](crate::listen), [`ListenArgs`](crate::ListenArgs), [`Reactor::listen`](crate::Reactor::listen) | binds at once; closures replace `udata`; `.tls` is any [`Tls`](crate::Tls) provider (fio-tls); a `tls://` URL without one is [`Error::TlsRequired`](crate::Error::TlsRequired); `master_only` matters with fio-cluster's workers only |
-//! | `fio_connect(.url, .on_open, .on_finish, .tls, .udata, .timeout, .auto_reconnect, .is_master_only)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | returns the first attempt's uuid; adds `on_fail(io::Error)`; `on_finish` runs once when no further attempt follows; `timeout` is a `Duration` |
+//! | `fio_listen(.url, .on_open, .udata, .tls, .on_finish, .is_master_only)` | [`listen`](crate::listen), [`ListenArgs`](crate::ListenArgs), [`Reactor::listen`](crate::Reactor::listen) | binds at once; closures replace `udata`; `.tls` is any [`Tls`](crate::Tls) provider (fio-tls); a `tls://` URL without one is [`Error::TlsRequired`](crate::Error::TlsRequired); `master_only` matters with fio-cluster's workers only (served by the root, never by workers); [`ListenArgs::inherited`](crate::ListenArgs::inherited) serves an already listening socket (systemd's, via `fio_sys::listen_fds`) |
+//! | `fio_connect(.url, .on_open, .on_finish, .tls, .udata, .timeout, .auto_reconnect, .is_master_only)` | [`connect`](crate::connect), [`ConnectArgs`](crate::ConnectArgs), [`Reactor::connect`](crate::Reactor::connect) | returns the first attempt's uuid; adds `on_fail(io::Error)`; `on_finish` runs once when no further attempt follows; `timeout` is a `Duration`; `master_only` connects from fio-cluster's root only |
 //! | `FIO_RECONNECT_DELAY` | [`RECONNECT_DELAY`](crate::RECONNECT_DELAY) | a `Duration` (150 ms) |
 //! | `fio_tls_s` (the slot) | [`Tls`](crate::Tls) | makes each connection's [`RwHook`](crate::RwHook); installed before `on_open` |
 //! | `fio_listen(NULL, ...)` | [`ListenArgs::default_url`](crate::ListenArgs::default_url) | `tcp://0.0.0.0:3000` |

@@ -24,6 +24,15 @@ pub enum Error {
         /// The worker count that `expected_concurrency` resolved to.
         workers: i16,
     },
+    /// The process manager (`fio-cluster`) could not run the cluster.
+    #[error("the cluster failed: {what}")]
+    Cluster {
+        /// What failed (forking a worker, installing the root's signal handlers, ...).
+        what: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
@@ -162,7 +171,8 @@ impl From<Error> for io::Error {
             }
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }
-            | Error::Signal { source } => source.kind(),
+            | Error::Signal { source }
+            | Error::Cluster { source, .. } => source.kind(),
             Error::CallbackNotFound(_) => io::ErrorKind::NotFound,
             Error::InvalidUuid(_) => io::ErrorKind::NotConnected,
             Error::Closing(_) => io::ErrorKind::BrokenPipe,

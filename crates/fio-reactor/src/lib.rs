@@ -24,6 +24,9 @@
 //! process's default reactor, or, inside a callback or task, on the reactor running it. A
 //! reactor is also a value ([`Reactor`]), so tests and libraries can run their own.
 //!
+//! More than one worker process is `fio-cluster`'s job: it plugs into [`cluster`], and
+//! without it `start` refuses `workers > 1` with [`Error::ClusterRequired`].
+//!
 //! [`start`] blocks: it runs `threads` reactor threads (the calling thread is one of them),
 //! each with its own engine instance, deque and timer heap. Idle threads block in their
 //! engine's wait (no sleep back-off, no spinning) until work, a wake from another thread, or
@@ -77,6 +80,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod args;
+pub mod cluster;
 mod conn;
 mod crew;
 mod defer;
@@ -111,7 +115,7 @@ pub use engine::EngineKind;
 pub use error::Error;
 pub use fio_buffer::Chunk;
 pub use fio_sys::SockAddr;
-pub use process::{is_master, is_worker, master_pid};
+pub use process::{is_master, is_worker, master_pid, running_workers};
 pub use reactor::Reactor;
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};

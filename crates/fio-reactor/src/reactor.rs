@@ -19,7 +19,7 @@ use crate::crew::Crew;
 use crate::defer::{DeferQueue, Task};
 use crate::engine::{self, EngineKind, select_engine};
 use crate::error::Error;
-use crate::process;
+use crate::process::{self, Role};
 use crate::signal;
 use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
 use crate::thread::{Local, ThreadSlot};
@@ -85,8 +85,9 @@ pub(crate) struct Inner {
     /// Lets threads skip the inbox lock on every tick.
     has_timer_inbox: AtomicBool,
     /// Connection operations for a thread that isn't running (a `listen` before `start`), by
-    /// thread index; the thread runs them on its first tick.
-    parked: Mutex<Vec<(usize, Task)>>,
+    /// thread index and by the processes they belong to; the thread runs the ones its process
+    /// serves on its first tick (a cluster's root keeps the workers' ones for the next fork).
+    parked: Mutex<Vec<(usize, Scope, Task)>>,
     /// Lets threads skip the parked lock on every tick.
     has_parked: AtomicBool,
     /// The running threads' wake handles, by thread index; empty when not running.
@@ -227,7 +228,9 @@ impl Reactor {
     /// previous signal handlers are restored.
     ///
     /// # Errors
-    /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process;
+    /// - [`Error::ClusterRequired`] when the arguments resolve to more than one worker process
+    ///   and no [`cluster::ProcessManager`](crate::cluster::ProcessManager) is installed (with
+    ///   one, the run is the manager's: `fio-cluster` forks the workers);
     /// - [`Error::AlreadyRunning`] when this reactor is already running;
     /// - [`Error::Engine`] when a thread's engine can't be created (each thread builds its own,
     ///   on itself, before any callback runs; none has run);
@@ -253,9 +256,20 @@ impl Reactor {
     /// The body of `start`.
     fn run(&self, args: StartArgs) -> Result<(), Error> {
         let (threads, workers) = expected_concurrency(args.threads, args.workers);
-        if workers > 1 {
-            return Err(Error::ClusterRequired { workers });
+        if workers > 1 && process::role() == Role::Single {
+            return match crate::cluster::manager() {
+                Some(manager) => manager.start(self, args, workers),
+                None => Err(Error::ClusterRequired { workers }),
+            };
         }
+        self.run_threads(args, threads)
+    }
+
+    /// Runs `threads` reactor threads in this process, in its [`Role`]: a cluster's root skips
+    /// `OnStart` (it is a worker event), a worker skips `OnInitialize` and `PreStart` (the root
+    /// ran them).
+    pub(crate) fn run_threads(&self, args: StartArgs, threads: i16) -> Result<(), Error> {
+        let role = process::role();
         let inner = &self.inner;
         if inner
             .running
@@ -290,8 +304,12 @@ impl Reactor {
         if !inner.initialized.swap(true, Ordering::AcqRel) {
             inner.callbacks.force(CallbackEvent::OnInitialize);
         }
-        inner.callbacks.force(CallbackEvent::PreStart);
-        inner.callbacks.force(CallbackEvent::OnStart);
+        if role != Role::Worker {
+            inner.callbacks.force(CallbackEvent::PreStart);
+        }
+        if role != Role::Root {
+            inner.callbacks.force(CallbackEvent::OnStart);
+        }
         crew.run();
         self.finish();
         Ok(())
@@ -617,11 +635,17 @@ impl Inner {
     /// Runs `task` on reactor thread `thread`: through its inbox (waking it) while it runs,
     /// else parked until it does.
     pub(crate) fn post(&self, thread: usize, task: Task) {
+        self.post_scoped(thread, Scope::Any, task);
+    }
+
+    /// [`post`](Self::post) for an operation that belongs to some processes of a cluster only
+    /// (a listener or connector); the scope matters only while it is parked.
+    pub(crate) fn post_scoped(&self, thread: usize, scope: Scope, task: Task) {
         let slot = self.slots.read().get(thread).cloned();
         match slot {
             Some(slot) => slot.post(task),
             None => {
-                self.parked.lock().push((thread, task));
+                self.parked.lock().push((thread, scope, task));
                 self.has_parked.store(true, Ordering::SeqCst);
                 self.wake_one();
             }
@@ -645,12 +669,53 @@ impl Inner {
         if !self.has_parked() {
             return Vec::new();
         }
+        let role = process::role();
         let mut parked = self.parked.lock();
-        let (mine, rest): (Vec<_>, Vec<_>) =
-            parked.drain(..).partition(|(index, _)| *index == thread);
+        let (mine, rest): (Vec<_>, Vec<_>) = parked
+            .drain(..)
+            .partition(|(index, scope, _)| *index == thread && scope.runs_in(role));
         *parked = rest;
-        self.has_parked.store(!parked.is_empty(), Ordering::SeqCst);
-        mine.into_iter().map(|(_, task)| task).collect()
+        // What stays parked for another process (a cluster's workers) is no work here.
+        let waiting = parked.iter().any(|(_, scope, _)| scope.runs_in(role));
+        self.has_parked.store(waiting, Ordering::SeqCst);
+        mine.into_iter().map(|(_, _, task)| task).collect()
+    }
+
+    /// In a freshly forked worker: forgets the root's run (its flags and thread handles; the
+    /// root's thread state itself is leaked by [`cluster`](crate::cluster)), and drops the
+    /// operations parked for the root only.
+    pub(crate) fn reset_after_fork(&self) {
+        for flag in [
+            &self.running,
+            &self.stop_requested,
+            &self.shutdown_started,
+            &self.exit_threads,
+        ] {
+            flag.store(false, Ordering::SeqCst);
+        }
+        // The root's wakers are this process's copies of its descriptors: closing them here
+        // touches nothing of the root's.
+        self.slots.write().clear();
+        self.thread_count.store(0, Ordering::SeqCst);
+        self.idle_threads.store(0, Ordering::SeqCst);
+        self.queue.clear_stealers();
+        // Tasks the root deferred and hasn't run yet are the root's: they run there.
+        let root_tasks = std::iter::from_fn(|| self.queue.steal_injected()).count();
+        if root_tasks > 0 {
+            log::debug!("a forked worker dropped {root_tasks} of the root's deferred tasks");
+        }
+        *self.engine.lock() = None;
+        let root_only: Vec<_> = {
+            let mut parked = self.parked.lock();
+            let (root_only, keep): (Vec<_>, Vec<_>) = parked
+                .drain(..)
+                .partition(|(_, scope, _)| *scope == Scope::Master);
+            *parked = keep;
+            self.has_parked.store(!parked.is_empty(), Ordering::SeqCst);
+            root_only
+        };
+        // Dropped outside the lock: closes this process's copies of the root's sockets.
+        drop(root_only);
     }
 
     /// Notes that tasks ran, so the next time every thread is idle counts as going idle.
@@ -770,6 +835,37 @@ extern "C" fn default_reactor_at_exit() {
     }
 }
 
+/// Which processes of a cluster run a parked connection operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Any process (everything but listeners and connectors).
+    Any,
+    /// The workers (and a single process): listeners and connectors by default.
+    Workers,
+    /// The root only (and a single process): `master_only` listeners and connectors.
+    Master,
+}
+
+impl Scope {
+    /// Whether a process in `role` runs operations of this scope.
+    pub(crate) fn runs_in(self, role: Role) -> bool {
+        match (self, role) {
+            (Self::Any, _) | (_, Role::Single) => true,
+            (Self::Workers, role) => role == Role::Worker,
+            (Self::Master, role) => role == Role::Root,
+        }
+    }
+
+    /// The scope of a listener or connector.
+    pub(crate) fn for_master_only(master_only: bool) -> Self {
+        if master_only {
+            Self::Master
+        } else {
+            Self::Workers
+        }
+    }
+}
+
 /// Clears `running` when `start` returns, on every path.
 struct RunningGuard<'a>(&'a Inner);
 
@@ -777,6 +873,12 @@ impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
     }
+}
+
+/// In a freshly forked child: leaks this thread's current reactor handle (the fork happened
+/// inside one of its callbacks, whose frames never return in the child).
+pub(crate) fn forget_current_after_fork() {
+    CURRENT.with(|current| std::mem::forget(current.borrow_mut().take()));
 }
 
 /// Makes a reactor the current one on this thread for a scope.

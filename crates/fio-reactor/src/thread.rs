@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use crate::conn::{self, Conns};
 use crate::defer::{Task, run_task};
 use crate::engine::{Engine, EngineEvent, Wake};
-use crate::reactor::{Inner, Reactor};
+use crate::reactor::{Inner, Reactor, Scope};
 use crate::state::CallbackEvent;
 use crate::timer::{Timer, TimerHeap};
 
@@ -149,13 +149,28 @@ impl Local {
     where
         F: FnOnce(&Local) + Send + 'static,
     {
+        Self::run_on_scoped(inner, here, thread, Scope::Any, op);
+    }
+
+    /// [`run_on`](Self::run_on) for a listener or connector, which a cluster's root and
+    /// workers run according to `scope` when it is parked before `start`.
+    pub(crate) fn run_on_scoped<F>(
+        inner: &Arc<Inner>,
+        here: Option<&Local>,
+        thread: usize,
+        scope: Scope,
+        op: F,
+    ) where
+        F: FnOnce(&Local) + Send + 'static,
+    {
         if let Some(local) = here.filter(|local| local.index == thread) {
             op(local);
             return;
         }
         let owner = Arc::clone(inner);
-        inner.post(
+        inner.post_scoped(
             thread,
+            scope,
             Box::new(move || {
                 if let Some(local) = Local::current(&owner) {
                     op(&local);
@@ -309,6 +324,13 @@ impl fmt::Debug for Local {
             .field("timers", &self.timers.borrow())
             .finish_non_exhaustive()
     }
+}
+
+/// In a freshly forked child: leaks the reactor thread the fork happened on, without running
+/// any of its drops (its engine and sockets are shared with the parent, and closing or
+/// deregistering them here could disturb the parent's).
+pub(crate) fn forget_after_fork() {
+    LOCAL.with(|local| std::mem::forget(local.borrow_mut().take()));
 }
 
 /// Installs a reactor thread in `LOCAL` and the current-reactor slot for its lifetime.

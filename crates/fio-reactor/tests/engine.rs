@@ -187,12 +187,77 @@ fn seccomp_forbidding_io_uring_falls_back_to_epoll() {
     assert!(reason.ends_with("using epoll"), "{reason}");
 
     if !io_uring_usable() {
-        println!("skipped: io_uring is unavailable here, so FIO_ENGINE=uring can't select it");
+        fio_test::skip(
+            fio_test::Feature::Uring,
+            "io_uring is unavailable here, so FIO_ENGINE=uring can't select it",
+        );
         return;
     }
     let allowed = run_in_child(TEST, "allow", Some("uring"));
     assert_eq!(allowed.engine, "io_uring");
     assert!(allowed.warnings.is_empty(), "{:?}", allowed.warnings);
+}
+
+#[test]
+fn the_engine_the_run_asks_for_is_the_one_that_runs() {
+    // The whole suite runs under `FIO_ENGINE`; a silent fallback would test the wrong engine.
+    let reactor = util::reactor(1);
+    let (seen, engine) = mpsc::channel::<&'static str>();
+    reactor.state_callback_add(CallbackEvent::OnStart, move || {
+        let _ = seen.send(fio_reactor::engine());
+        fio_reactor::stop();
+    });
+    util::start_bounded(&reactor).unwrap();
+    let inside = engine.recv_timeout(STEP).expect("the reactor started");
+    assert_eq!(
+        inside,
+        reactor.engine(),
+        "the engine seen from inside the reactor"
+    );
+    // Under `FIO_ENGINE=uring`, `start_bounded` has checked io_uring (a skip or a failure by
+    // the run's policy); epoll is always there.
+    if util::engine() == Some(fio_reactor::EngineKind::Epoll) {
+        assert_eq!(inside, "epoll");
+    }
+}
+
+/// Set in the child of [`a_silent_fallback_under_fio_engine_uring_is_caught`].
+const FALLBACK_CHILD: &str = "FIO_REACTOR_FALLBACK_CHILD";
+
+#[test]
+fn a_silent_fallback_under_fio_engine_uring_is_caught() {
+    const TEST: &str = "a_silent_fallback_under_fio_engine_uring_is_caught";
+    if std::env::var_os(FALLBACK_CHILD).is_some() {
+        // The child: io_uring refused by seccomp, a reactor asked for it (FIO_ENGINE=uring).
+        fio_sys::forbid_io_uring().unwrap();
+        let reactor = util::reactor(1);
+        reactor.state_callback_add(CallbackEvent::OnStart, fio_reactor::stop);
+        util::start_bounded(&reactor).unwrap();
+        return;
+    }
+    let run = |require_uring: &str| {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--test-threads=1"])
+            .env(FALLBACK_CHILD, "1")
+            .env(ENGINE_VAR, "uring")
+            .env(fio_test::REQUIRE_URING_VAR, require_uring)
+            .env_remove(fio_test::REQUIRE_VAR)
+            .env_remove(fio_test::SKIP_LOG_VAR)
+            .output()
+            .unwrap()
+    };
+    let fell_back = "FIO_ENGINE=uring, but the reactor ran on epoll";
+    // Where the run requires io_uring, the fallback fails the test...
+    let required = run("1");
+    assert!(!required.status.success(), "{required:?}");
+    let stdout = String::from_utf8_lossy(&required.stdout);
+    assert!(stdout.contains(fell_back), "{stdout}");
+    // ...elsewhere it is a skip line, not a silent pass.
+    let reported = run("0");
+    assert!(reported.status.success(), "{reported:?}");
+    let stderr = String::from_utf8_lossy(&reported.stderr);
+    let line = format!("FIO-SKIP: {TEST} : uring: {fell_back}");
+    assert!(stderr.contains(&line), "{stderr}");
 }
 
 /// The state letter of thread `tid` of this process (`R` running, `S` sleeping, ...).

@@ -2,7 +2,8 @@
 //! crate, in the same run: single operations and batches of 32.
 //!
 //! Besides criterion's report, prints `ratio fio-ring/io-uring single: X` and `batch32: Y`
-//! from an interleaved measurement and writes them to `$FIO_BENCH_DIR/fio-ring-nop.json`
+//! (the median of per-sample ratios, each sample of fio-ring against the raw sample just
+//! before it, with quartiles) from an interleaved measurement and writes them to `$FIO_BENCH_DIR/fio-ring-nop.json`
 //! (default `<workspace>/target/bench`).
 
 use std::hint::black_box;
@@ -105,28 +106,51 @@ fn criterion_benches(c: &mut Criterion, flags: SetupFlags) {
     group.finish();
 }
 
-/// Median time per round of `round`, over `samples` interleaved samples.
+/// One interleaved comparison: median times per round and the spread of the ratio.
+struct Interleaved {
+    raw_ns: f64,
+    ours_ns: f64,
+    /// Median of the per-sample ratios (each sample of ours against the raw sample just
+    /// before it, so that load on the machine shared by both cancels out).
+    ratio: f64,
+    /// Quartiles of the per-sample ratios.
+    ratio_q1: f64,
+    ratio_q3: f64,
+}
+
+/// Times `samples` interleaved samples of `rounds` rounds each.
 fn interleaved(
     samples: usize,
     rounds: usize,
     mut raw: impl FnMut(usize),
     mut ours: impl FnMut(usize),
-) -> (f64, f64) {
+) -> Interleaved {
     let mut raw_times = Vec::with_capacity(samples);
     let mut our_times = Vec::with_capacity(samples);
+    let mut ratios = Vec::with_capacity(samples);
     for _ in 0..samples {
         let start = Instant::now();
         raw(rounds);
-        raw_times.push(start.elapsed());
+        let raw_time = start.elapsed();
         let start = Instant::now();
         ours(rounds);
-        our_times.push(start.elapsed());
+        let our_time = start.elapsed();
+        raw_times.push(raw_time);
+        our_times.push(our_time);
+        ratios.push(our_time.as_secs_f64() / raw_time.as_secs_f64());
     }
     let median = |times: &mut Vec<Duration>| {
         times.sort();
         times[times.len() / 2].as_nanos() as f64 / rounds as f64
     };
-    (median(&mut raw_times), median(&mut our_times))
+    ratios.sort_by(f64::total_cmp);
+    Interleaved {
+        raw_ns: median(&mut raw_times),
+        ours_ns: median(&mut our_times),
+        ratio: ratios[ratios.len() / 2],
+        ratio_q1: ratios[ratios.len() / 4],
+        ratio_q3: ratios[ratios.len() * 3 / 4],
+    }
 }
 
 fn bench_dir() -> PathBuf {
@@ -137,32 +161,39 @@ fn bench_dir() -> PathBuf {
 }
 
 fn report_ratios(flags: SetupFlags, quick: bool) {
-    let (samples, rounds) = if quick { (3, 100) } else { (31, 20_000) };
+    let (samples, rounds) = if quick { (3, 100) } else { (101, 4_000) };
     let mut raw = raw_ring(flags);
     let mut ring = fio_ring();
     // Warm both paths (slab, page faults, caches) before measuring.
     raw_round_trips(&mut raw, 1000, 1);
     ring_round_trips(&mut ring, 1000, 1);
-    let (raw_single, ring_single) = interleaved(
+    let single = interleaved(
         samples,
         rounds,
         |n| raw_round_trips(&mut raw, n, 1),
         |n| ring_round_trips(&mut ring, n, 1),
     );
-    let (raw_batch, ring_batch) = interleaved(
+    let batch = interleaved(
         samples,
         rounds / 8,
         |n| raw_round_trips(&mut raw, n, BATCH),
         |n| ring_round_trips(&mut ring, n, BATCH),
     );
-    let single = ring_single / raw_single;
-    let batch = ring_batch / raw_batch;
+    let (raw_single, ring_single) = (single.raw_ns, single.ours_ns);
+    let (raw_batch, ring_batch) = (batch.raw_ns, batch.ours_ns);
     println!(
         "nop round trip: io-uring {raw_single:.0} ns, fio-ring {ring_single:.0} ns; \
          batch of 32: io-uring {raw_batch:.0} ns, fio-ring {ring_batch:.0} ns"
     );
-    println!("ratio fio-ring/io-uring single: {single:.3}");
-    println!("ratio fio-ring/io-uring batch32: {batch:.3}");
+    println!(
+        "ratio fio-ring/io-uring single: {:.3} (quartiles {:.3}-{:.3})",
+        single.ratio, single.ratio_q1, single.ratio_q3
+    );
+    println!(
+        "ratio fio-ring/io-uring batch32: {:.3} (quartiles {:.3}-{:.3})",
+        batch.ratio, batch.ratio_q1, batch.ratio_q3
+    );
+    let (single, batch) = (single.ratio, batch.ratio);
     if quick {
         return;
     }

@@ -1,9 +1,11 @@
 //! A TCP echo server using only fio-ring: multishot accept, multishot receive into a shared
 //! provided-buffer ring, and sends that resubmit whatever a short send left.
 //!
-//! Usage: `cargo run -p fio-ring --example ring_echo -- [PORT] [--max-conns N]`
-//! (it listens on `0.0.0.0:3000` by default, the spec's default address; port 0 picks a free
-//! one; with `--max-conns` the server exits after N connections closed).
+//! Usage: `cargo run -p fio-ring --example ring_echo -- [PORT] [--max-conns N]
+//! [--batch-wait MICROS]` (it listens on `0.0.0.0:3000` by default, the spec's default
+//! address; port 0 picks a free one; with `--max-conns` the server exits after N connections
+//! closed; `--batch-wait` lets each wait collect up to 32 completions for that long, see
+//! `RingConfig::batch_wait`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -38,14 +40,23 @@ type ServerRef = Rc<RefCell<Server>>;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut port = 3000u16;
     let mut max_conns = None;
+    let mut batch_wait = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--max-conns" => max_conns = Some(args.next().ok_or("--max-conns N")?.parse()?),
+            "--batch-wait" => {
+                let micros: u64 = args.next().ok_or("--batch-wait MICROS")?.parse()?;
+                batch_wait = Some(std::time::Duration::from_micros(micros));
+            }
             other => port = other.parse()?,
         }
     }
-    let mut ring = Ring::new(RingConfig::new(256))?;
+    let mut config = RingConfig::new(256);
+    if let Some(min_wait) = batch_wait {
+        config = config.batch_wait(32, min_wait);
+    }
+    let mut ring = Ring::new(config)?;
     if !ring.features().multishot_recv() || !ring.features().multishot_accept() {
         return Err(format!("this example needs Linux 6.0: {}", ring.features()).into());
     }

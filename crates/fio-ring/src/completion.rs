@@ -47,6 +47,18 @@ impl Completion {
     /// Builds a completion; a new descriptor in `res` is wrapped at once so that it cannot
     /// leak. The ring has already applied the transfer count to `resources`.
     #[inline(always)]
+    /// The empty completion an end-of-tick callback is called with (it ignores it).
+    pub(crate) fn tick_end() -> Self {
+        Self::new(
+            OpId::from_user_data(crate::inflight::IGNORED_USER_DATA),
+            OpKind::Nop,
+            0,
+            0,
+            true,
+            Resources::None,
+        )
+    }
+
     pub(crate) fn new(
         id: OpId,
         kind: OpKind,

@@ -114,6 +114,14 @@ pub struct RingConfig {
     pub(crate) preferred: SetupFlags,
     pub(crate) drop_timeout: Duration,
     pub(crate) assumed_kernel: Option<KernelVersion>,
+    pub(crate) batch_wait: Option<BatchWait>,
+}
+
+/// A batching wait: see [`RingConfig::batch_wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchWait {
+    pub(crate) completions: u32,
+    pub(crate) min_wait_usec: u32,
 }
 
 impl RingConfig {
@@ -127,6 +135,7 @@ impl RingConfig {
             preferred: SetupFlags::all(),
             drop_timeout: Duration::from_secs(5),
             assumed_kernel: None,
+            batch_wait: None,
         }
     }
 
@@ -156,6 +165,37 @@ impl RingConfig {
     /// repeating timeouts) on a newer kernel.
     pub fn assume_kernel(mut self, version: KernelVersion) -> Self {
         self.assumed_kernel = Some(version);
+        self
+    }
+
+    /// Makes a blocking [`Ring::wait`](crate::Ring::wait) batch completions: it waits up to
+    /// `min_wait` for `completions` of them, and after that returns at the first one (or at
+    /// its own timeout), so one kernel entry collects several completions under load at the
+    /// price of up to `min_wait` of added latency. Without it a blocking wait returns at the
+    /// first completion. Opt-in because it changes latency; a wait that must not block is
+    /// unaffected.
+    ///
+    /// Needs the kernel's minimum wait time (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12); on older
+    /// kernels it is ignored ([`Features::batch_wait`](crate::Features::batch_wait) says
+    /// whether it is used). `min_wait` is rounded down to microseconds and capped at
+    /// `u32::MAX` of them; `completions` of 0 or 1, or a zero `min_wait`, turn it off.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use fio_ring::{Op, Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(64).batch_wait(32, Duration::from_micros(50)))?;
+    /// ring.submit(Op::nop(), |_, _| {})?;
+    /// // One nop in flight: the wait returns once the 50 us passed with it completed.
+    /// assert_eq!(ring.wait(None)?, 1);
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn batch_wait(mut self, completions: u32, min_wait: Duration) -> Self {
+        let min_wait_usec = u32::try_from(min_wait.as_micros()).unwrap_or(u32::MAX);
+        self.batch_wait = (completions > 1 && min_wait_usec > 0).then_some(BatchWait {
+            completions,
+            min_wait_usec,
+        });
         self
     }
 

@@ -8,6 +8,7 @@ use io_uring::cqueue;
 
 use crate::completion::Completion;
 use crate::features::OpKind;
+use crate::handler::CompletionHead;
 use crate::inflight::{IGNORED_USER_DATA, OpId};
 use crate::ops::Resources;
 use crate::ring::{RawCqe, Receiver, Ring};
@@ -54,11 +55,7 @@ impl Ring {
         };
         // The plain path: the final completion of an operation with no buffer group and
         // nothing the ring re-arms or post-processes, which is what most completions are.
-        let plain = !cqueue::more(cqe.flags)
-            && slot.group.is_none()
-            && !matches!(slot.kind, OpKind::Timeout | OpKind::SendZc)
-            && matches!(slot.receiver, Some(Receiver::User(_)));
-        if plain {
+        if !cqueue::more(cqe.flags) && slot.plain {
             self.complete(id, cqe.res, cqe.flags, None)
         } else {
             self.dispatch_special(id, cqe)
@@ -109,13 +106,19 @@ impl Ring {
             OpKind::SendZc if more => slot.transferred = res,
             _ => {}
         }
-        if matches!(slot.receiver, Some(Receiver::Wake)) {
+        if slot.receiver == Receiver::Wake {
             self.on_wake(id, res);
             return false;
         }
         if starve {
             slot.starved = true;
             self.starved.push(id);
+            // The group ran dry: the next refill lends more buffers (up to its entries).
+            if let Some(group) = group
+                && let Some(provider) = self.providers.iter_mut().find(|p| p.id() == group)
+            {
+                provider.note_dry();
+            }
             // ENOBUFS carries no buffer, but never strand one that came with it anyway.
             drop(self.select(group, cqe.flags, res));
             return false;
@@ -126,7 +129,7 @@ impl Ring {
             None
         };
         let kind = slot.kind;
-        let mut receiver = if is_final { None } else { slot.receiver.take() };
+        let mut handler = if is_final { None } else { slot.handler.take() };
         if let Some(entry) = rearm_entry {
             self.stage_one(&entry);
         }
@@ -138,18 +141,18 @@ impl Ring {
             Some(buffer) => Resources::Selected(buffer),
             None => Resources::None,
         };
-        let handled = match &mut receiver {
-            Some(Receiver::User(handler)) => {
+        let handled = match &mut handler {
+            Some(handler) => {
                 handler.call(
                     self,
                     Completion::new(id, kind, res, cqe.flags, false, resources),
                 );
                 true
             }
-            _ => false,
+            None => false,
         };
         if let Some(slot) = self.ops.get_mut(id) {
-            slot.receiver = receiver;
+            slot.handler = handler;
         }
         handled
     }
@@ -157,12 +160,13 @@ impl Ring {
     /// Frees `id`'s slot and hands its resources to its handler with the final completion.
     #[inline(always)]
     fn complete(&mut self, id: OpId, res: i32, flags: u32, group: Option<u16>) -> bool {
-        // Empty the slot in place and release it, rather than moving it out whole.
-        let Some(slot) = self.ops.get_mut(id) else {
+        // Release the slot and empty it in place (nothing claims it before this function
+        // is done with it), rather than moving it out whole: one lookup.
+        let Some(slot) = self.ops.vacate(id) else {
             return false;
         };
         let kind = slot.kind;
-        let receiver = slot.receiver.take();
+        let handler = slot.handler.take();
         let owned = !matches!(slot.resources, Resources::None);
         let mut resources = if owned {
             slot.take_resources()
@@ -174,9 +178,7 @@ impl Ring {
         } else {
             res
         };
-        let rearm = slot.rearm.take();
-        self.ops.release(id);
-        drop(rearm);
+        drop(slot.rearm.take());
         if owned && count >= 0 {
             resources.apply_transfer(count as usize);
         }
@@ -184,20 +186,17 @@ impl Ring {
         if selected && let Some(buffer) = self.select(group, flags, res) {
             resources = Resources::Selected(buffer);
         }
-        let Some(Receiver::User(mut handler)) = receiver else {
+        let Some(handler) = handler else {
             drop(resources);
             return false;
         };
+        let head = CompletionHead::new(id, kind, res, flags);
         if owned || selected {
-            handler.call(self, Completion::new(id, kind, res, flags, true, resources));
+            handler.finish(self, head, resources);
         } else {
-            // Built right in the argument: copying an enum whose tag alone was written
-            // stalls store forwarding, and nops and most sends take this path.
+            // The common case (nops, closes, cancels): nothing to pass but the scalars.
             mem::forget(resources);
-            handler.call(
-                self,
-                Completion::new(id, kind, res, flags, true, Resources::None),
-            );
+            handler.finish_bare(self, head);
         }
         true
     }
@@ -211,6 +210,9 @@ impl Ring {
         }
     }
 
+    /// Out of line: only buffer-group receives get here, and keeping it apart keeps the
+    /// plain completion path small. Not cold: a receiving server takes it on every read.
+    #[inline(never)]
     fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Option<fio_buffer::Buffer> {
         self.providers
             .iter_mut()
@@ -231,7 +233,7 @@ impl Ring {
             let spare = mem::take(&mut self.tick_end_spare);
             let mut running = mem::replace(&mut self.tick_end, spare);
             for mut callback in running.drain(..) {
-                callback.call(self, ());
+                callback.call(self, Completion::tick_end());
             }
             self.tick_end_spare = running;
             self.dispatching = false;
@@ -248,6 +250,9 @@ impl Ring {
         self.replenish_groups();
     }
 
+    /// Out of line for rings without buffer groups; not cold: a receiving server runs it
+    /// every tick.
+    #[inline(never)]
     fn replenish_groups(&mut self) {
         for provider in &mut self.providers {
             provider.refill();

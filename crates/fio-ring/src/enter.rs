@@ -23,7 +23,7 @@ use std::time::Duration;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{EnterFlags, IoUring};
 
-use crate::config::SetupFlags;
+use crate::config::{BatchWait, SetupFlags};
 use crate::error::Error;
 use crate::ring::Ring;
 
@@ -142,10 +142,46 @@ impl EnterPath {
             ),
             None => (ptr::null(), 0),
         };
+        self.enter_raw(to_submit, min_complete, flags, arg, size)
+    }
+
+    /// `enter` with a batching wait: `EXT_ARG` with a minimum wait time.
+    fn enter_batched(
+        &self,
+        to_submit: u32,
+        flags: u32,
+        batch: BatchWait,
+        timeout: Option<&KernelTimespec>,
+    ) -> io::Result<usize> {
+        let args = GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: batch.min_wait_usec,
+            ts: timeout.map_or(0, |ts| ptr::from_ref(ts) as u64),
+        };
+        self.enter_raw(
+            to_submit,
+            batch.completions,
+            flags | EnterFlags::EXT_ARG.bits(),
+            ptr::from_ref(&args).cast::<libc::c_void>(),
+            size_of::<GeteventsArg>(),
+        )
+    }
+
+    /// `io_uring_enter(2)` with the extended argument `arg` of `size` bytes (or none).
+    fn enter_raw(
+        &self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        arg: *const libc::c_void,
+        size: usize,
+    ) -> io::Result<usize> {
         // SAFETY: the kernel reads only the rings, whose staged entries point at memory owned
         // by live in-flight slots (see `Ring::stage`), and, with `EXT_ARG`, the
-        // `io_uring_getevents_arg` behind `arg` (`SubmitArgs` is a transparent wrapper of it)
-        // and the timespec it points to, both borrowed for the whole call.
+        // `io_uring_getevents_arg` behind `arg` (a `GeteventsArg`, or a `SubmitArgs`, a
+        // transparent wrapper of it) and the timespec it points to, all borrowed by the
+        // callers for the whole call.
         let entered = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
@@ -161,12 +197,55 @@ impl EnterPath {
     }
 }
 
+/// The kernel's `struct io_uring_getevents_arg` with its 6.12 field, `min_wait_usec`, which
+/// the io-uring crate's `SubmitArgs` has no setter for.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+const _: () = assert!(size_of::<GeteventsArg>() == size_of::<SubmitArgs<'_, '_>>());
+
+/// The timeout a batching wait without one is given, see [`Ring::enter`].
+const BATCH_WAIT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The kernel's `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+impl From<Duration> for KernelTimespec {
+    fn from(duration: Duration) -> Self {
+        Self {
+            tv_sec: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(duration.subsec_nanos()),
+        }
+    }
+}
+
 impl Ring {
     /// The single kernel entry of a blocking tick: submits what is staged and waits up to
-    /// `timeout` (`None`: indefinitely) for one completion.
+    /// `timeout` (`None`: indefinitely) for one completion, or, with a batching wait, for a
+    /// batch of them within its minimum wait time and then for one.
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let staged = self.staged_entries();
         let flags = EnterFlags::GETEVENTS.bits() | self.enter_path.wait_flags;
+        if let Some(batch) = self.batch_wait {
+            // The kernel ends a wait without a timeout when its minimum wait expires, even
+            // with nothing completed; with one, it goes on waiting for the first completion
+            // instead. So an indefinite wait gets a long timeout (the tick then simply ends
+            // empty-handed, as a timeout does).
+            let time = KernelTimespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
+            let result = self
+                .enter_path
+                .enter_batched(staged, flags, batch, Some(&time));
+            return enter_result(result);
+        }
         let result = match timeout {
             // Without a timeout no extended argument is needed, which spares the kernel a copy.
             None => self.enter_path.enter(staged, 1, flags, None),

@@ -166,6 +166,7 @@ pub struct Features {
     ext_arg: bool,
     nodrop: bool,
     buf_ring: bool,
+    min_timeout: bool,
 }
 
 impl Features {
@@ -192,12 +193,24 @@ impl Features {
             ext_arg: params.is_feature_ext_arg(),
             nodrop: params.is_feature_nodrop(),
             buf_ring: false,
+            min_timeout: false,
         }
     }
 
     /// Records whether a test registration of a provided-buffer ring succeeded.
     pub(crate) fn set_buf_ring(&mut self, supported: bool) {
         self.buf_ring = supported;
+    }
+
+    pub(crate) fn set_min_timeout(&mut self, supported: bool) {
+        self.min_timeout = supported;
+    }
+
+    /// Whether a wait can batch completions with a minimum wait time
+    /// (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12), which
+    /// [`RingConfig::batch_wait`](crate::RingConfig::batch_wait) needs.
+    pub fn batch_wait(&self) -> bool {
+        self.min_timeout
     }
 
     /// The running kernel's version.
@@ -291,6 +304,7 @@ impl fmt::Debug for Features {
             .field("ext_arg", &self.ext_arg)
             .field("nodrop", &self.nodrop)
             .field("buf_ring", &self.buf_ring)
+            .field("min_timeout", &self.min_timeout)
             .finish()
     }
 }
@@ -312,6 +326,7 @@ impl fmt::Display for Features {
             ("multishot_poll", self.multishot_poll()),
             ("send_zc", self.send_zc()),
             ("buf_ring", self.buf_ring),
+            ("batch_wait", self.min_timeout),
         ];
         for (name, on) in extras {
             write!(f, " {}{name}", if on { "+" } else { "-" })?;
@@ -342,6 +357,7 @@ mod tests {
             ext_arg: true,
             nodrop: true,
             buf_ring: true,
+            min_timeout: false,
         }
     }
 

@@ -1,5 +1,5 @@
-//! [`StoredHandler`]: a completion handler kept in its in-flight slot (or an end-of-tick
-//! callback kept in the ring's list) without a heap allocation when it is small.
+//! [`StoredHandler`]: a completion handler kept in its in-flight slot without a heap
+//! allocation when it is small.
 //!
 //! Handlers are closures, and the usual one captures a reference-counted pointer or two: a
 //! `Box<dyn FnMut>` would cost an allocation and a free per submitted operation, more than
@@ -13,30 +13,77 @@ use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
 
 use crate::completion::Completion;
+use crate::features::OpKind;
+use crate::inflight::OpId;
+use crate::ops::Resources;
 use crate::ring::Ring;
 
 /// Pointer-sized words of in-place storage: room for a closure capturing two pointers.
 const INLINE_WORDS: usize = 2;
 
-/// Pointer-typed words, so that pointers a closure captures keep their provenance.
-type Storage = [MaybeUninit<*mut ()>; INLINE_WORDS];
+/// One word of handler storage, pointer-typed so that pointers a closure captures keep their
+/// provenance.
+type Word = MaybeUninit<*mut ()>;
+
+/// The in-place storage.
+type Storage = [Word; INLINE_WORDS];
+
+/// The scalar part of a final completion, passed in registers: the callee builds the
+/// [`Completion`] itself. A completion built by the dispatcher and passed by reference would be
+/// copied by the callee as a block right after the dispatcher wrote it field by field, which
+/// stalls store forwarding (a third of a nop's user-space dispatch cost).
+#[derive(Clone, Copy)]
+pub(crate) struct CompletionHead {
+    /// `res` in the low half, the CQE flags in the high half: one register.
+    res_flags: u64,
+    id: OpId,
+    kind: OpKind,
+}
+
+impl CompletionHead {
+    /// Packs a final completion's scalars.
+    #[inline(always)]
+    pub(crate) fn new(id: OpId, kind: OpKind, res: i32, flags: u32) -> Self {
+        Self {
+            res_flags: u64::from(res as u32) | (u64::from(flags) << 32),
+            id,
+            kind,
+        }
+    }
+
+    #[inline(always)]
+    fn completion(self, resources: Resources) -> Completion {
+        Completion::new(
+            self.id,
+            self.kind,
+            self.res_flags as u32 as i32,
+            (self.res_flags >> 32) as u32,
+            true,
+            resources,
+        )
+    }
+}
 
 /// What a stored handler can do, for one concrete closure type.
-struct Table<A> {
+struct Table {
     /// Calls the closure stored at the pointer.
-    call: unsafe fn(*mut (), &mut Ring, A),
+    call: unsafe fn(*mut (), &mut Ring, Completion),
+    /// Calls the closure held in the two storage words with a final completion, built in the
+    /// callee, and drops the closure.
+    finish: unsafe fn(Word, Word, &mut Ring, CompletionHead, Resources),
+    /// As `finish`, for a final completion without resources (nops, most closes and cancels).
+    finish_bare: unsafe fn(Word, Word, &mut Ring, CompletionHead),
     /// Drops the closure stored at the pointer; `None` when it has no drop glue.
     drop: Option<unsafe fn(*mut ())>,
 }
 
-/// A type-erased `FnMut(&mut Ring, A)`, stored in place when it fits: completion handlers
-/// take a [`Completion`], end-of-tick callbacks nothing (`A = ()`).
+/// A type-erased `FnMut(&mut Ring, Completion)`, stored in place when it fits.
 ///
 /// Moving it moves the closure bitwise, as moving any Rust value does; nothing points into
 /// the storage from outside.
-pub(crate) struct StoredHandler<A: 'static = Completion> {
+pub(crate) struct StoredHandler {
     storage: Storage,
-    table: &'static Table<A>,
+    table: &'static Table,
     /// The closure may be `!Send` or `!Sync` (handlers hold `Rc`s).
     _not_send: PhantomData<*mut ()>,
 }
@@ -47,12 +94,12 @@ const fn fits_inline<F>() -> bool {
         && mem::align_of::<F>() <= mem::align_of::<Storage>()
 }
 
-impl<A: 'static> StoredHandler<A> {
+impl StoredHandler {
     /// Stores `handler`, in place if it fits, else boxed.
     #[inline(always)]
     pub(crate) fn new<F>(handler: F) -> Self
     where
-        F: FnMut(&mut Ring, A) + 'static,
+        F: FnMut(&mut Ring, Completion) + 'static,
     {
         if fits_inline::<F>() {
             // SAFETY: `F` fits in place, checked just above.
@@ -72,14 +119,16 @@ impl<A: 'static> StoredHandler<A> {
     #[inline(always)]
     unsafe fn in_place<F>(handler: F) -> Self
     where
-        F: FnMut(&mut Ring, A) + 'static,
+        F: FnMut(&mut Ring, Completion) + 'static,
     {
         debug_assert!(fits_inline::<F>(), "handler does not fit in place");
         let mut stored = Self {
             storage: [MaybeUninit::uninit(); INLINE_WORDS],
             table: const {
                 &Table {
-                    call: call_in_place::<F, A>,
+                    call: call_in_place::<F>,
+                    finish: finish_by_value::<F>,
+                    finish_bare: finish_bare_by_value::<F>,
                     drop: if mem::needs_drop::<F>() {
                         Some(drop_in_place::<F>)
                     } else {
@@ -96,9 +145,9 @@ impl<A: 'static> StoredHandler<A> {
         stored
     }
 
-    /// Calls the handler with one completion (or `()`).
+    /// Calls the handler with one completion.
     #[inline(always)]
-    pub(crate) fn call(&mut self, ring: &mut Ring, completion: A) {
+    pub(crate) fn call(&mut self, ring: &mut Ring, completion: Completion) {
         let place = self.storage.as_mut_ptr().cast::<()>();
         // SAFETY: the storage holds a live closure of the type `table` was made for (written
         // by `in_place`, dropped only by `Drop`), and `&mut self` makes this the only access
@@ -108,7 +157,28 @@ impl<A: 'static> StoredHandler<A> {
     }
 }
 
-impl<A: 'static> Drop for StoredHandler<A> {
+impl StoredHandler {
+    /// Calls the handler with its operation's final completion, then drops it.
+    #[inline(always)]
+    pub(crate) fn finish(self, ring: &mut Ring, head: CompletionHead, resources: Resources) {
+        let this = mem::ManuallyDrop::new(self);
+        let [first, second] = this.storage;
+        // SAFETY: the words hold a live closure of the type `table` was made for, and `this`
+        // never drops it, so the callee takes the only copy in use.
+        unsafe { (this.table.finish)(first, second, ring, head, resources) }
+    }
+
+    /// As [`finish`](Self::finish), for a completion without resources.
+    #[inline(always)]
+    pub(crate) fn finish_bare(self, ring: &mut Ring, head: CompletionHead) {
+        let this = mem::ManuallyDrop::new(self);
+        let [first, second] = this.storage;
+        // SAFETY: as in `finish`.
+        unsafe { (this.table.finish_bare)(first, second, ring, head) }
+    }
+}
+
+impl Drop for StoredHandler {
     #[inline]
     fn drop(&mut self) {
         if let Some(drop) = self.table.drop {
@@ -120,7 +190,7 @@ impl<A: 'static> Drop for StoredHandler<A> {
     }
 }
 
-impl<A: 'static> fmt::Debug for StoredHandler<A> {
+impl fmt::Debug for StoredHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredHandler").finish_non_exhaustive()
     }
@@ -130,13 +200,49 @@ impl<A: 'static> fmt::Debug for StoredHandler<A> {
 ///
 /// # Safety
 /// `place` must point to a live `F` that nothing else accesses during the call.
-unsafe fn call_in_place<F, A>(place: *mut (), ring: &mut Ring, completion: A)
+unsafe fn call_in_place<F>(place: *mut (), ring: &mut Ring, completion: Completion)
 where
-    F: FnMut(&mut Ring, A),
+    F: FnMut(&mut Ring, Completion),
 {
     // SAFETY: `place` points to a live, unaliased `F` (this function's contract).
     let handler = unsafe { &mut *place.cast::<F>() };
     handler(ring, completion);
+}
+
+/// Moves the `F` held in the two words out, calls it once with a final completion built here
+/// and drops it.
+///
+/// # Safety
+/// The words must hold a live `F` (as written by `StoredHandler::in_place`) that nothing else
+/// uses or drops afterwards.
+unsafe fn finish_by_value<F>(
+    first: Word,
+    second: Word,
+    ring: &mut Ring,
+    head: CompletionHead,
+    resources: Resources,
+) where
+    F: FnMut(&mut Ring, Completion),
+{
+    let storage: Storage = [first, second];
+    // SAFETY: the storage holds a live `F` that this call now owns (this function's
+    // contract); it is read from a local copy, aligned as the original storage was.
+    let mut handler = unsafe { storage.as_ptr().cast::<F>().read() };
+    handler(ring, head.completion(resources));
+}
+
+/// As [`finish_by_value`], with no resources.
+///
+/// # Safety
+/// As [`finish_by_value`].
+unsafe fn finish_bare_by_value<F>(first: Word, second: Word, ring: &mut Ring, head: CompletionHead)
+where
+    F: FnMut(&mut Ring, Completion),
+{
+    let storage: Storage = [first, second];
+    // SAFETY: as in `finish_by_value`.
+    let mut handler = unsafe { storage.as_ptr().cast::<F>().read() };
+    handler(ring, head.completion(Resources::None));
 }
 
 /// Drops the `F` stored at `place`.

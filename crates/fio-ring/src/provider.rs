@@ -9,7 +9,6 @@
 //! and is refilled at a later tick. The tail is published with one release store per tick.
 
 use std::mem::offset_of;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::{fmt, io};
 
@@ -55,66 +54,41 @@ struct RawEntry {
 
 const _: () = assert!(size_of::<RawEntry>() == size_of::<BufRingEntry>());
 
-/// Page-aligned, zeroed memory for the ring entries, from an anonymous mapping.
+/// Page-aligned, zeroed memory for the ring entries: an anonymous mapping from fio-sys,
+/// unmapped when dropped.
 struct RingMemory {
-    base: NonNull<u8>,
-    len: usize,
+    map: fio_sys::Mmap,
 }
 
 impl RingMemory {
     fn new(entries: u16) -> io::Result<Self> {
         let len = usize::from(entries) * size_of::<RawEntry>();
-        // SAFETY: an anonymous private mapping with a null hint takes no pointer from us; the
-        // kernel checks the arguments.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        let memory = Self { base, len };
+        let map = fio_sys::Mmap::anonymous(len)?;
         // A forked child must not share the pages the kernel reads buffer addresses from.
-        // SAFETY: the range is the mapping created above, which we own.
-        let advised = unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
-        if advised != 0 {
-            log::debug!(
-                "madvise(MADV_DONTFORK) on a buffer ring failed: {}",
-                io::Error::last_os_error()
-            );
+        if let Err(error) = map.dontfork() {
+            log::debug!("madvise(MADV_DONTFORK) on a buffer ring failed: {error}");
         }
-        Ok(memory)
+        Ok(Self { map })
+    }
+
+    /// The start of the mapping, as the kernel's registration wants it.
+    fn base(&self) -> *mut u8 {
+        self.map.as_ptr().as_ptr()
     }
 
     fn entry(&self, index: u16) -> *mut RawEntry {
-        self.base
-            .as_ptr()
+        self.base()
             .wrapping_add(usize::from(index) * size_of::<RawEntry>())
             .cast()
     }
 
     /// The tail the kernel reads, overlaid on entry 0's reserved field.
     fn tail(&self) -> &AtomicU16 {
-        let ptr = self.base.as_ptr().wrapping_add(offset_of!(RawEntry, resv));
+        let ptr = self.base().wrapping_add(offset_of!(RawEntry, resv));
         // SAFETY: the address is inside the live mapping, 2-aligned (page base + 14), and
         // only ever accessed atomically: by this process through this reference and by the
         // kernel with acquire loads. The reference does not outlive `self`.
         unsafe { AtomicU16::from_ptr(ptr.cast::<u16>()) }
-    }
-}
-
-impl Drop for RingMemory {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created in `new`, is unmapped only here, and the provider
-        // drops it only after unregistering the ring from the kernel.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 
@@ -136,13 +110,30 @@ pub struct BufferProvider {
     missing: Vec<u16>,
     /// Buffers currently in the ring (staged or published).
     available: usize,
+    /// How many buffers the group keeps lent to the kernel: starts at the group's initial
+    /// size and doubles, up to the ring's entries, whenever a receive finds the group dry
+    /// (`ENOBUFS`), so the memory lent follows the load instead of the worst case.
+    target: usize,
+    /// A receive found the group dry since the last refill.
+    ran_dry: bool,
 }
 
 impl BufferProvider {
-    fn register(uring: &IoUring, id: u16, pool: BufferPool, entries: u16) -> Result<Self, Error> {
+    fn register(
+        uring: &IoUring,
+        id: u16,
+        pool: BufferPool,
+        initial: u16,
+        entries: u16,
+    ) -> Result<Self, Error> {
         if entries == 0 || !entries.is_power_of_two() || entries > MAX_GROUP_ENTRIES {
             return Err(Error::InvalidConfig {
                 reason: "buffer group entries must be a power of two between 1 and 32768",
+            });
+        }
+        if initial == 0 || initial > entries {
+            return Err(Error::InvalidConfig {
+                reason: "a buffer group's initial size must be between 1 and its entries",
             });
         }
         let buffer_len = u32::try_from(pool.buffer_size()).unwrap_or(u32::MAX);
@@ -150,12 +141,9 @@ impl BufferProvider {
         // SAFETY: `memory` is a page-aligned, zeroed mapping of `entries` ring entries that
         // the provider keeps until it has unregistered the group (or leaks when it cannot).
         unsafe {
-            uring.submitter().register_buf_ring_with_flags(
-                memory.base.as_ptr() as u64,
-                entries,
-                id,
-                0,
-            )
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(memory.base() as u64, entries, id, 0)
         }
         .map_err(|source| Error::BufferRing { group: id, source })?;
         let mut provider = Self {
@@ -168,6 +156,8 @@ impl BufferProvider {
             slots: (0..entries).map(|_| None).collect(),
             missing: (0..entries).rev().collect(),
             available: 0,
+            target: usize::from(initial),
+            ran_dry: false,
         };
         provider.refill();
         provider.publish();
@@ -193,14 +183,45 @@ impl BufferProvider {
         self.available
     }
 
-    /// Entries waiting for the pool to give a buffer back.
+    /// Entries without a buffer: waiting for the pool to give one back, or beyond the
+    /// group's current [`target`](Self::target).
     pub fn missing(&self) -> usize {
         self.missing.len()
+    }
+
+    /// How many buffers the group currently keeps lent to the kernel (when the pool has
+    /// them): its initial size, doubled each time a receive found the group dry, up to
+    /// [`entries`](Self::entries).
+    pub fn target(&self) -> usize {
+        self.target
     }
 
     /// The pool the buffers come from.
     pub fn pool(&self) -> &BufferPool {
         &self.pool
+    }
+
+    /// Records that a receive found the group dry (`ENOBUFS`).
+    pub(crate) fn note_dry(&mut self) {
+        self.ran_dry = true;
+    }
+
+    /// Doubles the target (up to the ring's entries) if a receive found the group dry since
+    /// the last refill: at most once per tick, however many receives starved in it, so a
+    /// burst of connections grows the group by what one tick needed, not exponentially.
+    fn grow_if_ran_dry(&mut self) {
+        if !std::mem::take(&mut self.ran_dry) {
+            return;
+        }
+        let grown = (self.target * 2).min(self.slots.len());
+        if grown != self.target {
+            log::debug!(
+                "buffer group {} ran dry: lending up to {grown} buffers (was {})",
+                self.group.id,
+                self.target
+            );
+            self.target = grown;
+        }
     }
 
     /// Takes buffer `bid` out of the ring with `res` bytes received, and stages a fresh one
@@ -217,16 +238,23 @@ impl BufferProvider {
         self.available -= 1;
         let len = usize::try_from(res).unwrap_or(0).min(buffer.capacity());
         buffer.set_len(len);
-        match self.pool.take() {
-            Ok(fresh) => self.stage(bid, fresh),
-            Err(_) => self.missing.push(bid),
+        if self.available < self.target
+            && let Ok(fresh) = self.pool.take()
+        {
+            self.stage(bid, fresh);
+        } else {
+            self.missing.push(bid);
         }
         Some(buffer)
     }
 
-    /// Replaces missing buffers from the pool, as far as it allows.
+    /// Replaces missing buffers from the pool, as far as it allows, up to the target (grown
+    /// first if the group ran dry).
     pub(crate) fn refill(&mut self) {
-        while let Some(&bid) = self.missing.last() {
+        self.grow_if_ran_dry();
+        while self.available < self.target
+            && let Some(&bid) = self.missing.last()
+        {
             let Ok(buffer) = self.pool.take() else {
                 break;
             };
@@ -293,6 +321,7 @@ impl fmt::Debug for BufferProvider {
             .field("entries", &self.slots.len())
             .field("available", &self.available)
             .field("missing", &self.missing.len())
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -322,12 +351,48 @@ impl Ring {
         pool: BufferPool,
         entries: u16,
     ) -> Result<BufferGroup, Error> {
+        self.register_growing_buffer_group(pool, entries, entries)
+    }
+
+    /// Registers a provided-buffer ring of `entries` slots that lends only `initial` buffers
+    /// from `pool` at first and doubles that, up to `entries`, each time a receive finds the
+    /// group dry. The kernel then ends that receive with `ENOBUFS`, which the ring hides as
+    /// always: the receive is re-armed (same [`OpId`](crate::OpId)) once the new buffers are
+    /// lent, at the end of the same tick, and nothing is lost or reordered.
+    ///
+    /// Memory follows the load: a pool touches a buffer's pages only once it is lent, and
+    /// the kernel fills ring entries in order, so a group that lends all its entries
+    /// eventually touches every one of them even under a light load.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidConfig`] unless `entries` is a power of two up to 32768 and
+    ///   `initial` is between 1 and `entries`.
+    /// - [`Error::BufferRing`] when the kernel refuses the registration.
+    /// - [`Error::Io`] when the ring memory cannot be mapped.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig};
+    /// use fio_ring::{Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let pool = BufferPool::new(PoolConfig::new(2048)).map_err(fio_ring::Error::Pool)?;
+    /// let group = ring.register_growing_buffer_group(pool, 4, 64)?;
+    /// let provider = ring.buffer_group(group).unwrap();
+    /// assert_eq!((provider.available(), provider.entries()), (4, 64));
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn register_growing_buffer_group(
+        &mut self,
+        pool: BufferPool,
+        initial: u16,
+        entries: u16,
+    ) -> Result<BufferGroup, Error> {
         let id = (0..PROBE_GROUP)
             .find(|id| self.providers.iter().all(|provider| provider.id() != *id))
             .ok_or(Error::InvalidConfig {
                 reason: "every buffer group id is taken",
             })?;
-        let provider = BufferProvider::register(&self.uring, id, pool, entries)?;
+        let provider = BufferProvider::register(&self.uring, id, pool, initial, entries)?;
         let group = provider.group();
         self.providers.push(provider);
         Ok(group)
@@ -353,12 +418,9 @@ pub(crate) fn probe_buf_ring(uring: &IoUring) -> bool {
     // SAFETY: `memory` is a page-aligned, zeroed one-entry mapping that outlives the
     // registration, which is undone below before `memory` is dropped.
     let registered = unsafe {
-        uring.submitter().register_buf_ring_with_flags(
-            memory.base.as_ptr() as u64,
-            1,
-            PROBE_GROUP,
-            0,
-        )
+        uring
+            .submitter()
+            .register_buf_ring_with_flags(memory.base() as u64, 1, PROBE_GROUP, 0)
     };
     match registered {
         Ok(()) => {

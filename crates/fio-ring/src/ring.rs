@@ -34,9 +34,10 @@ pub type Handler = Box<dyn FnMut(&mut Ring, Completion)>;
 pub type TickEnd = Box<dyn FnOnce(&mut Ring)>;
 
 /// Who receives an operation's completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiver {
-    /// The user's handler.
-    User(StoredHandler),
+    /// The user's handler, kept in the slot's `handler`.
+    User,
     /// The ring's own wake-up read on the [`RingHandle`](crate::RingHandle) eventfd.
     Wake,
     /// Nobody: the completion only frees the slot (link timeouts).
@@ -44,19 +45,31 @@ pub(crate) enum Receiver {
 }
 
 /// One in-flight operation: everything the kernel may touch, kept until the final completion.
+///
+/// `repr(C)`, hot fields first: with the slab's own header in front, everything a plain
+/// completion reads (liveness, kind, handler, the resources' tag, `rearm`) shares the slot's
+/// first cache line.
+#[repr(C)]
 pub(crate) struct OpSlot {
     pub(crate) kind: OpKind,
-    /// Taken out while the handler runs, so the handler can borrow the ring mutably.
-    pub(crate) receiver: Option<Receiver>,
-    /// The memory the entry points at; freed only with the slot.
-    pub(crate) resources: Resources,
+    pub(crate) receiver: Receiver,
+    /// The final completion needs no more than freeing the slot and calling the handler: a
+    /// user op with no buffer group, not a timeout or zero-copy send. Decided at submission
+    /// so that dispatch tests one byte.
+    pub(crate) plain: bool,
+    /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
+    pub(crate) repeat_manually: bool,
+    /// The user's handler (`Receiver::User` only). Taken out while it runs, so that it can
+    /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
+    /// out is a plain copy of its words.
+    pub(crate) handler: Option<StoredHandler>,
     /// The entry to submit again for ops the ring re-arms (manual repeating timeouts,
     /// buffer-group receives after `ENOBUFS`, the wake-up read).
     pub(crate) rearm: Option<Box<squeue::Entry>>,
+    /// The memory the entry points at; freed only with the slot.
+    pub(crate) resources: Resources,
     /// The buffer group a buffer-select op picks from.
     pub(crate) group: Option<u16>,
-    /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
-    pub(crate) repeat_manually: bool,
     /// `cancel` was called: never re-arm again.
     pub(crate) cancelled: bool,
     /// Waiting in `Ring::starved` for its buffer group to be refilled; no kernel request.
@@ -128,10 +141,10 @@ pub struct Ring {
     backlog: VecDeque<Staged>,
     /// Completions made up by the ring (a cancelled starved op), dispatched next tick.
     pub(crate) synthetic: Vec<RawCqe>,
-    pub(crate) tick_end: Vec<StoredHandler<()>>,
+    pub(crate) tick_end: Vec<StoredHandler>,
     /// The list `run_tick_end` swaps in while it runs `tick_end`'s callbacks: the two trade
     /// places every tick and keep their capacity, so registering allocates nothing.
-    pub(crate) tick_end_spare: Vec<StoredHandler<()>>,
+    pub(crate) tick_end_spare: Vec<StoredHandler>,
     /// Registered buffer groups; few per ring, so a linear search is fastest.
     pub(crate) providers: Vec<BufferProvider>,
     /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
@@ -147,6 +160,8 @@ pub struct Ring {
     pub(crate) enter_path: EnterPath,
     /// One bit per [`OpKind`] this kernel supports, for a branch-free check on submit.
     supported: u64,
+    /// The configured batching wait, where the kernel has it.
+    pub(crate) batch_wait: Option<config::BatchWait>,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -168,10 +183,15 @@ impl Ring {
         let (uring, setup) = config::build(&config)?;
         let mut features = Features::probe(&uring, setup, kernel);
         features.set_buf_ring(provider::probe_buf_ring(&uring));
+        features.set_min_timeout(
+            uring.params().is_feature_min_timeout()
+                && kernel >= crate::KernelVersion::new(6, 12, 0),
+        );
         log::debug!("{features}");
         let supported = features.supported_mask();
         let capacity = uring.params().cq_entries() as usize;
         let enter_path = EnterPath::new(&uring);
+        let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
         Ok(Self {
             uring,
             ops: Slab::with_capacity(capacity),
@@ -188,6 +208,7 @@ impl Ring {
             staged: false,
             enter_path,
             supported,
+            batch_wait,
             _not_send: PhantomData,
         })
     }
@@ -289,11 +310,9 @@ impl Ring {
     where
         F: FnMut(&mut Ring, Completion) + 'static,
     {
-        let slot = OpSlot::new(
-            OpKind::Raw,
-            Receiver::User(StoredHandler::new(handler)),
-            Resources::None,
-        );
+        let mut slot = OpSlot::new(OpKind::Raw, Receiver::User, Resources::None);
+        slot.handler = Some(StoredHandler::new(handler));
+        slot.plain = true;
         let id = self.ops.insert(slot).ok_or_else(table_full)?;
         self.stage(Staged::One(entry.user_data(id.user_data())));
         Ok(id)
@@ -341,9 +360,11 @@ impl Ring {
     where
         F: FnOnce(&mut Ring) + 'static,
     {
+        // Stored like a completion handler (in place when small); it is called once, with
+        // an empty completion it ignores (`Completion::tick_end`).
         let mut once = Some(callback);
         self.tick_end
-            .push(StoredHandler::new(move |ring: &mut Ring, ()| {
+            .push(StoredHandler::new(move |ring: &mut Ring, _: Completion| {
                 if let Some(callback) = once.take() {
                     callback(ring);
                 }
@@ -473,10 +494,11 @@ impl Ring {
         let (id, slot) = self.ops.claim().ok_or_else(table_full)?;
         entry.set_user_data(id.user_data());
         slot.kind = kind;
-        // Built in place: a `Receiver` assembled on the stack and copied in stalls. A vacant
-        // slot holds no receiver, so there is nothing to drop.
-        debug_assert!(slot.receiver.is_none(), "slot was not vacant");
-        mem::forget(slot.receiver.replace(Receiver::User(handler)));
+        slot.receiver = Receiver::User;
+        // A vacant slot holds no handler, so there is nothing to drop.
+        debug_assert!(slot.handler.is_none(), "slot was not vacant");
+        mem::forget(slot.handler.replace(handler));
+        slot.plain = group.is_none() && !matches!(kind, OpKind::Timeout | OpKind::SendZc);
         slot.set_resources(resources);
         slot.group = group;
         slot.repeat_manually = repeat_manually;
@@ -575,7 +597,9 @@ impl Default for OpSlot {
     fn default() -> Self {
         Self {
             kind: OpKind::Nop,
-            receiver: None,
+            receiver: Receiver::Silent,
+            handler: None,
+            plain: false,
             resources: Resources::None,
             rearm: None,
             group: None,
@@ -614,7 +638,9 @@ impl OpSlot {
     pub(crate) fn new(kind: OpKind, receiver: Receiver, resources: Resources) -> Self {
         Self {
             kind,
-            receiver: Some(receiver),
+            receiver,
+            handler: None,
+            plain: false,
             resources,
             rearm: None,
             group: None,

@@ -49,9 +49,12 @@ fn dropping_a_ring_with_a_busy_buffer_group() {
     {
         let mut ring = ring();
         if !ring.features().multishot_recv() {
-            println!(
-                "skipped: multishot recv (kernel {:?})",
-                ring.features().kernel()
+            fio_test::skip(
+                fio_test::Feature::Uring,
+                &format!(
+                    "multishot recv not supported by kernel {:?}",
+                    ring.features().kernel()
+                ),
             );
             return;
         }

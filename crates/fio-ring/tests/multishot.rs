@@ -146,3 +146,63 @@ fn slow_consumer_recovers_when_buffers_come_back_between_ticks() {
     assert_eq!(received, data);
     assert!(ticks > 1000 / 32, "needed many refills: {ticks} ticks");
 }
+
+#[test]
+fn a_growing_group_starts_small_and_grows_when_dry_without_losing_bytes() {
+    let mut ring = ring();
+    require!(ring, ring.features().multishot_recv(), "multishot recv");
+    // 64 slots, 2 lent at first; 8-byte buffers so that 4 KiB keeps running it dry.
+    let group = ring
+        .register_growing_buffer_group(tiny_pool(8, 64), 2, 64)
+        .unwrap();
+    {
+        let provider = ring.buffer_group(group).unwrap();
+        assert_eq!((provider.available(), provider.target()), (2, 2));
+        assert_eq!(provider.pool().stats().capacity, 64, "one chunk of 64");
+    }
+    let (mut client, server) = tcp_pair();
+    let data = pattern(4096);
+    client.write_all(&data).unwrap();
+    let stream = Rc::new(RefCell::new(Stream::default()));
+    let sink = stream.clone();
+    let id = ring
+        .submit(Op::recv_multishot(&server, group), move |_, mut done| {
+            let mut sink = sink.borrow_mut();
+            if let Some(buffer) = done.take_buffer() {
+                sink.bytes.extend_from_slice(&buffer);
+            }
+            if done.is_final() {
+                sink.ended = Some(done.raw_result());
+            }
+        })
+        .unwrap();
+    run_until(&mut ring, || stream.borrow().bytes.len() >= data.len());
+    assert_eq!(stream.borrow().bytes, data, "every byte, in order");
+    assert_eq!(
+        stream.borrow().ended,
+        None,
+        "ENOBUFS never reaches the handler"
+    );
+    assert!(ring.is_in_flight(id), "one operation across every re-arm");
+    let provider = ring.buffer_group(group).unwrap();
+    assert!(provider.target() > 2, "grew after running dry");
+    assert!(provider.target() <= 64, "never past its entries");
+    assert_eq!(provider.available(), provider.target(), "lends its target");
+    assert_eq!(
+        provider.available() + provider.missing(),
+        64,
+        "every slot is lent or missing"
+    );
+}
+
+#[test]
+fn a_growing_group_refuses_a_bad_initial_size() {
+    let mut ring = ring();
+    let too_big = ring.register_growing_buffer_group(tiny_pool(8, 4), 8, 4);
+    assert!(matches!(
+        too_big,
+        Err(fio_ring::Error::InvalidConfig { .. })
+    ));
+    let zero = ring.register_growing_buffer_group(tiny_pool(8, 4), 0, 4);
+    assert!(matches!(zero, Err(fio_ring::Error::InvalidConfig { .. })));
+}

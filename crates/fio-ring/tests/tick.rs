@@ -113,3 +113,55 @@ fn zero_timeout_waits_collect_receives_completed_between_ticks() {
         assert_eq!(&done.take_buf().unwrap()[..], b"ping");
     }
 }
+
+#[test]
+fn a_batching_wait_returns_what_completed_and_honours_its_timeout() {
+    let config = RingConfig::new(16).batch_wait(8, Duration::from_millis(2));
+    let mut ring = Ring::new(config).unwrap();
+    println!("batch wait used: {}", ring.features().batch_wait());
+    let done = Rc::new(RefCell::new(0));
+    // Fewer completions than the batch: the wait still returns them after the minimum wait.
+    for _ in 0..3 {
+        let done = done.clone();
+        ring.submit(Op::nop(), move |_, _| *done.borrow_mut() += 1)
+            .unwrap();
+    }
+    run_until(&mut ring, || *done.borrow() == 3);
+    // Nothing completes within the wait's own timeout: it returns empty-handed.
+    let fired = Rc::new(RefCell::new(false));
+    let flag = fired.clone();
+    ring.submit(Op::timeout(Duration::from_secs(30)), move |_, _| {
+        *flag.borrow_mut() = true;
+    })
+    .unwrap();
+    assert_eq!(ring.wait(Some(Duration::from_millis(20))).unwrap(), 0);
+    assert!(!*fired.borrow());
+    // More completions than the batch: all of them are delivered.
+    for _ in 0..20 {
+        let done = done.clone();
+        ring.submit(Op::nop(), move |_, _| *done.borrow_mut() += 1)
+            .unwrap();
+    }
+    run_until(&mut ring, || *done.borrow() == 23);
+}
+
+#[test]
+fn a_batching_wait_of_one_completion_is_off() {
+    let config = RingConfig::new(4).batch_wait(1, Duration::from_millis(5));
+    let mut ring = Ring::new(config).unwrap();
+    ring.submit(Op::nop(), |_, _| {}).unwrap();
+    assert_eq!(ring.wait(None).unwrap(), 1);
+}
+
+#[test]
+fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
+    // Without a timeout of its own the kernel would end the wait when the minimum wait
+    // expires, with nothing completed; the ring gives it one, so the wait delivers the timeout.
+    let config = RingConfig::new(4).batch_wait(32, Duration::from_millis(2));
+    let mut ring = Ring::new(config).unwrap();
+    ring.submit(Op::timeout(Duration::from_millis(40)), |_, fired| {
+        assert_eq!(fired.result().unwrap(), 0);
+    })
+    .unwrap();
+    assert_eq!(ring.wait(None).unwrap(), 1);
+}

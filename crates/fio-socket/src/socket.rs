@@ -65,7 +65,8 @@ pub(crate) struct Inner {
     pub(crate) fd: Option<OwnedFd>,
     /// Its number, kept for reports after the descriptor is gone.
     pub(crate) raw_fd: RawFd,
-    pub(crate) config: SocketConfig,
+    /// Shared by the sockets built from one configuration (see [`Socket::new`]).
+    pub(crate) config: Rc<SocketConfig>,
     /// Whether the kernel supports multishot receive (else one-shot receives are re-armed).
     pub(crate) multishot: bool,
     pub(crate) send: SendQueue,
@@ -242,12 +243,13 @@ impl Socket {
     pub fn new<F>(
         ring: &mut Ring,
         fd: OwnedFd,
-        config: SocketConfig,
+        config: impl Into<Rc<SocketConfig>>,
         handler: F,
     ) -> Result<Socket, Error>
     where
         F: FnMut(&mut Ring, &Socket, Event) + 'static,
     {
+        let config = config.into();
         config.validate()?;
         let raw_fd = fd.as_raw_fd();
         let multishot = ring.features().multishot_recv();

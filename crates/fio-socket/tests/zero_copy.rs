@@ -19,9 +19,12 @@ const CHUNK: usize = 64 * 1024;
 fn buffers_return_to_the_pool_only_after_the_notification() {
     let mut harness = Harness::new(4096, 16);
     if !harness.ring.features().send_zc() {
-        println!(
-            "skipped: SEND_ZC (kernel {:?})",
-            harness.ring.features().kernel()
+        fio_test::skip(
+            fio_test::Feature::SendZc,
+            &format!(
+                "SEND_ZC not supported by kernel {:?}",
+                harness.ring.features().kernel()
+            ),
         );
         return;
     }

@@ -18,7 +18,7 @@
 //! - sockets: [`socket`], [`bind`], [`listen`], [`connect`], [`accept`],
 //!   [`set_nonblocking`], options ([`set_nodelay`], [`set_reuse_port`],
 //!   [`set_send_buffer_size`], [`take_error`]...), addresses ([`SockAddr`], [`peer_addr`],
-//!   [`local_addr`]);
+//!   [`local_addr`]), systemd socket activation ([`listen_fds`], [`is_listening`]);
 //! - I/O: [`recv`], [`recv_from`], [`send`], [`send_to`], [`sendmsg`], [`writev`], [`readv`],
 //!   [`sendfile`], [`shutdown`], [`poll`];
 //! - URLs: [`Url`] parses `tcp://`, `udp://`, `tls://`, `unix://` and short forms;
@@ -55,6 +55,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![doc(test(attr(deny(warnings))))]
 
+mod activation;
 mod addr;
 mod endpoint;
 mod epoll;
@@ -75,6 +76,7 @@ mod url;
 pub mod fuzzing;
 pub mod system;
 
+pub use activation::listen_fds;
 pub use addr::{Domain, RawSockAddr, SockAddr, UNIX_PATH_MAX, local_addr, peer_addr};
 pub use endpoint::{client_socket, resolve, server_socket};
 pub use epoll::{Epoll, EpollEvent, EpollRegistration, EventBuffer, Interest, Waker};
@@ -99,7 +101,7 @@ pub use socket::{
     set_blocking, set_nonblocking, socket,
 };
 pub use sockopt::{
-    nodelay, recv_buffer_size, reuse_addr, reuse_port, send_buffer_size, set_nodelay,
+    is_listening, nodelay, recv_buffer_size, reuse_addr, reuse_port, send_buffer_size, set_nodelay,
     set_recv_buffer_size, set_reuse_addr, set_reuse_port, set_send_buffer_size, take_error,
 };
 pub use system::{KernelVersion, kernel_version};

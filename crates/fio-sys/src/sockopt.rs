@@ -34,6 +34,22 @@ pub fn reuse_addr(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR)? != 0)
 }
 
+/// Whether the socket is listening (`SO_ACCEPTCONN`).
+///
+/// # Errors
+/// - `ENOTSOCK`/`EBADF` when `fd` is not a socket.
+///
+/// # Examples
+/// ```
+/// use std::os::fd::AsFd;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// assert!(fio_sys::is_listening(listener.as_fd())?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn is_listening(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? != 0)
+}
+
 /// Sets `SO_REUSEPORT`, so several sockets (one per worker) can listen on one port and the
 /// kernel spreads connections between them. Set it on every socket before `bind`.
 ///

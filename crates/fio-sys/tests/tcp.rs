@@ -219,7 +219,7 @@ fn accept_on_an_idle_listener_would_block() {
 
 #[test]
 fn ipv6_loopback_round_trip() {
-    if !util::ipv6_loopback_available("ipv6_loopback_round_trip") {
+    if !util::ipv6_loopback_available() {
         return;
     }
     let (server, client, accepted) = connected_pair("tcp://[::1]:0");

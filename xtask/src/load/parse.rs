@@ -117,6 +117,26 @@ pub(super) fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
     status_field(status, "VmHWM:")?.first()?.parse().ok()
 }
 
+/// The current resident set size (`VmRSS`, KiB) from `/proc/PID/status`.
+pub(super) fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+    status_field(status, "VmRSS:")?.first()?.parse().ok()
+}
+
+/// The soft and hard `Max open files` limits from `/proc/PID/limits` (`None` for unlimited).
+pub(super) fn parse_open_files_limit(limits: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let mut limit = || -> Option<Option<u64>> {
+        match words.next()? {
+            "unlimited" => Some(None),
+            number => number.parse().ok().map(Some),
+        }
+    };
+    Some((limit()?, limit()?))
+}
+
 /// The effective user id (the second `Uid:` value) from `/proc/self/status`.
 pub(super) fn effective_uid(status: &str) -> Option<u32> {
     status_field(status, "Uid:")?.get(1)?.parse().ok()
@@ -325,6 +345,16 @@ VmRSS:\t    2484 kB";
         assert_eq!(effective_uid(STATUS), Some(0));
         assert_eq!(effective_uid("Uid:\t1000\t1001\t1000\t1000\n"), Some(1001));
         assert_eq!(parse_vm_hwm_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn status_gives_current_rss_and_limits_give_open_files() {
+        let status = "Name:\tx\nVmHWM:\t  9000 kB\nVmRSS:\t  8123 kB\n";
+        assert_eq!(parse_vm_rss_kib(status), Some(8123));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            20000                unlimited            files\n";
+        assert_eq!(parse_open_files_limit(limits), Some((Some(20000), None)));
+        assert_eq!(parse_open_files_limit("Max processes 1 1"), None);
     }
 
     #[test]

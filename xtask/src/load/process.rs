@@ -148,6 +148,11 @@ impl Server {
         tail(&fs::read_to_string(&self.log).unwrap_or_default())
     }
 
+    /// The server's process id (strace's child when traced).
+    pub(super) fn pid(&self) -> RunResult<u32> {
+        self.server_pid()
+    }
+
     /// The server's process id: strace's child when traced.
     fn server_pid(&self) -> RunResult<u32> {
         if !self.traced {

@@ -1,10 +1,12 @@
 //! The load benchmark's results: per-load tables of medians and same-run ratios to the tokio
-//! baseline, as Markdown and JSON, and the verdict on each performance target.
+//! baseline and to the bare io-uring loop, each with its spread over the rounds, the memory
+//! table, as Markdown and JSON, and the verdict on each performance target.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::memory::IdleMemory;
 use super::{CONTENDERS, Contender, Load, Role, Run, Sizes, SyscallCount};
 
 /// Everything measured, keyed by (index in [`CONTENDERS`], load).
@@ -12,28 +14,52 @@ use super::{CONTENDERS, Contender, Load, Role, Run, Sizes, SyscallCount};
 pub(super) struct Results {
     /// One entry per round; `None` where the run failed.
     pub(super) timed: BTreeMap<(usize, Load), Vec<Option<Run>>>,
-    /// The traced run; `None` where it failed.
-    pub(super) syscalls: BTreeMap<(usize, Load), Option<SyscallCount>>,
+    /// One entry per traced repetition; `None` where it failed.
+    pub(super) syscalls: BTreeMap<(usize, Load), Vec<Option<SyscallCount>>>,
+    /// The idle-connections run of each contender; `None` where it failed.
+    pub(super) idle: BTreeMap<usize, Option<IdleMemory>>,
 }
 
-/// A median and the median of its per-round ratios to the baseline.
+/// A median with the smallest and largest of the values it is the median of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Spread {
+    pub(super) mid: f64,
+    pub(super) lo: f64,
+    pub(super) hi: f64,
+}
+
+impl Spread {
+    /// The median and range of `values`; None for no values.
+    fn of(values: &[f64]) -> Option<Self> {
+        Some(Self {
+            mid: median(values)?,
+            lo: values.iter().copied().fold(f64::INFINITY, f64::min),
+            hi: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+}
+
+/// One figure of a row: its median over the rounds, and the medians of its per-round ratios
+/// to the tokio baseline and to the bare io-uring loop, each with its range.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Figure {
-    value: f64,
+    pub(super) value: Spread,
     /// None when the baseline has no figure to compare with.
-    ratio: Option<f64>,
+    pub(super) ratio: Option<Spread>,
+    /// The same against the bare io-uring loop (the floor) of the protocol.
+    pub(super) floor: Option<Spread>,
 }
 
 /// One server's row in a load's table.
 #[derive(Debug)]
 pub(super) struct Row {
-    contender: &'static Contender,
+    pub(super) contender: &'static Contender,
     /// Rounds whose run succeeded, out of `rounds`.
     succeeded: usize,
     rounds: usize,
-    per_second: Option<Figure>,
+    pub(super) per_second: Option<Figure>,
     p99_ms: Option<Figure>,
-    cpu_us: Option<Figure>,
+    pub(super) cpu_us: Option<Figure>,
     syscalls: Option<Figure>,
     rss_mib: Option<Figure>,
 }
@@ -41,46 +67,101 @@ pub(super) struct Row {
 /// One load's table.
 #[derive(Debug)]
 pub(super) struct Table {
-    load: Load,
+    pub(super) load: Load,
     baseline: Option<&'static str>,
-    rows: Vec<Row>,
+    floor: Option<&'static str>,
+    pub(super) rows: Vec<Row>,
+}
+
+/// One server's memory: per idle connection, and its peak at 64 loaded connections.
+#[derive(Debug)]
+pub(super) struct MemoryRow {
+    contender: &'static Contender,
+    idle: Option<IdleMemory>,
+    /// The largest over its loads of the median peak RSS (MiB) under 64 connections.
+    peak_64_mib: Option<f64>,
 }
 
 impl Results {
     /// How many runs (timed or traced) failed.
     pub(super) fn failures(&self) -> usize {
         let timed = self.timed.values().flatten().filter(|run| run.is_none());
-        let traced = self.syscalls.values().filter(|count| count.is_none());
-        timed.count() + traced.count()
+        let traced = self
+            .syscalls
+            .values()
+            .flatten()
+            .filter(|count| count.is_none());
+        let idle = self.idle.values().filter(|idle| idle.is_none());
+        timed.count() + traced.count() + idle.count()
+    }
+
+    /// The memory table: every contender with an idle run or a timed row.
+    pub(super) fn memory(&self, tables: &[Table]) -> Vec<MemoryRow> {
+        CONTENDERS
+            .iter()
+            .enumerate()
+            .filter_map(|(index, contender)| {
+                let peaks: Vec<f64> = tables
+                    .iter()
+                    .flat_map(|table| &table.rows)
+                    .filter(|row| row.contender.name == contender.name)
+                    .filter_map(|row| row.rss_mib.map(|figure| figure.value.mid))
+                    .collect();
+                let idle = self.idle.get(&index).copied();
+                if idle.is_none() && peaks.is_empty() {
+                    return None;
+                }
+                Some(MemoryRow {
+                    contender,
+                    idle: idle.flatten(),
+                    peak_64_mib: peaks.into_iter().reduce(f64::max),
+                })
+            })
+            .collect()
     }
 
     /// One table per load that some contender serves.
     pub(super) fn tables(&self) -> Vec<Table> {
         let mut tables = Vec::new();
         for load in Load::ALL {
-            let baseline = CONTENDERS.iter().position(|contender| {
-                contender.role == Role::Baseline && contender.serves.contains(&load.protocol())
-            });
+            let reference = |role: Role| {
+                CONTENDERS.iter().position(|contender| {
+                    contender.role == role && contender.serves.contains(&load.protocol())
+                })
+            };
+            let (baseline, floor) = (reference(Role::Baseline), reference(Role::Floor));
             let base_runs = baseline.and_then(|index| self.timed.get(&(index, load)));
-            let base_syscalls = baseline
-                .and_then(|index| self.syscalls.get(&(index, load)).copied().flatten())
-                .map(|count| count.per_request());
+            let floor_runs = floor.and_then(|index| self.timed.get(&(index, load)));
+            let syscalls_of = |index: Option<usize>| -> Option<Spread> {
+                let counts = self.syscalls.get(&(index?, load))?;
+                let values: Vec<f64> = counts.iter().flatten().map(|c| c.per_request()).collect();
+                Spread::of(&values)
+            };
+            let (base_syscalls, floor_syscalls) = (syscalls_of(baseline), syscalls_of(floor));
             let mut rows = Vec::new();
             for (index, contender) in CONTENDERS.iter().enumerate() {
                 let Some(runs) = self.timed.get(&(index, load)) else {
                     continue;
                 };
-                let figure = |pick: fn(&Run) -> Option<f64>| figure(runs, base_runs, pick);
-                let syscalls = self
-                    .syscalls
-                    .get(&(index, load))
-                    .copied()
-                    .flatten()
-                    .map(|count| {
-                        let value = count.per_request();
-                        let ratio = base_syscalls.filter(|&base| base > 0.0).map(|b| value / b);
-                        Figure { value, ratio }
-                    });
+                let figure =
+                    |pick: fn(&Run) -> Option<f64>| figure(runs, base_runs, floor_runs, pick);
+                let syscalls = syscalls_of(Some(index)).map(|value| {
+                    // One traced run per repetition, not paired by round: the ratio is of the
+                    // medians, its range of the extremes.
+                    let versus = |base: Option<Spread>| {
+                        let base = base.filter(|base| base.mid > 0.0 && base.lo > 0.0)?;
+                        Some(Spread {
+                            mid: value.mid / base.mid,
+                            lo: value.lo / base.hi,
+                            hi: value.hi / base.lo,
+                        })
+                    };
+                    Figure {
+                        value,
+                        ratio: versus(base_syscalls),
+                        floor: versus(floor_syscalls),
+                    }
+                });
                 rows.push(Row {
                     contender,
                     succeeded: runs.iter().flatten().count(),
@@ -96,6 +177,7 @@ impl Results {
                 tables.push(Table {
                     load,
                     baseline: baseline.map(|index| CONTENDERS[index].name),
+                    floor: floor.map(|index| CONTENDERS[index].name),
                     rows,
                 });
             }
@@ -104,30 +186,38 @@ impl Results {
     }
 }
 
-/// The median of one figure over the rounds, and the median of its ratio to the baseline's
-/// figure of the same round.
+/// One figure over the rounds, with its ratios to the baseline's and the floor's figure of
+/// the same round; None when no round gave the figure.
 fn figure(
     runs: &[Option<Run>],
     base_runs: Option<&Vec<Option<Run>>>,
+    floor_runs: Option<&Vec<Option<Run>>>,
     pick: fn(&Run) -> Option<f64>,
 ) -> Option<Figure> {
     let values: Vec<f64> = runs.iter().flatten().filter_map(pick).collect();
-    let value = median(&values)?;
-    let ratios: Vec<f64> = match base_runs {
-        Some(base_runs) => runs
-            .iter()
-            .zip(base_runs)
-            .filter_map(|(run, base)| {
-                let (run, base) = (pick(run.as_ref()?)?, pick(base.as_ref()?)?);
-                (base > 0.0).then(|| run / base)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
     Some(Figure {
-        value,
-        ratio: median(&ratios),
+        value: Spread::of(&values)?,
+        ratio: ratios(runs, base_runs, pick),
+        floor: ratios(runs, floor_runs, pick),
     })
+}
+
+/// The median and range of one figure's per-round ratios to a reference's figure of the same
+/// round (rounds where either run failed are left out).
+fn ratios(
+    runs: &[Option<Run>],
+    reference: Option<&Vec<Option<Run>>>,
+    pick: fn(&Run) -> Option<f64>,
+) -> Option<Spread> {
+    let ratios: Vec<f64> = runs
+        .iter()
+        .zip(reference?)
+        .filter_map(|(run, base)| {
+            let (run, base) = (pick(run.as_ref()?)?, pick(base.as_ref()?)?);
+            (base > 0.0).then(|| run / base)
+        })
+        .collect();
+    Spread::of(&ratios)
 }
 
 /// The median (mean of the middle two for an even count); None for no values.
@@ -143,28 +233,40 @@ fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// The tables as Markdown, printed on the terminal and written to `load.md`.
-pub(super) fn markdown(tables: &[Table], sizes: &Sizes, elapsed: Duration) -> String {
+pub(super) fn markdown(
+    tables: &[Table],
+    memory: &[MemoryRow],
+    sizes: &Sizes,
+    elapsed: Duration,
+) -> String {
     let mut out = String::from("# Loopback load benchmark\n\n");
     let _ = writeln!(
         out,
-        "{} round(s){}, server pinned to cpu 0 and load generator to cpu 1, 64 connections. \
-         Figures are medians over the rounds; (x) is the median of the per-round ratios to the \
-         tokio baseline of the same run. System calls come from one `strace -f -c` run per \
-         server and load, net of an idle start and stop. Took {:.0?}.",
+        "{} interleaved round(s){}, server pinned to cpu 0 and load generator to cpu 1, 64 \
+         connections. Figures are medians over the rounds, with (min–max) over the rounds; a \
+         ratio `x` is the median of the per-round ratios to the tokio baseline (`vs tokio`) or \
+         to the bare io-uring loop (`vs bare`) of the same round, with the range of those \
+         ratios. System calls come from {} `strace -f -c` run(s) per server and load, net of an \
+         idle start and stop (median, min–max). Took {:.0?}. Plot: `load.svg`.",
         sizes.rounds,
-        if sizes.rounds == 1 { " (--quick)" } else { "" },
+        if sizes.rounds == 1 { " (quick)" } else { "" },
+        sizes.strace_repeats,
         elapsed
     );
     for table in tables {
         let _ = writeln!(
             out,
-            "\n## {}: {} (baseline {})\n",
+            "\n## {}: {} (baseline {}, floor {})\n",
             table.load.name(),
             table.load.title(),
-            table.baseline.unwrap_or("missing")
+            table.baseline.unwrap_or("missing"),
+            table.floor.unwrap_or("missing")
         );
-        out.push_str("| server | req/s | p99 | CPU µs/req | syscalls/req | peak RSS MiB |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        out.push_str(
+            "| server | req/s (vs tokio) | p99 | CPU µs/req | CPU vs tokio | CPU vs bare | \
+             syscalls/req (vs tokio) | peak RSS MiB |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &table.rows {
             let name = if row.succeeded == row.rounds {
                 row.contender.name.to_owned()
@@ -174,32 +276,131 @@ pub(super) fn markdown(tables: &[Table], sizes: &Sizes, elapsed: Duration) -> St
                     row.contender.name, row.succeeded, row.rounds
                 )
             };
+            let role = row.contender.role;
+            let vs_tokio = |figure: Option<Figure>| match role {
+                Role::Baseline => Some("baseline".to_owned()),
+                _ => figure.map(|figure| figure.ratio.map_or("n/a".to_owned(), times)),
+            };
+            let vs_bare = match role {
+                Role::Floor => Some("floor".to_owned()),
+                _ => row
+                    .cpu_us
+                    .map(|figure| figure.floor.map_or("n/a".to_owned(), times)),
+            };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} |",
-                cell(row.per_second, |v| format!("{v:.0}")),
+                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(row.per_second, vs_tokio(row.per_second), |v| format!(
+                    "{v:.0}"
+                )),
                 match row.p99_ms {
                     None if table.load == Load::WrkPipelined => "n/a".to_owned(),
-                    p99 => cell(p99, |v| format!("{v:.2} ms")),
+                    p99 => cell(p99, None, |v| format!("{v:.2} ms")),
                 },
-                cell(row.cpu_us, |v| format!("{v:.2}")),
-                cell(row.syscalls, |v| format!("{v:.3}")),
-                cell(row.rss_mib, |v| format!("{v:.1}")),
+                cell(row.cpu_us, None, |v| format!("{v:.2}")),
+                vs_tokio(row.cpu_us).unwrap_or_else(|| "failed".to_owned()),
+                vs_bare.unwrap_or_else(|| "failed".to_owned()),
+                cell(row.syscalls, vs_tokio(row.syscalls), |v| format!("{v:.3}")),
+                cell(row.rss_mib, None, |v| format!("{v:.1}")),
+            );
+        }
+    }
+    let unstable = unstable_cpu(tables);
+    if !unstable.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nUnsteady: the per-round CPU/request ratio to tokio spread more than ±{:.0}% of its \
+             median for {}; a verdict on these needs more rounds (`--rounds N`) or a quieter \
+             machine.",
+            UNSTEADY * 100.0,
+            unstable.join(", ")
+        );
+    }
+    if !memory.is_empty() {
+        out.push_str(
+            "\n## Memory\n\nUser memory per idle connection: the server's RSS with N idle \
+             loopback connections open (opened from the load side, never sending) minus its RSS \
+             before, divided by the connections it accepted. Peak RSS: `VmHWM` under the 64 \
+             loaded connections, the largest of its loads' medians.\n\n\
+             | server | per idle connection | accepted | RSS before → with them | peak RSS at 64 conns |\n\
+             |---|---:|---:|---:|---:|\n",
+        );
+        for row in memory {
+            let (per, accepted, rss) = match row.idle {
+                Some(idle) => (
+                    idle.bytes_per_connection()
+                        .map_or("n/a".to_owned(), |bytes| {
+                            format!("{:.2} KiB", bytes / 1024.0)
+                        }),
+                    format!("{} of {}", idle.accepted, idle.wanted),
+                    format!(
+                        "{:.1} → {:.1} MiB",
+                        idle.rss_before_kib as f64 / 1024.0,
+                        idle.rss_after_kib as f64 / 1024.0
+                    ),
+                ),
+                None => ("not measured".to_owned(), "-".to_owned(), "-".to_owned()),
+            };
+            let peak = row
+                .peak_64_mib
+                .map_or("-".to_owned(), |mib| format!("{mib:.1} MiB"));
+            let _ = writeln!(
+                out,
+                "| {} | {per} | {accepted} | {rss} | {peak} |",
+                row.contender.name
             );
         }
     }
     out
 }
 
-/// One table cell: the value and its ratio, or `failed` when no run gave the figure.
-fn cell(figure: Option<Figure>, show: impl Fn(f64) -> String) -> String {
-    match figure {
-        None => "failed".to_owned(),
-        Some(Figure { value, ratio }) => match ratio {
-            Some(ratio) => format!("{} ({ratio:.2}x)", show(value)),
-            None => show(value),
-        },
+/// How far (as a share of the median) a per-round CPU ratio may stray before it is called
+/// unsteady.
+const UNSTEADY: f64 = 0.10;
+
+/// `server load` for every row whose CPU/request ratio to tokio strays more than [`UNSTEADY`]
+/// from its median in some round.
+fn unstable_cpu(tables: &[Table]) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in tables {
+        for row in &table.rows {
+            let Some(ratio) = row.cpu_us.and_then(|figure| figure.ratio) else {
+                continue;
+            };
+            let stray = (ratio.hi - ratio.mid).max(ratio.mid - ratio.lo);
+            if ratio.mid > 0.0 && stray / ratio.mid > UNSTEADY {
+                found.push(format!("{} {}", row.contender.name, table.load.name()));
+            }
+        }
     }
+    found
+}
+
+/// A ratio with its range: `0.80x (0.75–0.86)`.
+fn times(ratio: Spread) -> String {
+    let (lo, hi) = (format!("{:.2}", ratio.lo), format!("{:.2}", ratio.hi));
+    if lo == hi {
+        format!("{:.2}x", ratio.mid)
+    } else {
+        format!("{:.2}x ({lo}–{hi})", ratio.mid)
+    }
+}
+
+/// One table cell: the value with its range and, if given, its ratio; `failed` when no run
+/// gave the figure.
+fn cell(figure: Option<Figure>, ratio: Option<String>, show: impl Fn(f64) -> String) -> String {
+    let Some(Figure { value, .. }) = figure else {
+        return "failed".to_owned();
+    };
+    let mut text = show(value.mid);
+    let (lo, hi) = (show(value.lo), show(value.hi));
+    if lo != hi {
+        let _ = write!(text, " ({lo}–{hi})");
+    }
+    if let Some(ratio) = ratio {
+        let _ = write!(text, ", {ratio}");
+    }
+    text
 }
 
 /// One checked target figure.
@@ -240,7 +441,8 @@ pub(super) struct Verdicts {
 pub(super) fn verdicts(tables: &[Table]) -> Verdicts {
     let mut verdicts = Verdicts::default();
     let mut groups: Vec<(String, Role)> = Vec::new();
-    for contender in CONTENDERS.iter().filter(|c| c.role != Role::Baseline) {
+    let held = |role: Role| matches!(role, Role::Uring | Role::Epoll);
+    for contender in CONTENDERS.iter().filter(|c| held(c.role)) {
         let group = (group_of(contender.name), contender.role);
         if !groups.contains(&group) {
             groups.push(group);
@@ -284,7 +486,7 @@ pub(super) fn verdicts(tables: &[Table]) -> Verdicts {
                 limit,
                 at_least,
             };
-            let ratio = |figure: Option<Figure>| figure.and_then(|f| f.ratio);
+            let ratio = |figure: Option<Figure>| figure.and_then(|f| f.ratio).map(|r| r.mid);
             let checks = if role == Role::Uring {
                 let syscall_limit = if load.pipelined() { 0.02 } else { 0.1 };
                 vec![
@@ -292,7 +494,7 @@ pub(super) fn verdicts(tables: &[Table]) -> Verdicts {
                     check("cpu_per_req_ratio", ratio(row.cpu_us), 0.85, false),
                     check(
                         "syscalls_per_req",
-                        row.syscalls.map(|f| f.value),
+                        row.syscalls.map(|f| f.value.mid),
                         syscall_limit,
                         false,
                     ),
@@ -338,25 +540,34 @@ fn group_of(name: &str) -> String {
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Baseline => "baseline",
+        Role::Floor => "floor",
         Role::Uring => "io_uring",
         Role::Epoll => "epoll",
     }
 }
 
 /// The tables and verdicts as JSON, written to `load.json`.
-pub(super) fn json(tables: &[Table], verdicts: &Verdicts, sizes: &Sizes, ticks: u64) -> String {
+pub(super) fn json(
+    tables: &[Table],
+    memory: &[MemoryRow],
+    verdicts: &Verdicts,
+    sizes: &Sizes,
+    ticks: u64,
+) -> String {
     let mut out = format!(
-        "{{\n  \"rounds\": {},\n  \"clock_ticks_per_s\": {ticks},\n  \"loads\": [",
-        sizes.rounds
+        "{{\n  \"rounds\": {},\n  \"strace_repeats\": {},\n  \"clock_ticks_per_s\": {ticks},\n  \
+         \"loads\": [",
+        sizes.rounds, sizes.strace_repeats
     );
     for (t, table) in tables.iter().enumerate() {
         let _ = write!(
             out,
-            "{}\n    {{\"load\": {}, \"title\": {}, \"baseline\": {}, \"rows\": [",
+            "{}\n    {{\"load\": {}, \"title\": {}, \"baseline\": {}, \"floor\": {}, \"rows\": [",
             if t == 0 { "" } else { "," },
             string(table.load.name()),
             string(table.load.title()),
-            table.baseline.map_or("null".to_owned(), string)
+            table.baseline.map_or("null".to_owned(), string),
+            table.floor.map_or("null".to_owned(), string)
         );
         for (r, row) in table.rows.iter().enumerate() {
             let _ = write!(
@@ -376,6 +587,28 @@ pub(super) fn json(tables: &[Table], verdicts: &Verdicts, sizes: &Sizes, ticks: 
             );
         }
         out.push_str("\n    ]}");
+    }
+    out.push_str("\n  ],\n  \"memory\": [");
+    for (m, row) in memory.iter().enumerate() {
+        let idle = row.idle.map_or("null".to_owned(), |idle| {
+            format!(
+                "{{\"wanted\": {}, \"opened\": {}, \"accepted\": {}, \"rss_before_kib\": {}, \
+                 \"rss_after_kib\": {}, \"bytes_per_connection\": {}}}",
+                idle.wanted,
+                idle.opened,
+                idle.accepted,
+                idle.rss_before_kib,
+                idle.rss_after_kib,
+                number(idle.bytes_per_connection())
+            )
+        });
+        let _ = write!(
+            out,
+            "{}\n    {{\"server\": {}, \"idle\": {idle}, \"peak_rss_mib_64\": {}}}",
+            if m == 0 { "" } else { "," },
+            string(row.contender.name),
+            number(row.peak_64_mib)
+        );
     }
     out.push_str("\n  ],\n  \"target_checks\": [");
     for (c, check) in verdicts.checks.iter().enumerate() {
@@ -411,11 +644,24 @@ fn figure_json(figure: Option<Figure>) -> String {
     match figure {
         None => "null".to_owned(),
         Some(figure) => format!(
-            "{{\"value\": {}, \"ratio\": {}}}",
-            number(Some(figure.value)),
-            number(figure.ratio)
+            "{{\"value\": {}, \"ratio\": {}, \"ratio_to_floor\": {}}}",
+            spread_json(Some(figure.value)),
+            spread_json(figure.ratio),
+            spread_json(figure.floor)
         ),
     }
+}
+
+/// A median with its range as `{"median", "min", "max"}`, or null.
+fn spread_json(spread: Option<Spread>) -> String {
+    spread.map_or("null".to_owned(), |spread| {
+        format!(
+            "{{\"median\": {}, \"min\": {}, \"max\": {}}}",
+            number(Some(spread.mid)),
+            number(Some(spread.lo)),
+            number(Some(spread.hi))
+        )
+    })
 }
 
 /// A JSON number, or null for a missing or non-finite one.
@@ -468,25 +714,58 @@ mod tests {
         // Round 2 of the contender failed: its ratio is left out, not paired with round 3.
         let runs = [run(110.0, None), None, run(300.0, Some(1.0))];
         let base = vec![run(100.0, None), run(1000.0, None), run(200.0, Some(2.0))];
-        let rate = figure(&runs, Some(&base), |r| Some(r.per_second)).unwrap();
-        assert_eq!(rate.value, 205.0);
-        assert_eq!(rate.ratio, Some((1.1 + 1.5) / 2.0));
-        let p99 = figure(&runs, Some(&base), |r| r.p99_ms).unwrap();
-        assert_eq!((p99.value, p99.ratio), (1.0, Some(0.5)));
-        assert!(figure(&[None], Some(&base), |r| Some(r.per_second)).is_none());
+        let floor = vec![run(55.0, None), None, run(150.0, None)];
+        let rate = figure(&runs, Some(&base), Some(&floor), |r| Some(r.per_second)).unwrap();
+        assert_eq!(rate.value.mid, 205.0);
+        assert_eq!((rate.value.lo, rate.value.hi), (110.0, 300.0));
+        let ratio = rate.ratio.unwrap();
+        assert_eq!(ratio.mid, (1.1 + 1.5) / 2.0);
+        assert_eq!((ratio.lo, ratio.hi), (1.1, 1.5));
+        assert_eq!(rate.floor.unwrap().mid, 2.0);
+        let p99 = figure(&runs, Some(&base), None, |r| r.p99_ms).unwrap();
+        assert_eq!(p99.value.mid, 1.0);
+        assert_eq!(p99.ratio.unwrap().mid, 0.5);
+        assert!(p99.floor.is_none());
+        assert!(figure(&[None], Some(&base), None, |r| Some(r.per_second)).is_none());
     }
 
     #[test]
     fn cells_show_value_and_ratio() {
-        let shown = cell(
-            Some(Figure {
-                value: 7.654,
-                ratio: Some(0.8),
-            }),
-            |v| format!("{v:.2}"),
-        );
-        assert_eq!(shown, "7.65 (0.80x)");
-        assert_eq!(cell(None, |v| v.to_string()), "failed");
+        let spread = |mid, lo, hi| Spread { mid, lo, hi };
+        let figure = Figure {
+            value: spread(7.654, 7.0, 8.0),
+            ratio: Some(spread(0.8, 0.75, 0.86)),
+            floor: None,
+        };
+        let shown = cell(Some(figure), figure.ratio.map(times), |v| format!("{v:.2}"));
+        assert_eq!(shown, "7.65 (7.00–8.00), 0.80x (0.75–0.86)");
+        assert_eq!(times(spread(1.0, 1.0, 1.0)), "1.00x");
+        assert_eq!(cell(None, None, |v| v.to_string()), "failed");
+    }
+
+    #[test]
+    fn a_wide_cpu_ratio_spread_is_called_unsteady() {
+        let cpu = |cpu| {
+            Some(Run {
+                per_second: 1.0,
+                p99_ms: None,
+                cpu_us_per_request: cpu,
+                peak_rss_mib: 1.0,
+            })
+        };
+        let mut results = Results::default();
+        // tokio-echo, bare-echo and ring-echo, by their places in CONTENDERS.
+        let rows = [
+            (0, [1.0, 1.0, 1.0]),
+            (2, [1.0, 1.05, 0.98]),
+            (4, [1.0, 1.5, 1.0]),
+        ];
+        for (index, runs) in rows {
+            assert!(CONTENDERS[index].name.ends_with("-echo"));
+            let runs = runs.into_iter().map(cpu).collect();
+            results.timed.insert((index, Load::RedisP1), runs);
+        }
+        assert_eq!(unstable_cpu(&results.tables()), ["ring-echo redis-P1"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::conn::state::{Kind, OnFail, OnFinish, OnOpen, caught};
 use crate::conn::table;
 use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
-use crate::reactor::{Inner, Reactor};
+use crate::reactor::{Inner, Reactor, Scope};
 use crate::thread::Local;
 use crate::uuid::Uuid;
 
@@ -155,6 +155,8 @@ pub(crate) struct Connector {
     timeout: Option<Duration>,
     auto_reconnect: bool,
     tls: Option<SharedTls>,
+    /// Connect from a cluster's root only.
+    master_only: bool,
 }
 
 impl Connector {
@@ -275,7 +277,7 @@ impl Reactor {
             timeout,
             auto_reconnect,
             tls,
-            master_only: _,
+            master_only,
         } = args;
         let parsed = Url::parse(&url).map_err(Error::Url)?;
         if parsed.is_tls() && tls.is_none() {
@@ -296,6 +298,7 @@ impl Reactor {
             timeout,
             auto_reconnect,
             tls,
+            master_only,
         });
         attempt(self, &connector)
     }
@@ -316,6 +319,7 @@ fn attempt(reactor: &Reactor, connector: &Arc<Connector>) -> Result<Uuid, Error>
         None => table::Record::new(&inner, thread),
     };
     let uuid = table::open(socket.as_raw_fd(), record);
+    let scope = Scope::for_master_only(connector.master_only);
     let connector = Arc::clone(connector);
     let datagram = connector.parsed.transport() == Transport::Udp;
     let open = move |local: &Local| {
@@ -337,7 +341,7 @@ fn attempt(reactor: &Reactor, connector: &Arc<Connector>) -> Result<Uuid, Error>
             connector.failed(local, error);
         }
     };
-    Local::run_on(&inner, here.as_deref(), thread, open);
+    Local::run_on_scoped(&inner, here.as_deref(), thread, scope, open);
     Ok(uuid)
 }
 

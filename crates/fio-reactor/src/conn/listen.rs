@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use crate::conn::state::{Kind, OnFinish, OnOpen, caught};
 use crate::conn::table::{self, Record};
 use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, Scope};
 use crate::thread::Local;
 use crate::uuid::Uuid;
 
@@ -39,6 +39,9 @@ pub struct ListenArgs {
     tls: Option<SharedTls>,
     /// Listen in the master process only.
     master_only: bool,
+    /// A listening socket handed over by the caller (systemd socket activation) instead of one
+    /// bound from `url`.
+    inherited: Option<OwnedFd>,
 }
 
 impl ListenArgs {
@@ -51,7 +54,27 @@ impl ListenArgs {
             on_finish: None,
             tls: None,
             master_only: false,
+            inherited: None,
         }
+    }
+
+    /// Serves a stream socket that is already bound and listening, such as one handed over by
+    /// systemd socket activation (see `fio_sys::listen_fds`), instead of binding a URL; its
+    /// `url` is `fd://<descriptor>`. The socket is made non-blocking; in a cluster it is shared
+    /// by the workers like any listener opened before `start`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let args = fio_reactor::ListenArgs::inherited(OwnedFd::from(socket), |_| {});
+    /// assert!(args.url().starts_with("fd://"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inherited(socket: OwnedFd, on_open: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
+        let mut args = Self::new(format!("fd://{}", socket.as_raw_fd()), on_open);
+        args.inherited = Some(socket);
+        args
     }
 
     /// Secures every accepted connection with `tls` (facil.io's `.tls`): its server hook is
@@ -62,8 +85,10 @@ impl ListenArgs {
         self
     }
 
-    /// Listens in the master process only (facil.io's `.is_master_only`); meaningful with
-    /// `fio-cluster`'s workers, ignored by a single process.
+    /// Listens in the master process only (facil.io's `.is_master_only`): with `fio-cluster`,
+    /// a listener opened before `start` is served by the root and never by the workers (a
+    /// plain listener is served by the workers, never by the root). Ignored by a single
+    /// process.
     #[must_use]
     pub fn master_only(mut self, master_only: bool) -> Self {
         self.master_only = master_only;
@@ -156,8 +181,12 @@ impl Reactor {
             on_open,
             on_finish,
             tls,
-            master_only: _,
+            master_only,
+            inherited,
         } = args;
+        if let Some(socket) = inherited {
+            return self.listen_on(url, socket, on_open, on_finish, tls, master_only, false);
+        }
         let parsed = Url::parse(&url).map_err(Error::Url)?;
         if parsed.is_tls() && tls.is_none() {
             return Err(Error::TlsRequired { url });
@@ -175,9 +204,30 @@ impl Reactor {
             url: url.clone(),
             source,
         })?;
-        // Linux copies `TCP_NODELAY` from a listener to the connections it accepts.
+        let datagram = parsed.transport() == Transport::Udp;
+        self.listen_on(url, socket, on_open, on_finish, tls, master_only, datagram)
+    }
+
+    /// Serves a bound socket: registers it on the owning thread (now, or parked until it runs).
+    #[allow(clippy::too_many_arguments)]
+    fn listen_on(
+        &self,
+        url: String,
+        socket: OwnedFd,
+        on_open: OnOpen,
+        on_finish: Option<OnFinish>,
+        tls: Option<SharedTls>,
+        master_only: bool,
+        datagram: bool,
+    ) -> Result<Uuid, Error> {
+        fio_sys::set_nonblocking(socket.as_fd()).map_err(|source| Error::Listen {
+            url: url.clone(),
+            source,
+        })?;
+        // Linux copies `TCP_NODELAY` from a listener to the connections it accepts (the call
+        // fails harmlessly on a Unix socket).
         let nodelay_inherited = cfg!(target_os = "linux")
-            && parsed.transport() == Transport::Tcp
+            && !datagram
             && fio_sys::set_nodelay(socket.as_fd(), true).is_ok();
         let inner = self.inner().clone();
         let here = Local::current(&inner);
@@ -185,7 +235,10 @@ impl Reactor {
         let mut record = Record::new(&inner, thread);
         record.local = fio_sys::local_addr(socket.as_fd()).ok();
         let uuid = table::open(socket.as_raw_fd(), record);
-        let datagram = parsed.transport() == Transport::Udp;
+        if here.is_none() && !master_only && !datagram {
+            // Parked until `start`: in a cluster, the workers' shared accept queue.
+            crate::cluster::note_shared_listener(&socket);
+        }
         let kind = if datagram {
             Kind::Datagram { on_finish }
         } else {
@@ -205,7 +258,8 @@ impl Reactor {
                 require_protocol(local, uuid);
             }
         };
-        Local::run_on(&inner, here.as_deref(), thread, open);
+        let scope = Scope::for_master_only(master_only);
+        Local::run_on_scoped(&inner, here.as_deref(), thread, scope, open);
         Ok(uuid)
     }
 }

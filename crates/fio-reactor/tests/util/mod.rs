@@ -51,7 +51,22 @@ pub(crate) fn start_bounded(reactor: &Reactor) -> Result<(), Error> {
     drop(done);
     let timed_out = watchdog.join().expect("watchdog thread");
     assert!(!timed_out, "the reactor did not stop within {DEADLINE:?}");
+    check_engine_ran(reactor);
     result
+}
+
+/// Checks that `reactor`'s latest start ran the engine this run asks for: under
+/// `FIO_ENGINE=uring`, a reactor that fell back to epoll did not test io_uring, which is a
+/// failure where the run requires io_uring (`FIO_REQUIRE_URING=1`) and a `FIO-SKIP:` line
+/// elsewhere (`fio_test::skip`).
+pub(crate) fn check_engine_ran(reactor: &Reactor) {
+    let ran = reactor.engine();
+    if engine() == Some(EngineKind::Uring) && ran != "io_uring" {
+        fio_test::skip(
+            fio_test::Feature::Uring,
+            &format!("FIO_ENGINE=uring, but the reactor ran on {ran} (io_uring refused here)"),
+        );
+    }
 }
 
 /// How long a test client waits on one socket call before failing.

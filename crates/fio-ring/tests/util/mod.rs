@@ -1,5 +1,6 @@
 //! Shared helpers for the fio-ring integration tests: rings, bounded tick loops, loopback
-//! socket pairs, temporary files and the `require!` skip.
+//! socket pairs, temporary files and the `require!` skip (through `fio_test::skip`, so it fails
+//! where the run requires io_uring).
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::RefCell;
@@ -11,25 +12,33 @@ use std::time::{Duration, Instant};
 
 use fio_ring::{Completion, Ring, RingConfig};
 
-/// Skips the rest of a test, saying why, when the kernel lacks an operation kind.
+/// Skips the rest of a test when the kernel lacks an operation kind or io_uring feature,
+/// through [`fio_test::skip`]: one `FIO-SKIP:` line, or a failure where the run requires
+/// io_uring (`FIO_REQUIRE=uring` or `FIO_REQUIRE_URING=1`).
 #[macro_export]
 macro_rules! require {
     ($ring:expr, $kind:expr) => {
         if !$ring.features().supports($kind) {
-            println!(
-                "skipped: {:?} (not supported by kernel {:?})",
-                $kind,
-                $ring.features().kernel()
+            fio_test::skip(
+                fio_test::Feature::Uring,
+                &format!(
+                    "{:?} not supported by kernel {:?}",
+                    $kind,
+                    $ring.features().kernel()
+                ),
             );
             return;
         }
     };
     ($ring:expr, $cond:expr, $what:expr) => {
         if !$cond {
-            println!(
-                "skipped: {} (not supported by kernel {:?})",
-                $what,
-                $ring.features().kernel()
+            fio_test::skip(
+                fio_test::Feature::Uring,
+                &format!(
+                    "{} not supported by kernel {:?}",
+                    $what,
+                    $ring.features().kernel()
+                ),
             );
             return;
         }

@@ -101,12 +101,16 @@ pub fn connected_pair(url: &str) -> (OwnedFd, OwnedFd, OwnedFd) {
     (server, client, accepted)
 }
 
-/// Whether this host can bind `[::1]`; prints the `skipped:` reason when it cannot.
-pub fn ipv6_loopback_available(test: &str) -> bool {
+/// Whether this host can bind `[::1]`; reports the skip through `fio_test::skip` (a failure
+/// where the run requires IPv6) when it cannot.
+pub fn ipv6_loopback_available() -> bool {
     match std::net::TcpListener::bind("[::1]:0") {
         Ok(_) => true,
         Err(error) => {
-            println!("skipped: {test}: cannot bind [::1]: {error}");
+            fio_test::skip(
+                fio_test::Feature::Ipv6,
+                &format!("cannot bind [::1]: {error}"),
+            );
             false
         }
     }

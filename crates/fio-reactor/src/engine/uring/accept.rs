@@ -1,5 +1,6 @@
-//! Listening sockets on the io_uring engine: one multishot accept per listener, re-armed when
-//! the kernel ends it, paused for a moment when descriptors or memory run out.
+//! Listening sockets on the io_uring engine: one multishot accept per listener (single-shot
+//! in cluster workers, see [`arm_accept`]), re-armed when the kernel ends it, paused for a
+//! moment when descriptors or memory run out.
 //!
 //! The listening descriptor stays in the engine until the accept's final completion: the
 //! kernel's request names it by number, so closing it earlier could let the request run on a
@@ -129,8 +130,14 @@ impl ListenState {
     }
 }
 
-/// Arms a multishot accept on the listener's descriptor; each accepted stream is
-/// non-blocking and close-on-exec from the start.
+/// Arms an accept on the listener's descriptor; each accepted stream is non-blocking and
+/// close-on-exec from the start.
+///
+/// A multishot accept, except in a cluster worker, whose listening socket is shared with its
+/// sibling workers: the kernel wakes the first exclusive waiter on a listening socket, and a
+/// multishot accept stays first in its queue for good, so one worker would take every
+/// connection. A single-shot accept re-armed after each connection goes to the back of the
+/// queue each time, and the workers take turns.
 fn arm_accept(
     state: &Rc<RefCell<ListenState>>,
     inner: &mut ListenState,
@@ -140,12 +147,14 @@ fn arm_accept(
         return Ok(());
     };
     let handler_state = Rc::clone(state);
-    let id = ring.submit(
-        Op::accept_multishot_with_flags(fd, AcceptFlags::NONBLOCK),
-        move |ring, completion| {
-            on_accept(&handler_state, ring, completion);
-        },
-    )?;
+    let op = if crate::process::role() == crate::process::Role::Worker {
+        Op::accept_with_flags(fd, AcceptFlags::NONBLOCK)
+    } else {
+        Op::accept_multishot_with_flags(fd, AcceptFlags::NONBLOCK)
+    };
+    let id = ring.submit(op, move |ring, completion| {
+        on_accept(&handler_state, ring, completion);
+    })?;
     inner.armed = Some(id);
     Ok(())
 }

@@ -140,7 +140,7 @@ impl Stream {
         ring: &mut Ring,
         conn: Uuid,
         fd: OwnedFd,
-        config: SocketConfig,
+        config: Rc<SocketConfig>,
         inbox: Rc<Inbox>,
     ) -> io::Result<Self> {
         let link = Link::new(conn, inbox);
@@ -193,7 +193,7 @@ impl Stream {
         &mut self,
         ring: &mut Ring,
         res: i32,
-        config: io::Result<SocketConfig>,
+        config: io::Result<Rc<SocketConfig>>,
     ) {
         let Phase::Connecting(connecting) = mem::replace(&mut self.phase, Phase::Ended) else {
             return;
@@ -474,7 +474,7 @@ impl Link {
 fn new_socket(
     ring: &mut Ring,
     fd: OwnedFd,
-    config: SocketConfig,
+    config: Rc<SocketConfig>,
     link: &Rc<Link>,
 ) -> io::Result<Socket> {
     let paused = link.paused.get();

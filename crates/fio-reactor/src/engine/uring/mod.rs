@@ -59,10 +59,21 @@ const RING_ENTRIES: u32 = 256;
 /// a mostly idle connection's last few bytes don't pin much.
 const RECV_BUFFER_SIZE: usize = 16 * 1024;
 
-/// Buffers in the provided-buffer ring shared by a thread's streams: the most the kernel can
-/// fill before the tick hands them over and the group is refilled from the pool. 512 covers
-/// a burst of 8 MiB; a dry group only parks receives until the next tick, it loses nothing.
+/// Slots in the provided-buffer ring shared by a thread's streams: the most buffers the
+/// kernel can be lent at once before the tick hands them over and the group is refilled from
+/// the pool. 512 covers a burst of 8 MiB; a dry group only parks receives until the next
+/// tick, it loses nothing.
 const GROUP_ENTRIES: u16 = 512;
+
+/// Buffers the group lends at first. It doubles (up to [`GROUP_ENTRIES`]) each time a
+/// receive finds it dry, so a thread serving a few light connections keeps a few buffers'
+/// pages resident instead of all 512: the kernel fills ring entries in order, so every
+/// buffer lent is eventually touched.
+const GROUP_INITIAL: u16 = 32;
+
+/// Receive buffers per pool growth step: 256 KiB, so the pool's resident memory follows the
+/// group's size in small steps (a pool chunk is allocated, and zeroed, whole).
+const RECV_BUFFERS_PER_CHUNK: usize = 16;
 
 /// Buffers that `fio_socket::Socket::transmit` copies into. The engine's `write` takes
 /// ready-made chunks and never copies, so this pool stays empty unless something transmits
@@ -111,7 +122,7 @@ pub(crate) struct UringEngine {
     streams: FdTable<Stream>,
     listeners: FdTable<Listener>,
     /// Made with the first stream: the buffer group and pools every socket shares.
-    sockets: Option<SocketConfig>,
+    sockets: Option<Rc<SocketConfig>>,
 }
 
 impl UringEngine {
@@ -149,21 +160,27 @@ impl UringEngine {
 
     /// The configuration of a new socket, registering the shared buffer group first if this
     /// is the engine's first stream.
-    fn socket_config(&mut self) -> io::Result<SocketConfig> {
+    fn socket_config(&mut self) -> io::Result<Rc<SocketConfig>> {
         if let Some(config) = &self.sockets {
-            return Ok(config.clone());
+            return Ok(Rc::clone(config));
         }
-        let receive =
-            BufferPool::new(PoolConfig::new(RECV_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
-        let group = self
-            .ring
-            .register_buffer_group(receive.clone(), GROUP_ENTRIES)?;
+        let receive = BufferPool::new(
+            PoolConfig::new(RECV_BUFFER_SIZE).with_buffers_per_chunk(RECV_BUFFERS_PER_CHUNK),
+        )
+        .map_err(fio_ring::Error::Pool)?;
+        let group = self.ring.register_growing_buffer_group(
+            receive.clone(),
+            GROUP_INITIAL,
+            GROUP_ENTRIES,
+        )?;
         let send =
             BufferPool::new(PoolConfig::new(SEND_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
         // The contract's water marks: 256 KiB unread stops a stream's receive, 64 KiB resumes.
-        let config =
-            SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default());
-        self.sockets = Some(config.clone());
+        // One configuration, shared (not copied) by every stream socket of the thread.
+        let config = Rc::new(
+            SocketConfig::new(group, receive, send).with_water_marks(WaterMarks::default()),
+        );
+        self.sockets = Some(Rc::clone(&config));
         Ok(config)
     }
 
@@ -287,7 +304,7 @@ impl Engine for UringEngine {
 
     fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
         self.check_new(conn)?;
-        let config = self.socket_config()?.with_message_mode(true);
+        let config = Rc::new((*self.socket_config()?).clone().with_message_mode(true));
         let inbox = Rc::clone(&self.inbox);
         let opened = Stream::open(&mut self.ring, conn, socket, config, inbox)?;
         self.streams.insert(conn, opened);

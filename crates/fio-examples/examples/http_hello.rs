@@ -7,7 +7,7 @@
 //! one write. A request head over 8 KiB closes the connection. The response is byte for byte
 //! the load benchmark's (`fio_bench::HTTP_RESPONSE`).
 //!
-//! Usage: `cargo run --release -p fio-reactor --example http_hello -- [--url URL | --port N]
+//! Usage: `cargo run --release -p fio-examples --example http_hello -- [--url URL | --port N]
 //! [--threads N] [--workers N]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
 //! it gracefully.
 
@@ -27,7 +27,7 @@ const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--w
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
-  --workers N    worker processes (default 1; more needs fio-cluster)";
+  --workers N    worker processes (default 1; more are forked by fio-cluster)";
 
 /// The response to every request: a copy of `fio_bench::HTTP_RESPONSE`'s bytes (examples
 /// can't depend on fio-bench), which every HTTP contender of the load benchmark sends.
@@ -142,11 +142,14 @@ fn respond(uuid: Uuid, count: usize) {
 /// # Errors
 /// As [`Reactor::listen`]: a URL that doesn't parse, or a socket that can't be bound.
 pub(crate) fn listen(reactor: &Reactor, url: &str) -> Result<Uuid, Error> {
-    reactor.listen(ListenArgs::new(url, |uuid| {
-        if let Err(error) = fio_reactor::attach(uuid, Hello::default()) {
-            log::warn!("attaching connection {uuid} failed: {error}");
-        }
-    }))
+    reactor.listen(ListenArgs::new(url, on_open))
+}
+
+/// Serves an accepted connection with the hello protocol.
+fn on_open(uuid: Uuid) {
+    if let Err(error) = fio_reactor::attach(uuid, Hello::default()) {
+        log::warn!("attaching connection {uuid} failed: {error}");
+    }
 }
 
 /// The program: listens on `options.url` and runs the process's reactor until SIGINT or
@@ -154,19 +157,20 @@ pub(crate) fn listen(reactor: &Reactor, url: &str) -> Result<Uuid, Error> {
 ///
 /// # Errors
 /// - what [`listen`] reports (for example the port is taken);
-/// - what `fio_reactor::start` reports, e.g. `Error::ClusterRequired` for `--workers 2`.
+/// - what `fio_cluster::start` reports.
 pub(crate) fn run(options: &Options) -> Result<(), Error> {
     support::init_logger(LevelFilter::Info);
     let reactor = Reactor::current();
-    let listener = listen(&reactor, &options.url)?;
-    let address = fio_reactor::local_addr(listener).map_or(options.url.clone(), |a| a.to_string());
+    let listeners = support::listen_all(&reactor, on_open, || listen(&reactor, &options.url))?;
+    let address = support::addresses(&listeners, &options.url);
     reactor.state_callback_add(CallbackEvent::OnStart, move || {
         log::info!(
-            "http_hello listening on {address} ({} engine)",
-            fio_reactor::engine()
+            "http_hello listening on {address} ({} engine, pid {})",
+            fio_reactor::engine(),
+            std::process::id()
         );
     });
-    fio_reactor::start(options.start_args())
+    support::start(options)
 }
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]

@@ -8,7 +8,7 @@
 //!
 //! `--raw` turns it into a pure byte echo (no welcome, prefix or timeout) for load tests.
 //!
-//! Usage: `cargo run --release -p fio-reactor --example echo -- [--url URL | --port N]
+//! Usage: `cargo run --release -p fio-examples --example echo -- [--url URL | --port N]
 //! [--threads N] [--workers N] [--raw]`, then `printf 'hello\n' | nc -q1 127.0.0.1 3000`.
 //! Ctrl-C (or SIGTERM) stops it gracefully.
 
@@ -28,7 +28,7 @@ const USAGE: &str = "usage: echo [--url URL | --port N] [--threads N] [--workers
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
-  --workers N    worker processes (default 1; more needs fio-cluster)
+  --workers N    worker processes (default 1; more are forked by fio-cluster)
   --raw          a pure byte echo: no welcome, no prefix, no timeout (for load tests)";
 
 /// What the service writes in front of every chunk it echoes.
@@ -163,7 +163,7 @@ pub(crate) fn listen(reactor: &Reactor, url: &str, service: Service) -> Result<U
 ///
 /// # Errors
 /// - what [`listen`] reports (for example the port is taken);
-/// - what `fio_reactor::start` reports, e.g. `Error::ClusterRequired` for `--workers 2`.
+/// - what `fio_cluster::start` reports.
 pub(crate) fn run(options: &Options) -> Result<(), Error> {
     let service = if options.switches.contains(&"--raw") {
         Service::RAW
@@ -172,16 +172,21 @@ pub(crate) fn run(options: &Options) -> Result<(), Error> {
     };
     support::init_logger(LevelFilter::Info);
     let reactor = Reactor::current();
-    let listener = listen(&reactor, &options.url, service)?;
-    let address = fio_reactor::local_addr(listener).map_or(options.url.clone(), |a| a.to_string());
+    let listeners = support::listen_all(
+        &reactor,
+        move |uuid| on_open(uuid, service),
+        || listen(&reactor, &options.url, service),
+    )?;
+    let address = support::addresses(&listeners, &options.url);
     let mode = if service.raw { "raw echo" } else { "echo" };
     reactor.state_callback_add(CallbackEvent::OnStart, move || {
         log::info!(
-            "{mode} server listening on {address} ({} engine)",
-            fio_reactor::engine()
+            "{mode} server listening on {address} ({} engine, pid {})",
+            fio_reactor::engine(),
+            std::process::id()
         );
     });
-    fio_reactor::start(options.start_args())
+    support::start(options)
 }
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]

@@ -185,18 +185,69 @@ fn the_command_line() {
     }
 }
 
+/// The built `echo` example (cargo builds the examples before their tests).
+fn example_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    // target/<profile>/deps/example_echo-<hash> -> target/<profile>/examples/echo
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    profile.join("examples").join("echo")
+}
+
 #[test]
-fn more_than_one_worker_is_refused_clearly() {
-    // `run` is `main` after parsing: it listens, then `start` refuses to fork workers.
-    let options = Options {
-        url: "tcp://127.0.0.1:0".to_owned(),
-        workers: 2,
-        ..Options::default()
-    };
-    let error = echo::run(&options).unwrap_err();
-    assert!(matches!(
-        error,
-        fio_reactor::Error::ClusterRequired { workers: 2 }
-    ));
-    assert!(echo::support::describe(&error).contains("use fio-cluster to fork workers"));
+fn workers_are_forked_logged_and_stopped_cleanly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(example_binary())
+        .args([
+            "--url",
+            "tcp://127.0.0.1:0",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--raw",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the echo example");
+    let root = child.id();
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let mut log = Vec::new();
+    let mut port = None;
+    let mut serving = 0;
+    // Bounded by the lines the root and its workers print while starting.
+    while port.is_none() || serving < 2 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(address) = line.split("listening on 127.0.0.1:").nth(1) {
+            port = address
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.contains("cluster root: worker") && line.ends_with(" serving") {
+            serving += 1;
+        }
+        log.push(line);
+        assert!(log.len() < MAX_LINES, "{log:#?}");
+    }
+    let port = port.unwrap_or_else(|| panic!("no listening line: {log:#?}"));
+    let mut stream = util::client(SocketAddr::from(([127, 0, 0, 1], port)));
+    stream.write_all(b"hello").unwrap();
+    let mut echoed = [0u8; 5];
+    stream.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello");
+    drop(stream);
+    let pid = fio_sys::Pid::new(i32::try_from(root).unwrap()).unwrap();
+    fio_sys::kill(pid, fio_sys::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    log.extend(lines.map_while(Result::ok));
+    assert!(status.success(), "{status:?}: {log:#?}");
+    let started = log
+        .iter()
+        .filter(|l| l.contains("cluster root: worker") && l.ends_with(" started"));
+    assert_eq!(started.count(), 2, "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("exited")), "{log:#?}");
 }

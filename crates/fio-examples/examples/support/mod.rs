@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use fio_reactor::StartArgs;
+use std::os::fd::OwnedFd;
+
+use fio_reactor::{ListenArgs, Reactor, StartArgs, Uuid};
 
 /// The spec's default address (`fio_listen`'s `url` when none is given).
 pub(crate) const DEFAULT_URL: &str = "tcp://0.0.0.0:3000";
@@ -39,7 +41,7 @@ pub(crate) struct Options {
     pub(crate) url: String,
     /// Reactor threads (`fio_start`'s `.threads`; negative is a fraction of the cores).
     pub(crate) threads: i16,
-    /// Worker processes (`fio_start`'s `.workers`); above 1 needs fio-cluster.
+    /// Worker processes (`fio_start`'s `.workers`); above 1, fio-cluster forks them.
     pub(crate) workers: i16,
     /// The example's own switches that were given, e.g. `--raw`.
     pub(crate) switches: Vec<&'static str>,
@@ -115,7 +117,7 @@ impl Options {
         Ok(Some(options))
     }
 
-    /// The arguments for `fio_reactor::start`: these counts, the engine from `FIO_ENGINE` (or
+    /// The arguments for `fio_cluster::start`: these counts, the engine from `FIO_ENGINE` (or
     /// io_uring first), and SIGINT/SIGTERM stopping the server gracefully.
     pub(crate) fn start_args(&self) -> StartArgs {
         StartArgs {
@@ -124,6 +126,55 @@ impl Options {
             ..StartArgs::default()
         }
     }
+}
+
+/// Listens for `reactor` on the sockets systemd handed over (socket activation: `LISTEN_FDS`
+/// and `LISTEN_PID`), with `on_open` serving each accepted connection, or else with
+/// `listen_url` (the example's own `listen` on `--url`). Returns the listeners' uuids.
+///
+/// # Errors
+/// - `Error::Listen` when `LISTEN_FDS` is malformed or names a closed descriptor;
+/// - what `Reactor::listen` reports (for example the port is taken).
+pub(crate) fn listen_all(
+    reactor: &Reactor,
+    on_open: impl Fn(Uuid) + Clone + Send + Sync + 'static,
+    listen_url: impl FnOnce() -> Result<Uuid, fio_reactor::Error>,
+) -> Result<Vec<Uuid>, fio_reactor::Error> {
+    let sockets: Vec<OwnedFd> =
+        fio_sys::listen_fds().map_err(|source| fio_reactor::Error::Listen {
+            url: "LISTEN_FDS".to_owned(),
+            source,
+        })?;
+    if sockets.is_empty() {
+        return Ok(vec![listen_url()?]);
+    }
+    sockets
+        .into_iter()
+        .map(|socket| reactor.listen(ListenArgs::inherited(socket, on_open.clone())))
+        .collect()
+}
+
+/// The listeners' addresses, for the start-up log line.
+pub(crate) fn addresses(listeners: &[Uuid], url: &str) -> String {
+    let known: Vec<String> = listeners
+        .iter()
+        .filter_map(|&uuid| fio_reactor::local_addr(uuid).map(|a| a.to_string()))
+        .collect();
+    if known.is_empty() {
+        url.to_owned()
+    } else {
+        known.join(", ")
+    }
+}
+
+/// Runs the process's reactor until SIGINT or SIGTERM: `fio_cluster::start`, which forks
+/// `--workers` processes when there are more than one (the root logs each worker's start,
+/// exit and respawn with its pid).
+///
+/// # Errors
+/// What `fio_cluster::start` reports.
+pub(crate) fn start(options: &Options) -> Result<(), fio_reactor::Error> {
+    fio_cluster::start(options.start_args())
 }
 
 /// Writes every log record at or above the global level to stderr, one line each.
