@@ -54,7 +54,7 @@
 //! |---|---|---|
 //! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
 //! | `on_shutdown`'s return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) | 0 closes now; 1..=254 keeps the connection that many seconds more (serving meanwhile), then the 8-second grace; 255 keeps it until every other connection of the reactor, on any thread, has closed, then closes it abruptly |
-//! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close` |
+//! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close`; a [`socket_uuid`](crate::socket_uuid)/[`accept_uuid`](crate::accept_uuid) socket is taken over under its uuid |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
 //! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
