@@ -42,8 +42,9 @@ use crate::uuid::Uuid;
 ///   until `flush` reports nothing held (bounded by the 8-second grace period, after which
 ///   the connection is closed abruptly). An abortive close ([`force_close`](crate::force_close),
 ///   errors, the end of shutdown) skips it, as facil.io may.
-/// - cleanup is the hook's `Drop`: when the connection is gone, when [`rw_hook_set`] replaces
-///   it, or at once when `rw_hook_set` is given a uuid that isn't open. Exactly once.
+/// - cleanup is the hook's `Drop`: when the connection is gone, when [`rw_hook_set`] or
+///   [`HookIo::replace`] replaces it, or at once when `rw_hook_set` is given a uuid that isn't
+///   open. Exactly once. [`HookIo::replace_with`] runs none: the old hook moves on.
 ///
 /// A hook must not call the reactor's functions: the engine is borrowed while it runs, so
 /// such a call panics, which closes the connection.
