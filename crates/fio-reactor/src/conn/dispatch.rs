@@ -56,16 +56,14 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
     let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
-            kind:
-                Kind::Listener {
-                    on_open,
-                    tls,
-                    nodelay_inherited,
-                    ..
-                },
+            kind: Kind::Listener(listening),
             closing: false,
             ..
-        }) => (on_open.clone(), tls.clone(), !*nodelay_inherited),
+        }) => (
+            listening.on_open.clone(),
+            listening.tls.clone(),
+            !listening.nodelay_inherited,
+        ),
         // The listener is closing: the stream just closes.
         _ => return,
     };
@@ -135,7 +133,7 @@ pub(crate) fn open_with(
     now: Instant,
 ) -> io::Result<()> {
     let (listener, datagram) = (
-        matches!(kind, Kind::Listener { .. }),
+        matches!(kind, Kind::Listener(_)),
         matches!(kind, Kind::Datagram { .. }),
     );
     local
