@@ -1,7 +1,11 @@
 //! [`SocketConfig`] and [`Mode`]: what a socket is created over and how it sends.
 
-use fio_buffer::{BufferPool, WaterMarks};
-use fio_ring::{BufferGroup, MAX_IOVECS};
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use fio_buffer::{BufferPool, Chunk, WaterMarks};
+use fio_ring::{BufferGroup, MAX_IOVECS, SendStorage};
 
 use crate::error::Error;
 
@@ -57,6 +61,9 @@ impl Mode {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SocketConfig {
+    /// Storage the sockets built from this configuration (and its clones) share to build
+    /// their sends, so an idle socket holds none of it.
+    pub(crate) scratch: Rc<SendScratch>,
     pub(crate) group: BufferGroup,
     pub(crate) inbound: BufferPool,
     pub(crate) outbound: BufferPool,
@@ -78,6 +85,7 @@ impl SocketConfig {
     /// transmitted data into `outbound`.
     pub fn new(group: BufferGroup, inbound: BufferPool, outbound: BufferPool) -> Self {
         Self {
+            scratch: Rc::default(),
             group,
             inbound,
             outbound,
@@ -159,5 +167,22 @@ impl SocketConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Reusable storage for building sends, shared by the sockets of one configuration (one
+/// ring, one thread): the chunks lent to the send being built, and the gathered sends'
+/// storage (buffers, iovecs, header) that completions give back.
+#[derive(Default)]
+pub(crate) struct SendScratch {
+    pub(crate) chunks: RefCell<Vec<Chunk>>,
+    pub(crate) storages: RefCell<Vec<SendStorage>>,
+}
+
+impl fmt::Debug for SendScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendScratch")
+            .field("storages", &self.storages.borrow().len())
+            .finish_non_exhaustive()
     }
 }

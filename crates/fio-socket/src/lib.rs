@@ -70,5 +70,5 @@ pub use config::{Mode, SocketConfig};
 pub use error::Error;
 pub use event::{CloseReason, Event};
 pub use fio_buffer::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};
-pub use socket::{EventHandler, Socket, SocketStats};
+pub use socket::{EventHandler, SharedEventHandler, Socket, SocketStats};
 pub use stream::{OwnedSocketStream, SocketStream};

@@ -15,9 +15,9 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use fio_buffer::{Chunk, Lent, SendQueue};
-use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, SendStorage, WriteBuf};
+use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, WriteBuf};
 
-use crate::config::{Mode, SocketConfig};
+use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
 use crate::socket::{Inner, Lifecycle, Shared, deliver};
@@ -134,16 +134,13 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let scratch = Scratch {
-        chunks: &mut inner.lent_scratch,
-        storage: &mut inner.send_storage,
-    };
+    let scratch = Rc::clone(&inner.config.scratch);
     let (op, flavour) = match build(
         &mut inner.send,
         &inner.config,
         inner.zc_pending,
         fd,
-        scratch,
+        &scratch,
     ) {
         Ok(Some(built)) => built,
         Ok(None) => return,
@@ -187,13 +184,6 @@ enum Flavour {
     Corked,
 }
 
-/// Storage a socket reuses for every send, so building one allocates nothing in the
-/// common case (one buffer, sent with `send(2)`).
-struct Scratch<'a> {
-    chunks: &'a mut Vec<Chunk>,
-    storage: &'a mut Option<SendStorage>,
-}
-
 /// Lends the front chunks to the operation that fits the mode; `None` when a zero-copy send
 /// must wait for notifications first.
 fn build(
@@ -201,7 +191,7 @@ fn build(
     config: &SocketConfig,
     zc_pending: usize,
     fd: &OwnedFd,
-    scratch: Scratch<'_>,
+    scratch: &SendScratch,
 ) -> Result<Option<(Op, Flavour)>, Error> {
     let limit = config.limit;
     if config.message {
@@ -256,29 +246,30 @@ fn build(
             Flavour::Plain,
         )));
     }
-    let Some((offset, _)) = send.lend_into(limit, scratch.chunks) else {
+    let mut chunks = scratch.chunks.borrow_mut();
+    let Some((offset, _)) = send.lend_into(limit, &mut chunks) else {
         return Ok(None);
     };
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
-    let corked = config.mode == Mode::AutoCork && send.chunks() > scratch.chunks.len();
+    let corked = config.mode == Mode::AutoCork && send.chunks() > chunks.len();
     let (flags, flavour) = if corked {
         (SendFlags::MORE, Flavour::Corked)
     } else {
         (SendFlags::empty(), Flavour::Plain)
     };
-    if scratch.chunks.len() == 1
-        && let Some(chunk) = scratch.chunks.pop()
+    if chunks.len() == 1
+        && let Some(chunk) = chunks.pop()
     {
         let mut buf = write_buf(chunk);
         buf.advance(offset);
         return Ok(Some((Op::send_with_flags(fd, buf, flags), flavour)));
     }
     // Several chunks: one gathered send, whose storage comes back with its completion.
-    let mut storage = scratch.storage.take().unwrap_or_default();
+    let mut storage = scratch.storages.borrow_mut().pop().unwrap_or_default();
     let bufs = storage.bufs_mut();
     bufs.clear();
-    bufs.extend(scratch.chunks.drain(..).map(write_buf));
+    bufs.extend(chunks.drain(..).map(write_buf));
     if let Some(first) = bufs.first_mut() {
         first.advance(offset);
     }
@@ -316,10 +307,10 @@ fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
 }
 
 /// The `Vec` chunks a finished send gives back, in order (the rest were clones); a gathered
-/// send's storage goes back to `storage` for the next one.
+/// send's storage goes back to the shared scratch for the next one.
 fn returned_vecs(
     completion: &mut Completion,
-    storage: &mut Option<SendStorage>,
+    scratch: &SendScratch,
 ) -> impl Iterator<Item = Vec<u8>> + use<> {
     let single = completion.take_write_buf().and_then(WriteBuf::into_vec);
     let gathered = completion.take_send_storage().map(|mut taken| {
@@ -333,7 +324,7 @@ fn returned_vecs(
             taken.bufs_mut().clear();
             Vec::new()
         };
-        *storage = Some(taken);
+        scratch.storages.borrow_mut().push(taken);
         vecs
     });
     single.into_iter().chain(gathered.into_iter().flatten())
@@ -371,7 +362,7 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 /// Applies a send's result to the queue.
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
-    let vecs = returned_vecs(completion, &mut inner.send_storage);
+    let vecs = returned_vecs(completion, &inner.config.scratch);
     on_returned(inner, res, vecs);
 }
 

@@ -56,16 +56,14 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
     let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
         Some(Conn {
-            kind:
-                Kind::Listener {
-                    on_open,
-                    tls,
-                    nodelay_inherited,
-                    ..
-                },
+            kind: Kind::Listener(listening),
             closing: false,
             ..
-        }) => (on_open.clone(), tls.clone(), !*nodelay_inherited),
+        }) => (
+            listening.on_open.clone(),
+            listening.tls.clone(),
+            !listening.nodelay_inherited,
+        ),
         // The listener is closing: the stream just closes.
         _ => return,
     };
@@ -135,7 +133,7 @@ pub(crate) fn open_with(
     now: Instant,
 ) -> io::Result<()> {
     let (listener, datagram) = (
-        matches!(kind, Kind::Listener { .. }),
+        matches!(kind, Kind::Listener(_)),
         matches!(kind, Kind::Datagram { .. }),
     );
     local
@@ -184,7 +182,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
                 conn.outbox.needs_pump(),
                 conn.suspended,
                 conn.hook_held,
-                !conn.notify.is_empty(),
+                conn.has_notify(),
             )
         }
         None => return,
@@ -216,9 +214,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
 /// holds bytes.
 fn notify_drained(local: &Local, uuid: Uuid) {
     let sent = match local.conns.borrow_mut().map.get_mut(&uuid) {
-        Some(conn) if !conn.notify.is_empty() && !conn.hook_held => {
-            std::mem::take(&mut conn.notify)
-        }
+        Some(conn) if conn.has_notify() && !conn.hook_held => conn.take_notify(),
         _ => return,
     };
     for notify in sent {

@@ -414,7 +414,7 @@ pub(crate) fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize
             return Ok(held);
         };
         conn.hook_held = held > 0;
-        let waiting = conn.close_after_flush;
+        let waiting = conn.close_after_flush();
         if held > 0 {
             conns.schedule_flush(uuid);
         }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use fio_sys::{Transport, Url};
 
 use crate::conn::dispatch::{open_with, require_protocol};
-use crate::conn::state::{Kind, OnFinish, OnOpen, caught};
+use crate::conn::state::{Kind, Listening, OnFinish, OnOpen, caught};
 use crate::conn::table::{self, Record};
 use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
@@ -242,12 +242,12 @@ impl Reactor {
         let kind = if datagram {
             Kind::Datagram { on_finish }
         } else {
-            Kind::Listener {
+            Kind::Listener(Box::new(Listening {
                 on_open: Arc::clone(&on_open),
                 on_finish,
                 tls,
                 nodelay_inherited,
-            }
+            }))
         };
         let open = move |local: &Local| {
             if let Err(error) = open_with(local, uuid, socket, kind, false, Instant::now()) {

@@ -124,7 +124,7 @@ fn write_here(local: &Local, uuid: Uuid, payload: Payload, notify: Notify) {
     }
     let mut conns = local.conns.borrow_mut();
     match conns.map.get_mut(&uuid) {
-        Some(conn) => conn.notify.push(notify),
+        Some(conn) => conn.push_notify(notify),
         None => {
             drop(conns);
             notify.report(Err(Error::InvalidUuid(uuid)));

@@ -214,9 +214,14 @@ impl From<&'static str> for Payload {
     }
 }
 
-/// A connection's writes waiting behind a file.
+/// A connection's writes waiting behind a file. Rare, so it is one pointer until used: an
+/// idle connection's entry stays small.
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub(crate) struct Outbox(Option<Box<Waiting>>);
+
+/// What an [`Outbox`] holds once used.
+#[derive(Default)]
+struct Waiting {
     queue: VecDeque<Payload>,
     /// A graceful close was asked for; it happens once the outbox is empty.
     close_when_empty: bool,
@@ -225,26 +230,54 @@ pub(crate) struct Outbox {
 impl Outbox {
     /// Payloads waiting.
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.0.as_ref().map_or(0, |waiting| waiting.queue.len())
     }
 
     /// Whether nothing waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     /// Whether [`pump`] has anything to do: payloads wait, or a deferred close.
     pub(crate) fn needs_pump(&self) -> bool {
-        !self.queue.is_empty() || self.close_when_empty
+        self.0
+            .as_ref()
+            .is_some_and(|waiting| !waiting.queue.is_empty() || waiting.close_when_empty)
     }
 
     /// Defers a graceful close until the outbox is empty; `false` when it is empty already.
     pub(crate) fn defer_close(&mut self) -> bool {
-        if self.queue.is_empty() {
-            return false;
+        match &mut self.0 {
+            Some(waiting) if !waiting.queue.is_empty() => {
+                waiting.close_when_empty = true;
+                true
+            }
+            _ => false,
         }
-        self.close_when_empty = true;
-        true
+    }
+
+    /// Queues `payload` last.
+    fn push_back(&mut self, payload: Payload) {
+        self.0.get_or_insert_default().queue.push_back(payload);
+    }
+
+    /// Puts `payload` back first.
+    fn push_front(&mut self, payload: Payload) {
+        self.0.get_or_insert_default().queue.push_front(payload);
+    }
+
+    /// Takes the first payload.
+    fn pop_front(&mut self) -> Option<Payload> {
+        self.0
+            .as_mut()
+            .and_then(|waiting| waiting.queue.pop_front())
+    }
+
+    /// Takes the deferred close, if one was asked for.
+    fn take_close(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|waiting| std::mem::take(&mut waiting.close_when_empty))
     }
 }
 
@@ -265,7 +298,7 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
         match payload {
             Payload::Data(chunk) if urgent || conn.outbox.is_empty() => (Some(chunk), hooked),
             queued => {
-                conn.outbox.queue.push_back(queued);
+                conn.outbox.push_back(queued);
                 (None, hooked)
             }
         }
@@ -332,7 +365,7 @@ pub(crate) fn pump(local: &Local, uuid: Uuid) {
             return;
         }
         let next = match local.conns.borrow_mut().map.get_mut(&uuid) {
-            Some(conn) => conn.outbox.queue.pop_front(),
+            Some(conn) => conn.outbox.pop_front(),
             None => return,
         };
         let chunk = match next {
@@ -363,7 +396,7 @@ pub(crate) fn pump(local: &Local, uuid: Uuid) {
         .borrow_mut()
         .map
         .get_mut(&uuid)
-        .is_some_and(|conn| std::mem::take(&mut conn.outbox.close_when_empty));
+        .is_some_and(|conn| conn.outbox.take_close());
     if close {
         close_local(local, uuid, CloseMode::Graceful);
     }
@@ -372,7 +405,7 @@ pub(crate) fn pump(local: &Local, uuid: Uuid) {
 /// Returns a file being read to the front of the outbox.
 fn put_back(local: &Local, uuid: Uuid, payload: Payload) {
     if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
-        conn.outbox.queue.push_front(payload);
+        conn.outbox.push_front(payload);
     }
 }
 

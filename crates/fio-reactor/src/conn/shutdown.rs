@@ -63,7 +63,7 @@ pub(crate) fn begin(local: &Local, now: Instant) {
                 conn.lingers = true;
             } else {
                 let at = now + Duration::from_secs(code.into());
-                conn.close_at = Some(at);
+                conn.set_close_at(at);
                 deadline = deadline.max(at + GRACE);
             }
         }
@@ -91,7 +91,7 @@ pub(crate) fn progress(local: &Local, now: Instant) -> bool {
         let due: Vec<Uuid> = conns
             .map
             .iter()
-            .filter(|(_, conn)| !conn.closing && conn.close_at.is_some_and(|at| at <= now))
+            .filter(|(_, conn)| !conn.closing && conn.close_at().is_some_and(|at| at <= now))
             .map(|(&uuid, _)| uuid)
             .collect();
         (due, past)

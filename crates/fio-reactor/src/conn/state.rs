@@ -38,17 +38,7 @@ pub(crate) enum Kind {
     /// An open stream.
     Stream,
     /// A listening socket.
-    Listener {
-        /// Called with each accepted connection's uuid.
-        on_open: OnOpen,
-        /// Called once when the listener closes.
-        on_finish: Option<OnFinish>,
-        /// Secures each accepted connection.
-        tls: Option<SharedTls>,
-        /// `TCP_NODELAY` is set on the listening socket, and accepted ones inherit it (Linux),
-        /// which saves a system call per accepted connection.
-        nodelay_inherited: bool,
-    },
+    Listener(Box<Listening>),
     /// A datagram socket (`udp://`), bound by `listen` or connected by `connect`.
     Datagram {
         /// A listener's `on_finish`, called once when the socket closes.
@@ -63,14 +53,26 @@ pub(crate) enum Kind {
     },
 }
 
+/// A listening socket's callbacks and settings; boxed in [`Kind::Listener`] so the far more
+/// numerous streams' entries stay small.
+pub(crate) struct Listening {
+    /// Called with each accepted connection's uuid.
+    pub(crate) on_open: OnOpen,
+    /// Called once when the listener closes.
+    pub(crate) on_finish: Option<OnFinish>,
+    /// Secures each accepted connection.
+    pub(crate) tls: Option<SharedTls>,
+    /// `TCP_NODELAY` is set on the listening socket, and accepted ones inherit it (Linux),
+    /// which saves a system call per accepted connection.
+    pub(crate) nodelay_inherited: bool,
+}
+
 /// One connection owned by this thread.
 pub(crate) struct Conn {
     /// The attached protocol; `None` before `attach`, after a detach, or while a callback runs.
     pub(crate) protocol: Option<Box<dyn Protocol>>,
     /// A callback of this connection is running (its protocol is taken out).
     pub(crate) in_callback: bool,
-    /// A protocol attached (or detached: `Some(None)`) while a callback ran.
-    pub(crate) replacement: Option<Option<Box<dyn Protocol>>>,
     /// Stream, listener or connector.
     pub(crate) kind: Kind,
     /// `on_data` is suspended until `force_event(OnData)` or the send queue drains.
@@ -90,8 +92,6 @@ pub(crate) struct Conn {
     pub(crate) progress: (u64, usize),
     /// Bytes the protocol has read, to tell whether `on_data` made progress.
     pub(crate) read_total: u64,
-    /// During shutdown: close at this time (`on_shutdown` asked for a delay).
-    pub(crate) close_at: Option<Instant>,
     /// During shutdown: `on_shutdown` returned 255; close only at the very end.
     pub(crate) lingers: bool,
     /// The read/write hook between the protocol and the engine's queues, if one is set.
@@ -103,9 +103,6 @@ pub(crate) struct Conn {
     pub(crate) hook_held: bool,
     /// The hook's `before_close` ran (it runs at most once).
     pub(crate) before_close_done: bool,
-    /// A graceful close waits for the hook's `flush` to report nothing held (its
-    /// `before_close` asked for the delay); when it was requested, to bound the wait.
-    pub(crate) close_after_flush: Option<Instant>,
     /// Writes waiting behind a file being sent.
     pub(crate) outbox: Outbox,
     /// The `connect` this client connection came from (for reconnecting and `on_finish`).
@@ -114,8 +111,22 @@ pub(crate) struct Conn {
     pub(crate) timed_out: bool,
     /// The engine was asked to close abruptly (queued bytes are dropped).
     pub(crate) aborted: bool,
+    /// What few connections ever need, boxed on first use so an idle entry stays small.
+    cold: Option<Box<Cold>>,
+}
+
+/// The rarely used part of a [`Conn`].
+#[derive(Default)]
+struct Cold {
+    /// A protocol attached (or detached: `Some(None)`) while a callback ran.
+    replacement: Option<Option<Box<dyn Protocol>>>,
+    /// During shutdown: close at this time (`on_shutdown` asked for a delay).
+    close_at: Option<Instant>,
+    /// A graceful close waits for the hook's `flush` to report nothing held (its
+    /// `before_close` asked for the delay); when it was requested, to bound the wait.
+    close_after_flush: Option<Instant>,
     /// `write_notify` outcomes waiting for the send queue to drain.
-    pub(crate) notify: Vec<Notify>,
+    notify: Vec<Notify>,
 }
 
 impl Conn {
@@ -124,7 +135,6 @@ impl Conn {
         Self {
             protocol: None,
             in_callback: false,
-            replacement: None,
             kind,
             suspended: false,
             queued: false,
@@ -134,19 +144,62 @@ impl Conn {
             active: now,
             progress: (0, 0),
             read_total: 0,
-            close_at: None,
             lingers: false,
             hook: None,
             flush_scheduled: false,
             hook_held: false,
             before_close_done: false,
-            close_after_flush: None,
             outbox: Outbox::default(),
             connector: None,
             timed_out: false,
             aborted: false,
-            notify: Vec::new(),
+            cold: None,
         }
+    }
+
+    /// During shutdown: when `on_shutdown`'s delay ends.
+    pub(crate) fn close_at(&self) -> Option<Instant> {
+        self.cold.as_ref().and_then(|cold| cold.close_at)
+    }
+
+    /// Sets [`close_at`](Self::close_at).
+    pub(crate) fn set_close_at(&mut self, at: Instant) {
+        self.cold.get_or_insert_default().close_at = Some(at);
+    }
+
+    /// When a graceful close began waiting for the hook to flush, if it is waiting.
+    pub(crate) fn close_after_flush(&self) -> Option<Instant> {
+        self.cold.as_ref().and_then(|cold| cold.close_after_flush)
+    }
+
+    /// Sets [`close_after_flush`](Self::close_after_flush).
+    pub(crate) fn set_close_after_flush(&mut self, since: Instant) {
+        self.cold.get_or_insert_default().close_after_flush = Some(since);
+    }
+
+    /// Whether `write_notify` outcomes wait for the send queue to drain.
+    pub(crate) fn has_notify(&self) -> bool {
+        self.cold
+            .as_ref()
+            .is_some_and(|cold| !cold.notify.is_empty())
+    }
+
+    /// Adds a `write_notify` outcome to report once the send queue drains.
+    pub(crate) fn push_notify(&mut self, notify: Notify) {
+        self.cold.get_or_insert_default().notify.push(notify);
+    }
+
+    /// Takes the waiting `write_notify` outcomes.
+    pub(crate) fn take_notify(&mut self) -> Vec<Notify> {
+        self.cold
+            .as_mut()
+            .map(|cold| std::mem::take(&mut cold.notify))
+            .unwrap_or_default()
+    }
+
+    /// Takes the protocol attached (`Some(Some)`) or detached (`Some(None)`) during a callback.
+    fn take_replacement(&mut self) -> Option<Option<Box<dyn Protocol>>> {
+        self.cold.as_mut().and_then(|cold| cold.replacement.take())
     }
 
     /// Whether a protocol is attached (or running a callback right now).
@@ -274,7 +327,7 @@ pub(crate) fn restore_protocol(local: &Local, uuid: Uuid, protocol: Box<dyn Prot
         match conns.map.get_mut(&uuid) {
             Some(conn) => {
                 conn.in_callback = false;
-                match conn.replacement.take() {
+                match conn.take_replacement() {
                     Some(next) => {
                         conn.hijacked = next.is_none();
                         conn.protocol = next;
@@ -307,7 +360,7 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
         };
         conn.closing = true;
         let connecting = matches!(conn.kind, Kind::Connecting { .. });
-        if mode == CloseMode::Graceful && conn.close_after_flush.is_some() {
+        if mode == CloseMode::Graceful && conn.close_after_flush().is_some() {
             // Already waiting for the hook to flush its last bytes.
             return;
         }
@@ -328,7 +381,7 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
     if ask_hook && hook::before_close(local, uuid) == Some(true) {
         let mut conns = local.conns.borrow_mut();
         if let Some(conn) = conns.map.get_mut(&uuid) {
-            conn.close_after_flush = Some(Instant::now());
+            conn.set_close_after_flush(Instant::now());
         }
         conns.schedule_flush(uuid);
         return;
@@ -360,7 +413,7 @@ pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
     let env = table::close(uuid);
     // A graceful close that ended by request sent everything queued; anything else didn't.
     let delivered = error.is_none() && !conn.aborted && conn.outbox.is_empty();
-    for notify in std::mem::take(&mut conn.notify) {
+    for notify in conn.take_notify() {
         if delivered {
             notify.report(Ok(()));
         } else {
@@ -374,7 +427,12 @@ pub(crate) fn finalize(local: &Local, uuid: Uuid, error: Option<io::Error>) {
     crate::conn::env::clean_up(uuid, env);
     match conn.kind {
         Kind::Stream => {}
-        Kind::Listener { on_finish, .. } | Kind::Datagram { on_finish } => {
+        Kind::Listener(listening) => {
+            if let Some(on_finish) = listening.on_finish {
+                caught("on_finish", uuid, on_finish);
+            }
+        }
+        Kind::Datagram { on_finish } => {
             if let Some(on_finish) = on_finish {
                 caught("on_finish", uuid, on_finish);
             }
@@ -411,7 +469,7 @@ pub(crate) fn attach_local(
             return Err(protocol);
         };
         if conn.in_callback {
-            conn.replacement = Some(protocol);
+            conn.cold.get_or_insert_default().replacement = Some(protocol);
             return Ok(());
         }
         conn.hijacked = protocol.is_none();

@@ -30,8 +30,9 @@ struct Slot {
     /// Objects linked to the open connection's lifetime (`uuid_env_set`). Kept beside the
     /// record, not in it, because records are copied out and these are not copyable. The
     /// mutex only makes the `Send`-but-not-`Sync` objects shareable; it is reached through
-    /// `get_mut` under the table's write lock, never locked.
-    env: Mutex<Env>,
+    /// `get_mut` under the table's write lock, never locked; boxed when first used, so a
+    /// connection without linked objects costs one pointer here.
+    env: Mutex<Option<Box<Env>>>,
 }
 
 /// What any thread may learn about an open connection.
@@ -97,7 +98,12 @@ pub(crate) fn open(fd: RawFd, record: Record) -> Uuid {
     slot.conn = Some(record);
     // A connection whose close was never processed (its descriptor was reused first) leaves
     // its linked objects behind; they are cleaned up now, outside the lock.
-    let stale = std::mem::take(slot.env.get_mut());
+    let stale = slot
+        .env
+        .get_mut()
+        .take()
+        .map(|env| *env)
+        .unwrap_or_default();
     let uuid = Uuid::from_parts(fd, slot.generation);
     drop(table);
     crate::conn::env::clean_up(uuid, stale);
@@ -112,7 +118,11 @@ pub(crate) fn close(uuid: Uuid) -> Env {
         Some(slot) if slot.generation == uuid.generation() && slot.conn.is_some() => {
             slot.generation = slot.generation.wrapping_add(1);
             slot.conn = None;
-            std::mem::take(slot.env.get_mut())
+            slot.env
+                .get_mut()
+                .take()
+                .map(|env| *env)
+                .unwrap_or_default()
         }
         _ => Env::default(),
     }
@@ -124,7 +134,7 @@ pub(crate) fn with_env<R>(uuid: Uuid, change: impl FnOnce(&mut Env) -> R) -> Res
     let mut table = TABLE.write();
     match index(uuid.fd()).and_then(|index| table.get_mut(index)) {
         Some(slot) if slot.generation == uuid.generation() && slot.conn.is_some() => {
-            Ok(change(slot.env.get_mut()))
+            Ok(change(slot.env.get_mut().get_or_insert_default()))
         }
         _ => Err(()),
     }

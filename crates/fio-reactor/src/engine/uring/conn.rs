@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use fio_buffer::Chunk;
 use fio_ring::{Op, OpId, Ring};
-use fio_socket::{CloseReason, Event, Socket, SocketConfig};
+use fio_socket::{CloseReason, Event, SharedEventHandler, Socket, SocketConfig};
 
 use crate::engine::uring::Inbox;
 use crate::engine::{CloseMode, Endpoints, EngineEvent};
@@ -41,7 +41,7 @@ pub(super) struct Stream {
 #[derive(Debug)]
 enum Phase {
     /// A non-blocking connect is in progress; a `POLLOUT` poll waits for its end.
-    Connecting(Connecting),
+    Connecting(Box<Connecting>),
     /// Connected: the socket sends and receives.
     Open(Socket),
     /// `Closed` was reported without a socket (a failed or cancelled connect); the engine
@@ -95,7 +95,9 @@ impl Link {
             error,
         });
     }
+}
 
+impl SharedEventHandler for Link {
     /// The socket's event handler.
     fn on_event(&self, ring: &mut Ring, socket: &Socket, event: Event) {
         match event {
@@ -175,12 +177,12 @@ impl Stream {
         })?;
         Ok(Self {
             link,
-            phase: Phase::Connecting(Connecting {
+            phase: Phase::Connecting(Box::new(Connecting {
                 fd,
                 poll,
                 queued: Vec::new(),
                 close: None,
-            }),
+            })),
             datagram: false,
         })
     }
@@ -200,7 +202,7 @@ impl Stream {
         };
         let Connecting {
             fd, queued, close, ..
-        } = connecting;
+        } = *connecting;
         let conn = self.link.conn;
         let inbox = &self.link.inbox;
         if close == Some(CloseMode::Abort) {
@@ -478,10 +480,9 @@ fn new_socket(
     link: &Rc<Link>,
 ) -> io::Result<Socket> {
     let paused = link.paused.get();
-    let link = Rc::clone(link);
-    let socket = Socket::new(ring, fd, config, move |ring, socket, event| {
-        link.on_event(ring, socket, event);
-    })?;
+    // The link is the handler: the socket shares it rather than boxing a closure around it.
+    let handler: Rc<dyn SharedEventHandler> = Rc::clone(link) as Rc<dyn SharedEventHandler>;
+    let socket = Socket::with_shared_handler(ring, fd, config, handler)?;
     if paused {
         socket.pause_receive(ring, true)?;
     }
