@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use log::LevelFilter;
 
-use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, Uuid};
+use fio_reactor::{CallbackEvent, Error, ListenArgs, Protocol, Reactor, Uuid};
 
 use support::Options;
 
@@ -127,13 +127,17 @@ impl Protocol for Hello {
     }
 }
 
-/// Answers `count` requests on `uuid` with one write.
+/// Answers `count` requests on `uuid`.
+///
+/// Each response is copied into the connection's pooled send buffer, where the tick's
+/// responses gather into one send: no allocation per request, however deep the pipeline.
 fn respond(uuid: Uuid, count: usize) {
-    let _ = match count {
-        0 => return,
-        1 => fio_reactor::write2(uuid, Chunk::Static(HTTP_RESPONSE), false),
-        _ => fio_reactor::write2(uuid, HTTP_RESPONSE.repeat(count), false),
-    };
+    for _ in 0..count {
+        if fio_reactor::write(uuid, HTTP_RESPONSE).is_err() {
+            // Closing or gone: the rest would fail the same way.
+            return;
+        }
+    }
 }
 
 /// Listens on `url` for `reactor` with the hello protocol; returns the listener's uuid, whose
