@@ -64,13 +64,18 @@ pub(crate) fn transmit_one(
         return transmit_chunks(shared, ring, vec![chunk], None, urgent);
     }
     inner.check_writable()?;
+    push_stream(&mut inner, chunk, urgent);
+    schedule_flush(shared, &mut inner, ring);
+    Ok(())
+}
+
+/// Appends `chunk` to a stream's queue, or right behind the send in flight when `urgent`.
+fn push_stream(inner: &mut Inner, chunk: Chunk, urgent: bool) {
     if urgent {
         inner.send.push_urgent(chunk);
     } else {
         inner.send.push(chunk);
     }
-    schedule_flush(shared, &mut inner, ring);
-    Ok(())
 }
 
 /// Queues `chunks` (one message in message mode) and schedules the flush.
@@ -97,11 +102,7 @@ pub(crate) fn transmit_chunks(
             });
         }
         for chunk in chunks {
-            if urgent {
-                inner.send.push_urgent(chunk);
-            } else {
-                inner.send.push(chunk);
-            }
+            push_stream(&mut inner, chunk, urgent);
         }
     }
     schedule_flush(shared, &mut inner, ring);

@@ -125,6 +125,33 @@ impl EpollEngine {
             .ok_or_else(not_found)
     }
 
+    /// Queues on `conn`'s stream with `queue` (given the send pool), which says whether the
+    /// queue was empty before; a queue that wasn't is flushed already (at the end of this
+    /// tick, or when the socket's writable edge comes), so only the first write marks it.
+    ///
+    /// # Errors
+    /// - `InvalidInput` for a listener, `BrokenPipe` once closing, `NotFound` for a stale
+    ///   uuid, and what `queue` reports.
+    fn queue_on(
+        &mut self,
+        conn: Uuid,
+        queue: impl FnOnce(&mut Stream, &BufferPool) -> io::Result<bool>,
+    ) -> io::Result<()> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a listening socket can't be written to",
+            ));
+        };
+        if stream.closing {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if queue(stream, &self.pool)? && !stream.connecting {
+            self.dirty.push(conn);
+        }
+        Ok(())
+    }
+
     /// Registers `fd` for `uuid`, for good, with the interest its role wants.
     fn register(&mut self, uuid: Uuid, fd: OwnedFd, role: Role) -> io::Result<()> {
         let index = usize::try_from(uuid.fd()).map_err(|_| not_found())?;
@@ -492,37 +519,11 @@ impl Engine for EpollEngine {
     }
 
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
-        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a listening socket can't be written to",
-            ));
-        };
-        if stream.closing {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        // A queue that wasn't empty is flushed already: at the end of this tick, or when the
-        // socket's writable edge comes.
-        if stream.queue(chunk, urgent) && !stream.connecting {
-            self.dirty.push(conn);
-        }
-        Ok(())
+        self.queue_on(conn, |stream, _| Ok(stream.queue(chunk, urgent)))
     }
 
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
-        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a listening socket can't be written to",
-            ));
-        };
-        if stream.closing {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        if stream.queue_copy(data, &self.pool)? && !stream.connecting {
-            self.dirty.push(conn);
-        }
-        Ok(())
+        self.queue_on(conn, |stream, pool| stream.queue_copy(data, pool))
     }
 
     fn pending(&self, conn: Uuid) -> usize {
