@@ -139,9 +139,11 @@ impl TlsBuilder {
             let builder = if roots.is_empty() {
                 builder.with_no_client_auth()
             } else {
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
-                        .build()?;
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::clone(&roots),
+                    Arc::clone(&provider),
+                )
+                .build()?;
                 builder.with_client_cert_verifier(verifier)
             };
             let mut config = builder.with_cert_resolver(Arc::new(resolver));
@@ -188,7 +190,10 @@ impl fmt::Debug for TlsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsBuilder")
             .field("certs", &self.certs)
-            .field("alpn", &self.alpn.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field(
+                "alpn",
+                &self.alpn.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field("trusted", &self.trust.len())
             .finish_non_exhaustive()
     }
@@ -266,21 +271,36 @@ impl fmt::Debug for Tls {
 impl fio_reactor::Tls for Tls {
     fn server_hook(&self, uuid: Uuid) -> io::Result<Box<dyn RwHook>> {
         let config = self.server.as_ref().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, "this TLS provider has no certificate")
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this TLS provider has no certificate",
+            )
         })?;
-        let connection = rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-        Ok(Box::new(TlsHook::new(uuid, connection.into(), Arc::clone(&self.alpn))))
+        let connection =
+            rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        Ok(Box::new(TlsHook::new(
+            uuid,
+            connection.into(),
+            Arc::clone(&self.alpn),
+        )))
     }
 
     fn client_hook(&self, uuid: Uuid, server_name: &str) -> io::Result<Box<dyn RwHook>> {
         let config = self.client.as_ref().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, "this TLS provider trusts no certificate")
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this TLS provider trusts no certificate",
+            )
         })?;
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let connection =
             rustls::ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
-        Ok(Box::new(TlsHook::new(uuid, connection.into(), Arc::clone(&self.alpn))))
+        Ok(Box::new(TlsHook::new(
+            uuid,
+            connection.into(),
+            Arc::clone(&self.alpn),
+        )))
     }
 }
 

@@ -196,6 +196,23 @@ impl RwHook for TlsHook {
     }
 
     fn flush(&mut self, io: &mut HookIo<'_>) -> io::Result<usize> {
+        // The handshake also goes on here: a closing connection's protocol reads no more
+        // (the reactor flushes its hook when bytes arrive instead), and a file written
+        // before the handshake ended waits for it. Plaintext decrypted on the way is
+        // `buffered`, and the reactor has the protocol read it.
+        if self.conn.is_handshaking() && !self.failed {
+            for _ in 0..READ_ROUNDS {
+                if !self.conn.is_handshaking() || io.received_len() == 0 {
+                    break;
+                }
+                self.conn.read_tls(&mut Raw(io))?;
+                match self.conn.process_new_packets() {
+                    Ok(state) => self.plain = state.plaintext_bytes_to_read(),
+                    Err(error) => return Err(self.fail(io, error)),
+                }
+                self.progressed(io)?;
+            }
+        }
         self.send_out(io)?;
         Ok(usize::from(self.close_pending))
     }

@@ -137,7 +137,9 @@ impl Identity {
 
     /// The rustls form, its key loaded by `provider`.
     pub(crate) fn certified(&self, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, Error> {
-        let key = provider.key_provider.load_private_key(self.key.clone_key())?;
+        let key = provider
+            .key_provider
+            .load_private_key(self.key.clone_key())?;
         let certified = CertifiedKey::new(self.chain.clone(), key);
         certified.keys_match().or_else(|error| match error {
             // A key type rustls can't compare is still usable.
@@ -175,11 +177,17 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut encoded = String::with_capacity(der.len() * 4 / 3 + 4);
     for group in der.chunks(3) {
-        let bytes = [group[0], *group.get(1).unwrap_or(&0), *group.get(2).unwrap_or(&0)];
+        let bytes = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
         let word = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
         for index in 0..4 {
             if index <= group.len() {
-                encoded.push(char::from(ALPHABET[(word >> (18 - 6 * index)) as usize & 63]));
+                encoded.push(char::from(
+                    ALPHABET[(word >> (18 - 6 * index)) as usize & 63],
+                ));
             } else {
                 encoded.push('=');
             }

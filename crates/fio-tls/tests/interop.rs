@@ -6,7 +6,6 @@ mod util;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use fio_reactor::{ConnectArgs, Uuid};
 use util::*;
@@ -79,7 +78,15 @@ fn openssl_echo(version: &'static str) {
         let connect = addr.to_string();
         let mut kid = spawn(
             "openssl",
-            &["s_client", "-connect", &connect, version, "-servername", "localhost", "-quiet"],
+            &[
+                "s_client",
+                "-connect",
+                &connect,
+                version,
+                "-servername",
+                "localhost",
+                "-quiet",
+            ],
         );
         let mut stdin = kid.0.stdin.take().unwrap();
         let mut stdout = kid.0.stdout.take().unwrap();
@@ -104,7 +111,10 @@ fn openssl_echo(version: &'static str) {
         "hello from openssl\n",
         "stderr: {stderr}"
     );
-    assert!(status.success(), "s_client failed: {status}, stderr: {stderr}");
+    assert!(
+        status.success(),
+        "s_client failed: {status}, stderr: {stderr}"
+    );
 }
 
 #[test]
@@ -169,7 +179,10 @@ fn curl_gets_a_page_over_tls_12_and_13() {
             String::from_utf8_lossy(&output.stderr)
         );
         // Two requests on one connection.
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello, World!Hello, World!");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "Hello, World!Hello, World!"
+        );
     }
 }
 
@@ -190,8 +203,11 @@ const BIG: usize = 64 << 20;
 
 impl Pump {
     fn fill(&mut self, uuid: Uuid) {
-        while self.sent < BIG && fio_reactor::pending(uuid).unwrap_or(usize::MAX) < 8 {
-            let len = (BIG - self.sent).min(256 << 10);
+        // Little in flight: the peer echoes, and a side whose send queue passes the reactor's
+        // 1 MiB soft limit stops reading until it drains. (`pending` alone can't tell: what
+        // is written during the handshake waits in the session, not in the send queue.)
+        while self.sent < BIG && self.sent - self.received < (512 << 10) {
+            let len = (BIG - self.sent).min(64 << 10);
             let chunk: Vec<u8> = (self.sent..self.sent + len).map(pattern).collect();
             if fio_reactor::write2(uuid, chunk, false).is_err() {
                 return;
@@ -279,5 +295,4 @@ fn a_file_is_sent_through_the_session() {
     assert!(end.is_ok(), "the file ended with close_notify: {end:?}");
     assert_eq!(got.len(), content.len());
     assert!(got == content, "the file arrived byte-exact");
-    let _ = Duration::ZERO;
 }
