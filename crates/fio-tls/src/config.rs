@@ -6,6 +6,8 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use fio_reactor::{RwHook, Uuid};
 use rustls::crypto::CryptoProvider;
@@ -46,7 +48,11 @@ pub struct TlsBuilder {
     alpn: Vec<(Vec<u8>, Option<AlpnCallback>)>,
     trust: Vec<CertificateDer<'static>>,
     client_identity: Option<Identity>,
+    handshake_timeout: Option<Option<Duration>>,
 }
+
+/// How long a handshake may take by default before the connection is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsBuilder {
     /// An empty builder.
@@ -64,6 +70,14 @@ impl TlsBuilder {
     /// client certificate, unless [`client_cert`](Self::client_cert) names another.
     pub fn cert_add(mut self, server_name: Option<&str>, identity: Identity) -> Self {
         self.certs.push((server_name.map(str::to_owned), identity));
+        self
+    }
+
+    /// How long a connection's handshake may take before the connection is closed
+    /// (default [`HANDSHAKE_TIMEOUT`]; `None`: no limit, only the connection's own timeout).
+    /// A peer that stops in the middle of a handshake holds no connection longer.
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = Some(timeout);
         self
     }
 
@@ -182,6 +196,7 @@ impl TlsBuilder {
             server,
             client,
             alpn: Arc::new(alpn),
+            handshake_timeout: self.handshake_timeout.unwrap_or(Some(HANDSHAKE_TIMEOUT)),
         }))
     }
 }
@@ -223,18 +238,40 @@ pub struct Tls {
     server: Option<Arc<ServerConfig>>,
     client: Option<Arc<ClientConfig>>,
     alpn: Arc<AlpnTable>,
+    handshake_timeout: Option<Duration>,
 }
 
 impl Tls {
     /// A provider from rustls configurations: `server` for listeners, `client` for
     /// connections made with `connect`. The configurations' ALPN protocols are used as they
-    /// are, without callbacks.
+    /// are, without callbacks; handshakes time out after [`HANDSHAKE_TIMEOUT`].
     pub fn new(server: Option<Arc<ServerConfig>>, client: Option<Arc<ClientConfig>>) -> Arc<Self> {
         Arc::new(Self {
             server,
             client,
             alpn: Arc::new(HashMap::new()),
+            handshake_timeout: Some(HANDSHAKE_TIMEOUT),
         })
+    }
+
+    /// Wraps `connection` in a hook for `uuid`, with the handshake timer.
+    fn hook(&self, uuid: Uuid, connection: rustls::Connection) -> Box<dyn RwHook> {
+        let mut hook = TlsHook::new(uuid, connection, Arc::clone(&self.alpn));
+        if let Some(timeout) = self.handshake_timeout {
+            let done = Arc::new(AtomicBool::new(false));
+            hook.report_handshake(Arc::clone(&done));
+            let check = move || {
+                if !done.load(Ordering::Acquire) {
+                    log::debug!("the TLS handshake of {uuid} timed out");
+                    let _ = fio_reactor::force_close(uuid);
+                }
+                false
+            };
+            if let Err(error) = fio_reactor::run_every(timeout, 1, check, || {}) {
+                log::debug!("no handshake timer for {uuid}: {error}");
+            }
+        }
+        Box::new(hook)
     }
 
     /// A server-only provider from a rustls server configuration.
@@ -245,6 +282,16 @@ impl Tls {
     /// A client-only provider from a rustls client configuration.
     pub fn client(config: Arc<ClientConfig>) -> Arc<Self> {
         Self::new(None, Some(config))
+    }
+
+    /// The rustls server configuration, when this provider has a server side.
+    pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        self.server.clone()
+    }
+
+    /// The rustls client configuration, when this provider has a client side.
+    pub fn client_config(&self) -> Option<Arc<ClientConfig>> {
+        self.client.clone()
     }
 
     /// Whether this provider can secure accepted connections.
@@ -278,11 +325,7 @@ impl fio_reactor::Tls for Tls {
         })?;
         let connection =
             rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-        Ok(Box::new(TlsHook::new(
-            uuid,
-            connection.into(),
-            Arc::clone(&self.alpn),
-        )))
+        Ok(self.hook(uuid, connection.into()))
     }
 
     fn client_hook(&self, uuid: Uuid, server_name: &str) -> io::Result<Box<dyn RwHook>> {
@@ -296,11 +339,7 @@ impl fio_reactor::Tls for Tls {
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let connection =
             rustls::ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
-        Ok(Box::new(TlsHook::new(
-            uuid,
-            connection.into(),
-            Arc::clone(&self.alpn),
-        )))
+        Ok(self.hook(uuid, connection.into()))
     }
 }
 

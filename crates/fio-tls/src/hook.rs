@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fio_reactor::{Chunk, HookIo, RwHook, Uuid};
 use rustls::Connection;
@@ -21,6 +22,37 @@ const READ_ROUNDS: usize = 64;
 
 /// How many encrypted batches one output drain takes before giving up on a bug.
 const WRITE_ROUNDS: usize = 1024;
+
+/// The connection as the session sees it: raw bytes in and out, and a way to run work
+/// after the hook returns. [`HookIo`] in the reactor; an in-memory wire in the fuzz target.
+pub(crate) trait Wire {
+    /// Copies raw received bytes into `buf`; 0 when none are buffered.
+    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Raw bytes received and not yet taken.
+    fn received_len(&self) -> usize;
+    /// Queues raw bytes for sending.
+    fn send(&mut self, chunk: Chunk) -> io::Result<()>;
+    /// Runs `task` once the hook has returned (it may call the reactor).
+    fn later(&mut self, task: Box<dyn FnOnce() + Send>);
+}
+
+impl Wire for HookIo<'_> {
+    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        HookIo::receive(self, buf)
+    }
+
+    fn received_len(&self) -> usize {
+        HookIo::received_len(self)
+    }
+
+    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+        HookIo::send(self, chunk)
+    }
+
+    fn later(&mut self, task: Box<dyn FnOnce() + Send>) {
+        fio_reactor::defer(task);
+    }
+}
 
 /// A fio connection's TLS session.
 pub(crate) struct TlsHook {
@@ -39,6 +71,8 @@ pub(crate) struct TlsHook {
     closed: bool,
     /// A fatal error: the alert is queued and the connection is closing.
     failed: bool,
+    /// Set when the handshake ends (the handshake timer reads it).
+    handshaken: Option<Arc<AtomicBool>>,
 }
 
 impl TlsHook {
@@ -56,11 +90,22 @@ impl TlsHook {
             close_pending: false,
             closed: false,
             failed: false,
+            handshaken: None,
         }
     }
 
+    /// Sets `flag` when the handshake ends.
+    pub(crate) fn report_handshake(&mut self, flag: Arc<AtomicBool>) {
+        self.handshaken = Some(flag);
+    }
+
+    /// Decrypted bytes ready for the protocol.
+    pub(crate) fn plain(&self) -> usize {
+        self.plain
+    }
+
     /// Hands every record rustls has ready to the send queue.
-    fn send_out(&mut self, io: &mut HookIo<'_>) -> io::Result<()> {
+    fn send_out(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<()> {
         for _ in 0..WRITE_ROUNDS {
             if !self.conn.wants_write() {
                 return Ok(());
@@ -84,16 +129,19 @@ impl TlsHook {
 
     /// After records were processed: notices the handshake's end (ALPN callback, a close
     /// that waited for it) and sends what rustls produced.
-    fn progressed(&mut self, io: &mut HookIo<'_>) -> io::Result<()> {
+    fn progressed(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<()> {
         if !self.ready && !self.conn.is_handshaking() {
             self.ready = true;
+            if let Some(flag) = &self.handshaken {
+                flag.store(true, Ordering::Release);
+            }
             if let Some(callback) = self
                 .conn
                 .alpn_protocol()
                 .and_then(|name| self.alpn.get(name))
             {
                 let (callback, uuid) = (Arc::clone(callback), self.uuid);
-                fio_reactor::defer(move || callback(uuid));
+                io.later(Box::new(move || callback(uuid)));
             }
             if self.close_pending {
                 self.close_pending = false;
@@ -104,43 +152,49 @@ impl TlsHook {
     }
 
     /// A fatal TLS error: sends the alert rustls queued and closes after it.
-    fn fail(&mut self, io: &mut HookIo<'_>, error: rustls::Error) -> io::Error {
+    fn fail(&mut self, io: &mut (impl Wire + ?Sized), error: rustls::Error) -> io::Error {
         log::debug!("TLS error on connection {}: {error}", self.uuid);
         self.failed = true;
         let _ = self.send_out(io);
         let uuid = self.uuid;
-        fio_reactor::defer(move || {
+        io.later(Box::new(move || {
             let _ = fio_reactor::close(uuid);
-        });
+        }));
         io::Error::new(io::ErrorKind::InvalidData, error)
     }
 
     /// The peer sent close_notify: answer it and close once that is sent.
-    fn peer_closed(&mut self, io: &mut HookIo<'_>) -> io::Result<()> {
+    fn peer_closed(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<()> {
         if self.closed {
             return Ok(());
         }
         self.close_notify();
         self.send_out(io)?;
         let uuid = self.uuid;
-        fio_reactor::defer(move || {
+        io.later(Box::new(move || {
             let _ = fio_reactor::close(uuid);
-        });
+        }));
         Ok(())
     }
 }
 
-/// [`HookIo::receive`] as the reader rustls takes records from.
-struct Raw<'h, 'a>(&'h mut HookIo<'a>);
+/// [`Wire::receive`] as the reader rustls takes records from.
+struct Raw<'h, W: ?Sized>(&'h mut W);
 
-impl Read for Raw<'_, '_> {
+impl<W: Wire + ?Sized> Read for Raw<'_, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.receive(buf)
     }
 }
 
-impl RwHook for TlsHook {
-    fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
+/// The hook's operations on any [`Wire`]: the [`RwHook`] methods below pass [`HookIo`].
+impl TlsHook {
+    /// The protocol's read: decrypted bytes into `buf`, records taken from `io` as needed.
+    pub(crate) fn read_from(
+        &mut self,
+        io: &mut (impl Wire + ?Sized),
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
         if self.failed {
             // Whatever follows a fatal alert is dropped unread.
             let mut sink = [0u8; 4096];
@@ -181,7 +235,13 @@ impl RwHook for TlsHook {
         Ok(0)
     }
 
-    fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
+    /// The protocol's write: `data` encrypted into `io`'s send queue (held during the
+    /// handshake).
+    pub(crate) fn write_to(
+        &mut self,
+        io: &mut (impl Wire + ?Sized),
+        data: &[u8],
+    ) -> io::Result<()> {
         if self.failed || self.closed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -191,11 +251,12 @@ impl RwHook for TlsHook {
         if self.conn.is_handshaking() {
             self.early = true;
         }
-        self.conn.writer().write_all(data.bytes())?;
+        self.conn.writer().write_all(data)?;
         self.send_out(io)
     }
 
-    fn flush(&mut self, io: &mut HookIo<'_>) -> io::Result<usize> {
+    /// Sends what rustls holds; drives the handshake; 1 while a close waits for it.
+    pub(crate) fn flush_to(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<usize> {
         // The handshake also goes on here: a closing connection's protocol reads no more
         // (the reactor flushes its hook when bytes arrive instead), and a file written
         // before the handshake ended waits for it. Plaintext decrypted on the way is
@@ -217,7 +278,8 @@ impl RwHook for TlsHook {
         Ok(usize::from(self.close_pending))
     }
 
-    fn before_close(&mut self, io: &mut HookIo<'_>) -> bool {
+    /// A graceful close: close_notify now, or once the handshake ends (`true`: wait).
+    pub(crate) fn closing(&mut self, io: &mut (impl Wire + ?Sized)) -> bool {
         if self.failed || self.closed {
             return false;
         }
@@ -229,6 +291,24 @@ impl RwHook for TlsHook {
         self.close_notify();
         let _ = self.send_out(io);
         false
+    }
+}
+
+impl RwHook for TlsHook {
+    fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_from(io, buf)
+    }
+
+    fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
+        self.write_to(io, data.bytes())
+    }
+
+    fn flush(&mut self, io: &mut HookIo<'_>) -> io::Result<usize> {
+        self.flush_to(io)
+    }
+
+    fn before_close(&mut self, io: &mut HookIo<'_>) -> bool {
+        self.closing(io)
     }
 
     fn buffered(&self) -> usize {

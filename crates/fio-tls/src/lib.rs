@@ -37,10 +37,12 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hook;
 mod identity;
 
-pub use config::{AlpnCallback, Tls, TlsBuilder};
+pub use config::{AlpnCallback, HANDSHAKE_TIMEOUT, Tls, TlsBuilder};
 pub use error::Error;
 pub use identity::Identity;
 pub use rustls;
