@@ -178,7 +178,7 @@ fn client() {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     runtime.block_on(async move {
         let connect = move |connector: tokio_rustls::TlsConnector,
-                       name: rustls::pki_types::ServerName<'static>| async move {
+                            name: rustls::pki_types::ServerName<'static>| async move {
             let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
             tcp.set_nodelay(true).unwrap();
             connector.connect(name, tcp).await.expect("handshake")

@@ -296,3 +296,54 @@ fn a_file_is_sent_through_the_session() {
     assert_eq!(got.len(), content.len());
     assert!(got == content, "the file arrived byte-exact");
 }
+
+/// Counts `on_close` calls; echoes like [`Echo`].
+struct Counted(Arc<Mutex<usize>>);
+
+impl fio_reactor::Protocol for Counted {
+    fn on_data(&mut self, uuid: Uuid) {
+        Echo.on_data(uuid);
+    }
+
+    fn on_close(&mut self, _uuid: Uuid) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+#[test]
+fn a_peer_s_close_notify_is_answered_and_ends_the_connection() {
+    let reactor = reactor(1);
+    let closed = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&closed);
+    let addr = listen_tls(&reactor, server_tls(), move |uuid| {
+        fio_reactor::attach(uuid, Counted(Arc::clone(&counter))).unwrap();
+    });
+    let stopper = reactor.clone();
+    let watched = Arc::clone(&closed);
+    let client = thread::spawn(move || {
+        let mut stream = rustls_client(addr, "localhost");
+        stream.write_all(b"last words").unwrap();
+        let mut echoed = [0u8; 10];
+        stream.read_exact(&mut echoed).unwrap();
+        // close_notify, the TCP stream left open: the server answers and closes.
+        stream.conn.send_close_notify();
+        stream.flush().unwrap();
+        let mut rest = Vec::new();
+        let end = stream.read_to_end(&mut rest).map(|_| rest);
+        for _ in 0..200 {
+            if *watched.lock().unwrap() > 0 {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        stopper.stop();
+        end
+    });
+    start_bounded(&reactor).unwrap();
+    assert_eq!(client.join().unwrap().unwrap(), b"", "a clean end");
+    assert_eq!(
+        *closed.lock().unwrap(),
+        1,
+        "the server closed the connection"
+    );
+}
