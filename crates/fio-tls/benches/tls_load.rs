@@ -51,7 +51,6 @@ fn server_config() -> Arc<rustls::ServerConfig> {
     let identity = Identity::from_pem_files(cert, key).expect("the identity");
     TlsBuilder::new()
         .cert_add(None, identity)
-        .handshake_timeout(None)
         .build()
         .expect("a server")
         .server_config()

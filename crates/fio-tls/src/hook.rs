@@ -269,7 +269,12 @@ impl TlsHook {
                 self.conn.read_tls(&mut Raw(io))?;
                 match self.conn.process_new_packets() {
                     Ok(state) => self.plain = state.plaintext_bytes_to_read(),
-                    Err(error) => return Err(self.fail(io, error)),
+                    Err(error) => {
+                        // Not an error for the reactor, which would close at once and drop
+                        // the alert: the graceful close `fail` deferred sends it first.
+                        let _ = self.fail(io, error);
+                        return Ok(0);
+                    }
                 }
                 self.progressed(io)?;
             }

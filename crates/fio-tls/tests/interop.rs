@@ -347,3 +347,48 @@ fn a_peer_s_close_notify_is_answered_and_ends_the_connection() {
         "the server closed the connection"
     );
 }
+
+/// A client protocol that records whether it got any data and when it closed.
+struct Watcher(Arc<Mutex<(usize, bool)>>);
+
+impl fio_reactor::Protocol for Watcher {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while let Ok(count @ 1..) = fio_reactor::read(uuid, &mut buf) {
+            self.0.lock().unwrap().0 += count;
+        }
+    }
+
+    fn on_close(&mut self, _uuid: Uuid) {
+        self.0.lock().unwrap().1 = true;
+        fio_reactor::stop();
+    }
+}
+
+#[test]
+fn fio_s_client_refuses_a_server_it_does_not_trust() {
+    let reactor = reactor(1);
+    let stranger = fio_tls::TlsBuilder::new()
+        .cert_add(
+            None,
+            fio_tls::Identity::self_signed(&["localhost"]).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let addr = listen_tls(&reactor, stranger, echo_on_open);
+    let seen = Arc::new(Mutex::new((0, false)));
+    let into = Arc::clone(&seen);
+    reactor
+        .connect(
+            ConnectArgs::new(format!("tls://{addr}"), move |uuid| {
+                fio_reactor::attach(uuid, Watcher(Arc::clone(&into))).unwrap();
+                fio_reactor::write(uuid, b"secret").unwrap();
+            })
+            .tls(client_tls()),
+        )
+        .unwrap();
+    start_bounded(&reactor).unwrap();
+    let (read, closed) = *seen.lock().unwrap();
+    assert!(closed, "the client's connection closed");
+    assert_eq!(read, 0, "nothing was read from an untrusted server");
+}
