@@ -208,3 +208,71 @@ fn an_empty_builder_is_an_error() {
         Err(fio_tls::Error::BadServerName(_))
     ));
 }
+
+/// Collects what it reads; stops the reactor at 4 bytes.
+struct Collect(Arc<Mutex<Vec<u8>>>);
+
+impl fio_reactor::Protocol for Collect {
+    fn on_data(&mut self, uuid: fio_reactor::Uuid) {
+        let mut buf = [0u8; 64];
+        while let Ok(count @ 1..) = fio_reactor::read(uuid, &mut buf) {
+            let mut got = self.0.lock().unwrap();
+            got.extend_from_slice(&buf[..count]);
+            if got.len() >= 4 {
+                fio_reactor::stop();
+            }
+        }
+    }
+}
+
+#[test]
+fn fio_s_client_names_the_host_presents_its_certificate_and_gets_its_alpn_callback() {
+    let client_identity = Identity::self_signed(&["client.test"]).unwrap();
+    let selected = Arc::new(Mutex::new(Vec::new()));
+    let (on_server, on_client) = (Arc::clone(&selected), Arc::clone(&selected));
+    let server = TlsBuilder::new()
+        .cert_add(Some("localhost"), identity())
+        .trust(client_identity.chain()[0].clone())
+        .alpn_add("h2", |_| {})
+        .alpn_add("http/1.1", move |_| {
+            on_server.lock().unwrap().push("server")
+        })
+        .build()
+        .unwrap();
+    let client = TlsBuilder::new()
+        .trust(identity().chain()[0].clone())
+        .client_cert(client_identity)
+        .alpn_add("http/1.1", move |_| {
+            on_client.lock().unwrap().push("client")
+        })
+        .build()
+        .unwrap();
+    let reactor = reactor(1);
+    // Listening on the name too: the connect below reaches whichever address it resolves to
+    // first.
+    let listener = reactor
+        .listen(fio_reactor::ListenArgs::new("tls://localhost:0", echo_on_open).tls(server))
+        .unwrap();
+    let addr = fio_reactor::local_addr(listener)
+        .and_then(|addr| addr.as_inet())
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&got);
+    reactor
+        .connect(
+            fio_reactor::ConnectArgs::new(
+                format!("tls://localhost:{}", addr.port()),
+                move |uuid| {
+                    fio_reactor::attach(uuid, Collect(Arc::clone(&into))).unwrap();
+                    fio_reactor::write(uuid, b"ping").unwrap();
+                },
+            )
+            .tls(client),
+        )
+        .unwrap();
+    start_bounded(&reactor).unwrap();
+    assert_eq!(&*got.lock().unwrap(), b"ping");
+    let mut selected = selected.lock().unwrap().clone();
+    selected.sort_unstable();
+    assert_eq!(selected, ["client", "server"]);
+}
