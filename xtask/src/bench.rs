@@ -11,12 +11,14 @@ use std::fs;
 use crate::command::{TaskResult, cargo, project_root};
 use crate::load;
 
-/// The criterion benches: (package, bench target).
-const BENCHES: [(&str, &str); 4] = [
+/// The criterion benches, and fio-tls's TLS load benchmark against tokio-rustls (its own
+/// harness, same-run baseline, same `FIO_BENCH_DIR` output): (package, bench target).
+const BENCHES: [(&str, &str); 5] = [
     ("fio-buffer", "pool"),
     ("fio-ring", "nop"),
     ("fio-socket", "socket"),
     ("fio-reactor", "defer"),
+    ("fio-tls", "tls_load"),
 ];
 
 /// Runs every criterion bench and the load benchmark; `load [...]` runs only the load

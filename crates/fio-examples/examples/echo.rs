@@ -16,6 +16,7 @@
 pub(crate) mod support;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use log::LevelFilter;
 
@@ -25,11 +26,15 @@ use support::Options;
 
 /// What `--help` prints.
 const USAGE: &str = "usage: echo [--url URL | --port N] [--threads N] [--workers N] [--raw]
+            [--tls | --cert PEM --key PEM]
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
   --workers N    worker processes (default 1; more are forked by fio-cluster)
-  --raw          a pure byte echo: no welcome, no prefix, no timeout (for load tests)";
+  --raw          a pure byte echo: no welcome, no prefix, no timeout (for load tests)
+  --tls          TLS with a self-signed certificate for localhost (fingerprint logged)
+  --cert PEM     TLS with this certificate chain (needs --key)
+  --key PEM      the private key of --cert";
 
 /// What the service writes in front of every chunk it echoes.
 const PREFIX: &[u8] = b"Echo: ";
@@ -154,8 +159,29 @@ fn on_open(uuid: Uuid, service: Service) {
 ///
 /// # Errors
 /// As [`Reactor::listen`]: a URL that doesn't parse, or a socket that can't be bound.
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the program listens with `listen_secured`")
+)]
 pub(crate) fn listen(reactor: &Reactor, url: &str, service: Service) -> Result<Uuid, Error> {
-    reactor.listen(ListenArgs::new(url, move |uuid| on_open(uuid, service)))
+    listen_secured(reactor, url, service, None)
+}
+
+/// [`listen`], every connection secured by `tls` when there is one.
+///
+/// # Errors
+/// As [`listen`].
+pub(crate) fn listen_secured(
+    reactor: &Reactor,
+    url: &str,
+    service: Service,
+    tls: Option<Arc<dyn fio_reactor::Tls>>,
+) -> Result<Uuid, Error> {
+    let args = ListenArgs::new(url, move |uuid| on_open(uuid, service));
+    reactor.listen(match tls {
+        Some(tls) => args.tls(tls),
+        None => args,
+    })
 }
 
 /// The program: listens on `options.url` and runs the process's reactor until SIGINT or
@@ -171,11 +197,13 @@ pub(crate) fn run(options: &Options) -> Result<(), Error> {
         Service::SPEC
     };
     support::init_logger(LevelFilter::Info);
+    let tls = support::tls(options)?;
     let reactor = Reactor::current();
     let listeners = support::listen_all(
         &reactor,
+        tls.clone(),
         move |uuid| on_open(uuid, service),
-        || listen(&reactor, &options.url, service),
+        || listen_secured(&reactor, &options.url, service, tls.clone()),
     )?;
     let address = support::addresses(&listeners, &options.url);
     let mode = if service.raw { "raw echo" } else { "echo" };

@@ -15,6 +15,7 @@
 pub(crate) mod support;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use log::LevelFilter;
 
@@ -24,10 +25,14 @@ use support::Options;
 
 /// What `--help` prints.
 const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--workers N]
+                  [--tls | --cert PEM --key PEM]
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
-  --workers N    worker processes (default 1; more are forked by fio-cluster)";
+  --workers N    worker processes (default 1; more are forked by fio-cluster)
+  --tls          TLS with a self-signed certificate for localhost (fingerprint logged)
+  --cert PEM     TLS with this certificate chain (needs --key)
+  --key PEM      the private key of --cert";
 
 /// The response to every request: a copy of `fio_bench::HTTP_RESPONSE`'s bytes (examples
 /// can't depend on fio-bench), which every HTTP contender of the load benchmark sends.
@@ -145,8 +150,28 @@ fn respond(uuid: Uuid, count: usize) {
 ///
 /// # Errors
 /// As [`Reactor::listen`]: a URL that doesn't parse, or a socket that can't be bound.
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the program listens with `listen_secured`")
+)]
 pub(crate) fn listen(reactor: &Reactor, url: &str) -> Result<Uuid, Error> {
-    reactor.listen(ListenArgs::new(url, on_open))
+    listen_secured(reactor, url, None)
+}
+
+/// [`listen`], every connection secured by `tls` when there is one.
+///
+/// # Errors
+/// As [`listen`].
+pub(crate) fn listen_secured(
+    reactor: &Reactor,
+    url: &str,
+    tls: Option<Arc<dyn fio_reactor::Tls>>,
+) -> Result<Uuid, Error> {
+    let args = ListenArgs::new(url, on_open);
+    reactor.listen(match tls {
+        Some(tls) => args.tls(tls),
+        None => args,
+    })
 }
 
 /// Serves an accepted connection with the hello protocol.
@@ -165,7 +190,10 @@ fn on_open(uuid: Uuid) {
 pub(crate) fn run(options: &Options) -> Result<(), Error> {
     support::init_logger(LevelFilter::Info);
     let reactor = Reactor::current();
-    let listeners = support::listen_all(&reactor, on_open, || listen(&reactor, &options.url))?;
+    let tls = support::tls(options)?;
+    let listeners = support::listen_all(&reactor, tls.clone(), on_open, || {
+        listen_secured(&reactor, &options.url, tls.clone())
+    })?;
     let address = support::addresses(&listeners, &options.url);
     reactor.state_callback_add(CallbackEvent::OnStart, move || {
         log::info!(

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use log::{LevelFilter, Log, Metadata, Record};
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use fio_reactor::{ListenArgs, Reactor, StartArgs, Uuid};
 
@@ -45,6 +46,25 @@ pub(crate) struct Options {
     pub(crate) workers: i16,
     /// The example's own switches that were given, e.g. `--raw`.
     pub(crate) switches: Vec<&'static str>,
+    /// Whether and how connections are secured (`--tls`, `--cert`/`--key`).
+    pub(crate) tls: TlsSource,
+}
+
+/// Where the examples' TLS certificate comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum TlsSource {
+    /// Plain TCP.
+    #[default]
+    Off,
+    /// `--tls`: a fresh self-signed certificate for localhost (its fingerprint is logged).
+    SelfSigned,
+    /// `--cert PEM --key PEM`.
+    Files {
+        /// The certificate chain's PEM file.
+        cert: String,
+        /// The private key's PEM file.
+        key: String,
+    },
 }
 
 impl Default for Options {
@@ -55,6 +75,7 @@ impl Default for Options {
             threads: 4,
             workers: 1,
             switches: Vec::new(),
+            tls: TlsSource::Off,
         }
     }
 }
@@ -74,10 +95,15 @@ impl Options {
         I: IntoIterator<Item = String>,
     {
         let mut options = Self::default();
+        let (mut cert, mut key) = (None, None);
         let mut args = args.into_iter();
         while let Some(argument) = args.next() {
             if argument == "--help" || argument == "-h" {
                 return Ok(None);
+            }
+            if argument == "--tls" {
+                options.tls = TlsSource::SelfSigned;
+                continue;
             }
             if let Some(&switch) = known.iter().find(|&&switch| switch == argument) {
                 if !options.switches.contains(&switch) {
@@ -91,7 +117,7 @@ impl Options {
             };
             if !matches!(
                 option.as_str(),
-                "--url" | "--port" | "--threads" | "--workers"
+                "--url" | "--port" | "--threads" | "--workers" | "--cert" | "--key"
             ) {
                 return Err(format!("unknown argument {argument:?}"));
             }
@@ -104,6 +130,8 @@ impl Options {
             let number = |what: &str| format!("{option} takes {what}, not {value:?}");
             match option.as_str() {
                 "--url" => options.url = value,
+                "--cert" => cert = Some(value),
+                "--key" => key = Some(value),
                 "--port" => {
                     let port: u16 = value.parse().map_err(|_| number("a port number"))?;
                     options.url = format!("tcp://0.0.0.0:{port}");
@@ -113,6 +141,11 @@ impl Options {
                 }
                 _ => options.workers = value.parse().map_err(|_| number("a worker count"))?,
             }
+        }
+        match (cert, key) {
+            (Some(cert), Some(key)) => options.tls = TlsSource::Files { cert, key },
+            (None, None) => {}
+            _ => return Err("--cert and --key go together".to_owned()),
         }
         Ok(Some(options))
     }
@@ -128,8 +161,42 @@ impl Options {
     }
 }
 
+/// The TLS provider `options` ask for (`None`: plain TCP). A self-signed certificate's
+/// SHA-256 fingerprint is logged, so a client can check what it was given.
+///
+/// # Errors
+/// `Error::Listen` naming the certificate source, when it can't be loaded or generated.
+pub(crate) fn tls(
+    options: &Options,
+) -> Result<Option<Arc<dyn fio_reactor::Tls>>, fio_reactor::Error> {
+    let failed = |url: &str, error: fio_tls::Error| fio_reactor::Error::Listen {
+        url: url.to_owned(),
+        source: std::io::Error::other(error),
+    };
+    let identity = match &options.tls {
+        TlsSource::Off => return Ok(None),
+        TlsSource::SelfSigned => {
+            let identity = fio_tls::Identity::self_signed(&["localhost", "127.0.0.1", "::1"])
+                .map_err(|error| failed("a self-signed certificate", error))?;
+            log::info!(
+                "TLS with a self-signed certificate for localhost, SHA-256 fingerprint {}",
+                identity.fingerprint()
+            );
+            identity
+        }
+        TlsSource::Files { cert, key } => {
+            fio_tls::Identity::from_pem_files(cert, key).map_err(|error| failed(cert, error))?
+        }
+    };
+    let tls = fio_tls::TlsBuilder::new()
+        .cert_add(None, identity)
+        .build()
+        .map_err(|error| failed("the TLS configuration", error))?;
+    Ok(Some(tls))
+}
+
 /// Listens for `reactor` on the sockets systemd handed over (socket activation: `LISTEN_FDS`
-/// and `LISTEN_PID`), with `on_open` serving each accepted connection, or else with
+/// and `LISTEN_PID`), with `on_open` serving each accepted connection (secured by `tls`), or else with
 /// `listen_url` (the example's own `listen` on `--url`). Returns the listeners' uuids.
 ///
 /// # Errors
@@ -137,6 +204,7 @@ impl Options {
 /// - what `Reactor::listen` reports (for example the port is taken).
 pub(crate) fn listen_all(
     reactor: &Reactor,
+    tls: Option<Arc<dyn fio_reactor::Tls>>,
     on_open: impl Fn(Uuid) + Clone + Send + Sync + 'static,
     listen_url: impl FnOnce() -> Result<Uuid, fio_reactor::Error>,
 ) -> Result<Vec<Uuid>, fio_reactor::Error> {
@@ -150,7 +218,13 @@ pub(crate) fn listen_all(
     }
     sockets
         .into_iter()
-        .map(|socket| reactor.listen(ListenArgs::inherited(socket, on_open.clone())))
+        .map(|socket| {
+            let args = ListenArgs::inherited(socket, on_open.clone());
+            reactor.listen(match &tls {
+                Some(tls) => args.tls(Arc::clone(tls)),
+                None => args,
+            })
+        })
         .collect()
 }
 

@@ -37,7 +37,13 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
                 };
                 entry.active = now;
                 let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
+                // A closing connection's hook gets what arrived through its flush, since
+                // `on_data` no longer runs: it may need it to finish (a TLS handshake).
+                let hook_waits = entry.closing && entry.hook.is_some();
                 conns.schedule_data(conn);
+                if hook_waits {
+                    conns.schedule_flush(conn);
+                }
                 drop(conns);
                 // Nobody will ever read: the peer is done and no protocol came.
                 if orphan && local.engine.borrow().is_eof(conn) {

@@ -37,7 +37,10 @@ use crate::uuid::Uuid;
 /// - `write`: whenever the protocol (or any thread, routed to the owner) writes.
 /// - `flush`: at the end of every tick in which the hook was written to, again on later ticks
 ///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
-///   it reports bytes held, and on [`flush`](crate::flush()).
+///   it reports bytes held, and on [`flush`](crate::flush()); once the connection is
+///   closing, also whenever raw bytes arrive (`on_data` no longer runs then, and a hook may
+///   need the peer's bytes to finish, as TLS does a handshake). A flush may take raw bytes
+///   too: what it leaves [`buffered`](Self::buffered) gets an `on_data`.
 /// - `before_close`: once, on the first graceful close; returning `true` delays the close
 ///   until `flush` reports nothing held (bounded by the 8-second grace period, after which
 ///   the connection is closed abruptly). An abortive close ([`force_close`](crate::force_close),
@@ -415,6 +418,11 @@ pub(crate) fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize
         };
         conn.hook_held = held > 0;
         let waiting = conn.close_after_flush();
+        // The flush took raw bytes and holds decoded ones: the protocol reads them.
+        let decoded = conn.hook.as_ref().is_some_and(|hook| hook.buffered() > 0);
+        if decoded && !conn.closing {
+            conns.schedule_data(uuid);
+        }
         if held > 0 {
             conns.schedule_flush(uuid);
         }

@@ -3,7 +3,8 @@
 //!
 //! The reactor knows nothing of TLS itself; `fio-tls` implements [`Tls`] on rustls. The hook
 //! is installed before `on_open` runs, so the protocol only ever sees plaintext, and what it
-//! writes before the handshake ends waits in the hook.
+//! writes before the handshake ends waits in the hook. The hook is flushed at the end of the
+//! tick it was installed in, written to or not, so a client's hook can send its first flight.
 
 use std::io;
 use std::sync::Arc;
@@ -78,5 +79,8 @@ pub(crate) fn secure(local: &Local, uuid: Uuid, tls: &SharedTls, side: Side<'_>)
         _ => return Err(io::Error::other("the TLS provider panicked")),
     };
     crate::conn::hook::install(local, uuid, hook);
+    // The hook's first flush comes at the end of this tick even if nothing is written: a
+    // client's hook sends its hello from there.
+    local.conns.borrow_mut().schedule_flush(uuid);
     Ok(())
 }
