@@ -25,7 +25,7 @@ tasks:
           `bench load [--quick] [--rounds N] [--idle N]`: only the load benchmark;
           `bench <filter>`: only matching benches
   drills  the robustness drills against the examples on both engines, a table in
-          target/drills/drills.md: `drills [--engine uring|epoll] [--quick]`
+          target/drills/drills.md: `drills [--engine uring|epoll] [--quick] [--only WORD]`
   fuzz    run the URL fuzz target for a while (needs cargo-fuzz: cargo install cargo-fuzz)";
 
 fn main() -> ExitCode {
