@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod command;
+mod drills;
 mod features;
 mod load;
 
@@ -23,6 +24,8 @@ tasks:
           redis-benchmark); ratios against same-run baselines land in target/bench/
           `bench load [--quick] [--rounds N] [--idle N]`: only the load benchmark;
           `bench <filter>`: only matching benches
+  drills  the robustness drills against the examples on both engines, a table in
+          target/drills/drills.md: `drills [--engine uring|epoll] [--quick] [--only WORD]`
   fuzz    run the URL fuzz target for a while (needs cargo-fuzz: cargo install cargo-fuzz)";
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("test") => ci::test(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("drills") => drills::drills(&args[1..]),
         Some("fuzz") => ci::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
