@@ -153,7 +153,7 @@ fn main() -> ExitCode {
             log::warn!("attaching connection {uuid} failed: {error}");
         }
     };
-    let listeners = match support::listen_all(&reactor, on_open, || {
+    let listeners = match support::listen_all(&reactor, None, on_open, || {
         reactor.listen(ListenArgs::new(&options.url, on_open))
     }) {
         Ok(listeners) => listeners,

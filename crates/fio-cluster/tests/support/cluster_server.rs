@@ -35,7 +35,9 @@ impl Log for Stderr {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("[{}] {}", record.level(), record.args());
+            // One write per line: the root and its workers share stderr.
+            let line = format!("[{}] {}\n", record.level(), record.args());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         }
     }
 

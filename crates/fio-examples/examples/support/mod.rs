@@ -262,7 +262,10 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("[{}] {}", record.level(), record.args());
+            // One write per line: the root and its workers share stderr, and a line
+            // written in pieces could interleave with another process's.
+            let line = format!("[{}] {}\n", record.level(), record.args());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         }
     }
 
