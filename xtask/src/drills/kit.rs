@@ -370,6 +370,7 @@ pub(crate) const DRILLS: &[Drill] = &[
     ("io_uring refused by seccomp", seccomp),
     ("panic in on_data", panic_in_on_data),
     ("worker killed under load", worker_killed),
+    ("TLS handshake garbage", tls_garbage),
 ];
 
 /// User memory per connection bound, with every connection echoing at once: the idle
@@ -1063,4 +1064,102 @@ pub(crate) fn worker_killed(lab: &Lab) -> DrillResult {
         pass: respawned.is_some() && refused == 0 && served > 0,
         bound: "respawn <= 10 s, no refusal, serving".to_owned(),
     })
+}
+
+/// What the TLS garbage drill sends, one connection each: bytes that are no TLS record, a
+/// record header announcing more than TLS allows, and a handshake cut off after its header.
+const TLS_GARBAGE: &[&[u8]] = &[
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0x00, 0x00],
+    &[
+        0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c, 0x03, 0x03,
+    ],
+];
+
+/// Connections per kind of garbage.
+const TLS_GARBAGE_ROUNDS: usize = 20;
+
+/// Handshake garbage against `echo --tls`: each bad connection gets an alert or a close (the
+/// truncated handshake by the handshake timeout, which the drill doesn't wait for: it closes
+/// its end), and afterwards a real TLS client (`openssl s_client`) still gets its echo.
+pub(crate) fn tls_garbage(lab: &Lab) -> DrillResult {
+    let mut server = lab.start(&lab.raw_echo, &["--tls"], "tls-garbage")?;
+    let mut closed = 0;
+    let mut alerts = 0;
+    let mut sent = 0;
+    for garbage in TLS_GARBAGE.iter().take(2) {
+        for _ in 0..TLS_GARBAGE_ROUNDS {
+            let mut stream = connect(server.addr())?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(garbage)
+                .map_err(|e| format!("write: {e}"))?;
+            sent += 1;
+            let (back, error) = read_to_end(&mut stream);
+            // A TLS alert record: content type 21.
+            if back.first() == Some(&21) {
+                alerts += 1;
+            }
+            if error.is_none() || error.is_some_and(|e| e.kind() == ErrorKind::ConnectionReset) {
+                closed += 1;
+            }
+        }
+    }
+    // Truncated handshakes: left hanging by the client, which gives up first.
+    for _ in 0..TLS_GARBAGE_ROUNDS {
+        let mut stream = connect(server.addr())?;
+        stream
+            .write_all(TLS_GARBAGE[2])
+            .map_err(|e| format!("write: {e}"))?;
+    }
+    server.alive()?;
+    let served = openssl_echo(server.addr())?;
+    Ok(Outcome {
+        figure: format!(
+            "{closed}/{sent} garbage connections closed ({alerts} with an alert), \
+             {TLS_GARBAGE_ROUNDS} truncated handshakes abandoned; a real client {}",
+            if served {
+                "still echoed"
+            } else {
+                "was NOT served"
+            }
+        ),
+        pass: closed == sent && served,
+        bound: "each closed, the server serves on".to_owned(),
+    })
+}
+
+/// Whether `openssl s_client` completes a handshake with `addr` and gets its line echoed.
+fn openssl_echo(addr: SocketAddr) -> Result<bool, String> {
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("openssl s_client: {e} (install openssl)"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let reader = thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(count @ 1..) = stdout.read(&mut buf) {
+            got.extend_from_slice(&buf[..count]);
+            if got.windows(10).any(|w| w == b"drill-ping") {
+                return true;
+            }
+        }
+        false
+    });
+    let _ = stdin.write_all(b"drill-ping\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    Ok(reader.is_finished() && reader.join().unwrap_or(false))
 }
