@@ -157,6 +157,62 @@ fn readme_examples_are_compiled_examples() {
     }
 }
 
+/// fio-ring is usable on its own: its README, examples and doc examples name no other
+/// workspace crate and no `libc` outside `fio_ring::libc`, so they compile when copied into a
+/// project that depends on fio-ring alone.
+#[test]
+fn fio_ring_examples_use_only_fio_ring_and_std() {
+    let dir = root().join("crates/fio-ring");
+    let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+    // The README's code blocks only: its prose may name the layers below.
+    let mut sources = vec![(
+        dir.join("README.md"),
+        readme
+            .split("```")
+            .skip(1)
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        false,
+    )];
+    let mut files = Vec::new();
+    rust_files(&dir.join("examples"), &mut files);
+    sources.extend(files.into_iter().map(|f| {
+        let t = fs::read_to_string(&f).unwrap();
+        (f, t, false)
+    }));
+    let mut docs = Vec::new();
+    rust_files(&dir.join("src"), &mut docs);
+    sources.extend(docs.into_iter().map(|f| {
+        let t = fs::read_to_string(&f).unwrap();
+        (f, t, true)
+    }));
+    let foreign = ["fio_sys::", "fio_buffer::", "fio_socket::", "fio_reactor::"];
+    let mut found = Vec::new();
+    for (path, text, docs_only) in &sources {
+        let file = (path, *docs_only);
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if file.1 && !(trimmed.starts_with("///") || trimmed.starts_with("//!")) {
+                continue;
+            }
+            // Intra-doc links (`[x](fio_buffer::X)`) are not code.
+            let code = trimmed.contains("use ") || trimmed.contains("(") && !trimmed.contains("](");
+            let bare_libc = line.contains("libc::")
+                && !line.contains("fio_ring::libc::")
+                && !line.contains("crate::libc")
+                && !line.contains("[`libc::");
+            if code && (foreign.iter().any(|name| line.contains(name)) || bare_libc) {
+                found.push(format!("{}:{}: {}", file.0.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "fio-ring examples must use only fio_ring and std: {found:#?}"
+    );
+}
+
 #[test]
 fn no_unfinished_markers() {
     let mut files = Vec::new();

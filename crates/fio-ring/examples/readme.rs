@@ -10,8 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ring = Ring::new(RingConfig::new(64))?;
     println!("{}", ring.features());
 
-    let (reader, writer) = fio_sys::pipe()?;
-    std::fs::File::from(writer).write_all(b"hello, ring")?;
+    let (reader, mut writer) = std::io::pipe()?;
+    writer.write_all(b"hello, ring")?;
 
     // The Vec moves into the ring and comes back, filled, with the final completion.
     let received = Rc::new(RefCell::new(Vec::new()));
@@ -19,12 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ring.submit(
         Op::read(&reader, Vec::with_capacity(64), None),
         move |_ring, mut done| {
+            // `take_buf`: the target you passed; `take_buffer`: a pooled buffer group's.
             if let Some(buf) = done.take_buf() {
                 *sink.borrow_mut() = buf.into_vec();
             }
         },
     )?;
-    while ring.in_flight() > 0 {
+    // `is_idle`, not `in_flight() == 0`: a `RingHandle`'s wake-up read stays in flight.
+    while !ring.is_idle() {
         ring.wait(None)?; // one tick: submit, enter the kernel once, dispatch
     }
     assert_eq!(&received.borrow()[..], b"hello, ring");

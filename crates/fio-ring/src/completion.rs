@@ -148,6 +148,8 @@ impl Completion {
 
     /// The pooled buffer holding the data: the one picked from a buffer group, or the
     /// read/receive target when it was a pooled buffer. Its length is the bytes received.
+    /// Use this for buffer-group receives; for the `Vec<u8>` (or any [`IoBuf`]) you passed
+    /// to a read, use [`take_buf`](Self::take_buf).
     ///
     /// A buffer from [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) starts with the
     /// kernel's header and address area: use [`take_datagram`](Self::take_datagram) there.
@@ -170,8 +172,9 @@ impl Completion {
         }
     }
 
-    /// The read or receive target (also of a one-shot `recvmsg`), its length grown by the
-    /// bytes read.
+    /// The read or receive target you passed (also of a one-shot `recvmsg`), its length
+    /// grown by the bytes read. Buffers the kernel picked from a buffer group come from
+    /// [`take_buffer`](Self::take_buffer) instead.
     pub fn take_buf(&mut self) -> Option<IoBuf> {
         if let Resources::RecvMessage(message) = &mut *self.resources {
             return message.buf.take();
@@ -305,7 +308,8 @@ impl Completion {
         self.fd.take()
     }
 
-    /// The metadata a successful `statx` read.
+    /// The metadata a successful `statx` read, as the kernel's full record (a
+    /// [`libc::statx`](struct@crate::libc::statx)); [`take_stat`](Self::take_stat) is the typed form.
     pub fn take_statx(&mut self) -> Option<libc::statx> {
         if self.res < 0 {
             return None;
@@ -322,6 +326,16 @@ impl Completion {
                 None
             }
         }
+    }
+}
+
+impl Completion {
+    /// The size, mode and modification time a successful [`Op::stat`](crate::Op::stat) (or
+    /// `statx`) read; `None` for other operations or a failure (see
+    /// [`result`](Self::result)).
+    pub fn take_stat(&mut self) -> Option<crate::FileStat> {
+        self.take_statx()
+            .map(|statx| crate::FileStat::from_statx(&statx))
     }
 }
 

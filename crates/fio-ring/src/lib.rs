@@ -21,23 +21,29 @@
 //! - Dropping a ring cancels what is in flight and waits (bounded) for it; memory the kernel
 //!   may still use is leaked, never freed.
 //!
+//! # Getting buffers back
+//!
+//! - [`Completion::take_buf`] returns the *target you passed* to a read or receive (an
+//!   [`IoBuf`]: your `Vec<u8>` or pooled [`Buffer`]), grown by the bytes read.
+//! - [`Completion::take_buffer`] returns a *pooled* [`Buffer`]: the one the kernel picked from
+//!   a buffer group (`recv_group`, multishot receives), or a pooled read target.
+//!
 //! # Examples
 //! ```
 //! use std::io::Write;
 //! use std::{cell::RefCell, rc::Rc};
 //! use fio_ring::{Op, Ring, RingConfig};
 //!
-//! let (reader, writer) = fio_sys::pipe()?;
-//! std::fs::File::from(writer).write_all(b"ping")?;
+//! let (reader, mut writer) = std::io::pipe()?;
+//! writer.write_all(b"ping")?;
 //! let mut ring = Ring::new(RingConfig::new(8))?;
 //! let got = Rc::new(RefCell::new(Vec::new()));
 //! let sink = got.clone();
 //! ring.submit(Op::read(&reader, Vec::with_capacity(16), None), move |_, mut done| {
 //!     *sink.borrow_mut() = done.take_buf().map(|buf| buf.into_vec()).unwrap_or_default();
 //! })?;
-//! for _ in 0..10 {
-//!     if !got.borrow().is_empty() { break; }
-//!     ring.wait(None)?;
+//! while !ring.is_idle() {
+//!     ring.wait(None)?; // one tick: submit, enter the kernel once, dispatch
 //! }
 //! assert_eq!(&got.borrow()[..], b"ping");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -54,6 +60,7 @@ mod dispatch;
 mod enter;
 mod error;
 mod features;
+mod fs;
 mod handle;
 mod handler;
 mod inflight;
@@ -69,6 +76,7 @@ pub use datagram::Datagram;
 pub use error::{Error, SetupRefusal};
 pub use features::{Features, OpKind};
 pub use fio_sys::KernelVersion;
+pub use fs::{FileStat, OpenFlags};
 pub use handle::{Job, RingHandle};
 pub use inflight::OpId;
 pub use ops::{AcceptFlags, MAX_IOVECS, Op, SendFlags, SendStorage};
@@ -79,3 +87,7 @@ pub use ring::{Handler, Ring, TickEnd};
 pub use fio_buffer::{Buffer, BufferPool, PoolConfig, SharedBuffer};
 /// The raw io_uring crate, for [`Ring::push_raw`] entries.
 pub use io_uring;
+/// The `libc` crate, for the raw `O_*`, `AT_*` and `STATX_*` constants of [`Op::openat`] and
+/// [`Op::statx`] and the [`libc::statx`](struct@libc::statx) record of [`Completion::take_statx`]; the typed
+/// forms are [`Op::open`], [`Op::stat`] and [`Completion::take_stat`].
+pub use libc;

@@ -338,8 +338,7 @@ impl Ring {
     ///
     /// # Examples
     /// ```
-    /// use fio_buffer::{BufferPool, PoolConfig};
-    /// use fio_ring::{Ring, RingConfig};
+    /// use fio_ring::{BufferPool, PoolConfig, Ring, RingConfig};
     /// let mut ring = Ring::new(RingConfig::new(8))?;
     /// let pool = BufferPool::new(PoolConfig::new(2048)).map_err(fio_ring::Error::Pool)?;
     /// let group = ring.register_buffer_group(pool, 16)?;
@@ -372,8 +371,7 @@ impl Ring {
     ///
     /// # Examples
     /// ```
-    /// use fio_buffer::{BufferPool, PoolConfig};
-    /// use fio_ring::{Ring, RingConfig};
+    /// use fio_ring::{BufferPool, PoolConfig, Ring, RingConfig};
     /// let mut ring = Ring::new(RingConfig::new(8))?;
     /// let pool = BufferPool::new(PoolConfig::new(2048)).map_err(fio_ring::Error::Pool)?;
     /// let group = ring.register_growing_buffer_group(pool, 4, 64)?;

@@ -219,9 +219,37 @@ impl Ring {
     }
 
     /// Operations in flight, including the ring's own (the wake-up read of a
-    /// [`RingHandle`](crate::RingHandle), link timeouts).
+    /// [`RingHandle`](crate::RingHandle), link timeouts). Once a handle exists this never
+    /// drops to 0: wait for your own operations with [`is_idle`](Self::is_idle).
     pub fn in_flight(&self) -> usize {
         self.ops.len()
+    }
+
+    /// Operations in flight that the caller submitted: [`in_flight`](Self::in_flight) without
+    /// the ring's own wake-up read, which stays armed for as long as a
+    /// [`RingHandle`](crate::RingHandle) may wake the ring. Loop on this (or
+    /// [`is_idle`](Self::is_idle)), not on `in_flight`, to wait for your operations.
+    pub fn in_flight_user(&self) -> usize {
+        self.ops.len() - usize::from(self.wake_armed())
+    }
+
+    /// Whether none of the caller's operations is in flight (`in_flight_user() == 0`).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_ring::{Op, Ring, RingConfig};
+    ///
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let _handle = ring.handle()?; // arms the ring's own wake-up read
+    /// ring.submit(Op::nop(), |_, _| {})?;
+    /// while !ring.is_idle() {
+    ///     ring.wait(None)?;
+    /// }
+    /// assert_eq!(ring.in_flight(), 1); // the wake-up read is still armed
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn is_idle(&self) -> bool {
+        self.in_flight_user() == 0
     }
 
     /// Whether the operation `id` is still in flight.

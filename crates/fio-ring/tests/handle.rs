@@ -90,3 +90,25 @@ fn a_panicking_handler_leaves_the_ring_usable() {
     run_until(&mut ring, || util::has_final(&survivor));
     assert_eq!(ring.in_flight(), 0);
 }
+
+#[test]
+fn is_idle_ignores_the_wake_up_read() {
+    let mut ring = ring();
+    assert!(ring.is_idle());
+    let _handle = ring.handle().unwrap();
+    assert_eq!(ring.in_flight(), 1);
+    assert_eq!(ring.in_flight_user(), 0);
+    assert!(ring.is_idle());
+
+    ring.submit(Op::nop(), |_, _| {}).unwrap();
+    assert_eq!(ring.in_flight_user(), 1);
+    assert!(!ring.is_idle());
+    let mut ticks = 0;
+    while !ring.is_idle() {
+        ring.wait(Some(Duration::from_secs(5))).unwrap();
+        ticks += 1;
+        assert!(ticks < 100, "the nop never completed");
+    }
+    assert!(ring.wake_armed());
+    assert_eq!(ring.in_flight(), 1);
+}

@@ -6,7 +6,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 
-use fio_ring::{BufferPool, IoBuf, Op, OpKind, PoolConfig, WriteBuf};
+use std::os::unix::fs::PermissionsExt;
+
+use fio_ring::{BufferPool, IoBuf, Op, OpKind, OpenFlags, PoolConfig, WriteBuf};
 use util::{TempPath, collector, has_final, pattern, ring, run_until};
 
 #[test]
@@ -218,4 +220,39 @@ fn write_to_a_closed_pipe_reports_epipe() {
     assert_eq!(done.take_write_buf().unwrap().remaining(), 1);
     let mut file = File::from(writer);
     assert!(file.write(b"y").is_err());
+}
+
+#[test]
+fn typed_open_and_stat() {
+    let mut ring = ring();
+    require!(ring, OpKind::OpenAt);
+    require!(ring, OpKind::Statx);
+    let path = TempPath::new("typed");
+
+    let (opened, handler) = collector();
+    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE;
+    ring.submit(Op::open(None, &path.0, flags, 0o640).unwrap(), handler)
+        .unwrap();
+    run_until(&mut ring, || has_final(&opened));
+    let fd = opened.borrow_mut().pop().unwrap().take_fd().unwrap();
+    File::from(fd).write_all(&pattern(777)).unwrap();
+
+    let (stat, handler) = collector();
+    ring.submit(Op::stat(None, &path.0).unwrap(), handler)
+        .unwrap();
+    run_until(&mut ring, || has_final(&stat));
+    let stat = stat.borrow_mut().pop().unwrap().take_stat().unwrap();
+    let meta = std::fs::metadata(&path.0).unwrap();
+    assert_eq!(stat.size, 777);
+    assert!(stat.is_file() && !stat.is_dir());
+    assert_eq!(stat.permissions(), meta.permissions().mode() & 0o7777);
+    assert_eq!(stat.modified, meta.modified().unwrap());
+
+    // EXCLUSIVE refuses an existing file.
+    let (again, handler) = collector();
+    ring.submit(Op::open(None, &path.0, flags, 0o640).unwrap(), handler)
+        .unwrap();
+    run_until(&mut ring, || has_final(&again));
+    let error = again.borrow()[0].result().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
 }

@@ -77,7 +77,7 @@ macro_rules! flag_set {
 /// let flags = SendFlags::MORE | SendFlags::WAITALL;
 /// assert!(flags.contains(SendFlags::MORE));
 /// assert!(!SendFlags::empty().contains(SendFlags::WAITALL));
-/// assert_eq!(flags.bits(), libc::MSG_MORE | libc::MSG_WAITALL);
+/// assert_eq!(flags.bits(), fio_ring::libc::MSG_MORE | fio_ring::libc::MSG_WAITALL);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SendFlags(i32);
@@ -115,7 +115,7 @@ flag_set!(
 /// use fio_ring::AcceptFlags;
 /// assert!(AcceptFlags::NONBLOCK.contains(AcceptFlags::NONBLOCK));
 /// assert!(AcceptFlags::empty().is_empty());
-/// assert_eq!(AcceptFlags::NONBLOCK.bits(), libc::SOCK_NONBLOCK);
+/// assert_eq!(AcceptFlags::NONBLOCK.bits(), fio_ring::libc::SOCK_NONBLOCK);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AcceptFlags(i32);

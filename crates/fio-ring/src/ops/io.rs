@@ -154,9 +154,35 @@ impl Op {
         Ok(Op::new(entry, Resources::Path(path), OpKind::OpenAt))
     }
 
+    /// Opens `path` with typed [`OpenFlags`](crate::OpenFlags) (`openat(2)`, relative to
+    /// `dir` or the working directory); `mode` (e.g. `0o644`) applies when a file is created.
+    /// Same as [`openat`](Self::openat) with `flags.bits()`.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when `path` contains a NUL byte.
+    pub fn open(
+        dir: Option<&dyn AsFd>,
+        path: impl AsRef<Path>,
+        flags: crate::OpenFlags,
+        mode: u32,
+    ) -> Result<Op, Error> {
+        Op::openat(dir, path, flags.bits(), mode)
+    }
+
+    /// Reads the basic metadata of `path` (`statx(2)` with `STATX_BASIC_STATS`, following
+    /// symbolic links); [`take_stat`](crate::Completion::take_stat) returns it as a
+    /// [`FileStat`](crate::FileStat).
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when `path` contains a NUL byte.
+    pub fn stat(dir: Option<&dyn AsFd>, path: impl AsRef<Path>) -> Result<Op, Error> {
+        Op::statx(dir, path, 0, libc::STATX_BASIC_STATS)
+    }
+
     /// Reads file metadata (`statx(2)`, relative to `dir` or the working directory);
     /// [`take_statx`](crate::Completion::take_statx) returns it. `flags` are `AT_*` flags,
-    /// `mask` the `STATX_*` fields wanted.
+    /// `mask` the `STATX_*` fields wanted (both from the re-exported [`libc`](crate::libc));
+    /// [`Op::stat`] is the typed short form.
     ///
     /// # Errors
     /// - [`Error::InvalidArgument`] when `path` contains a NUL byte.

@@ -265,7 +265,6 @@ impl Op {
     /// # Examples
     /// ```
     /// use std::net::{TcpListener, TcpStream};
-    /// use std::os::fd::AsFd;
     /// use std::{cell::RefCell, rc::Rc};
     /// use fio_ring::{AcceptFlags, Op, Ring, RingConfig};
     ///
@@ -283,7 +282,10 @@ impl Op {
     ///     if !accepted.borrow().is_empty() { break; }
     ///     ring.wait(None)?;
     /// }
-    /// assert!(fio_sys::is_nonblocking(accepted.borrow()[0].as_fd())?);
+    /// // A nonblocking socket with nothing to read says `WouldBlock` instead of waiting.
+    /// let mut stream = TcpStream::from(accepted.borrow_mut().remove(0));
+    /// let error = std::io::Read::read(&mut stream, &mut [0; 1]).unwrap_err();
+    /// assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock);
     /// ring.cancel(id)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
