@@ -90,6 +90,7 @@ mod fd_table;
 mod panic;
 mod process;
 mod reactor;
+mod shared;
 mod signal;
 mod state;
 mod thread;
@@ -114,9 +115,15 @@ pub use conn::{
 pub use engine::EngineKind;
 pub use error::Error;
 pub use fio_buffer::Chunk;
+/// Errors of the buffer pools ([`shared_payload`], [`BufferPool`]).
+pub use fio_buffer::Error as BufferError;
+/// The pool types behind [`Chunk`], so a protocol can keep its own pool of payloads without
+/// depending on `fio-buffer`; [`shared_payload`] covers the common broadcast case.
+pub use fio_buffer::{Buffer, BufferPool, PoolConfig, SharedBuffer};
 pub use fio_sys::SockAddr;
 pub use process::{is_master, is_worker, master_pid, running_workers};
 pub use reactor::Reactor;
+pub use shared::{SHARED_PAYLOAD_SIZES, shared_payload};
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
 pub use uuid::Uuid;
