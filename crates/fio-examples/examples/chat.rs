@@ -70,12 +70,13 @@ impl Room {
                 return;
             }
         };
+        // Counted before any peer can see it.
+        self.relayed.fetch_add(1, Ordering::Relaxed);
         // Copy the list out: writes are queued, but the lock is not held across them.
         let peers: Vec<Uuid> = self.members().clone();
         for peer in peers.into_iter().filter(|&peer| peer != from) {
             let _ = fio_reactor::write2(peer, Payload::from(payload.clone()), false);
         }
-        self.relayed.fetch_add(1, Ordering::Relaxed);
     }
 }
 

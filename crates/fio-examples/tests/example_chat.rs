@@ -30,6 +30,15 @@ fn join(addr: std::net::SocketAddr) -> (BufReader<TcpStream>, TcpStream, String)
     (reader, stream, name)
 }
 
+/// Stops the reactor when dropped, also by a panic.
+struct StopOnDrop(fio_reactor::Reactor);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 #[test]
 fn lines_go_to_everyone_else_and_quit_closes() {
     // Two threads: peers may live on different reactor threads.
@@ -38,9 +47,11 @@ fn lines_go_to_everyone_else_and_quit_closes() {
     let addr = fio_reactor::local_addr(listener)
         .and_then(|addr| addr.as_inet())
         .expect("an inet address");
-    let stopper = reactor.clone();
+    let stopper = StopOnDrop(reactor.clone());
     let watched = room.clone();
     let clients = thread::spawn(move || {
+        // A failed assertion here still stops the reactor, so the test fails at once.
+        let _stopper = stopper;
         let (mut reader_a, mut a, name_a) = join(addr);
         let (mut reader_b, mut b, name_b) = join(addr);
         let (mut reader_c, _c, _) = join(addr);
@@ -68,7 +79,6 @@ fn lines_go_to_everyone_else_and_quit_closes() {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(watched.relayed(), 2);
-        stopper.stop();
     });
     start_bounded(&reactor).expect("the reactor runs");
     clients.join().expect("the clients");
