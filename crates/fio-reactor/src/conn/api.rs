@@ -248,9 +248,11 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 /// - [`Error::Closing`] once the connection is closing. From another thread the write is
 ///   routed and these are only logged.
 pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
-    if let Some(local) = owner_here(uuid) {
-        // On the owner the copy goes straight into pooled send buffers.
-        return outbox::write_copy(&local, uuid, data).map_err(|error| engine_error(uuid, error));
+    // On the owner the copy goes straight into pooled send buffers.
+    if let Some(local) = Local::on_this_thread()
+        && let Some(written) = outbox::write_copy(&local, uuid, data)
+    {
+        return written.map_err(|error| engine_error(uuid, error));
     }
     write2(uuid, Chunk::Vec(data.to_vec()), false)
 }

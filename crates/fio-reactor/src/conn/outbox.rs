@@ -314,26 +314,27 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
     }
 }
 
-/// [`write`] of a copy of `data`: straight into the engine's pooled send buffers when the
-/// connection has no hook and nothing waits in its outbox (the common case, which allocates
-/// nothing), else as an owned chunk.
+/// [`write`] of a copy of `data` when this thread owns `uuid` (`None` otherwise, for the
+/// caller to route): straight into the engine's pooled send buffers when the connection has
+/// no hook and nothing waits in its outbox (the common case, which allocates nothing), else
+/// as an owned chunk. The one table lookup both finds the owner and decides the path.
 ///
 /// # Errors
 /// As [`write`].
-pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
     let direct = {
         let conns = local.conns.borrow();
-        let conn = conns.map.get(&uuid).ok_or(io::ErrorKind::NotFound)?;
+        let conn = conns.map.get(&uuid)?;
         if conn.closing {
-            return Err(io::ErrorKind::BrokenPipe.into());
+            return Some(Err(io::ErrorKind::BrokenPipe.into()));
         }
         conn.hook.is_none() && conn.outbox.is_empty()
     };
-    if direct {
+    Some(if direct {
         local.engine.borrow_mut().write_copy(uuid, data)
     } else {
         write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false)
-    }
+    })
 }
 
 /// Hands `chunk` to the hook, if there is one, else to the engine.
