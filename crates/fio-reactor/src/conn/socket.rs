@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fio_sys::{SockAddr, Url};
 use parking_lot::Mutex;
@@ -25,6 +26,10 @@ use crate::uuid::Uuid;
 /// Sockets with a uuid that no reactor owns yet (`socket_uuid`, `accept_uuid`).
 static UNATTACHED: Mutex<Option<HashMap<Uuid, OwnedFd>>> = Mutex::new(None);
 
+/// How many sockets [`UNATTACHED`] holds, changed under its lock: every `close` asks whether
+/// its uuid is one of them, and this answers the usual "none" without taking the lock.
+static UNATTACHED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
 /// Gives `fd` a uuid, owned by no reactor until [`attach`](crate::attach).
 fn register(fd: OwnedFd) -> Uuid {
     let uuid = table::open(fd.as_raw_fd(), Record::detached(&fd));
@@ -34,15 +39,22 @@ fn register(fd: OwnedFd) -> Uuid {
 
 /// Keeps an unattached socket under `uuid`.
 pub(crate) fn put_unattached(uuid: Uuid, fd: OwnedFd) {
-    UNATTACHED
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(uuid, fd);
+    let mut sockets = UNATTACHED.lock();
+    let sockets = sockets.get_or_insert_with(HashMap::new);
+    sockets.insert(uuid, fd);
+    UNATTACHED_COUNT.store(sockets.len(), Ordering::Release);
 }
 
 /// Takes the unattached socket `uuid` names, if it is one.
 pub(crate) fn take_unattached(uuid: Uuid) -> Option<OwnedFd> {
-    UNATTACHED.lock().as_mut()?.remove(&uuid)
+    if UNATTACHED_COUNT.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut sockets = UNATTACHED.lock();
+    let sockets = sockets.as_mut()?;
+    let taken = sockets.remove(&uuid);
+    UNATTACHED_COUNT.store(sockets.len(), Ordering::Release);
+    taken
 }
 
 /// Closes the unattached socket `uuid` names; whether it was one.
