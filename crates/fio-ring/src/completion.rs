@@ -44,9 +44,6 @@ impl Drop for Completion {
 }
 
 impl Completion {
-    /// Builds a completion; a new descriptor in `res` is wrapped at once so that it cannot
-    /// leak. The ring has already applied the transfer count to `resources`.
-    #[inline(always)]
     /// The empty completion an end-of-tick callback is called with (it ignores it).
     pub(crate) fn tick_end() -> Self {
         Self::new(
@@ -59,6 +56,9 @@ impl Completion {
         )
     }
 
+    /// Builds a completion; a new descriptor in `res` is wrapped at once so that it cannot
+    /// leak. The ring has already applied the transfer count to `resources`.
+    #[inline(always)]
     pub(crate) fn new(
         id: OpId,
         kind: OpKind,
