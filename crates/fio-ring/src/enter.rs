@@ -151,13 +151,13 @@ impl EnterPath {
         to_submit: u32,
         flags: u32,
         batch: BatchWait,
-        timeout: Option<&KernelTimespec>,
+        timeout: &Timespec,
     ) -> io::Result<usize> {
         let args = GeteventsArg {
             sigmask: 0,
             sigmask_sz: 0,
             min_wait_usec: batch.min_wait_usec,
-            ts: timeout.map_or(0, |ts| ptr::from_ref(ts) as u64),
+            ts: ptr::from_ref(timeout) as u64,
         };
         self.enter_raw(
             to_submit,
@@ -212,22 +212,6 @@ const _: () = assert!(size_of::<GeteventsArg>() == size_of::<SubmitArgs<'_, '_>>
 /// The timeout a batching wait without one is given, see [`Ring::enter`].
 const BATCH_WAIT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// The kernel's `struct __kernel_timespec`.
-#[repr(C)]
-struct KernelTimespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-impl From<Duration> for KernelTimespec {
-    fn from(duration: Duration) -> Self {
-        Self {
-            tv_sec: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(duration.subsec_nanos()),
-        }
-    }
-}
-
 impl Ring {
     /// The single kernel entry of a blocking tick: submits what is staged and waits up to
     /// `timeout` (`None`: indefinitely) for one completion, or, with a batching wait, for a
@@ -240,10 +224,8 @@ impl Ring {
             // with nothing completed; with one, it goes on waiting for the first completion
             // instead. So an indefinite wait gets a long timeout (the tick then simply ends
             // empty-handed, as a timeout does).
-            let time = KernelTimespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
-            let result = self
-                .enter_path
-                .enter_batched(staged, flags, batch, Some(&time));
+            let time = Timespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
+            let result = self.enter_path.enter_batched(staged, flags, batch, &time);
             return enter_result(result);
         }
         let result = match timeout {
