@@ -413,13 +413,10 @@ impl SendQueue {
         let to = self.items.front().and_then(|item| item.to);
         for item in self.items.iter_mut().take(count) {
             // A buffer still open for copies is closed now: the send holds a clone.
-            if let Stored::Held(Chunk::Buffer(_)) = item.stored {
-                let len = item.stored.len();
-                if let Stored::Held(Chunk::Buffer(buffer)) =
-                    std::mem::replace(&mut item.stored, Stored::Lent(len))
-                {
-                    item.stored = Stored::Held(Chunk::Shared(buffer.into_shared()));
-                }
+            if let Stored::Held(Chunk::Buffer(_)) = item.stored
+                && let Stored::Held(open) = std::mem::replace(&mut item.stored, Stored::Lent(0))
+            {
+                item.stored = Stored::Held(share(open));
             }
             let chunk = match &mut item.stored {
                 Stored::Held(Chunk::Vec(_)) => {
