@@ -190,11 +190,6 @@ impl WriteBuf {
         }
     }
 
-    /// Whether this wraps a `Vec<u8>` (which [`into_vec`](Self::into_vec) gives back).
-    pub fn holds_vec(&self) -> bool {
-        matches!(self.source, Source::Vec(_))
-    }
-
     /// The vector, if this wraps one (the cursor is dropped).
     pub fn into_vec(self) -> Option<Vec<u8>> {
         match self.source {

@@ -135,14 +135,7 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let scratch = Rc::clone(&inner.config.scratch);
-    let (op, flavour) = match build(
-        &mut inner.send,
-        &inner.config,
-        inner.zc_pending,
-        fd,
-        &scratch,
-    ) {
+    let (op, flavour) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
         Ok(Some(built)) => built,
         Ok(None) => return,
         Err(error) => {
@@ -192,7 +185,6 @@ fn build(
     config: &SocketConfig,
     zc_pending: usize,
     fd: &OwnedFd,
-    scratch: &SendScratch,
 ) -> Result<Option<(Op, Flavour)>, Error> {
     let limit = config.limit;
     if config.message {
@@ -239,21 +231,33 @@ fn build(
                 (Op::send(fd, buf), Flavour::Plain)
             }));
         }
-        let Some(lent) = send.lend(small.min(limit)) else {
-            return Ok(None);
-        };
-        return Ok(Some((
-            send_op(fd, lent, SendFlags::empty())?,
-            Flavour::Plain,
-        )));
+        return lend_stream(send, &config.scratch, fd, small.min(limit), false);
     }
+    lend_stream(
+        send,
+        &config.scratch,
+        fd,
+        limit,
+        config.mode == Mode::AutoCork,
+    )
+}
+
+/// Lends up to `count` front chunks of a stream to one `send(2)`, or to one gathered
+/// `sendmsg(2)` built in the shared scratch storage (no allocation once it is warm).
+fn lend_stream(
+    send: &mut SendQueue,
+    scratch: &SendScratch,
+    fd: &OwnedFd,
+    count: usize,
+    auto_cork: bool,
+) -> Result<Option<(Op, Flavour)>, Error> {
     let mut chunks = scratch.chunks.borrow_mut();
-    let Some((offset, _)) = send.lend_into(limit, &mut chunks) else {
+    let Some((offset, _)) = send.lend_into(count, &mut chunks) else {
         return Ok(None);
     };
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
-    let corked = config.mode == Mode::AutoCork && send.chunks() > chunks.len();
+    let corked = auto_cork && send.chunks() > chunks.len();
     let (flags, flavour) = if corked {
         (SendFlags::MORE, Flavour::Corked)
     } else {
@@ -287,17 +291,6 @@ fn write_buf(chunk: Chunk) -> WriteBuf {
     }
 }
 
-/// `send(2)` for one chunk, `sendmsg(2)` for several, with `flags` (beyond `MSG_NOSIGNAL`).
-fn send_op(fd: &OwnedFd, lent: Lent, flags: SendFlags) -> Result<Op, Error> {
-    let mut bufs = write_bufs(lent);
-    if bufs.len() == 1
-        && let Some(buf) = bufs.pop()
-    {
-        return Ok(Op::send_with_flags(fd, buf, flags));
-    }
-    Ok(Op::sendmsg_with_flags(fd, bufs, None, flags)?)
-}
-
 /// The ring's view of lent chunks, the first one advanced past the bytes already sent.
 fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
     let mut bufs: Vec<WriteBuf> = lent.chunks.into_iter().map(write_buf).collect();
@@ -315,16 +308,12 @@ fn returned_vecs(
 ) -> impl Iterator<Item = Vec<u8>> + use<> {
     let single = completion.take_write_buf().and_then(WriteBuf::into_vec);
     let gathered = completion.take_send_storage().map(|mut taken| {
-        let vecs: Vec<Vec<u8>> = if taken.bufs_mut().iter().any(WriteBuf::holds_vec) {
-            taken
-                .bufs_mut()
-                .drain(..)
-                .filter_map(WriteBuf::into_vec)
-                .collect()
-        } else {
-            taken.bufs_mut().clear();
-            Vec::new()
-        };
+        // Allocates only when a `Vec` chunk comes back: an empty collect allocates nothing.
+        let vecs: Vec<Vec<u8>> = taken
+            .bufs_mut()
+            .drain(..)
+            .filter_map(WriteBuf::into_vec)
+            .collect();
         scratch.storages.borrow_mut().push(taken);
         vecs
     });
