@@ -19,6 +19,14 @@ pub(crate) fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the root) or `target/`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => project_root().join(dir),
+        _ => project_root().join("target"),
+    }
+}
+
 /// Runs `cargo <args>` with extra environment variables, failing the task on a non-zero exit.
 pub(crate) fn cargo<S: AsRef<OsStr>>(args: &[S], envs: &[(&str, &str)]) -> TaskResult {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -22,7 +22,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::command::{TaskResult, cargo, project_root};
+use crate::command::{TaskResult, cargo, project_root, target_dir};
 use kit::{DRILLS, Lab, Launch, Outcome};
 
 /// The command line.
@@ -173,14 +173,6 @@ fn markdown(rows: &[(&str, &str, Option<Outcome>)], quick: bool, seconds: f64) -
         );
     }
     text
-}
-
-/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the root) or `target/`.
-fn target_dir() -> std::path::PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => project_root().join(dir),
-        _ => project_root().join("target"),
-    }
 }
 
 /// Raises this process's RLIMIT_NOFILE (with `prlimit(1)`; xtask has no libc) so it and the

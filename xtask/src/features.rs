@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::TcpListener;
 
+use crate::load::parse::{effective_uid, status_field};
+
 /// One feature: its `FIO_REQUIRE` name, whether the machine has it, and why (not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Found {
@@ -41,17 +43,6 @@ pub(crate) struct UringFacts {
 impl UringFacts {
     fn read() -> Self {
         let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |key: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(|rest| {
-                    rest.split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-        };
-        let euid = field("Uid:").and_then(|ids| ids.get(1)?.parse::<u32>().ok());
         Self {
             kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
                 .ok()
@@ -60,8 +51,8 @@ impl UringFacts {
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
                 .unwrap_or(0),
-            seccomp: field("Seccomp:").and_then(|mode| mode.first()?.parse().ok()),
-            root: euid == Some(0),
+            seccomp: status_field(&status, "Seccomp:").and_then(|mode| mode.first()?.parse().ok()),
+            root: effective_uid(&status) == Some(0),
         }
     }
 
@@ -80,13 +71,10 @@ impl UringFacts {
                 format!("{kernel}, kernel.io_uring_disabled={}", self.disabled),
             );
         }
-        if self.seccomp.is_some_and(|mode| mode != 0) {
+        if let Some(mode) = self.seccomp.filter(|&mode| mode != 0) {
             return (
                 false,
-                format!(
-                    "{kernel}, under a seccomp filter (mode {}) that may refuse io_uring",
-                    self.seccomp.unwrap_or(0)
-                ),
+                format!("{kernel}, under a seccomp filter (mode {mode}) that may refuse io_uring"),
             );
         }
         (

@@ -65,7 +65,7 @@
 //! connections, `report` builds the tables, the JSON and the verdicts, `svg` the plot.
 
 mod memory;
-mod parse;
+pub(crate) mod parse;
 mod process;
 mod report;
 mod svg;
@@ -78,7 +78,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::command::{TaskResult, cargo, project_root, run};
+use crate::command::{TaskResult, cargo, project_root, run, target_dir};
 use memory::IdleMemory;
 use parse::{effective_uid, parse_redis_csv, parse_strace_calls, parse_wrk};
 use process::{Server, free_port, run_bounded};
@@ -537,14 +537,6 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the root) or `target/`.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => project_root().join(dir),
-        _ => project_root().join("target"),
-    }
-}
-
 /// Clock ticks per second for `/proc/PID/stat` (`getconf CLK_TCK`, else Linux's 100).
 fn clock_ticks() -> u64 {
     Command::new("getconf")
@@ -669,7 +661,7 @@ impl Bench {
     /// memory they added.
     fn idle_run(&self, contender: &Contender, load: Load, wanted: usize) -> RunResult<IdleMemory> {
         let server = self.start(contender, load, None)?;
-        let pid = server.pid()?;
+        let pid = server.server_pid()?;
         let port = server.port();
         let measured = memory::measure_idle(pid, port, wanted);
         server.stop()?;

@@ -175,25 +175,21 @@ fn fio_ring_examples_use_only_fio_ring_and_std() {
             .join("\n"),
         false,
     )];
-    let mut files = Vec::new();
-    rust_files(&dir.join("examples"), &mut files);
-    sources.extend(files.into_iter().map(|f| {
-        let t = fs::read_to_string(&f).unwrap();
-        (f, t, false)
-    }));
-    let mut docs = Vec::new();
-    rust_files(&dir.join("src"), &mut docs);
-    sources.extend(docs.into_iter().map(|f| {
-        let t = fs::read_to_string(&f).unwrap();
-        (f, t, true)
-    }));
+    // Examples are code throughout; in `src`, only the doc comments.
+    for (sub, docs_only) in [("examples", false), ("src", true)] {
+        let mut files = Vec::new();
+        rust_files(&dir.join(sub), &mut files);
+        sources.extend(files.into_iter().map(|f| {
+            let t = fs::read_to_string(&f).unwrap();
+            (f, t, docs_only)
+        }));
+    }
     let foreign = ["fio_sys::", "fio_buffer::", "fio_socket::", "fio_reactor::"];
     let mut found = Vec::new();
     for (path, text, docs_only) in &sources {
-        let file = (path, *docs_only);
         for (n, line) in text.lines().enumerate() {
             let trimmed = line.trim_start();
-            if file.1 && !(trimmed.starts_with("///") || trimmed.starts_with("//!")) {
+            if *docs_only && !(trimmed.starts_with("///") || trimmed.starts_with("//!")) {
                 continue;
             }
             // Intra-doc links (`[x](fio_buffer::X)`) are not code.
@@ -203,7 +199,7 @@ fn fio_ring_examples_use_only_fio_ring_and_std() {
                 && !line.contains("crate::libc")
                 && !line.contains("[`libc::");
             if code && (foreign.iter().any(|name| line.contains(name)) || bare_libc) {
-                found.push(format!("{}:{}: {}", file.0.display(), n + 1, line.trim()));
+                found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
             }
         }
     }

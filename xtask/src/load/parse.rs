@@ -138,12 +138,12 @@ pub(super) fn parse_open_files_limit(limits: &str) -> Option<(Option<u64>, Optio
 }
 
 /// The effective user id (the second `Uid:` value) from `/proc/self/status`.
-pub(super) fn effective_uid(status: &str) -> Option<u32> {
+pub(crate) fn effective_uid(status: &str) -> Option<u32> {
     status_field(status, "Uid:")?.get(1)?.parse().ok()
 }
 
 /// The words after `key` on its line of a `/proc/PID/status` file.
-fn status_field<'a>(status: &'a str, key: &str) -> Option<Vec<&'a str>> {
+pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<Vec<&'a str>> {
     let line = status.lines().find(|line| line.starts_with(key))?;
     Some(line[key.len()..].split_whitespace().collect())
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::RunResult;
 use super::parse::{parse_stat_cpu_ticks, parse_vm_hwm_kib};
+use crate::drills::kit::{children, send_signal};
 
 /// How long a server may take to accept its first connection (strace makes startup slow).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,13 +149,8 @@ impl Server {
         tail(&fs::read_to_string(&self.log).unwrap_or_default())
     }
 
-    /// The server's process id (strace's child when traced).
-    pub(super) fn pid(&self) -> RunResult<u32> {
-        self.server_pid()
-    }
-
     /// The server's process id: strace's child when traced.
-    fn server_pid(&self) -> RunResult<u32> {
+    pub(super) fn server_pid(&self) -> RunResult<u32> {
         if !self.traced {
             return Ok(self.child.id());
         }
@@ -192,7 +188,7 @@ impl Server {
     pub(super) fn stop(mut self) -> RunResult<()> {
         self.stopped = true;
         let pid = self.server_pid()?;
-        signal(pid, "TERM");
+        send_signal(pid, "TERM");
         if wait_until(&mut self.child, Instant::now() + STOP_TIMEOUT)?.is_none() {
             self.kill();
             return Err(format!("server ignored SIGTERM for {STOP_TIMEOUT:?}; killed").into());
@@ -203,7 +199,7 @@ impl Server {
     /// Kills the server and its children and reaps it.
     fn kill(&mut self) {
         for pid in children(self.child.id()) {
-            signal(pid, "KILL");
+            send_signal(pid, "KILL");
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -216,28 +212,4 @@ impl Drop for Server {
             self.kill();
         }
     }
-}
-
-/// Sends a signal with `kill(1)`: std can only send `SIGKILL`, and only to its own children.
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", name, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// The direct children of every thread of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|pid| pid.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
