@@ -163,6 +163,17 @@ impl TlsHook {
         io::Error::new(io::ErrorKind::InvalidData, error)
     }
 
+    /// Takes one batch of received records into rustls, processes them and sends what they
+    /// produced; a fatal TLS error goes through [`fail`](Self::fail).
+    fn take_records(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<()> {
+        self.conn.read_tls(&mut Raw(io))?;
+        match self.conn.process_new_packets() {
+            Ok(state) => self.plain = state.plaintext_bytes_to_read(),
+            Err(error) => return Err(self.fail(io, error)),
+        }
+        self.progressed(io)
+    }
+
     /// The peer sent close_notify: answer it and close once that is sent.
     fn peer_closed(&mut self, io: &mut (impl Wire + ?Sized)) -> io::Result<()> {
         if self.closed {
@@ -225,12 +236,7 @@ impl TlsHook {
             if io.received_len() == 0 {
                 return Ok(0);
             }
-            self.conn.read_tls(&mut Raw(io))?;
-            match self.conn.process_new_packets() {
-                Ok(state) => self.plain = state.plaintext_bytes_to_read(),
-                Err(error) => return Err(self.fail(io, error)),
-            }
-            self.progressed(io)?;
+            self.take_records(io)?;
         }
         Ok(0)
     }
@@ -266,17 +272,11 @@ impl TlsHook {
                 if !self.conn.is_handshaking() || io.received_len() == 0 {
                     break;
                 }
-                self.conn.read_tls(&mut Raw(io))?;
-                match self.conn.process_new_packets() {
-                    Ok(state) => self.plain = state.plaintext_bytes_to_read(),
-                    Err(error) => {
-                        // Not an error for the reactor, which would close at once and drop
-                        // the alert: the graceful close `fail` deferred sends it first.
-                        let _ = self.fail(io, error);
-                        return Ok(0);
-                    }
+                if let Err(error) = self.take_records(io) {
+                    // A fatal alert is not an error for the reactor, which would close at
+                    // once and drop it: the graceful close `fail` deferred sends it first.
+                    return if self.failed { Ok(0) } else { Err(error) };
                 }
-                self.progressed(io)?;
             }
         }
         self.send_out(io)?;
