@@ -7,7 +7,6 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use fio_tls::TlsBuilder;
@@ -56,21 +55,12 @@ fn still_serves(addr: SocketAddr) {
 
 /// Runs `client` against an echo server with a 1-second handshake timeout.
 fn with_server<T: Send + 'static>(client: impl FnOnce(SocketAddr) -> T + Send + 'static) -> T {
-    let reactor = reactor(1);
     let tls = TlsBuilder::new()
         .cert_add(Some("localhost"), identity())
         .handshake_timeout(Some(Duration::from_secs(1)))
         .build()
         .unwrap();
-    let addr = listen_tls(&reactor, tls, echo_on_open);
-    let stopper = reactor.clone();
-    let handle = thread::spawn(move || {
-        let out = client(addr);
-        stopper.stop();
-        out
-    });
-    start_bounded(&reactor).unwrap();
-    handle.join().unwrap()
+    serve(tls, client)
 }
 
 #[test]

@@ -6,7 +6,6 @@ mod util;
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use fio_tls::rustls;
 use fio_tls::{Identity, Tls, TlsBuilder};
@@ -69,23 +68,6 @@ fn exchange(
     });
     let alpn = stream.conn.alpn_protocol().map(<[u8]>::to_vec);
     (result, alpn)
-}
-
-/// Runs a reactor serving `tls` with the echo protocol while `client` runs on a thread.
-fn serve<T: Send + 'static>(
-    tls: Arc<Tls>,
-    client: impl FnOnce(std::net::SocketAddr) -> T + Send + 'static,
-) -> T {
-    let reactor = reactor(1);
-    let addr = listen_tls(&reactor, tls, echo_on_open);
-    let stopper = reactor.clone();
-    let handle = thread::spawn(move || {
-        let out = client(addr);
-        stopper.stop();
-        out
-    });
-    start_bounded(&reactor).unwrap();
-    handle.join().unwrap()
 }
 
 #[test]

@@ -133,6 +133,24 @@ pub(crate) fn listen_tls(
         .expect("an inet listener")
 }
 
+/// Runs a reactor serving `tls` with [`Echo`] while `client` runs on a thread; returns what
+/// `client` returned.
+pub(crate) fn serve<T: Send + 'static>(
+    tls: Arc<Tls>,
+    client: impl FnOnce(SocketAddr) -> T + Send + 'static,
+) -> T {
+    let reactor = reactor(1);
+    let addr = listen_tls(&reactor, tls, echo_on_open);
+    let stopper = reactor.clone();
+    let handle = thread::spawn(move || {
+        let out = client(addr);
+        stopper.stop();
+        out
+    });
+    start_bounded(&reactor).unwrap();
+    handle.join().unwrap()
+}
+
 /// Echoes every byte back; `bye` alone closes.
 pub(crate) struct Echo;
 
