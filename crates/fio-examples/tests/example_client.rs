@@ -6,11 +6,26 @@ mod client;
 mod util;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use util::{reactor, start_bounded};
+
+/// Runs the example's `fetch` of `tcp://{addr}` on a one-thread reactor until it answers.
+fn fetch(addr: SocketAddr) -> client::Answer {
+    let reactor = reactor(1);
+    let stopper = reactor.clone();
+    let answer = Arc::new(Mutex::new(None));
+    let sink = answer.clone();
+    client::fetch(&reactor, &format!("tcp://{addr}"), move |got| {
+        *sink.lock().unwrap() = Some(got);
+        stopper.stop();
+    })
+    .expect("connect");
+    start_bounded(&reactor).expect("the reactor runs");
+    answer.lock().unwrap().take().expect("an answer")
+}
 
 #[test]
 fn fetches_an_http_answer() {
@@ -36,22 +51,12 @@ fn fetches_an_http_answer() {
         head
     });
 
-    let reactor = reactor(1);
-    let stopper = reactor.clone();
-    let answer = Arc::new(Mutex::new(None));
-    let sink = answer.clone();
-    client::fetch(&reactor, &format!("tcp://{addr}"), move |got| {
-        *sink.lock().unwrap() = Some(got);
-        stopper.stop();
-    })
-    .expect("connect");
-    start_bounded(&reactor).expect("the reactor runs");
+    let answer = fetch(addr);
 
     let head = server.join().expect("the server");
     assert_eq!(head[0], "GET / HTTP/1.0\r\n");
     assert_eq!(head[1], format!("Host: {addr}\r\n"));
     assert_eq!(head[2], "Connection: close\r\n");
-    let answer = answer.lock().unwrap().take().expect("an answer");
     assert_eq!(
         answer.expect("no error"),
         b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -78,18 +83,8 @@ fn a_keep_alive_answer_ends_at_its_content_length() {
         let mut rest = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
     });
-    let reactor = reactor(1);
-    let stopper = reactor.clone();
-    let answer = Arc::new(Mutex::new(None));
-    let sink = answer.clone();
-    client::fetch(&reactor, &format!("tcp://{addr}"), move |got| {
-        *sink.lock().unwrap() = Some(got);
-        stopper.stop();
-    })
-    .expect("connect");
-    start_bounded(&reactor).expect("the reactor runs");
+    let answer = fetch(addr);
     server.join().expect("the server");
-    let answer = answer.lock().unwrap().take().expect("an answer");
     assert!(answer.expect("no error").ends_with(b"\r\n\r\nok"));
 }
 

@@ -6,14 +6,14 @@ mod echo;
 mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::thread;
 
 use fio_reactor::{Reactor, StartArgs};
 
 use echo::Service;
 use echo::support::Options;
-use util::{reactor, read_to_end, start_bounded};
+use util::{reactor, read_to_end, serve};
 
 /// Lines a client reads at most while waiting for one it expects.
 const MAX_LINES: usize = 100;
@@ -26,22 +26,6 @@ fn server(service: Service) -> (Reactor, SocketAddr) {
         .and_then(|addr| addr.as_inet())
         .expect("a TCP listener has an inet address");
     (reactor, addr)
-}
-
-/// Runs `server` until `client` returns (the client stops it), and returns what it returned.
-fn serve<T: Send + 'static>(
-    reactor: &Reactor,
-    addr: SocketAddr,
-    client: impl FnOnce(TcpStream) -> T + Send + 'static,
-) -> T {
-    let stopper = reactor.clone();
-    let running = thread::spawn(move || {
-        let result = client(util::client(addr));
-        stopper.stop();
-        result
-    });
-    start_bounded(reactor).expect("the reactor runs");
-    running.join().expect("the client thread")
 }
 
 /// Reads one `\n`-terminated line.

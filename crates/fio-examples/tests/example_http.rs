@@ -7,12 +7,11 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::thread;
 
 use fio_reactor::Reactor;
 
 use http_hello::{HTTP_RESPONSE, MAX_HEAD, Requests};
-use util::{reactor, read_to_end, start_bounded};
+use util::{reactor, read_to_end, serve};
 
 /// wrk's request, as the load benchmark sends it.
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
@@ -25,22 +24,6 @@ fn server() -> (Reactor, SocketAddr) {
         .and_then(|addr| addr.as_inet())
         .expect("a TCP listener has an inet address");
     (reactor, addr)
-}
-
-/// Runs the server until `client` returns (then stops it), and returns what it returned.
-fn serve<T: Send + 'static>(
-    reactor: &Reactor,
-    addr: SocketAddr,
-    client: impl FnOnce(TcpStream) -> T + Send + 'static,
-) -> T {
-    let stopper = reactor.clone();
-    let running = thread::spawn(move || {
-        let result = client(util::client(addr));
-        stopper.stop();
-        result
-    });
-    start_bounded(reactor).expect("the reactor runs");
-    running.join().expect("the client thread")
 }
 
 /// Reads exactly `count` responses' worth of bytes.

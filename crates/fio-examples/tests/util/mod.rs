@@ -83,6 +83,23 @@ pub(crate) fn client(addr: std::net::SocketAddr) -> std::net::TcpStream {
     stream
 }
 
+/// Runs `reactor` until `client`, given a [`client`] connected to `addr`, returns (then stops
+/// it); returns what `client` returned.
+pub(crate) fn serve<T: Send + 'static>(
+    reactor: &Reactor,
+    addr: std::net::SocketAddr,
+    client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> T {
+    let stopper = reactor.clone();
+    let running = thread::spawn(move || {
+        let result = client(self::client(addr));
+        stopper.stop();
+        result
+    });
+    start_bounded(reactor).expect("the reactor runs");
+    running.join().expect("the client thread")
+}
+
 /// Reads until end of stream (or a reset, which ends it too); returns the bytes.
 pub(crate) fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
     use std::io::Read;
