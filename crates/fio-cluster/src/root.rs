@@ -55,6 +55,13 @@ enum State {
     Retiring,
 }
 
+impl State {
+    /// Whether it has served for [`STABLE_AFTER`] by `now`.
+    fn stable(self, now: Instant) -> bool {
+        matches!(self, Self::Serving(since) if now.saturating_duration_since(since) >= STABLE_AFTER)
+    }
+}
+
 /// One worker process.
 #[derive(Debug)]
 struct Child {
@@ -276,7 +283,7 @@ impl Supervisor {
         }
         let now = Instant::now();
         let lived = now.saturating_duration_since(child.born);
-        let stable = matches!(child.state, State::Serving(since) if now.saturating_duration_since(since) >= STABLE_AFTER);
+        let stable = child.state.stable(now);
         if !status.success() {
             reactor.state_callback_force(CallbackEvent::OnChildCrush);
         }
@@ -327,9 +334,7 @@ impl Supervisor {
                 Err(error) => log::debug!("worker {} link: {error}", child.pid),
             }
         }
-        let settled = self.children.iter().any(|child| {
-            matches!(child.state, State::Serving(since) if now.saturating_duration_since(since) >= STABLE_AFTER)
-        });
+        let settled = self.children.iter().any(|child| child.state.stable(now));
         if settled && self.failures > 0 {
             log::info!("cluster root: workers serve again; respawn back-off reset");
             self.failures = 0;
@@ -482,7 +487,7 @@ impl Supervisor {
         let transient = matches!(
             error.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
-        ) || error.raw_os_error() == Some(11);
+        );
         if transient {
             self.failures = self.failures.saturating_add(1);
             let delay = backoff(self.failures);
