@@ -44,3 +44,24 @@ fn an_idle_stream_leaves_nothing_to_check() {
     assert!(!stream.readable && !stream.drain_fully && !stream.retry_queued);
     assert!(harness.engine.retry.is_empty());
 }
+
+#[test]
+fn a_request_and_its_reply_recycle_their_buffers() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    for round in 0..3 {
+        peer.write_all(b"ping").unwrap();
+        harness.expect("the request", |event| is_readable(event, conn));
+        assert_eq!(harness.read_all(conn), b"ping");
+        harness.engine.write_copy(conn, b"pong").unwrap();
+        assert_eq!(harness.peer_reads(&mut peer, 4), b"pong", "round {round}");
+        // Every buffer the round trip used is a spare again, none lost or held by the stream.
+        let spares = &harness.engine.spares;
+        assert!(!spares.is_empty(), "round {round} kept no spare");
+        assert_eq!(
+            spares.pool().stats().in_use,
+            spares.len(),
+            "round {round}: a buffer is held outside the spares"
+        );
+    }
+}
