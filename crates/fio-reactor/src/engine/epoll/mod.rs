@@ -1,6 +1,9 @@
 //! The fallback engine: epoll, called directly through [`fio_sys::Epoll`].
 //!
-//! A wait is one `epoll_wait` with the timer deadline as its timeout. Other threads end it
+//! A wait is one `epoll_wait` with the timer deadline as its timeout, or none at all when the
+//! wait already has something to report (the `Drained` of replies it flushed) and the wait
+//! before it polled: the caller's next wait polls instead, so a request-reply tick costs one
+//! `epoll_wait`, not two. Other threads end it
 //! through the set's [`Waker`](fio_sys::Waker) (an eventfd registered in the same set, read
 //! only on the waits it ended), which is sticky: a wake that lands before the wait makes that
 //! wait return at once.
@@ -105,6 +108,9 @@ pub(crate) struct EpollEngine {
     retry: Vec<Uuid>,
     /// Receives this wait may still start (see [`RECEIVE_BUDGET`]).
     receives_left: usize,
+    /// The last [`wait`](Engine::wait) called `epoll_wait`; the next one that has something to
+    /// report before polling may then skip it (see `wait`).
+    polled_last_wait: bool,
     /// Events that happened outside a wait (an open's first `Drained`, an abortive close),
     /// reported by the next one.
     reports: Vec<EngineEvent>,
@@ -129,6 +135,7 @@ impl EpollEngine {
             dirty: Vec::new(),
             retry: Vec::new(),
             receives_left: RECEIVE_BUDGET,
+            polled_last_wait: false,
             reports: Vec::new(),
         })
     }
@@ -411,6 +418,7 @@ impl Engine for EpollEngine {
         timeout: Option<Duration>,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
+        let before = events.len();
         events.append(&mut self.reports);
         self.receives_left = RECEIVE_BUDGET;
         let mut dirty = mem::take(&mut self.dirty);
@@ -436,11 +444,23 @@ impl Engine for EpollEngine {
         if self.retry.is_empty() {
             self.retry = retry;
         }
+        let reporting = events.len() > before;
+        // Something to report already (typically the `Drained` of the replies just flushed):
+        // return it without asking the kernel, when the last wait did ask. The caller handles
+        // it and waits again, and that wait polls, blocking if nothing else is to do. Asking
+        // here too would mostly find nothing (the peers can't have answered replies sent
+        // microseconds ago) and cost one `epoll_wait` per tick; alternating keeps a caller
+        // that always has something to report from starving the descriptors.
+        if reporting && self.polled_last_wait {
+            self.polled_last_wait = false;
+            return Ok(handled);
+        }
+        self.polled_last_wait = true;
         // Something to report already: look at the set without blocking.
-        let timeout = if events.is_empty() {
-            timeout
-        } else {
+        let timeout = if reporting {
             Some(Duration::ZERO)
+        } else {
+            timeout
         };
         // A signal landing on this thread ends the wait early with no events; the loop simply
         // goes round.
