@@ -1,10 +1,11 @@
 //! What only the epoll engine has: the bookkeeping behind edge-triggered readiness (the
-//! throttle flag, the retry list). Everything the [`Engine`] trait promises is tested on both
-//! engines by `engine::conformance`; these use its harness over an [`EpollEngine`].
+//! throttle flag, the retry list), the spare buffers and the skipped polls. Everything the
+//! [`Engine`] trait promises is tested on both engines by `engine::conformance`; these use its
+//! harness over an [`EpollEngine`].
 
 use std::io::Write;
 
-use crate::engine::conformance::{HIGH_WATER, Harness, is_readable, pattern};
+use crate::engine::conformance::{HIGH_WATER, Harness, is_drained, is_readable, pattern};
 
 use super::*;
 
@@ -64,4 +65,34 @@ fn a_request_and_its_reply_recycle_their_buffers() {
             "round {round}: a buffer is held outside the spares"
         );
     }
+}
+
+#[test]
+fn waits_with_drains_to_report_still_poll_every_other_time() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    // On loopback the bytes are in the engine's socket once `write_all` returns.
+    peer.write_all(b"ping").unwrap();
+    // Every wait below flushes a reply, so each has a `Drained` to report before polling;
+    // one may skip `epoll_wait`, the next must not.
+    let mut waits = 0;
+    harness.pump("the request behind the drains", |harness| {
+        if harness.saw(|event| is_readable(event, conn)) {
+            return true;
+        }
+        harness.engine.write_copy(conn, b"x").unwrap();
+        waits += 1;
+        false
+    });
+    assert!(
+        waits <= 2,
+        "the request waited {waits} waits behind the drains"
+    );
+    let drains = harness
+        .events
+        .iter()
+        .filter(|event| is_drained(event, conn))
+        .count();
+    assert_eq!(drains, waits, "a flushed reply's drain went unreported");
+    assert_eq!(harness.read_all(conn), b"ping");
 }
