@@ -16,7 +16,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use fio_buffer::Chunk;
+use fio_buffer::{Buffer, Chunk};
 
 use crate::conn::api::{engine_error, on_owner};
 use crate::conn::shutdown::GRACE;
@@ -191,6 +191,37 @@ impl HookIo<'_> {
         let count = self.engine.read(self.uuid, buf)?;
         self.received += count as u64;
         Ok(count)
+    }
+
+    /// Takes the front received buffer out of the receive queue without copying: the hook
+    /// owns it and may decode in place (TLS decrypts records where they landed), keeping it
+    /// as long as it needs. `Ok(None)` when nothing is buffered.
+    ///
+    /// A unit the hook decodes (a TLS record) may span two buffers; the hook then keeps the
+    /// part at the end of one and joins it with the start of the next, which costs one copy
+    /// of that unit into a buffer of its own. Bytes the hook holds are not
+    /// [`received_len`](Self::received_len) any more: report what they decode to in
+    /// [`RwHook::buffered`].
+    ///
+    /// # Errors
+    /// - `NotFound` when the connection is gone.
+    pub fn receive_buffer(&mut self) -> io::Result<Option<Buffer>> {
+        let buffer = self.engine.read_buffer(self.uuid)?;
+        if let Some(buffer) = &buffer {
+            self.received += buffer.len() as u64;
+        }
+        Ok(buffer)
+    }
+
+    /// An empty pooled buffer from the connection's send pool: fill it (encode into it) and
+    /// queue it with [`send`](Self::send), which moves it into the send queue without
+    /// copying. Dropping it unsent returns it to the pool.
+    ///
+    /// # Errors
+    /// - the pool's exhaustion (`OutOfMemory`);
+    /// - `NotFound` when the connection is gone.
+    pub fn send_buffer(&mut self) -> io::Result<Buffer> {
+        self.engine.send_buffer(self.uuid)
     }
 
     /// Raw bytes received and not yet taken.

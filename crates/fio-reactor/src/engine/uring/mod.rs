@@ -41,7 +41,7 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fio_buffer::{Chunk, WaterMarks};
+use fio_buffer::{Buffer, Chunk, WaterMarks};
 use fio_ring::{BufferPool, Features, PoolConfig, Ring, RingConfig, RingHandle, SetupRefusal};
 use fio_socket::SocketConfig;
 
@@ -324,6 +324,19 @@ impl Engine for UringEngine {
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
         let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
         stream.read(&mut self.ring, buf)
+    }
+
+    fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
+        let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
+        stream.read_buffer(&mut self.ring)
+    }
+
+    fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
+        if !self.streams.contains_key(&conn) {
+            return Err(not_found(conn));
+        }
+        let pool = self.socket_config()?.outbound().clone();
+        pool.take().map_err(io::Error::from)
     }
 
     fn buffered(&self, conn: Uuid) -> usize {
