@@ -302,7 +302,9 @@ pub fn sendfile(uuid: Uuid, file: impl Into<OwnedFd>, offset: u64, len: u64) -> 
     write2(uuid, chunk, false)
 }
 
-/// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`).
+/// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`), those its
+/// read/write hook still holds included ([`RwHook::pending`](crate::RwHook::pending): what a
+/// TLS session keeps while its handshake runs).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
@@ -310,12 +312,11 @@ pub fn sendfile(uuid: Uuid, file: impl Into<OwnedFd>, offset: u64, len: u64) -> 
 pub fn pending(uuid: Uuid) -> Result<usize, Error> {
     match route(uuid)? {
         Route::Here(local) => {
-            let waiting = local
-                .conns
-                .borrow()
-                .map
-                .get(&uuid)
-                .map_or(0, |conn| conn.outbox.len());
+            let waiting = local.conns.borrow().map.get(&uuid).map_or(0, |conn| {
+                // What the hook holds hasn't reached the send queue yet.
+                let held = conn.hook.as_ref().map_or(0, |hook| hook.pending());
+                conn.outbox.len() + held
+            });
             Ok(local.engine.borrow().pending(uuid) + waiting)
         }
         Route::There(..) => Err(Error::ForeignThread(uuid)),

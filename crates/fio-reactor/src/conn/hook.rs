@@ -136,6 +136,14 @@ pub trait RwHook: Any + Send {
     fn buffered(&self) -> usize {
         0
     }
+
+    /// Writes the hook holds and has not handed to the send queue yet (plaintext waiting
+    /// for a TLS handshake, records gathered until the end of the tick), counted as chunks:
+    /// [`pending`](crate::pending) adds them, so a protocol sees them as not sent. The
+    /// default is 0.
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// The plain engine path as a hook (facil.io's `FIO_DEFAULT_RW_HOOKS`): `rw_hook_set(uuid,
