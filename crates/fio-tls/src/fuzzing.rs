@@ -133,7 +133,12 @@ pub fn fuzz_records(data: &[u8]) {
             Err(_) => break,
         }
         if step % 7 == mode as usize % 7 {
-            let _ = hook.write_to(&mut wire, Chunk::from(&b"written by the protocol"[..]));
+            let written = b"written by the protocol";
+            let _ = if step % 2 == 0 {
+                hook.write_to(&mut wire, Chunk::from(&written[..]))
+            } else {
+                hook.write_borrowed_to(&mut wire, written)
+            };
         }
         let _ = hook.flush_to(&mut wire);
         if wire.inbound.is_empty() && hook.plain() == 0 {

@@ -381,13 +381,15 @@ impl Flow {
     }
 
     /// Handles one state rustls returned. `sink` is the protocol's buffer (plaintext goes
-    /// there first, then to `plain`); `copied` counts what went into it.
+    /// there first, then to `plain`); `copied` counts what went into it. `lent` is a write
+    /// the protocol lent, encrypted after `early` and emptied once it is.
     fn handle<Data>(
         &mut self,
         wire: &mut (impl Wire + ?Sized),
         status: UnbufferedStatus<'_, '_, Data>,
         sink: &mut [u8],
         copied: &mut usize,
+        lent: &mut &[u8],
     ) -> io::Result<Next> {
         let state = match status.state {
             Ok(state) => state,
@@ -427,6 +429,10 @@ impl Flow {
                 while let Some(chunk) = self.early.pop_front() {
                     self.early_bytes -= chunk.len();
                     self.encrypt(wire, &mut traffic, chunk.bytes())?;
+                }
+                if !lent.is_empty() {
+                    self.encrypt(wire, &mut traffic, lent)?;
+                    *lent = &[];
                 }
                 if self.close_wanted && !self.closed {
                     self.closed = true;
@@ -522,12 +528,13 @@ impl TlsHook {
         wire: &mut (impl Wire + ?Sized),
         feed: bool,
         sink: &mut [u8],
+        lent: &mut &[u8],
     ) -> io::Result<usize> {
         let mut copied = 0;
         if self.flow.failed {
             return Ok(0);
         }
-        let result = self.steps(wire, feed, sink, &mut copied);
+        let result = self.steps(wire, feed, sink, &mut copied, lent);
         self.progressed(wire);
         match result {
             Ok(()) => Ok(copied),
@@ -545,6 +552,7 @@ impl TlsHook {
         feed: bool,
         sink: &mut [u8],
         copied: &mut usize,
+        lent: &mut &[u8],
     ) -> io::Result<()> {
         let Self {
             session,
@@ -563,12 +571,12 @@ impl TlsHook {
                 Session::Server(conn) => {
                     let status = conn.process_tls_records(incoming);
                     let discard = status.discard;
-                    (discard, flow.handle(wire, status, sink, copied))
+                    (discard, flow.handle(wire, status, sink, copied, lent))
                 }
                 Session::Client(conn) => {
                     let status = conn.process_tls_records(incoming);
                     let discard = status.discard;
-                    (discard, flow.handle(wire, status, sink, copied))
+                    (discard, flow.handle(wire, status, sink, copied, lent))
                 }
             };
             input.discard(discard);
@@ -692,7 +700,7 @@ impl TlsHook {
         }
         let mut copied = self.flow.plain.take(buf);
         if self.flow.plain.len() == 0 && (io.received_len() > 0 || self.input.len() > 0) {
-            let pumped = self.pump(io, true, &mut buf[copied..]);
+            let pumped = self.pump(io, true, &mut buf[copied..], &mut &[][..]);
             self.send_sealed(io)?;
             copied += pumped?;
         }
@@ -718,9 +726,35 @@ impl TlsHook {
         self.flow.early_bytes += data.len();
         self.flow.early.push_back(data);
         if self.flow.ready {
-            self.pump(io, false, &mut [])?;
+            self.pump(io, false, &mut [], &mut &[][..])?;
         }
         Ok(())
+    }
+
+    /// The protocol's lent write: encrypted from `data` itself once the handshake has ended
+    /// and nothing waits before it, else copied to wait like [`write_to`](Self::write_to).
+    pub(crate) fn write_borrowed_to(
+        &mut self,
+        io: &mut (impl Wire + ?Sized),
+        data: &[u8],
+    ) -> io::Result<()> {
+        if !self.flow.ready || !self.flow.early.is_empty() {
+            return self.write_to(io, Chunk::Vec(data.to_vec()));
+        }
+        if self.flow.failed || self.flow.closed || self.flow.close_wanted {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the TLS session is closed",
+            ));
+        }
+        let mut lent = data;
+        self.pump(io, false, &mut [], &mut lent)?;
+        if lent.is_empty() {
+            Ok(())
+        } else {
+            // rustls had something else to do first (a key update): the rest waits.
+            self.write_to(io, Chunk::Vec(lent.to_vec()))
+        }
     }
 
     /// Sends what is sealed; drives the handshake; returns the plaintext bytes still held
@@ -732,7 +766,7 @@ impl TlsHook {
         // `buffered`, and the reactor has the protocol read it.
         if !self.flow.failed {
             let feed = !self.flow.ready;
-            if let Err(error) = self.pump(io, feed, &mut []) {
+            if let Err(error) = self.pump(io, feed, &mut [], &mut &[][..]) {
                 self.send_sealed(io)?;
                 // A fatal alert is not an error for the reactor, which would close at once
                 // and drop it: the graceful close `fail` deferred sends it first.
@@ -759,7 +793,7 @@ impl TlsHook {
             // Nothing written: no handshake to finish for it, and nothing to close.
             return self.flow.early_bytes > 0;
         }
-        let _ = self.pump(io, false, &mut []);
+        let _ = self.pump(io, false, &mut [], &mut &[][..]);
         self.flow.seal();
         let _ = self.send_sealed(io);
         false
@@ -778,6 +812,10 @@ impl RwHook for TlsHook {
 
     fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
         self.write_to(io, data)
+    }
+
+    fn write_borrowed(&mut self, io: &mut HookIo<'_>, data: &[u8]) -> io::Result<()> {
+        self.write_borrowed_to(io, data)
     }
 
     fn flush(&mut self, io: &mut HookIo<'_>) -> io::Result<usize> {

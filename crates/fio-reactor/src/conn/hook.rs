@@ -34,7 +34,9 @@ use crate::uuid::Uuid;
 ///
 /// When the reactor calls each method:
 /// - `read`: whenever the protocol calls [`read`](crate::read).
-/// - `write`: whenever the protocol (or any thread, routed to the owner) writes.
+/// - `write`: whenever the protocol (or any thread, routed to the owner) writes;
+///   `write_borrowed` instead for [`write`](crate::write()) on the owning thread with nothing
+///   queued behind a file.
 /// - `flush`: at the end of every tick in which the hook was written to, again on later ticks
 ///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
 ///   it reports bytes held, and on [`flush`](crate::flush()); once the connection is
@@ -108,6 +110,17 @@ pub trait RwHook: Any + Send {
     /// [`Error::Closing`] for `BrokenPipe`).
     fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
         io.send(data)
+    }
+
+    /// Takes bytes the protocol lent with [`write`](crate::write()) (not urgent): encode
+    /// them at once, or copy what must wait. The default copies them into a chunk for
+    /// [`write`](Self::write); a hook that encodes into [`HookIo::send_buffer`] overrides it
+    /// to skip that copy and its allocation.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    fn write_borrowed(&mut self, io: &mut HookIo<'_>, data: &[u8]) -> io::Result<()> {
+        self.write(io, Chunk::Vec(data.to_vec()))
     }
 
     /// Sends what the hook holds, as far as it can (facil.io's `flush`); returns how many
@@ -396,6 +409,17 @@ pub(crate) fn write(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io
     written
 }
 
+/// The protocol's borrowed write through the hook; the hook's flush follows at the end of the
+/// tick. (The caller checked that the connection isn't closing.)
+pub(crate) fn write_borrowed(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
+    let written = call(local, uuid, "rw hook write", false, |hook, io| {
+        hook.write_borrowed(io, data)
+    })
+    .unwrap_or_else(|| Err(panicked()));
+    local.conns.borrow_mut().schedule_flush(uuid);
+    written
+}
+
 /// The hook's `before_close`; `None` when there is no hook or it panicked.
 pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
     call(local, uuid, "rw hook before_close", false, |hook, io| {
@@ -406,8 +430,8 @@ pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
 /// The end of a tick: flushes the hooks queued for it. A hook that still holds bytes is
 /// queued again for the next tick.
 pub(crate) fn flush_queued(local: &Local, now: Instant) {
-    let queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
-    for uuid in queued {
+    let mut queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
+    for uuid in queued.drain(..) {
         let due = match local.conns.borrow_mut().map.get_mut(&uuid) {
             Some(conn) if conn.flush_scheduled => {
                 conn.flush_scheduled = false;
@@ -418,6 +442,12 @@ pub(crate) fn flush_queued(local: &Local, now: Instant) {
         if due && let Err(error) = flush_one(local, uuid, now) {
             log::debug!("flushing the rw hook of {uuid} failed: {error}");
         }
+    }
+    // The emptied queue goes back with its capacity, so the next tick's writes through a
+    // hook queue their flush without allocating (unless a flush queued one meanwhile).
+    let mut conns = local.conns.borrow_mut();
+    if conns.flush_queue.is_empty() {
+        conns.flush_queue = queued;
     }
 }
 
