@@ -75,10 +75,15 @@ const GROUP_INITIAL: u16 = 32;
 /// group's size in small steps (a pool chunk is allocated, and zeroed, whole).
 const RECV_BUFFERS_PER_CHUNK: usize = 16;
 
-/// Buffers that `fio_socket::Socket::transmit` copies into. The engine's `write` takes
-/// ready-made chunks and never copies, so this pool stays empty unless something transmits
-/// a slice; it allocates nothing until then.
+/// Buffers that `fio_socket::Socket::transmit` copies into, and that read/write hooks
+/// encode into (`Engine::send_buffer`: TLS records). The engine's `write` takes ready-made
+/// chunks and never copies, so this pool stays empty unless something transmits a slice or
+/// a hook encodes; it allocates nothing until then.
 const SEND_BUFFER_SIZE: usize = 16 * 1024;
+
+/// Send buffers per pool growth step: 256 KiB, as for receiving, so a few TLS connections
+/// don't make a whole default chunk (1 MiB, zeroed) resident.
+const SEND_BUFFERS_PER_CHUNK: usize = 16;
 
 /// The configuration every reactor ring (and the probe's) is built with.
 fn ring_config() -> RingConfig {
@@ -173,8 +178,10 @@ impl UringEngine {
             GROUP_INITIAL,
             GROUP_ENTRIES,
         )?;
-        let send =
-            BufferPool::new(PoolConfig::new(SEND_BUFFER_SIZE)).map_err(fio_ring::Error::Pool)?;
+        let send = BufferPool::new(
+            PoolConfig::new(SEND_BUFFER_SIZE).with_buffers_per_chunk(SEND_BUFFERS_PER_CHUNK),
+        )
+        .map_err(fio_ring::Error::Pool)?;
         // The contract's water marks: 256 KiB unread stops a stream's receive, 64 KiB resumes.
         // One configuration, shared (not copied) by every stream socket of the thread.
         let config = Rc::new(
