@@ -5,10 +5,12 @@
 //! record that spans two receive buffers is the exception: its start is copied into the
 //! hook's record buffer (`carry`) and the rest of it joined from the next buffer, one record
 //! at a time. What the protocol writes is encrypted straight into pooled send buffers from
-//! [`HookIo::send_buffer`], which go to the send queue as they are (no copy after the
-//! cipher's). rustls 0.23 still moves each decrypted record into a vector of its own before
-//! handing it over (its `ReadTraffic` says in-place decryption is future work), and
-//! [`read`](fio_reactor::read) copies it into the protocol's buffer.
+//! [`HookIo::send_buffer`], which go to the send queue as they are, in order (never urgent:
+//! a record can't jump ahead of one encrypted before it). rustls 0.23 itself still moves
+//! each decrypted record into a vector of its own before handing it over (its `ReadTraffic`
+//! says in-place decryption is future work), and builds each encrypted record in a vector
+//! before copying it into our buffer; [`read`](fio_reactor::read) copies the plaintext into
+//! the protocol's buffer.
 //!
 //! The hook never calls the reactor while it runs (the reactor forbids it): what must happen
 //! outside it (an ALPN callback, closing after a fatal alert or the peer's close_notify) is
@@ -519,10 +521,10 @@ impl TlsHook {
     }
 
     /// Walks rustls's states: decrypts the received records held (into `sink`, then the
-    /// plaintext store), taking more from `wire` when `feed`, seals handshake records,
-    /// encrypts what waits. Stops when rustls
-    /// needs bytes not received yet, or once `sink` is full and plaintext is stored (so
-    /// [`buffered`](RwHook::buffered) has the protocol come back for it).
+    /// plaintext store), taking more from `wire` when `feed`; seals handshake records;
+    /// encrypts what waits. Stops when rustls needs bytes not received yet, or once `sink`
+    /// is full and plaintext is stored (so [`buffered`](RwHook::buffered) has the protocol
+    /// come back for it).
     fn pump(
         &mut self,
         wire: &mut (impl Wire + ?Sized),
@@ -798,11 +800,6 @@ impl TlsHook {
         let _ = self.send_sealed(io);
         false
     }
-
-    /// Decrypted bytes held for the protocol.
-    fn held_plain(&self) -> usize {
-        self.flow.plain.len()
-    }
 }
 
 impl RwHook for TlsHook {
@@ -827,7 +824,7 @@ impl RwHook for TlsHook {
     }
 
     fn buffered(&self) -> usize {
-        self.held_plain()
+        self.plain()
     }
 
     fn pending(&self) -> usize {
