@@ -80,7 +80,7 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
+//! | `fio_read` | [`read`](crate::read) | `Ok(0)` only when nothing is buffered now; the peer's end of stream, which `fio_read` also reported as 0, is `Err(`[`Error::Eof`](crate::Error::Eof)`)`; on the owning thread only |
 //! | `fio_write` | [`write`](crate::write()) | copies |
 //! | — | [`write_notify`](crate::write_notify) | a write (from any thread) whose callback learns the outcome: `Ok` once sent, [`Error::Unsent`](crate::Error::Unsent) when the connection failed or closed first, `InvalidUuid`/`Closing` when refused; facil.io's routed `fio_write` could not tell |
 //! | `fio_write2(.data.buf, .len, .offset, .dealloc, .urgent)` | [`write2`](crate::write2), [`Payload`](crate::Payload), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes (slice it for `.offset`/`.len`); dropping it once sent is `.dealloc` (`FIO_DEALLOC_NOOP`: a `&'static` chunk) |

@@ -91,6 +91,11 @@ pub enum Error {
     /// The connection is closing, so it takes no more writes.
     #[error("connection {0} is closing")]
     Closing(Uuid),
+    /// [`read`](crate::read) found nothing buffered and the peer has ended its side of the
+    /// stream: no more bytes will come. (`Ok(0)` from `read` means only "nothing buffered
+    /// now".)
+    #[error("connection {0} reached the end of its stream")]
+    Eof(Uuid),
     /// `read` or `pending` was called outside the reactor thread that owns the connection.
     #[error("connection {0} belongs to another reactor thread; call this from its callbacks")]
     ForeignThread(Uuid),
@@ -176,6 +181,7 @@ impl From<Error> for io::Error {
             Error::CallbackNotFound(_) => io::ErrorKind::NotFound,
             Error::InvalidUuid(_) => io::ErrorKind::NotConnected,
             Error::Closing(_) => io::ErrorKind::BrokenPipe,
+            Error::Eof(_) => io::ErrorKind::UnexpectedEof,
             Error::ForeignThread(_) => io::ErrorKind::Unsupported,
             Error::Url(_) | Error::TlsRequired { .. } => io::ErrorKind::InvalidInput,
             Error::EnvNotFound { .. } | Error::NoProtocol(_) => io::ErrorKind::NotFound,

@@ -23,7 +23,10 @@ struct Suspender {
 impl Protocol for Suspender {
     fn on_data(&mut self, uuid: Uuid) {
         let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut buf) else {
+            return;
+        };
         if count == 0 {
             return;
         }
@@ -48,7 +51,10 @@ struct Resumer {
 impl Protocol for Resumer {
     fn on_data(&mut self, uuid: Uuid) {
         let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut buf) else {
+            return;
+        };
         let target = *self.target.lock().unwrap();
         match (&buf[..count], target) {
             (b"ready?", Some(_)) => fio_reactor::write(uuid, b"y").unwrap(),

@@ -214,14 +214,40 @@ fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Err
     }
 }
 
-/// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`);
-/// `Ok(0)` when none are buffered. Counts as progress for the `on_data` loop. With a read/write
-/// hook ([`rw_hook_set`](crate::rw_hook_set)) the bytes come through the hook's `read`.
+/// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`) and
+/// returns how many; `Ok(0)` means nothing is buffered now (more may arrive: `on_data` runs
+/// again then). Counts as progress for the `on_data` loop. With a read/write hook
+/// ([`rw_hook_set`](crate::rw_hook_set)) the bytes come through the hook's `read`.
+///
+/// Unlike facil.io's `fio_read`, whose 0 also meant "the peer is gone", the end of the stream
+/// is its own answer: once the peer shut its side and every byte was read,
+/// `Err(`[`Error::Eof`]`)`. The reactor closes such a connection gracefully after the
+/// `on_data` that saw it, so a protocol needs no action of its own.
 ///
 /// # Errors
+/// - [`Error::Eof`] when nothing is buffered and the peer ended the stream (never for an
+///   empty `buf`, never on a datagram socket);
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
 /// - [`Error::ForeignThread`] when called outside the thread that owns `uuid` (read inside
 ///   its callbacks).
+///
+/// # Examples
+/// ```
+/// fn on_data(uuid: fio_reactor::Uuid) {
+///     let mut buf = [0u8; 4096];
+///     loop {
+///         match fio_reactor::read(uuid, &mut buf) {
+///             Ok(0) => break, // nothing more for now
+///             Ok(count) => {
+///                 let _ = fio_reactor::write(uuid, &buf[..count]);
+///             }
+///             Err(fio_reactor::Error::Eof(_)) => break, // the peer is done
+///             Err(_) => break,                          // closed, or not this thread's
+///         }
+///     }
+/// }
+/// on_data(fio_reactor::Uuid::from_parts(0, 0)); // a stale uuid: `InvalidUuid`
+/// ```
 pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     let Route::Here(local) = route(uuid)? else {
         return Err(Error::ForeignThread(uuid));
@@ -232,6 +258,20 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
         local.engine.borrow_mut().read(uuid, buf)
     }
     .map_err(|error| engine_error(uuid, error))?;
+    if count == 0 && !buf.is_empty() {
+        // Decoded bytes a hook still holds keep the stream open, as in `run_data`.
+        let held = local
+            .conns
+            .borrow()
+            .map
+            .get(&uuid)
+            .and_then(|conn| conn.hook.as_ref().map(|hook| hook.buffered()))
+            .unwrap_or(0);
+        if held == 0 && local.engine.borrow().is_eof(uuid) {
+            return Err(Error::Eof(uuid));
+        }
+        return Ok(0);
+    }
     if count > 0
         && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid)
     {
