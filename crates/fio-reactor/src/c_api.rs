@@ -1,8 +1,9 @@
 //! How facil.io's C API maps onto this crate (documentation only).
 //!
 //! Names drop the `fio_` prefix and keep the stem. Every free function acts on the current
-//! reactor (the one running the calling callback, else the process's default); the same
-//! operation exists as a [`Reactor`](crate::Reactor) method. The table grows as the crate
+//! reactor (the one running the calling callback, else the process's default; [`stop`](crate::stop)
+//! off the reactor stops every running one); the same operation exists as a
+//! [`Reactor`](crate::Reactor) method. The table grows as the crate
 //! implements more sections of the spec.
 //!
 //! ## Starting the IO reactor
@@ -11,7 +12,7 @@
 //! |---|---|---|
 //! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | adds `engine` and `signals` |
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` runs the installed [`cluster::ProcessManager`](crate::cluster::ProcessManager) (`fio_cluster::install`, or `fio_cluster::start`), else is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
-//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
+//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | inside a callback: the reactor running it; off the reactor (a plain thread): every running reactor of the process, the one the program built included; `Reactor::stop` on a clone stops just that one |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
 //! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
 //! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |

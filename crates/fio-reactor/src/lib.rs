@@ -20,9 +20,12 @@
 //! # Model
 //!
 //! One reactor per process is facil.io's model and the default here: the free functions
-//! ([`start`], [`stop`], [`defer`], [`run_every`], [`state_callback_add`], ...) act on the
-//! process's default reactor, or, inside a callback or task, on the reactor running it. A
-//! reactor is also a value ([`Reactor`]), so tests and libraries can run their own.
+//! ([`start`], [`defer`], [`run_every`], [`state_callback_add`], ...) act on the process's
+//! default reactor, or, inside a callback or task, on the reactor running it. A reactor is
+//! also a value ([`Reactor`]), so tests and libraries can run their own. [`stop`] called off
+//! the reactor (a plain thread, a signal-watching thread) stops every running reactor of the
+//! process, the one the program built included; [`Reactor::stop`] on a clone stops only
+//! that one.
 //!
 //! More than one worker process is `fio-cluster`'s job: it plugs into [`cluster`], and
 //! without it `start` refuses `workers > 1` with [`Error::ClusterRequired`].
@@ -157,18 +160,43 @@ pub fn start(args: StartArgs) -> Result<(), Error> {
     result
 }
 
-/// Stops the current reactor (see [`Reactor::current`]); `start` returns after its shutdown
-/// sequence. A no-op when it isn't running.
+/// Stops the reactor (facil.io's `fio_stop`); its `start` returns after the shutdown
+/// sequence.
+///
+/// - Inside a callback, task or timer, or on a reactor thread: the reactor running it.
+/// - Anywhere else (a plain thread, `main` while another thread runs `start`): every reactor
+///   of this process that is running, whether the default or a [`Reactor`] the program built,
+///   as facil.io's one reactor per process would. To stop one reactor among several, keep a
+///   clone of it (a `Reactor` is `Send + Sync + Clone`) and call [`Reactor::stop`].
+///
+/// A no-op when nothing runs.
 ///
 /// # Examples
 /// ```
-/// fio_reactor::stop(); // nothing runs: nothing happens
+/// use fio_reactor::{CallbackEvent, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// let (started, on_start) = std::sync::mpsc::sync_channel(1);
+/// reactor.state_callback_add(CallbackEvent::OnStart, move || {
+///     let _ = started.try_send(());
+/// });
+/// let runner = reactor.clone();
+/// let run = std::thread::spawn(move || runner.start());
+/// on_start.recv().expect("the reactor started");
+/// fio_reactor::stop(); // from this plain thread: stops `reactor`, not the default one
+/// run.join().expect("reactor thread")?;
+/// assert!(!reactor.is_running());
+/// # Ok::<(), fio_reactor::Error>(())
 /// ```
 pub fn stop() {
-    Reactor::current().stop();
+    match Reactor::on_this_thread() {
+        Some(reactor) => reactor.stop(),
+        None => Reactor::stop_running(),
+    }
 }
 
-/// Whether the current reactor is running.
+/// Whether the current reactor ([`Reactor::current`]: the one running the calling callback,
+/// else the process's default) is running. A program that built its own [`Reactor`] asks it:
+/// [`Reactor::is_running`].
 ///
 /// # Examples
 /// ```

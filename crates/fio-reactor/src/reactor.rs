@@ -33,6 +33,11 @@ thread_local! {
 /// The process's default reactor, built on first use with [`StartArgs::default`].
 static DEFAULT: OnceLock<Reactor> = OnceLock::new();
 
+/// Every reactor of this process whose `start` is in progress, so the free
+/// [`stop`](crate::stop) called off the reactor (a plain thread) finds the one the program
+/// built, not only the default. Weak: a running reactor is kept alive by its `start` call.
+static RUNNING: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
 /// An IO reactor: its threads, defer queue, timers and state callbacks.
 ///
 /// Build one with [`Reactor::new`] and run it with [`Reactor::start`], which blocks until
@@ -202,6 +207,25 @@ impl Reactor {
             })
     }
 
+    /// The reactor running on this thread (a reactor thread, or a callback's), if any; unlike
+    /// [`current`](Self::current), never the default reactor.
+    pub(crate) fn on_this_thread() -> Option<Self> {
+        CURRENT.with(|current| current.borrow().clone())
+    }
+
+    /// Stops every reactor of this process that is running; see [`stop`](crate::stop).
+    pub(crate) fn stop_running() {
+        let running: Vec<Self> = RUNNING
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Self::from_inner)
+            .collect();
+        for reactor in running {
+            reactor.stop();
+        }
+    }
+
     /// Whether two handles refer to the same reactor.
     ///
     /// # Examples
@@ -278,7 +302,6 @@ impl Reactor {
         {
             return Err(Error::AlreadyRunning);
         }
-        let _running = RunningGuard(inner);
         for flag in [
             &inner.stop_requested,
             &inner.shutdown_started,
@@ -288,6 +311,8 @@ impl Reactor {
         }
         inner.shutdown_begun.store(0, Ordering::SeqCst);
         inner.shutdown_draining.store(0, Ordering::SeqCst);
+        // Listed for the free `stop` only now, so its request isn't reset by the lines above.
+        let _running = RunningGuard::enter(inner);
         let kind = Self::choose_engine(args.engine);
         // Every thread builds its engine (on itself) before any callback runs, so a failure
         // leaves no trace.
@@ -867,11 +892,24 @@ impl Scope {
 }
 
 /// Clears `running` when `start` returns, on every path.
-struct RunningGuard<'a>(&'a Inner);
+struct RunningGuard<'a>(&'a Arc<Inner>);
+
+impl<'a> RunningGuard<'a> {
+    /// Lists `inner` among the process's running reactors until the guard drops.
+    fn enter(inner: &'a Arc<Inner>) -> Self {
+        RUNNING.lock().push(Arc::downgrade(inner));
+        Self(inner)
+    }
+}
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
+        let me = Arc::as_ptr(self.0);
+        // Also forgets the entries of reactors dropped meanwhile (a forked child's copies).
+        RUNNING
+            .lock()
+            .retain(|entry| entry.strong_count() > 0 && entry.as_ptr() != me);
     }
 }
 
