@@ -9,6 +9,11 @@ use crate::uuid::Uuid;
 ///
 /// Bad input is reported here rather than by a panic; every variant keeps the operating-system
 /// cause, when there is one, in its `source`.
+///
+/// A connection call made off the connection's owner thread is routed, and returns `Ok` once
+/// routed: an error on arrival reaches only the log. [`write_notify`](crate::write_notify)
+/// reports a write's outcome to its caller instead; see the crate docs' "Threads and
+/// callbacks".
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -9,13 +9,79 @@
 //! # Connections
 //!
 //! [`listen`] and [`connect`] open connections, each named by a [`Uuid`]; a [`Protocol`]
-//! attached to it (from `on_open`, with [`attach`]) gets its callbacks on the reactor thread
-//! that owns it, never two at once. [`read`], [`write`](write()), [`close`] and the other connection
-//! functions work from any thread: a process-wide table routes a uuid to its owner, and a
-//! stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. A call routed
-//! from another thread can only fail in the log once it reaches the owner; a caller that must
-//! know whether its bytes went out uses [`write_notify`] (or [`flush_strong`], which waits
-//! until the connection drained). See the [`Protocol`] example for an echo server.
+//! attached to it (from `on_open`, with [`attach`]) gets its callbacks. [`read`],
+//! [`write`](write()), [`close`] and the other connection functions take the uuid, from any
+//! thread; a stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. Which
+//! thread runs what, and what a call from another thread reports, is the next section. See the
+//! [`Protocol`] example for an echo server.
+//!
+//! # Threads and callbacks
+//!
+//! This section is the one place that says it; everything else links here. It decides whether
+//! your state needs a lock.
+//!
+//! **The owner thread.** Every connection (and listener) belongs to one reactor thread, its
+//! *owner*, from its open to its `on_close`:
+//! - an accepted connection: the reactor's threads take turns (round robin over all of them,
+//!   whichever thread accepted it), so one listener's connections spread over every thread;
+//! - a listener, a [`connect`], an [`attach_fd`], a [`socket_uuid`] handed to [`attach`]: the
+//!   reactor thread that made the call, or thread 0 (the thread running `start`) when made
+//!   from outside the reactor (a plain thread, or before `start`).
+//!
+//! **Who runs what.**
+//!
+//! | Code | Runs on |
+//! |---|---|
+//! | a listener's `on_open` | the new connection's owner (after the hand-over), not necessarily the thread that accepted it |
+//! | a connector's `on_open`, `on_fail`, `on_finish`; a listener's `on_finish` | its owner |
+//! | [`Protocol`] callbacks (`on_data`, `on_ready`, `on_timeout`, `on_shutdown`, `on_close`), [`RwHook`] methods, [`defer_io_task`] tasks, [`write_notify`] callbacks | the owner; one at a time per connection, but different connections' callbacks run in parallel on different threads |
+//! | [`defer`] tasks | any reactor thread: the deferring thread's own queue first, and idle threads steal |
+//! | a [`run_every`] task and its `on_finish` | the thread that added the timer (from outside the reactor: the first thread to pick it up), always the same one |
+//! | `OnInitialize`, `PreStart`, `OnStart`, `OnFinish` | the thread that called `start`, before the reactor threads run / after they stopped |
+//! | `OnShutdown` | thread 0, while the other threads still work |
+//! | `AtExit` | the default reactor's: the thread ending the free [`start`], else the exiting thread; a [`Reactor`] value's: the thread dropping its last handle |
+//! | `OnIdle` | as deferred tasks: any thread, possibly several at once |
+//! | a forced event ([`state_callback_force`], `OnUsr`) | the calling thread |
+//! | ALPN callbacks (`fio-tls`) | a deferred task after the handshake: usually the owner, any reactor thread when stolen |
+//!
+//! So a protocol's own fields (`&mut self`) need no lock. State shared by several connections,
+//! tasks or timers needs `Arc` with a lock or atomics once `threads > 1`; with `threads: 1`
+//! everything runs on one thread (the closures must still be `Send`).
+//!
+//! **Calls from another thread.** On the owner, a connection function acts at once. Elsewhere
+//! (another reactor thread, a plain thread) [`write`](write()), [`write2`], [`close`],
+//! [`timeout_set`], [`force_event`], [`attach`] and the like are routed to the owner and take
+//! effect on its next tick, in order; they return `Ok` once routed, so a failure when the call
+//! arrives (the connection closed meanwhile) only reaches the log (`log::debug!`). A program
+//! that must know whether its bytes went out uses [`write_notify`] (its callback gets `Ok` or
+//! [`Error::Unsent`]/[`Error::InvalidUuid`]/[`Error::Closing`]) or [`flush_strong`] (waits
+//! until drained). [`read`], [`pending`], [`flush`](flush()) and [`protocol_try_lock`] answer
+//! about the owner's queues and work on the owner only ([`Error::ForeignThread`] elsewhere);
+//! [`defer_io_task`] runs code on the owner.
+//!
+//! **No re-entrancy, with named exceptions.** A call on *another* connection from inside a
+//! callback never runs that connection's protocol before returning: [`close`] and
+//! [`force_close`] mark it closing, and its `on_close` runs later on its owner, once the engine
+//! reports it closed; [`write`](write()) only queues; [`force_event`] and [`defer_io_task`]
+//! run on a later tick. These run user code before they return, on the calling thread:
+//! - [`attach`] and [`detach`] on a connection of this thread that is not inside one of its
+//!   own callbacks run the replaced protocol's `on_close` (inside its own callback: after that
+//!   callback returns); on a stale uuid, `attach` runs the given protocol's `on_close`;
+//! - [`uuid_env_set`] (replacing a key) and [`uuid_env_remove`] run the object's cleanup;
+//! - [`write_notify`] refused at the call (a stale uuid) runs its callback, and
+//!   [`defer_io_task`] on a stale uuid runs its task with `None`;
+//! - [`defer_perform`] runs queued tasks, [`state_callback_force`] the event's callbacks.
+//!
+//! Don't hold a lock across these that the code they run takes (a `std` lock would deadlock).
+//! `tests/threads_callbacks.rs` checks both sides.
+//!
+//! **Panics.** A panic in a callback, task or timer is caught and logged (`log::error!`) and
+//! the process and its thread go on: a panicking protocol callback closes its connection
+//! abruptly (its `on_close` still runs), a task is dropped, a timer ends (its `on_finish`
+//! runs). Unwinding releases the locks the panicking code held, but a `std::sync::Mutex` held
+//! across the panic is *poisoned*: later `lock()` calls return `Err(PoisonError)` (take the data
+//! anyway with `PoisonError::into_inner`, or use a lock without poisoning, such as
+//! `parking_lot`'s). Built with `panic = "abort"`, nothing is caught.
 //!
 //! # Model
 //!

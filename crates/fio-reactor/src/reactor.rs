@@ -425,8 +425,10 @@ impl Reactor {
     /// Queues a task to run on one of the reactor's threads.
     ///
     /// From a reactor thread the task goes to that thread's own queue (idle threads steal from
-    /// it); from anywhere else it goes to the shared queue. Tasks deferred before `start` run
-    /// once it starts. A panicking task is logged and the thread goes on.
+    /// it); from anywhere else it goes to the shared queue. Either way any reactor thread may
+    /// run it (idle threads steal), so what it shares needs `Send + Sync` sharing (see the
+    /// crate docs' "Threads and callbacks"). Tasks deferred before `start` run once it starts.
+    /// A panicking task is logged and the thread goes on.
     ///
     /// # Examples
     /// ```
@@ -477,8 +479,9 @@ impl Reactor {
     /// The first run is one interval from now. Deadlines follow the plan, not the runs, so the
     /// timer doesn't drift; ticks missed while the thread was busy are skipped. The timer lives
     /// on the reactor thread that added it, or (when added from elsewhere) on the first thread
-    /// to pick it up. A panicking task is logged and ends the timer. When the reactor stops,
-    /// its timers end; `on_finish` runs then.
+    /// to pick it up; every run and `on_finish` happen on that thread. A panicking task is
+    /// logged and ends the timer. When the reactor stops, its timers end; `on_finish` runs
+    /// then.
     ///
     /// # Errors
     /// `on_finish` has run before either of these returns:
@@ -538,7 +541,8 @@ impl Reactor {
         Ok(())
     }
 
-    /// Adds a callback for a life-cycle event; see [`CallbackEvent`] for when each runs.
+    /// Adds a callback for a life-cycle event; see [`CallbackEvent`] for when each runs, and
+    /// the crate docs' "Threads and callbacks" for on which thread.
     ///
     /// Adding an `OnInitialize` callback to a reactor that has already started runs it at
     /// once (and keeps it, so forcing the event runs it again).

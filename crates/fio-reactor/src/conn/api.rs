@@ -96,6 +96,11 @@ pub(crate) fn engine_error(uuid: Uuid, error: io::Error) -> Error {
 /// replaced and its `on_close` runs. Attaching from inside one of the connection's callbacks
 /// takes effect when that callback returns.
 ///
+/// On the owner thread, outside the connection's own callbacks (from another connection's
+/// callback, say), the replaced protocol's `on_close` runs before `attach` returns, on the
+/// calling thread: hold no lock it takes. From another thread the attach is routed. See the
+/// crate docs' "Threads and callbacks".
+///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection; `protocol.on_close` has
 ///   then run (as the spec asks). From another thread the attach is routed, and a connection
@@ -281,7 +286,13 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 }
 
 /// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the
-/// owner's tick, gathered with the other writes of that tick.
+/// owner's tick, gathered with the other writes of that tick. Never runs a callback.
+///
+/// From another thread the write is routed to the owner and `Ok` means only that: a
+/// connection found closed on arrival, or failing before the bytes leave, is logged
+/// (`log::debug!`), which a program without a logger never sees. Use
+/// [`write_notify`](crate::write_notify) to learn the outcome (see the crate docs' "Threads
+/// and callbacks").
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
@@ -362,7 +373,8 @@ pub fn pending(uuid: Uuid) -> Result<usize, Error> {
     }
 }
 
-/// Closes `uuid` once its queued data is sent (facil.io's `fio_close`); `on_close` follows.
+/// Closes `uuid` once its queued data is sent (facil.io's `fio_close`); `on_close` follows,
+/// later, on the owner (never inside this call, even from another connection's callback).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.

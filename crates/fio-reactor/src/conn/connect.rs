@@ -245,8 +245,8 @@ fn server_name(url: &Url) -> String {
 
 /// Starts a non-blocking connect on the current reactor (facil.io's `fio_connect`) and
 /// returns the first attempt's uuid; `on_open` or `on_fail` follows. The connection belongs
-/// to the calling reactor thread, or to the first thread when called from outside (once it
-/// runs).
+/// to the calling reactor thread, or to thread 0 when called from outside (once it runs), and
+/// its callbacks run there (see the crate docs' "Threads and callbacks").
 ///
 /// # Errors
 /// - [`Error::Url`] when the URL doesn't parse;

@@ -3,6 +3,7 @@
 //! A connection belongs to one reactor thread (accepted connections are spread over the
 //! threads in turn; a connect or attach belongs to the thread that made it); every callback
 //! of its protocol runs there. The free functions take a [`Uuid`] and work from any thread.
+//! The crate docs' "Threads and callbacks" is the user-facing account of this.
 //!
 //! On the owning thread (inside the callbacks, the common case) a call finds the connection
 //! in the thread's own table, indexed by the descriptor the uuid carries and checked against

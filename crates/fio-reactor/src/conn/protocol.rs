@@ -12,6 +12,8 @@ use crate::uuid::Uuid;
 /// (facil.io let `on_ready` and `on_timeout` overlap `on_data`; here they can't). `on_close`
 /// runs exactly once, after every other callback has returned. A panic in a callback is caught
 /// and logged with the uuid, and closes that connection only (its `on_close` still runs).
+/// Callbacks of different connections do run in parallel on different reactor threads: the
+/// crate docs' "Threads and callbacks" says which thread owns a connection and what runs where.
 ///
 /// Inside a callback, use the free functions with the uuid: [`read`](crate::read),
 /// [`write`](crate::write()), [`close`](crate::close), ... Outside its callbacks, reach a
