@@ -103,8 +103,7 @@ fn run(hooked: bool) -> Vec<Outcome> {
     let (answer, rest) = peer.join().unwrap();
     assert_eq!(&answer, b"ok");
     assert!(rest.is_empty(), "nothing after the answer: {rest:?}");
-    let log = log.lock().unwrap().clone();
-    log
+    log.lock().unwrap().clone()
 }
 
 fn check(log: &[Outcome]) {
