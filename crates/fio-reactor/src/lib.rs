@@ -72,8 +72,8 @@
 //!   [`defer_io_task`] on a stale uuid runs its task with `None`;
 //! - [`defer_perform`] runs queued tasks, [`state_callback_force`] the event's callbacks.
 //!
-//! Don't hold a lock across these that the code they run takes (a `std` lock would deadlock).
-//! `tests/threads_callbacks.rs` checks both sides.
+//! Don't hold a lock across these that the code they run takes (a `std` lock would deadlock
+//! or panic). `tests/threads_callbacks.rs` checks both sides.
 //!
 //! **Panics.** A panic in a callback, task or timer is caught and logged (`log::error!`) and
 //! the process and its thread go on: a panicking protocol callback closes its connection

@@ -19,8 +19,8 @@ use crate::ops::Resources;
 ///
 /// Multishot operations (and repeating timeouts) produce several; only the last one is
 /// [`is_final`](Self::is_final), and only that one gives back the resources the operation
-/// owned (`take_read_buf`, `take_write_buf`, ...). Buffers picked from a buffer group come with
-/// every completion that carries data ([`take_buffer`](Self::take_buffer)).
+/// owned (`take_read_buf`, `take_write_buf`, ...). Buffers picked from a buffer group come
+/// with every completion that carries data ([`take_buffer`](Self::take_buffer)).
 ///
 /// Anything left in the completion is dropped with it: buffers return to their pool and a
 /// descriptor from `accept`/`openat`/`socket` is closed.
