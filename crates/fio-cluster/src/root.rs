@@ -155,7 +155,12 @@ pub(crate) fn run(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<()
     reactor.defer(move || {
         tick(&ticking);
         let every = Arc::clone(&ticking);
-        let started = fio_reactor::run_every(TICK, -1, move || tick(&every), || {});
+        let started = fio_reactor::run_every(
+            TICK,
+            fio_reactor::Repeat::Forever,
+            move || tick(&every),
+            || {},
+        );
         if let Err(error) = started {
             log::error!("the cluster's supervision timer failed: {error}");
             fio_reactor::stop();

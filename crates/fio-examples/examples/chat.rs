@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Payload, Protocol, Reactor, Uuid};
+use fio_reactor::{
+    CallbackEvent, Chunk, Error, ListenArgs, Payload, Protocol, Reactor, Repeat, Uuid,
+};
 
 use support::Options;
 
@@ -180,7 +182,7 @@ fn run(options: &Options) -> Result<(), Error> {
     let address = support::addresses(&[listener], &options.url);
     reactor.run_every(
         STATUS_EVERY,
-        -1,
+        Repeat::Forever,
         move || {
             log::info!(
                 "status: {} clients, {} lines relayed",

@@ -117,7 +117,7 @@ fn reactor_timers() {
             true
         };
         reactor
-            .run_every(TIMER_DELAY, 1, tick, || {})
+            .run_every(TIMER_DELAY, fio_reactor::Repeat::ONCE, tick, || {})
             .expect("valid timer");
     }
     reactor.start().expect("reactor runs");

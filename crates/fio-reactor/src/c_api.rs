@@ -44,7 +44,7 @@
 //! |---|---|---|
 //! | `fio_defer(task, udata1, udata2)` | [`defer`](crate::defer) | a `FnOnce` closure; cannot fail |
 //! | `fio_defer_io_task(uuid, task, udata)` | [`defer_io_task`](crate::defer_io_task) | `FnOnce(Uuid, Option<&mut dyn Protocol>)`; `None` is the spec's NULL-protocol fallback; always queued; stale uuid: fallback at once and `Err(InvalidUuid)` |
-//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every) | a `Duration`; the task returns `true` to go on (C: non-zero stops) |
+//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every), [`Repeat`](crate::Repeat) | a `Duration`; `reps` is a [`Repeat`](crate::Repeat): C's `-1` is `Repeat::Forever`, a positive count `Repeat::Times` (C's 0 and other negatives can't be written); the task returns `true` to go on (C: non-zero stops) |
 //! | `fio_defer_perform` | [`defer_perform`](crate::defer_perform) | |
 //! | `fio_defer_has_queue` | [`defer_has_queue`](crate::defer_has_queue) | |
 //!

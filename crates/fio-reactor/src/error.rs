@@ -36,9 +36,6 @@ pub enum Error {
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
-    /// `run_every` was given a repetition count other than `-1` (forever) or a positive number.
-    #[error("timer repetitions must be -1 (forever) or positive, got {0}")]
-    InvalidRepetitions(i32),
     /// An engine name (from `FIO_ENGINE` or parsed text) is not one of `uring`, `epoll`, `poll`.
     #[error("unknown IO engine {name:?}: expected uring, epoll or poll")]
     UnknownEngine {
@@ -166,9 +163,7 @@ impl From<Error> for io::Error {
         let kind = match &error {
             Error::AlreadyRunning => io::ErrorKind::ResourceBusy,
             Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
-            Error::ZeroInterval | Error::InvalidRepetitions(_) | Error::UnknownEngine { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::ZeroInterval | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }
             | Error::Signal { source }

@@ -48,7 +48,8 @@
 //! reactor.state_callback_add(CallbackEvent::OnStart, move || {
 //!     let counted = Arc::clone(&counted);
 //!     // Five ticks, 1 ms apart; then stop the reactor running this callback.
-//!     fio_reactor::run_every(Duration::from_millis(1), 5, move || {
+//!     let five = fio_reactor::Repeat::times(5).expect("5 is not zero");
+//!     fio_reactor::run_every(Duration::from_millis(1), five, move || {
 //!         counted.fetch_add(1, Ordering::SeqCst);
 //!         true
 //!     }, fio_reactor::stop).expect("valid timer");
@@ -126,6 +127,7 @@ pub use reactor::Reactor;
 pub use shared::{SHARED_PAYLOAD_SIZES, shared_payload};
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
+pub use timer::Repeat;
 pub use uuid::Uuid;
 
 /// Starts the process's default reactor with `args` and blocks until it stops (facil.io's
@@ -236,19 +238,18 @@ pub fn defer_has_queue() -> bool {
 /// Runs a repeating timer on the current reactor; see [`Reactor::run_every`].
 ///
 /// # Errors
-/// `on_finish` has run before either of these returns:
-/// - [`Error::ZeroInterval`] when `interval` is zero;
-/// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+/// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
 ///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// let bad = fio_reactor::run_every(Duration::ZERO, 1, || true, || {});
+/// use fio_reactor::Repeat;
+/// let bad = fio_reactor::run_every(Duration::ZERO, Repeat::ONCE, || true, || {});
 /// assert!(matches!(bad, Err(fio_reactor::Error::ZeroInterval)));
 /// ```
 pub fn run_every<T, F>(
     interval: Duration,
-    repetitions: i32,
+    repeat: Repeat,
     task: T,
     on_finish: F,
 ) -> Result<(), Error>
@@ -256,7 +257,7 @@ where
     T: FnMut() -> bool + Send + 'static,
     F: FnOnce() + Send + 'static,
 {
-    Reactor::current().run_every(interval, repetitions, task, on_finish)
+    Reactor::current().run_every(interval, repeat, task, on_finish)
 }
 
 /// Adds a state callback to the current reactor; see [`Reactor::state_callback_add`].

@@ -23,7 +23,7 @@ use crate::process::{self, Role};
 use crate::signal;
 use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
 use crate::thread::{Local, ThreadSlot};
-use crate::timer::Timer;
+use crate::timer::{Repeat, Timer};
 
 thread_local! {
     /// The reactor the free functions act on from this thread, when it is not the default.
@@ -446,8 +446,9 @@ impl Reactor {
             || self.inner.queue.has_queue()
     }
 
-    /// Runs `task` every `interval`, `repetitions` times (`-1`: forever), until it returns
-    /// `false`; then, and in every other case, runs `on_finish` once.
+    /// Runs `task` every `interval`, as often as `repeat` says ([`Repeat::Forever`] or
+    /// [`Repeat::Times`]), until it returns `false`; then, and in every other case, runs
+    /// `on_finish` once.
     ///
     /// The first run is one interval from now. Deadlines follow the plan, not the runs, so the
     /// timer doesn't drift; ticks missed while the thread was busy are skipped. The timer lives
@@ -456,12 +457,11 @@ impl Reactor {
     /// its timers end; `on_finish` runs then.
     ///
     /// # Errors
-    /// `on_finish` has run before either of these returns:
-    /// - [`Error::ZeroInterval`] when `interval` is zero;
-    /// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+    /// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
     ///
     /// # Examples
     /// ```
+    /// use fio_reactor::Repeat;
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::time::Duration;
@@ -477,7 +477,8 @@ impl Reactor {
     ///     true
     /// };
     /// // The third tick ends the timer, whose on_finish stops the reactor.
-    /// reactor.run_every(Duration::from_millis(1), 3, tick, fio_reactor::stop)?;
+    /// let three = Repeat::times(3).expect("3 is not zero");
+    /// reactor.run_every(Duration::from_millis(1), three, tick, fio_reactor::stop)?;
     /// reactor.start()?;
     /// assert_eq!(ticks.load(Ordering::SeqCst), 3);
     /// # Ok::<(), fio_reactor::Error>(())
@@ -485,7 +486,7 @@ impl Reactor {
     pub fn run_every<T, F>(
         &self,
         interval: Duration,
-        repetitions: i32,
+        repeat: Repeat,
         task: T,
         on_finish: F,
     ) -> Result<(), Error>
@@ -496,7 +497,7 @@ impl Reactor {
         let timer = Timer::new(
             Instant::now(),
             interval,
-            repetitions,
+            repeat,
             Box::new(task),
             Box::new(on_finish),
         )?;
