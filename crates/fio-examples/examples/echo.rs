@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use log::LevelFilter;
 
-use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, Uuid};
+use fio_reactor::{
+    CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, ShutdownResponse, Uuid,
+};
 
 use support::Options;
 
@@ -100,10 +102,10 @@ impl Protocol for Echo {
         let _ = fio_reactor::write2(uuid, Chunk::Static(b"Server: Are you there?\n"), false);
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         let farewell = b"Echo server shutting down\nGoodbye.\n";
         let _ = fio_reactor::write2(uuid, Chunk::Static(farewell), false);
-        0
+        ShutdownResponse::CloseNow
     }
 
     fn on_close(&mut self, uuid: Uuid) {

@@ -53,7 +53,7 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
-//! | `on_shutdown`'s return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) | 0 closes now; 1..=254 keeps the connection that many seconds more (serving meanwhile), then the 8-second grace; 255 keeps it until every other connection of the reactor, on any thread, has closed, then closes it abruptly |
+//! | `on_shutdown`'s `uint8_t` return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) → [`ShutdownResponse`](crate::ShutdownResponse) | C's 0 is `CloseNow`; 1..=254 seconds is `CloseAfter(`[`ShutdownDelay`](crate::ShutdownDelay)`)`, which keeps the connection that much longer (serving meanwhile; sub-second delays allowed, longer than 254 s is [`Error::ShutdownDelayOutOfRange`](crate::Error::ShutdownDelayOutOfRange)), then the 8-second grace; 255 is `KeepOpen`, kept until every other connection of the reactor, on any thread, has closed, then closed abruptly; [`ShutdownResponse::from_c`](crate::ShutdownResponse::from_c) converts C's code |
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close`; a [`socket_uuid`](crate::socket_uuid)/[`accept_uuid`](crate::accept_uuid) socket is taken over under its uuid |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |

@@ -36,6 +36,10 @@ pub enum Error {
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
+    /// A shutdown delay was zero or longer than
+    /// [`ShutdownDelay::MAX`](crate::ShutdownDelay::MAX) (254 s).
+    #[error("a shutdown delay must be above zero and at most 254 s, got {0:?}")]
+    ShutdownDelayOutOfRange(std::time::Duration),
     /// An engine name (from `FIO_ENGINE` or parsed text) is not one of `uring`, `epoll`, `poll`.
     #[error("unknown IO engine {name:?}: expected uring, epoll or poll")]
     UnknownEngine {
@@ -163,7 +167,9 @@ impl From<Error> for io::Error {
         let kind = match &error {
             Error::AlreadyRunning => io::ErrorKind::ResourceBusy,
             Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
-            Error::ZeroInterval | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
+            Error::ZeroInterval
+            | Error::ShutdownDelayOutOfRange(_)
+            | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }
             | Error::Signal { source }

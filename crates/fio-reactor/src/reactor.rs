@@ -110,7 +110,7 @@ pub(crate) struct Inner {
     exit_threads: AtomicBool,
     /// How many threads have begun shutting their connections down (this run).
     shutdown_begun: AtomicUsize,
-    /// How many threads still have connections that aren't lingering (`on_shutdown`'s 255):
+    /// How many threads still have connections that aren't lingering (`on_shutdown`'s `KeepOpen`):
     /// lingering connections close once this is 0 on every thread.
     shutdown_draining: AtomicUsize,
     /// Reference point for `last_tick`, which is kept as nanoseconds after it.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use fio_reactor::{Error, Protocol, Uuid};
+use fio_reactor::{Error, Protocol, ShutdownResponse, Uuid};
 use util::{Echo, client, listen_local, reactor, read_to_end, start_bounded};
 
 /// Echoes, except that a message starting with `panic` panics in `on_data`.
@@ -218,10 +218,10 @@ impl Protocol for StopWithQueue {
         fio_reactor::stop();
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         self.shutdowns.fetch_add(1, Ordering::SeqCst);
         fio_reactor::write(uuid, b"bye").unwrap();
-        0
+        ShutdownResponse::CloseNow
     }
 
     fn on_close(&mut self, _uuid: Uuid) {

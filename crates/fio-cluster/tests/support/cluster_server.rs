@@ -19,7 +19,9 @@ use std::process::ExitCode;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use fio_reactor::{CallbackEvent, ConnectArgs, ListenArgs, Protocol, StartArgs, Uuid};
+use fio_reactor::{
+    CallbackEvent, ConnectArgs, ListenArgs, Protocol, ShutdownResponse, StartArgs, Uuid,
+};
 
 /// Bytes `BIG` answers.
 const BIG: usize = 64 << 20;
@@ -51,7 +53,7 @@ static LOGGER: Stderr = Stderr;
 #[derive(Debug)]
 struct Echo {
     /// What `on_shutdown` answers.
-    shutdown_delay: u8,
+    shutdown: ShutdownResponse,
     /// Whether `on_shutdown` writes `FAREWELL\n` first.
     farewell: bool,
 }
@@ -79,11 +81,11 @@ impl Protocol for Echo {
         }
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         if self.farewell {
             let _ = fio_reactor::write(uuid, b"FAREWELL\n");
         }
-        self.shutdown_delay
+        self.shutdown
     }
 }
 
@@ -166,7 +168,7 @@ fn main() -> ExitCode {
         let _ = fio_reactor::attach(
             uuid,
             Echo {
-                shutdown_delay: delay,
+                shutdown: ShutdownResponse::from_c(delay),
                 farewell,
             },
         );

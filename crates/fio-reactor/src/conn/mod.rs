@@ -45,7 +45,7 @@ pub use hook::{DefaultHook, HookIo, RwHook, rw_hook_set};
 pub use listen::{ListenArgs, listen};
 pub use notify::write_notify;
 pub use outbox::{FileChunk, Payload};
-pub use protocol::{IoEvent, Protocol, ping_eternal};
+pub use protocol::{IoEvent, Protocol, ShutdownDelay, ShutdownResponse, ping_eternal};
 pub use socket::{
     SocketRole, accept, accept_uuid, capa, local_host_name, set_non_block, socket, socket_uuid,
 };

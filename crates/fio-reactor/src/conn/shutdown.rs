@@ -1,8 +1,8 @@
 //! A reactor thread's connections when the reactor stops.
 //!
-//! Listeners close at once. Every other connection gets `on_shutdown`: 0 closes it gracefully
-//! now, 1..=254 after that many seconds, 255 leaves it open until every other connection has
-//! closed. Graceful closes drain their send queues within the grace period (8 seconds after
+//! Listeners close at once. Every other connection gets `on_shutdown`: `CloseNow` closes it
+//! gracefully now, `CloseAfter` after its delay (at most 254 s), `KeepOpen` leaves it open
+//! until every other connection has closed. Graceful closes drain their send queues within the grace period (8 seconds after
 //! the last delayed close begins); whatever is left then is closed abruptly. `on_close` runs
 //! for every connection, through the engine's `Closed` reports or, failing those, at the end.
 //!
@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use crate::conn::dispatch::dispatch;
+use crate::conn::protocol::{ShutdownDelay, ShutdownResponse};
 use crate::conn::state::{Conn, Conns, Kind, close_local, finalize, with_protocol};
 use crate::engine::CloseMode;
 use crate::thread::Local;
@@ -23,13 +24,11 @@ use crate::uuid::Uuid;
 /// How long queued data may take to drain once a connection is closing (facil.io's 8 s).
 pub(crate) const GRACE: Duration = Duration::from_secs(8);
 
-/// On `on_shutdown`'s 255: stay open until the end.
-const LINGER: u8 = 255;
-
 /// The longest a lingering connection waits for the others: no other connection can take
-/// longer than the longest delay (254 s) plus the grace period, so this only matters if a
-/// reactor thread never got to its shutdown (it died), which would otherwise hang `start`.
-const LINGER_CAP: Duration = Duration::from_secs(LINGER as u64);
+/// longer than the longest delay ([`ShutdownDelay::MAX`]) plus the grace period, so this only
+/// matters if a reactor thread never got to its shutdown (it died), which would otherwise hang
+/// `start`.
+const LINGER_CAP: Duration = ShutdownDelay::MAX.saturating_add(Duration::from_secs(1));
 
 /// Waits for the engine's last `Closed` reports after the abortive closes at the end.
 const FINAL_WAITS: usize = 64;
@@ -49,23 +48,26 @@ pub(crate) fn begin(local: &Local, now: Instant) {
             close_local(local, uuid, CloseMode::Abort);
             continue;
         }
-        let mut code = 0;
+        let mut response = ShutdownResponse::CloseNow;
         let ran = with_protocol(local, uuid, "on_shutdown", |protocol| {
-            code = protocol.on_shutdown(uuid);
+            response = protocol.on_shutdown(uuid);
         });
-        if !ran || code == 0 {
-            close_local(local, uuid, CloseMode::Graceful);
-            continue;
+        if !ran {
+            response = ShutdownResponse::CloseNow;
         }
         let mut conns = local.conns.borrow_mut();
-        if let Some(conn) = conns.map.get_mut(&uuid) {
-            if code == LINGER {
-                conn.lingers = true;
-            } else {
-                let at = now + Duration::from_secs(code.into());
+        match (response, conns.map.get_mut(&uuid)) {
+            (ShutdownResponse::CloseNow, _) => {
+                drop(conns);
+                close_local(local, uuid, CloseMode::Graceful);
+            }
+            (ShutdownResponse::KeepOpen, Some(conn)) => conn.lingers = true,
+            (ShutdownResponse::CloseAfter(delay), Some(conn)) => {
+                let at = now + delay.get();
                 conn.set_close_at(at);
                 deadline = deadline.max(at + GRACE);
             }
+            (_, None) => {}
         }
     }
     let mut conns = local.conns.borrow_mut();
