@@ -17,6 +17,7 @@ pub(crate) mod support;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use log::LevelFilter;
 
@@ -52,21 +53,21 @@ const READS_PER_CALL: usize = 64;
 pub(crate) struct Service {
     /// A pure byte echo instead of the spec's protocol.
     pub(crate) raw: bool,
-    /// The idle timeout in seconds that triggers `Server: Are you there?` (spec mode only).
-    pub(crate) timeout: u8,
+    /// The idle timeout that triggers `Server: Are you there?` (spec mode only).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Service {
     /// The spec's echo server: a 5-second timeout.
     pub(crate) const SPEC: Self = Self {
         raw: false,
-        timeout: 5,
+        timeout: Some(Duration::from_secs(5)),
     };
 
     /// The byte echo of `--raw`.
     pub(crate) const RAW: Self = Self {
         raw: true,
-        timeout: 0,
+        timeout: None,
     };
 }
 

@@ -75,7 +75,7 @@ fn an_idle_client_is_asked_and_stays_connected() {
     // The spec's timeout is 5 s; 1 s keeps the test short (the timer is checked once a second).
     let (reactor, addr) = server(Service {
         raw: false,
-        timeout: 1,
+        timeout: Some(std::time::Duration::from_secs(1)),
     });
     let skipped = serve(&reactor, addr, |stream| {
         let mut reader = BufReader::new(stream.try_clone().unwrap());

@@ -57,7 +57,7 @@
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close`; a [`socket_uuid`](crate::socket_uuid)/[`accept_uuid`](crate::accept_uuid) socket is taken over under its uuid |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
-//! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
+//! | `fio_timeout_set(uuid, uint8_t)` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get), [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) | an `Option<Duration>`: C's 0 (no timeout, the default here; facil.io's listeners set 300 s) is `None`; 1..=255 s is `Some`; anything C's `uint8_t` couldn't hold (under a second, a fraction, over 255 s) is [`Error::TimeoutOutOfRange`](crate::Error::TimeoutOutOfRange), not truncated |
 //! | `fio_touch` | [`touch`](crate::touch) | |
 //! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | all three events, on the owner's next tick, from any thread; `OnReady` runs even with bytes queued |
 //! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |

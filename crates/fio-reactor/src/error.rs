@@ -36,6 +36,10 @@ pub enum Error {
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
+    /// An idle timeout was under a second, over [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) (255 s), or
+    /// not whole seconds.
+    #[error("an idle timeout must be whole seconds from 1 to 255, got {0:?}")]
+    TimeoutOutOfRange(std::time::Duration),
     /// A shutdown delay was zero or longer than
     /// [`ShutdownDelay::MAX`](crate::ShutdownDelay::MAX) (254 s).
     #[error("a shutdown delay must be above zero and at most 254 s, got {0:?}")]
@@ -169,6 +173,7 @@ impl From<Error> for io::Error {
             Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
             Error::ZeroInterval
             | Error::ShutdownDelayOutOfRange(_)
+            | Error::TimeoutOutOfRange(_)
             | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }

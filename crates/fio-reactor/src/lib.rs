@@ -105,10 +105,10 @@ use std::time::{Duration, Instant};
 pub use args::{StartArgs, expected_concurrency};
 pub use conn::{
     ConnectArgs, DefaultHook, FileChunk, HookIo, IoEvent, ListenArgs, Payload, Protocol,
-    ProtocolGuard, RECONNECT_DELAY, RwHook, ShutdownDelay, ShutdownResponse, SocketRole, Tls,
-    accept, accept_uuid, attach, attach_fd, capa, close, connect, defer_io_task, detach, fd2uuid,
-    flush, flush_all, flush_strong, force_close, force_event, is_closed, is_valid, listen,
-    local_addr, local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read,
+    ProtocolGuard, RECONNECT_DELAY, RwHook, ShutdownDelay, ShutdownResponse, SocketRole,
+    TIMEOUT_MAX, Tls, accept, accept_uuid, attach, attach_fd, capa, close, connect, defer_io_task,
+    detach, fd2uuid, flush, flush_all, flush_strong, force_close, force_event, is_closed, is_valid,
+    listen, local_addr, local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read,
     read_from, rw_hook_set, sendfile, set_non_block, socket, socket_uuid, suspend, timeout_get,
     timeout_set, touch, uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset, write,
     write_notify, write_to, write2,

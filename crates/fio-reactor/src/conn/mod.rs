@@ -33,9 +33,9 @@ mod task;
 mod tls;
 
 pub use api::{
-    attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed, is_valid,
-    local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set, touch,
-    write, write2,
+    TIMEOUT_MAX, attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed,
+    is_valid, local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set,
+    touch, write, write2,
 };
 pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
 pub use datagram::{read_from, write_to};
