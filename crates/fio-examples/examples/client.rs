@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use fio_reactor::{ConnectArgs, Error, Protocol, Reactor, Uuid};
+use fio_reactor::{Concurrency, ConnectArgs, Error, Protocol, Reactor, Uuid};
 
 use support::Options;
 
@@ -151,7 +151,7 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         stopper.stop();
     })?;
     let options = Options {
-        workers: 1,
+        workers: Concurrency::ONE,
         ..options.clone()
     };
     support::start(&options)?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fio_reactor::{CallbackEvent, Error, Repeat, StartArgs};
+use fio_reactor::{CallbackEvent, Concurrency, Error, Repeat, StartArgs};
 
 fn main() -> Result<(), Error> {
     fio_reactor::state_callback_add(CallbackEvent::OnStart, || {
@@ -22,8 +22,6 @@ fn main() -> Result<(), Error> {
     });
     fio_reactor::state_callback_add(CallbackEvent::OnFinish, || println!("finished"));
     // Blocks until fio_reactor::stop(), SIGINT or SIGTERM.
-    fio_reactor::start(StartArgs {
-        threads: 2,
-        ..Default::default()
-    })
+    let two = Concurrency::exactly(2).expect("2 > 0");
+    fio_reactor::start(StartArgs::new().threads(two))
 }

@@ -9,12 +9,13 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | adds `engine` and `signals` |
+//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | a builder (`StartArgs::new().threads(..).workers(..)`), `#[non_exhaustive]` with readable fields; adds `engine` and `signals`; the default is one process of one thread per core (facil.io's `0, 0` is cores × cores processes, which needs fio-cluster) |
+//! | `.threads`, `.workers` (`int16_t`) | [`Concurrency`](crate::Concurrency) | C's positive `n` is `Exactly(n)`, `-1` is `PerCore`, `-n` is `FractionOfCores(n)` (cores / n, at least 1), `0` is `MatchOther` (the other count's number; both `0`: cores × cores); [`Concurrency::from_c`](crate::Concurrency::from_c) converts C's value |
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` runs the installed [`cluster::ProcessManager`](crate::cluster::ProcessManager) (`fio_cluster::install`, or `fio_cluster::start`), else is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
 //! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
 //! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
-//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
+//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | takes two [`Concurrency`](crate::Concurrency) values; returns the pair (`u16`, each at least 1) instead of writing through `int16_t` pointers |
 //! | `fio_is_running` | [`is_running`](crate::is_running), [`running_workers`](crate::running_workers) | `is_running` is a `bool`; `running_workers` is the spec's count (0 stopped, 1 single process, the cluster's worker count in its root and workers) |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |
 //! | `fio_is_master` | [`is_master`](crate::is_master) | |

@@ -22,7 +22,7 @@ pub enum Error {
     )]
     ClusterRequired {
         /// The worker count that `expected_concurrency` resolved to.
-        workers: i16,
+        workers: u16,
     },
     /// The process manager (`fio-cluster`) could not run the cluster.
     #[error("the cluster failed: {what}")]

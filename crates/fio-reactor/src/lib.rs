@@ -40,9 +40,10 @@
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
-//! use fio_reactor::{CallbackEvent, Reactor, StartArgs};
+//! use fio_reactor::{CallbackEvent, Concurrency, Reactor, StartArgs};
 //!
-//! let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+//! let two = Concurrency::exactly(2).expect("2 > 0");
+//! let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 //! let ticks = Arc::new(AtomicUsize::new(0));
 //! let counted = Arc::clone(&ticks);
 //! reactor.state_callback_add(CallbackEvent::OnStart, move || {
@@ -102,7 +103,7 @@ pub mod c_api;
 
 use std::time::{Duration, Instant};
 
-pub use args::{StartArgs, expected_concurrency};
+pub use args::{Concurrency, StartArgs, expected_concurrency};
 pub use conn::{
     ConnectArgs, DefaultHook, FileChunk, HookIo, IoEvent, ListenArgs, Payload, Protocol,
     ProtocolGuard, RECONNECT_DELAY, RwHook, ShutdownDelay, ShutdownResponse, SocketRole,
@@ -144,9 +145,9 @@ pub use uuid::Uuid;
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{CallbackEvent, StartArgs};
+/// use fio_reactor::{CallbackEvent, Concurrency, StartArgs};
 /// fio_reactor::state_callback_add(CallbackEvent::OnStart, fio_reactor::stop);
-/// fio_reactor::start(StartArgs { threads: 1, ..Default::default() })?;
+/// fio_reactor::start(StartArgs::new().threads(Concurrency::ONE))?;
 /// assert!(!fio_reactor::is_running());
 /// # Ok::<(), fio_reactor::Error>(())
 /// ```

@@ -49,9 +49,10 @@ static DEFAULT: OnceLock<Reactor> = OnceLock::new();
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use fio_reactor::{Reactor, StartArgs};
+/// use fio_reactor::{Concurrency, Reactor, StartArgs};
 ///
-/// let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+/// let two = Concurrency::exactly(2).expect("2 > 0");
+/// let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 /// let done = Arc::new(AtomicUsize::new(0));
 /// for _ in 0..100 {
 ///     let done = Arc::clone(&done);
@@ -268,7 +269,7 @@ impl Reactor {
     /// Runs `threads` reactor threads in this process, in its [`Role`]: a cluster's root skips
     /// `OnStart` (it is a worker event), a worker skips `OnInitialize` and `PreStart` (the root
     /// ran them).
-    pub(crate) fn run_threads(&self, args: StartArgs, threads: i16) -> Result<(), Error> {
+    pub(crate) fn run_threads(&self, args: StartArgs, threads: u16) -> Result<(), Error> {
         let role = process::role();
         let inner = &self.inner;
         if inner
@@ -291,7 +292,7 @@ impl Reactor {
         let kind = Self::choose_engine(args.engine);
         // Every thread builds its engine (on itself) before any callback runs, so a failure
         // leaves no trace.
-        let crew = Crew::assemble(inner, kind, usize::try_from(threads).unwrap_or(1))?;
+        let crew = Crew::assemble(inner, kind, usize::from(threads))?;
         // Report the engine that actually runs, which is the backend's to say.
         *inner.engine.lock() = Some(crew.kind());
         let _current = CurrentGuard::install(self.clone());
@@ -465,11 +466,8 @@ impl Reactor {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::time::Duration;
-    /// let reactor = fio_reactor::Reactor::new(fio_reactor::StartArgs {
-    ///     threads: 1,
-    ///     signals: false,
-    ///     ..Default::default()
-    /// });
+    /// use fio_reactor::{Concurrency, StartArgs};
+    /// let reactor = fio_reactor::Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
     /// let ticks = Arc::new(AtomicUsize::new(0));
     /// let counted = Arc::clone(&ticks);
     /// let tick = move || {

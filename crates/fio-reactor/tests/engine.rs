@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fio_reactor::{CallbackEvent, Reactor, Repeat, StartArgs};
+use fio_reactor::{CallbackEvent, Reactor, Repeat};
 use fio_ring::{Ring, RingConfig};
 
 /// Set in the child's environment to select its role: `forbid` installs the seccomp filter
@@ -66,10 +66,7 @@ fn run_child(mode: &str) {
         // First thing: the reactor's threads, spawned later, inherit the filter.
         fio_sys::forbid_io_uring().unwrap();
     }
-    let reactor = Reactor::new(StartArgs {
-        engine: None,
-        ..util::args(2)
-    });
+    let reactor = Reactor::new(util::args(2).engine(None));
     let seen = std::sync::Arc::new(Mutex::new(None));
     let record = std::sync::Arc::clone(&seen);
     reactor.state_callback_add(CallbackEvent::OnStart, move || {

@@ -75,7 +75,7 @@ struct Seen {
 /// Connects one client per kind (in this order, so with two threads they land on different
 /// threads), stops the reactor once all are set up, and reports what each client saw, by
 /// kind, and the order of the server's `on_close` calls.
-fn run(threads: i16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
+fn run(threads: u16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
     let reactor = reactor(threads);
     let closes = Arc::new(AtomicUsize::new(0));
     let order = Arc::new(Mutex::new(Vec::new()));

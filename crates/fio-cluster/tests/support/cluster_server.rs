@@ -20,7 +20,8 @@ use std::process::ExitCode;
 use log::{LevelFilter, Log, Metadata, Record};
 
 use fio_reactor::{
-    CallbackEvent, ConnectArgs, ListenArgs, Protocol, ShutdownResponse, StartArgs, Uuid,
+    CallbackEvent, Concurrency, ConnectArgs, ListenArgs, Protocol, ShutdownResponse, StartArgs,
+    Uuid,
 };
 
 /// Bytes `BIG` answers.
@@ -259,11 +260,10 @@ fn main() -> ExitCode {
             fio_sys::exit_immediately(7);
         });
     }
-    let args = StartArgs {
-        threads: options.threads,
-        workers: options.workers,
-        ..StartArgs::default()
-    };
+    // The command line takes facil.io's signed counts (0, -n), as the C flags did.
+    let args = StartArgs::new()
+        .threads(Concurrency::from_c(options.threads))
+        .workers(Concurrency::from_c(options.workers));
     match fio_cluster::start(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

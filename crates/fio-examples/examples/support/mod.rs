@@ -11,10 +11,16 @@ use log::{LevelFilter, Log, Metadata, Record};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use fio_reactor::{ListenArgs, Reactor, StartArgs, Uuid};
+use fio_reactor::{Concurrency, ListenArgs, Reactor, StartArgs, Uuid};
 
 /// The spec's default address (`fio_listen`'s `url` when none is given).
 pub(crate) const DEFAULT_URL: &str = "tcp://0.0.0.0:3000";
+
+/// The spec's echo server runs `fio_start(.threads = 4)`.
+const FOUR_THREADS: Concurrency = match Concurrency::exactly(4) {
+    Some(four) => four,
+    None => Concurrency::ONE,
+};
 
 /// The size of each reactor thread's read buffer (see [`with_read_buffer`]).
 pub(crate) const READ_BUFFER: usize = 16 * 1024;
@@ -40,10 +46,11 @@ pub(crate) fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 pub(crate) struct Options {
     /// Where to listen, in `fio_listen`'s URL form.
     pub(crate) url: String,
-    /// Reactor threads (`fio_start`'s `.threads`; negative is a fraction of the cores).
-    pub(crate) threads: i16,
+    /// Reactor threads (`fio_start`'s `.threads`; `--threads` takes facil.io's signed count,
+    /// negative for a fraction of the cores).
+    pub(crate) threads: Concurrency,
     /// Worker processes (`fio_start`'s `.workers`); above 1, fio-cluster forks them.
-    pub(crate) workers: i16,
+    pub(crate) workers: Concurrency,
     /// The example's own switches that were given, e.g. `--raw`.
     pub(crate) switches: Vec<&'static str>,
     /// Whether and how connections are secured (`--tls`, `--cert`/`--key`).
@@ -72,8 +79,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             url: DEFAULT_URL.to_owned(),
-            threads: 4,
-            workers: 1,
+            threads: FOUR_THREADS,
+            workers: Concurrency::ONE,
             switches: Vec::new(),
             tls: TlsSource::Off,
         }
@@ -137,9 +144,13 @@ impl Options {
                     options.url = format!("tcp://0.0.0.0:{port}");
                 }
                 "--threads" => {
-                    options.threads = value.parse().map_err(|_| number("a thread count"))?;
+                    let count = value.parse().map_err(|_| number("a thread count"))?;
+                    options.threads = Concurrency::from_c(count);
                 }
-                _ => options.workers = value.parse().map_err(|_| number("a worker count"))?,
+                _ => {
+                    let count = value.parse().map_err(|_| number("a worker count"))?;
+                    options.workers = Concurrency::from_c(count);
+                }
             }
         }
         match (cert, key) {
@@ -153,11 +164,7 @@ impl Options {
     /// The arguments for `fio_cluster::start`: these counts, the engine from `FIO_ENGINE` (or
     /// io_uring first), and SIGINT/SIGTERM stopping the server gracefully.
     pub(crate) fn start_args(&self) -> StartArgs {
-        StartArgs {
-            threads: self.threads,
-            workers: self.workers,
-            ..StartArgs::default()
-        }
+        StartArgs::new().threads(self.threads).workers(self.workers)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::uuid::Uuid;
 /// An echo server and one client round trip:
 /// ```
 /// use std::io::{Read, Write};
-/// use fio_reactor::{ListenArgs, Protocol, Reactor, StartArgs, Uuid};
+/// use fio_reactor::{Concurrency, ListenArgs, Protocol, Reactor, StartArgs, Uuid};
 ///
 /// /// Echoes every byte back.
 /// struct Echo;
@@ -39,7 +39,7 @@ use crate::uuid::Uuid;
 ///     }
 /// }
 ///
-/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
 /// let listener = reactor.listen(ListenArgs::new("tcp://127.0.0.1:0", |uuid| {
 ///     let _ = fio_reactor::attach(uuid, Echo);
 /// }))?;
