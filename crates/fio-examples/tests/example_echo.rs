@@ -12,7 +12,7 @@ use std::thread;
 use fio_reactor::{Concurrency, Reactor, StartArgs};
 
 use echo::Service;
-use echo::support::Options;
+use fio_examples::support::Options;
 use util::{reactor, read_to_end, serve};
 
 /// Lines a client reads at most while waiting for one it expects.
