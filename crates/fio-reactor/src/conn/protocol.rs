@@ -243,7 +243,8 @@ impl ShutdownDelay {
     /// The longest delay: 254 seconds (C: 255 meant "linger", not a delay).
     pub const MAX: Duration = Duration::from_secs(254);
 
-    /// A delay of `delay`; sub-second precision is kept.
+    /// A delay of `delay`. Fractions of a second are kept, but delayed closes are checked
+    /// once a second (as facil.io's were), so a close can come up to a second after its delay.
     ///
     /// # Errors
     /// - [`Error::ShutdownDelayOutOfRange`] when `delay` is zero (use
