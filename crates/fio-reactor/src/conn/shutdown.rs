@@ -2,9 +2,10 @@
 //!
 //! Listeners close at once. Every other connection gets `on_shutdown`: `CloseNow` closes it
 //! gracefully now, `CloseAfter` after its delay (at most 254 s), `KeepOpen` leaves it open
-//! until every other connection has closed. Graceful closes drain their send queues within the grace period (8 seconds after
-//! the last delayed close begins); whatever is left then is closed abruptly. `on_close` runs
-//! for every connection, through the engine's `Closed` reports or, failing those, at the end.
+//! until every other connection has closed. Graceful closes drain their send queues within
+//! the grace period (8 seconds after the last delayed close begins); whatever is left then is
+//! closed abruptly. `on_close` runs for every connection, through the engine's `Closed`
+//! reports or, failing those, at the end.
 //!
 //! "Every other connection" is the whole reactor's, not one thread's: each thread counts
 //! itself as draining while it has a connection that isn't lingering, and lingering
@@ -48,26 +49,23 @@ pub(crate) fn begin(local: &Local, now: Instant) {
             close_local(local, uuid, CloseMode::Abort);
             continue;
         }
+        // Stays `CloseNow` when there is no protocol or `on_shutdown` panicked.
         let mut response = ShutdownResponse::CloseNow;
-        let ran = with_protocol(local, uuid, "on_shutdown", |protocol| {
+        with_protocol(local, uuid, "on_shutdown", |protocol| {
             response = protocol.on_shutdown(uuid);
         });
-        if !ran {
-            response = ShutdownResponse::CloseNow;
-        }
         let mut conns = local.conns.borrow_mut();
         match (response, conns.map.get_mut(&uuid)) {
-            (ShutdownResponse::CloseNow, _) => {
-                drop(conns);
-                close_local(local, uuid, CloseMode::Graceful);
-            }
             (ShutdownResponse::KeepOpen, Some(conn)) => conn.lingers = true,
             (ShutdownResponse::CloseAfter(delay), Some(conn)) => {
                 let at = now + delay.get();
                 conn.set_close_at(at);
                 deadline = deadline.max(at + GRACE);
             }
-            (_, None) => {}
+            _ => {
+                drop(conns);
+                close_local(local, uuid, CloseMode::Graceful);
+            }
         }
     }
     let mut conns = local.conns.borrow_mut();
