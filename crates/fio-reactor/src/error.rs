@@ -27,7 +27,7 @@ pub enum Error {
     )]
     ClusterRequired {
         /// The worker count that `expected_concurrency` resolved to.
-        workers: i16,
+        workers: u16,
     },
     /// The process manager (`fio-cluster`) could not run the cluster.
     #[error("the cluster failed: {what}")]
@@ -41,9 +41,14 @@ pub enum Error {
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
-    /// `run_every` was given a repetition count other than `-1` (forever) or a positive number.
-    #[error("timer repetitions must be -1 (forever) or positive, got {0}")]
-    InvalidRepetitions(i32),
+    /// An idle timeout was under a second, over [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) (255 s), or
+    /// not whole seconds.
+    #[error("an idle timeout must be whole seconds from 1 to 255, got {0:?}")]
+    TimeoutOutOfRange(std::time::Duration),
+    /// A shutdown delay was zero or longer than
+    /// [`ShutdownDelay::MAX`](crate::ShutdownDelay::MAX) (254 s).
+    #[error("a shutdown delay must be above zero and at most 254 s, got {0:?}")]
+    ShutdownDelayOutOfRange(std::time::Duration),
     /// An engine name (from `FIO_ENGINE` or parsed text) is not one of `uring`, `epoll`, `poll`.
     #[error("unknown IO engine {name:?}: expected uring, epoll or poll")]
     UnknownEngine {
@@ -176,9 +181,10 @@ impl From<Error> for io::Error {
         let kind = match &error {
             Error::AlreadyRunning => io::ErrorKind::ResourceBusy,
             Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
-            Error::ZeroInterval | Error::InvalidRepetitions(_) | Error::UnknownEngine { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::ZeroInterval
+            | Error::ShutdownDelayOutOfRange(_)
+            | Error::TimeoutOutOfRange(_)
+            | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }
             | Error::Signal { source }

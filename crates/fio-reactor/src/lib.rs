@@ -109,15 +109,17 @@
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
-//! use fio_reactor::{CallbackEvent, Reactor, StartArgs};
+//! use fio_reactor::{CallbackEvent, Concurrency, Reactor, StartArgs};
 //!
-//! let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+//! let two = Concurrency::exactly(2).expect("2 > 0");
+//! let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 //! let ticks = Arc::new(AtomicUsize::new(0));
 //! let counted = Arc::clone(&ticks);
 //! reactor.state_callback_add(CallbackEvent::OnStart, move || {
 //!     let counted = Arc::clone(&counted);
 //!     // Five ticks, 1 ms apart; then stop the reactor running this callback.
-//!     fio_reactor::run_every(Duration::from_millis(1), 5, move || {
+//!     let five = fio_reactor::Repeat::times(5).expect("5 is not zero");
+//!     fio_reactor::run_every(Duration::from_millis(1), five, move || {
 //!         counted.fetch_add(1, Ordering::SeqCst);
 //!         true
 //!     }, fio_reactor::stop).expect("valid timer");
@@ -170,16 +172,16 @@ pub mod c_api;
 
 use std::time::{Duration, Instant};
 
-pub use args::{StartArgs, expected_concurrency};
+pub use args::{Concurrency, StartArgs, expected_concurrency};
 pub use conn::{
     ConnectArgs, DefaultHook, FileChunk, HookIo, IoEvent, ListenArgs, Payload, Protocol,
-    ProtocolGuard, RECONNECT_DELAY, RwHook, SocketRole, Tls, accept, accept_uuid, attach,
-    attach_fd, capa, close, connect, defer_io_task, detach, fd2uuid, flush, flush_all,
-    flush_strong, force_close, force_event, is_closed, is_valid, listen, local_addr,
-    local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read, read_from,
-    rw_hook_set, sendfile, set_non_block, socket, socket_uuid, suspend, timeout_get, timeout_set,
-    touch, uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset, write, write_notify,
-    write_to, write2,
+    ProtocolGuard, RECONNECT_DELAY, RwHook, ShutdownDelay, ShutdownResponse, SocketRole,
+    TIMEOUT_MAX, Tls, accept, accept_uuid, attach, attach_fd, capa, close, connect, defer_io_task,
+    detach, fd2uuid, flush, flush_all, flush_strong, force_close, force_event, is_closed, is_valid,
+    listen, local_addr, local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read,
+    read_from, rw_hook_set, sendfile, set_non_block, socket, socket_uuid, suspend, timeout_get,
+    timeout_set, touch, uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset, write,
+    write_notify, write_to, write2,
 };
 pub use engine::EngineKind;
 pub use error::Error;
@@ -195,6 +197,7 @@ pub use reactor::Reactor;
 pub use shared::{SHARED_PAYLOAD_SIZES, shared_payload};
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
+pub use timer::Repeat;
 pub use uuid::Uuid;
 
 /// Starts the process's default reactor with `args` and blocks until it stops (facil.io's
@@ -211,9 +214,9 @@ pub use uuid::Uuid;
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{CallbackEvent, StartArgs};
+/// use fio_reactor::{CallbackEvent, Concurrency, StartArgs};
 /// fio_reactor::state_callback_add(CallbackEvent::OnStart, fio_reactor::stop);
-/// fio_reactor::start(StartArgs { threads: 1, ..Default::default() })?;
+/// fio_reactor::start(StartArgs::new().threads(Concurrency::ONE))?;
 /// assert!(!fio_reactor::is_running());
 /// # Ok::<(), fio_reactor::Error>(())
 /// ```
@@ -239,8 +242,8 @@ pub fn start(args: StartArgs) -> Result<(), Error> {
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{CallbackEvent, Reactor, StartArgs};
-/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// use fio_reactor::{CallbackEvent, Concurrency, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
 /// let (started, on_start) = std::sync::mpsc::sync_channel(1);
 /// reactor.state_callback_add(CallbackEvent::OnStart, move || {
 ///     let _ = started.try_send(());
@@ -330,19 +333,18 @@ pub fn defer_has_queue() -> bool {
 /// Runs a repeating timer on the current reactor; see [`Reactor::run_every`].
 ///
 /// # Errors
-/// `on_finish` has run before either of these returns:
-/// - [`Error::ZeroInterval`] when `interval` is zero;
-/// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+/// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
 ///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// let bad = fio_reactor::run_every(Duration::ZERO, 1, || true, || {});
+/// use fio_reactor::Repeat;
+/// let bad = fio_reactor::run_every(Duration::ZERO, Repeat::ONCE, || true, || {});
 /// assert!(matches!(bad, Err(fio_reactor::Error::ZeroInterval)));
 /// ```
 pub fn run_every<T, F>(
     interval: Duration,
-    repetitions: i32,
+    repeat: Repeat,
     task: T,
     on_finish: F,
 ) -> Result<(), Error>
@@ -350,7 +352,7 @@ where
     T: FnMut() -> bool + Send + 'static,
     F: FnOnce() + Send + 'static,
 {
-    Reactor::current().run_every(interval, repetitions, task, on_finish)
+    Reactor::current().run_every(interval, repeat, task, on_finish)
 }
 
 /// Adds a state callback to the current reactor; see [`Reactor::state_callback_add`].

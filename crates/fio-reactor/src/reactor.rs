@@ -23,7 +23,7 @@ use crate::process::{self, Role};
 use crate::signal;
 use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
 use crate::thread::{Local, ThreadSlot};
-use crate::timer::Timer;
+use crate::timer::{Repeat, Timer};
 
 thread_local! {
     /// The reactor the free functions act on from this thread, when it is not the default.
@@ -54,9 +54,10 @@ static RUNNING: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use fio_reactor::{Reactor, StartArgs};
+/// use fio_reactor::{Concurrency, Reactor, StartArgs};
 ///
-/// let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+/// let two = Concurrency::exactly(2).expect("2 > 0");
+/// let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 /// let done = Arc::new(AtomicUsize::new(0));
 /// for _ in 0..100 {
 ///     let done = Arc::clone(&done);
@@ -115,7 +116,7 @@ pub(crate) struct Inner {
     exit_threads: AtomicBool,
     /// How many threads have begun shutting their connections down (this run).
     shutdown_begun: AtomicUsize,
-    /// How many threads still have connections that aren't lingering (`on_shutdown`'s 255):
+    /// How many threads still have connections that aren't lingering (`on_shutdown`'s `KeepOpen`):
     /// lingering connections close once this is 0 on every thread.
     shutdown_draining: AtomicUsize,
     /// Reference point for `last_tick`, which is kept as nanoseconds after it.
@@ -292,7 +293,7 @@ impl Reactor {
     /// Runs `threads` reactor threads in this process, in its [`Role`]: a cluster's root skips
     /// `OnStart` (it is a worker event), a worker skips `OnInitialize` and `PreStart` (the root
     /// ran them).
-    pub(crate) fn run_threads(&self, args: StartArgs, threads: i16) -> Result<(), Error> {
+    pub(crate) fn run_threads(&self, args: StartArgs, threads: u16) -> Result<(), Error> {
         let role = process::role();
         let inner = &self.inner;
         if inner
@@ -316,7 +317,7 @@ impl Reactor {
         let kind = Self::choose_engine(args.engine);
         // Every thread builds its engine (on itself) before any callback runs, so a failure
         // leaves no trace.
-        let crew = Crew::assemble(inner, kind, usize::try_from(threads).unwrap_or(1))?;
+        let crew = Crew::assemble(inner, kind, usize::from(threads))?;
         // Report the engine that actually runs, which is the backend's to say.
         *inner.engine.lock() = Some(crew.kind());
         let _current = CurrentGuard::install(self.clone());
@@ -473,8 +474,9 @@ impl Reactor {
             || self.inner.queue.has_queue()
     }
 
-    /// Runs `task` every `interval`, `repetitions` times (`-1`: forever), until it returns
-    /// `false`; then, and in every other case, runs `on_finish` once.
+    /// Runs `task` every `interval`, as often as `repeat` says ([`Repeat::Forever`] or
+    /// [`Repeat::Times`]), until it returns `false`; then, and in every other case, runs
+    /// `on_finish` once.
     ///
     /// The first run is one interval from now. Deadlines follow the plan, not the runs, so the
     /// timer doesn't drift; ticks missed while the thread was busy are skipped. The timer lives
@@ -484,20 +486,16 @@ impl Reactor {
     /// then.
     ///
     /// # Errors
-    /// `on_finish` has run before either of these returns:
-    /// - [`Error::ZeroInterval`] when `interval` is zero;
-    /// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+    /// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
     ///
     /// # Examples
     /// ```
+    /// use fio_reactor::Repeat;
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::time::Duration;
-    /// let reactor = fio_reactor::Reactor::new(fio_reactor::StartArgs {
-    ///     threads: 1,
-    ///     signals: false,
-    ///     ..Default::default()
-    /// });
+    /// use fio_reactor::{Concurrency, StartArgs};
+    /// let reactor = fio_reactor::Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
     /// let ticks = Arc::new(AtomicUsize::new(0));
     /// let counted = Arc::clone(&ticks);
     /// let tick = move || {
@@ -505,7 +503,8 @@ impl Reactor {
     ///     true
     /// };
     /// // The third tick ends the timer, whose on_finish stops the reactor.
-    /// reactor.run_every(Duration::from_millis(1), 3, tick, fio_reactor::stop)?;
+    /// let three = Repeat::times(3).expect("3 is not zero");
+    /// reactor.run_every(Duration::from_millis(1), three, tick, fio_reactor::stop)?;
     /// reactor.start()?;
     /// assert_eq!(ticks.load(Ordering::SeqCst), 3);
     /// # Ok::<(), fio_reactor::Error>(())
@@ -513,7 +512,7 @@ impl Reactor {
     pub fn run_every<T, F>(
         &self,
         interval: Duration,
-        repetitions: i32,
+        repeat: Repeat,
         task: T,
         on_finish: F,
     ) -> Result<(), Error>
@@ -524,7 +523,7 @@ impl Reactor {
         let timer = Timer::new(
             Instant::now(),
             interval,
-            repetitions,
+            repeat,
             Box::new(task),
             Box::new(on_finish),
         )?;

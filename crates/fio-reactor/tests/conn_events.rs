@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use fio_reactor::{IoEvent, Protocol, Uuid};
 use util::{client, listen_local, reactor, read_to_end, start_bounded};
@@ -144,7 +145,7 @@ fn ping_eternal_keeps_an_idle_connection_open() {
             },
         )
         .unwrap();
-        fio_reactor::timeout_set(uuid, 1).unwrap();
+        fio_reactor::timeout_set(uuid, Some(Duration::from_secs(1))).unwrap();
     });
     let stopper = reactor.clone();
     let client = thread::spawn(move || {

@@ -269,7 +269,9 @@ impl Tls {
                 }
                 false
             };
-            if let Err(error) = fio_reactor::run_every(timeout, 1, check, || {}) {
+            if let Err(error) =
+                fio_reactor::run_every(timeout, fio_reactor::Repeat::ONCE, check, || {})
+            {
                 log::debug!("no handshake timer for {uuid}: {error}");
             }
         }

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fio_buffer::Chunk;
 use fio_sys::SockAddr;
@@ -435,12 +435,33 @@ pub fn local_addr(uuid: Uuid) -> Option<SockAddr> {
     table::record(uuid).and_then(|record| record.local)
 }
 
-/// Sets `uuid`'s idle timeout in seconds (0: none, the default). When nothing was received or
-/// sent for that long, `on_timeout` runs (checked once a second).
+/// Sets `uuid`'s idle timeout: when nothing was received or sent for that long,
+/// [`on_timeout`](crate::Protocol::on_timeout) runs. `None` (the default) means no timeout
+/// (facil.io's 0).
+///
+/// Idle connections are checked once a second, so a timeout is whole seconds, and at most
+/// [`TIMEOUT_MAX`] (facil.io's `uint8_t`).
 ///
 /// # Errors
+/// - [`Error::TimeoutOutOfRange`] when `timeout` is under a second, above [`TIMEOUT_MAX`], or
+///   not whole seconds; nothing changes then;
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
-pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use fio_reactor::{Error, Uuid};
+/// let closed = Uuid::from_parts(0, 0);
+/// let half = fio_reactor::timeout_set(closed, Some(Duration::from_millis(500)));
+/// assert!(matches!(half, Err(Error::TimeoutOutOfRange(_))));
+/// let fine = fio_reactor::timeout_set(closed, Some(Duration::from_secs(30)));
+/// assert!(matches!(fine, Err(Error::InvalidUuid(_)))); // valid timeout, but no connection
+/// ```
+pub fn timeout_set(uuid: Uuid, timeout: Option<Duration>) -> Result<(), Error> {
+    let seconds = match timeout {
+        None => 0,
+        Some(timeout) => timeout_seconds(timeout)?,
+    };
     // The record answers `timeout_get` from any thread; the owner's entry is what its
     // once-a-second sweep reads, without the process-wide table's lock.
     if !table::update(uuid, |record| record.timeout = seconds) {
@@ -455,14 +476,26 @@ pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
     })
 }
 
-/// `uuid`'s idle timeout in seconds (0: none).
+/// `uuid`'s idle timeout, as [`timeout_set`] left it (`None`: no timeout).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
-pub fn timeout_get(uuid: Uuid) -> Result<u8, Error> {
+pub fn timeout_get(uuid: Uuid) -> Result<Option<Duration>, Error> {
     table::record(uuid)
-        .map(|record| record.timeout)
+        .map(|record| (record.timeout > 0).then(|| Duration::from_secs(record.timeout.into())))
         .ok_or(Error::InvalidUuid(uuid))
+}
+
+/// The longest idle timeout [`timeout_set`] takes: 255 seconds, facil.io's `uint8_t` limit.
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(u8::MAX as u64);
+
+/// `timeout` as the whole seconds (1..=255) a connection keeps, or why it can't be.
+fn timeout_seconds(timeout: Duration) -> Result<u8, Error> {
+    let whole = timeout.subsec_nanos() == 0;
+    match u8::try_from(timeout.as_secs()) {
+        Ok(seconds @ 1..) if whole => Ok(seconds),
+        _ => Err(Error::TimeoutOutOfRange(timeout)),
+    }
 }
 
 /// Restarts `uuid`'s idle timeout (facil.io's `fio_touch`).

@@ -22,6 +22,7 @@ use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
 use crate::reactor::{Inner, Reactor, Scope};
 use crate::thread::Local;
+use crate::timer::Repeat;
 use crate::uuid::Uuid;
 
 /// How long a connector with `auto_reconnect` waits before the next attempt (facil.io's
@@ -228,7 +229,7 @@ impl Connector {
                 connector.finish();
             }
         };
-        if let Err(error) = reactor.run_every(RECONNECT_DELAY, 1, retry, on_finish) {
+        if let Err(error) = reactor.run_every(RECONNECT_DELAY, Repeat::ONCE, retry, on_finish) {
             log::warn!("scheduling a reconnect to {} failed: {error}", self.url);
         }
     }

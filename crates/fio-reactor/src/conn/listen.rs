@@ -158,8 +158,8 @@ impl fmt::Debug for ListenArgs {
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{ListenArgs, Reactor, StartArgs};
-/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// use fio_reactor::{Concurrency, ListenArgs, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
 /// let listener = reactor.listen(ListenArgs::new("tcp://127.0.0.1:0", |_| {}).on_finish(fio_reactor::stop))?;
 /// assert!(fio_reactor::local_addr(listener).is_some());
 /// reactor.state_callback_add(fio_reactor::CallbackEvent::OnStart, move || {

@@ -34,9 +34,9 @@ mod task;
 mod tls;
 
 pub use api::{
-    attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed, is_valid,
-    local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set, touch,
-    write, write2,
+    TIMEOUT_MAX, attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed,
+    is_valid, local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set,
+    touch, write, write2,
 };
 pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
 pub use datagram::{read_from, write_to};
@@ -46,7 +46,7 @@ pub use hook::{DefaultHook, HookIo, RwHook, rw_hook_set};
 pub use listen::{ListenArgs, listen};
 pub use notify::write_notify;
 pub use outbox::{FileChunk, Payload};
-pub use protocol::{IoEvent, Protocol, ping_eternal};
+pub use protocol::{IoEvent, Protocol, ShutdownDelay, ShutdownResponse, ping_eternal};
 pub use socket::{
     SocketRole, accept, accept_uuid, capa, local_host_name, set_non_block, socket, socket_uuid,
 };
