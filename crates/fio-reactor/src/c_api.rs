@@ -1,20 +1,22 @@
 //! How facil.io's C API maps onto this crate (documentation only).
 //!
 //! Names drop the `fio_` prefix and keep the stem. Every free function acts on the current
-//! reactor (the one running the calling callback, else the process's default); the same
-//! operation exists as a [`Reactor`](crate::Reactor) method. The table grows as the crate
+//! reactor (the one running the calling callback, else the process's default; [`stop`](crate::stop)
+//! off the reactor stops every running one); the same operation exists as a
+//! [`Reactor`](crate::Reactor) method. The table grows as the crate
 //! implements more sections of the spec.
 //!
 //! ## Starting the IO reactor
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | adds `engine` and `signals` |
+//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | a builder (`StartArgs::new().threads(..).workers(..)`), `#[non_exhaustive]` with readable fields; adds `engine` and `signals`; the default is one process of one thread per core (facil.io's `0, 0` is cores × cores processes, which needs fio-cluster) |
+//! | `.threads`, `.workers` (`int16_t`) | [`Concurrency`](crate::Concurrency) | C's positive `n` is `Exactly(n)`, `-1` is `PerCore`, `-n` is `FractionOfCores(n)` (cores / n, at least 1), `0` is `MatchOther` (the other count's number; both `0`: cores × cores); [`Concurrency::from_c`](crate::Concurrency::from_c) converts C's value |
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` runs the installed [`cluster::ProcessManager`](crate::cluster::ProcessManager) (`fio_cluster::install`, or `fio_cluster::start`), else is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
-//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
+//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | inside a callback: the reactor running it; off the reactor (a plain thread): every running reactor of the process, the one the program built included; `Reactor::stop` on a clone stops just that one |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
 //! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
-//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
+//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | takes two [`Concurrency`](crate::Concurrency) values; returns the pair (`u16`, each at least 1) instead of writing through `int16_t` pointers |
 //! | `fio_is_running` | [`is_running`](crate::is_running), [`running_workers`](crate::running_workers) | `is_running` is a `bool`; `running_workers` is the spec's count (0 stopped, 1 single process, the cluster's worker count in its root and workers) |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |
 //! | `fio_is_master` | [`is_master`](crate::is_master) | |
@@ -44,7 +46,7 @@
 //! |---|---|---|
 //! | `fio_defer(task, udata1, udata2)` | [`defer`](crate::defer) | a `FnOnce` closure; cannot fail |
 //! | `fio_defer_io_task(uuid, task, udata)` | [`defer_io_task`](crate::defer_io_task) | `FnOnce(Uuid, Option<&mut dyn Protocol>)`; `None` is the spec's NULL-protocol fallback; always queued; stale uuid: fallback at once and `Err(InvalidUuid)` |
-//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every) | a `Duration`; the task returns `true` to go on (C: non-zero stops) |
+//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every), [`Repeat`](crate::Repeat) | a `Duration`; `reps` is a [`Repeat`](crate::Repeat): C's `-1` is `Repeat::Forever`, a positive count `Repeat::Times` (C's 0 and other negatives can't be written); the task returns `true` to go on (C: non-zero stops) |
 //! | `fio_defer_perform` | [`defer_perform`](crate::defer_perform) | |
 //! | `fio_defer_has_queue` | [`defer_has_queue`](crate::defer_has_queue) | |
 //!
@@ -53,11 +55,11 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
-//! | `on_shutdown`'s return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) | 0 closes now; 1..=254 keeps the connection that many seconds more (serving meanwhile), then the 8-second grace; 255 keeps it until every other connection of the reactor, on any thread, has closed, then closes it abruptly |
+//! | `on_shutdown`'s `uint8_t` return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) → [`ShutdownResponse`](crate::ShutdownResponse) | C's 0 is `CloseNow`; 1..=254 seconds is `CloseAfter(`[`ShutdownDelay`](crate::ShutdownDelay)`)`, which keeps the connection that much longer (serving meanwhile; fractions of a second allowed, checked once a second; zero or longer than 254 s is [`Error::ShutdownDelayOutOfRange`](crate::Error::ShutdownDelayOutOfRange)), then the 8-second grace; 255 is `KeepOpen`, kept until every other connection of the reactor, on any thread, has closed, then closed abruptly; [`ShutdownResponse::from_c`](crate::ShutdownResponse::from_c) converts C's code |
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close`; a [`socket_uuid`](crate::socket_uuid)/[`accept_uuid`](crate::accept_uuid) socket is taken over under its uuid |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
-//! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
+//! | `fio_timeout_set(uuid, uint8_t)` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get), [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) | an `Option<Duration>`: C's 0 (no timeout, the default here; facil.io's listeners set 300 s) is `None`; 1..=255 s is `Some`; anything C's `uint8_t` couldn't hold (under a second, a fraction, over 255 s) is [`Error::TimeoutOutOfRange`](crate::Error::TimeoutOutOfRange), not truncated |
 //! | `fio_touch` | [`touch`](crate::touch) | |
 //! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | all three events, on the owner's next tick, from any thread; `OnReady` runs even with bytes queued |
 //! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |
@@ -80,7 +82,7 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
+//! | `fio_read` | [`read`](crate::read) | `Ok(0)` only when nothing is buffered now; the peer's end of stream, which `fio_read` also reported as 0, is `Err(`[`Error::Eof`](crate::Error::Eof)`)`; on the owning thread only |
 //! | `fio_write` | [`write`](crate::write()) | copies |
 //! | — | [`write_notify`](crate::write_notify) | a write (from any thread) whose callback learns the outcome: `Ok` once sent, [`Error::Unsent`](crate::Error::Unsent) when the connection failed or closed first, `InvalidUuid`/`Closing` when refused; facil.io's routed `fio_write` could not tell |
 //! | `fio_write2(.data.buf, .len, .offset, .dealloc, .urgent)` | [`write2`](crate::write2), [`Payload`](crate::Payload), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes (slice it for `.offset`/`.len`); dropping it once sent is `.dealloc` (`FIO_DEALLOC_NOOP`: a `&'static` chunk) |

@@ -25,7 +25,9 @@ use crate::{Error, Identity};
 
 /// What runs when a connection selects an ALPN protocol, with the connection's uuid. It runs
 /// as a deferred task right after the handshake, outside the read/write hook, so it may call
-/// the reactor (attach the protocol's handler, typically).
+/// the reactor (attach the protocol's handler, typically). Like any deferred task it runs on
+/// one of the reactor's threads, usually the connection's owner, another one when an idle
+/// thread steals it (see fio-reactor's "Threads and callbacks").
 pub type AlpnCallback = Arc<dyn Fn(Uuid) + Send + Sync>;
 
 /// The ALPN callbacks by protocol name.
@@ -270,7 +272,9 @@ impl Tls {
                 }
                 false
             };
-            if let Err(error) = fio_reactor::run_every(timeout, 1, check, || {}) {
+            if let Err(error) =
+                fio_reactor::run_every(timeout, fio_reactor::Repeat::ONCE, check, || {})
+            {
                 log::debug!("no handshake timer for {uuid}: {error}");
             }
         }

@@ -91,6 +91,9 @@ use crate::uuid::Uuid;
 pub trait RwHook: Any + Send {
     /// Reads decoded bytes into `buf` (facil.io's `read`), taking raw bytes from
     /// [`HookIo::receive`]; `Ok(0)` when none are ready. The default passes raw bytes through.
+    /// A hook never reports the end of the stream itself: when its `read` returns `Ok(0)`,
+    /// holds nothing ([`buffered`](Self::buffered)) and [`HookIo::is_eof`] is true, the
+    /// protocol's [`read`](crate::read) gets [`Error::Eof`](crate::Error::Eof).
     ///
     /// # Errors
     /// Any error closes the connection the way a failed read does: the protocol's `read` gets
@@ -204,7 +207,9 @@ impl HookIo<'_> {
         self.uuid
     }
 
-    /// Copies raw received bytes into `buf`; `Ok(0)` when none are buffered.
+    /// Copies raw received bytes into `buf`; `Ok(0)` when none are buffered, which is also
+    /// what it returns after the peer's end of stream: [`is_eof`](Self::is_eof) tells the two
+    /// apart.
     ///
     /// # Errors
     /// - `NotFound` when the connection is gone.
