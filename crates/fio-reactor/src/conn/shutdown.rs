@@ -49,23 +49,8 @@ pub(crate) fn begin(local: &Local, now: Instant) {
             close_local(local, uuid, CloseMode::Abort);
             continue;
         }
-        // Stays `CloseNow` when there is no protocol or `on_shutdown` panicked.
-        let mut response = ShutdownResponse::CloseNow;
-        with_protocol(local, uuid, "on_shutdown", |protocol| {
-            response = protocol.on_shutdown(uuid);
-        });
-        let mut conns = local.conns.borrow_mut();
-        match (response, conns.map.get_mut(&uuid)) {
-            (ShutdownResponse::KeepOpen, Some(conn)) => conn.lingers = true,
-            (ShutdownResponse::CloseAfter(delay), Some(conn)) => {
-                let at = now + delay.get();
-                conn.set_close_at(at);
-                deadline = deadline.max(at + GRACE);
-            }
-            _ => {
-                drop(conns);
-                close_local(local, uuid, CloseMode::Graceful);
-            }
+        if let Some(close_at) = shut_stream(local, uuid, now) {
+            deadline = deadline.max(close_at + GRACE);
         }
     }
     let mut conns = local.conns.borrow_mut();
@@ -73,6 +58,48 @@ pub(crate) fn begin(local: &Local, now: Instant) {
     conns.linger_until = Some(now + LINGER_CAP + GRACE);
     conns.draining = is_draining(&conns);
     local.inner().shutdown_begun(conns.draining);
+}
+
+/// Asks one stream's protocol how to shut down and applies the answer; returns when a
+/// delayed close is due.
+fn shut_stream(local: &Local, uuid: Uuid, now: Instant) -> Option<Instant> {
+    // Stays `CloseNow` when there is no protocol or `on_shutdown` panicked.
+    let mut response = ShutdownResponse::CloseNow;
+    with_protocol(local, uuid, "on_shutdown", |protocol| {
+        response = protocol.on_shutdown(uuid);
+    });
+    let mut conns = local.conns.borrow_mut();
+    match (response, conns.map.get_mut(&uuid)) {
+        (ShutdownResponse::KeepOpen, Some(conn)) => conn.lingers = true,
+        (ShutdownResponse::CloseAfter(delay), Some(conn)) => {
+            let at = now + delay.get();
+            conn.set_close_at(at);
+            return Some(at);
+        }
+        _ => {
+            drop(conns);
+            close_local(local, uuid, CloseMode::Graceful);
+        }
+    }
+    None
+}
+
+/// Shuts down a stream opened after this thread's shutdown began (an accept that completed
+/// as its listener closed): it gets `on_shutdown` like the streams that were open then, and
+/// a delayed close moves the thread's deadline. Nothing happens before the shutdown.
+///
+/// A thread that already reported itself drained doesn't count itself as draining again: the
+/// late stream is closed within its own delay and grace period all the same.
+pub(crate) fn admit_late(local: &Local, uuid: Uuid, now: Instant) {
+    if local.conns.borrow().shutdown.is_none() {
+        return;
+    }
+    if let Some(close_at) = shut_stream(local, uuid, now) {
+        let mut conns = local.conns.borrow_mut();
+        conns.shutdown = conns
+            .shutdown
+            .map(|deadline| deadline.max(close_at + GRACE));
+    }
 }
 
 /// Whether `conns` holds a connection that isn't lingering (a closing one is draining, even
