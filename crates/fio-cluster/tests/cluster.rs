@@ -165,11 +165,13 @@ fn state_callbacks_run_in_order_across_the_fork() {
 
 #[test]
 fn zero_and_zero_is_cores_by_cores() {
-    let (threads, workers) = fio_reactor::expected_concurrency(0, 0);
+    use fio_reactor::Concurrency;
+    let (threads, workers) =
+        fio_reactor::expected_concurrency(Concurrency::MatchOther, Concurrency::MatchOther);
     let mut server = Server::start(&["--threads", "0", "--workers", "0", "--events"]);
     let port = server.port();
     if workers > 1 {
-        server.serving(usize::try_from(workers).unwrap());
+        server.serving(usize::from(workers));
     }
     echo_once(port).unwrap();
     let status = server.stop();
@@ -179,12 +181,7 @@ fn zero_and_zero_is_cores_by_cores() {
         .iter()
         .filter(|l| l.text.starts_with("EVENT OnStart"))
         .count();
-    assert_eq!(
-        starts,
-        usize::try_from(workers).unwrap(),
-        "{:#?}",
-        server.history
-    );
+    assert_eq!(starts, usize::from(workers), "{:#?}", server.history);
     if workers > 1 {
         let announced = format!("starting {workers} workers of {threads} threads");
         assert!(server.history.iter().any(|l| l.text.contains(&announced)));

@@ -23,7 +23,11 @@
 //!
 //! # Getting buffers back
 //!
-//! - [`Completion::take_buf`] returns the *target you passed* to a read or receive (an
+//! The names follow one rule across fio: `take_read_buf`/`take_write_buf` give back what *you
+//! passed* to the operation, `take_buffer` (here, on `fio-buffer`'s `RecvQueue`) a *pooled*
+//! [`Buffer`].
+//!
+//! - [`Completion::take_read_buf`] returns the *target you passed* to a read or receive (an
 //!   [`IoBuf`]: your `Vec<u8>` or pooled [`Buffer`]), grown by the bytes read.
 //! - [`Completion::take_buffer`] returns a *pooled* [`Buffer`]: the one the kernel picked from
 //!   a buffer group (`recv_group`, multishot receives), or a pooled read target.
@@ -40,7 +44,7 @@
 //! let got = Rc::new(RefCell::new(Vec::new()));
 //! let sink = got.clone();
 //! ring.submit(Op::read(&reader, Vec::with_capacity(16), None), move |_, mut done| {
-//!     *sink.borrow_mut() = done.take_buf().map(|buf| buf.into_vec()).unwrap_or_default();
+//!     *sink.borrow_mut() = done.take_read_buf().map(|buf| buf.into_vec()).unwrap_or_default();
 //! })?;
 //! while !ring.is_idle() {
 //!     ring.wait(None)?; // one tick: submit, enter the kernel once, dispatch

@@ -554,6 +554,29 @@ impl Engine for EpollEngine {
         Ok(count)
     }
 
+    fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
+            return Ok(None);
+        };
+        if stream.datagram {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a datagram socket has no received stream buffers",
+            ));
+        }
+        let buffer = stream.recv.take_buffer();
+        // As in `read`: draining to the low-water mark ends a throttle.
+        if buffer.is_some() && stream.note_read() {
+            queue_retry(&mut self.retry, conn, stream);
+        }
+        Ok(buffer)
+    }
+
+    fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
+        self.conn(conn)?;
+        self.pool.take().map_err(io::Error::from)
+    }
+
     fn buffered(&self, conn: Uuid) -> usize {
         self.conn(conn)
             .ok()
