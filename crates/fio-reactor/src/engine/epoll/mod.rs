@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fio_buffer::{BufferPool, Chunk, PoolConfig, SpareBuffers};
+use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig, SpareBuffers};
 use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
 use self::conn::{PollConn, Role, Stream, key};
@@ -574,7 +574,7 @@ impl Engine for EpollEngine {
 
     fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
         self.conn(conn)?;
-        self.pool.take().map_err(io::Error::from)
+        self.spares.take().map_err(io::Error::from)
     }
 
     fn buffered(&self, conn: Uuid) -> usize {
