@@ -142,6 +142,16 @@ impl Local {
         LOCAL.with(|local| local.borrow().clone())
     }
 
+    /// Runs `op` with the reactor thread on this OS thread, without cloning its `Rc`: the
+    /// per-request fast paths use it. `None` when this is no reactor thread.
+    ///
+    /// `op` must run no user code: `LOCAL` stays borrowed meanwhile, and a reactor started
+    /// inside a callback installs itself there.
+    #[inline]
+    pub(crate) fn with_this_thread<R>(op: impl FnOnce(&Local) -> R) -> Option<R> {
+        LOCAL.with(|local| local.try_borrow().ok()?.as_deref().map(op))
+    }
+
     /// Runs `op` on reactor thread `thread` of `inner`: at once when `here` (the caller's
     /// reactor thread, if it is one) is that thread, else through that thread's inbox on its
     /// next tick; not at all if the reactor is gone by then.

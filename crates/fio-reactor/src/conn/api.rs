@@ -254,6 +254,10 @@ fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Err
 /// on_data(fio_reactor::Uuid::from_parts(0, 0)); // a stale uuid: `InvalidUuid`
 /// ```
 pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
+    // The common case, a protocol reading its own hook-less connection: one lookup.
+    if let Some(Some(read)) = Local::with_this_thread(|local| read_plain(local, uuid, buf)) {
+        return read;
+    }
     let Route::Here(local) = route(uuid)? else {
         return Err(Error::ForeignThread(uuid));
     };
@@ -285,6 +289,26 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     Ok(count)
 }
 
+/// [`read`] on a connection this thread owns and that has no read/write hook, with the one
+/// lookup that finds it; `None` for the general path (not here, a hook, or the thread's
+/// tables busy). Runs no user code.
+fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+    let mut conns = local.conns.try_borrow_mut().ok()?;
+    let conn = conns.map.get_mut(&uuid)?;
+    if conn.hook.is_some() {
+        return None;
+    }
+    let mut engine = local.engine.try_borrow_mut().ok()?;
+    Some(match engine.read(uuid, buf) {
+        Ok(0) if !buf.is_empty() && engine.is_eof(uuid) => Err(Error::Eof(uuid)),
+        Ok(count) => {
+            conn.read_total += count as u64;
+            Ok(count)
+        }
+        Err(error) => Err(engine_error(uuid, error)),
+    })
+}
+
 /// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the
 /// owner's tick, gathered with the other writes of that tick. Never runs a callback.
 ///
@@ -300,6 +324,11 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 ///   routed and these are only logged.
 pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     // On the owner the copy goes straight into pooled send buffers.
+    if let Some(Some(written)) =
+        Local::with_this_thread(|local| outbox::write_copy_plain(local, uuid, data))
+    {
+        return written.map_err(|error| engine_error(uuid, error));
+    }
     if let Some(local) = Local::on_this_thread()
         && let Some(written) = outbox::write_copy(&local, uuid, data)
     {

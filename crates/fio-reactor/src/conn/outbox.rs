@@ -339,6 +339,22 @@ pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::R
     })
 }
 
+/// [`write_copy`]'s common case alone: `uuid` owned here, with no hook and nothing waiting
+/// in its outbox, so the copy goes straight into the engine's send buffers; `None` for every
+/// other case (the caller takes the general path). Runs no user code.
+pub(crate) fn write_copy_plain(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
+    let conns = local.conns.try_borrow().ok()?;
+    let conn = conns.map.get(&uuid)?;
+    if conn.closing {
+        return Some(Err(io::ErrorKind::BrokenPipe.into()));
+    }
+    if conn.hook.is_some() || !conn.outbox.is_empty() {
+        return None;
+    }
+    let mut engine = local.engine.try_borrow_mut().ok()?;
+    Some(engine.write_copy(uuid, data))
+}
+
 /// Hands `chunk` to the hook, if there is one, else to the engine.
 fn deliver(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
     if hook::has_hook(local, uuid) {

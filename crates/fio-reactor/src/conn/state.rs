@@ -302,11 +302,40 @@ pub(crate) fn with_protocol(
         return false;
     };
     let returned = caught(what, uuid, || f(protocol.as_mut()));
-    restore_protocol(local, uuid, protocol);
-    if !returned {
-        close_local(local, uuid, CloseMode::Abort);
+    let mut conns = local.conns.borrow_mut();
+    if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
+        drop(conns);
+        restore_protocol(local, uuid, protocol);
+        if !returned {
+            close_local(local, uuid, CloseMode::Abort);
+        }
     }
     true
+}
+
+/// The common end of a callback, in the caller's borrow of the entry: the callback returned
+/// and no protocol was attached meanwhile, so `protocol` simply goes back. Otherwise (or
+/// when the entry is gone) `protocol` is handed back for [`restore_protocol`] and, after a
+/// panic, the close.
+fn put_back(
+    conn: Option<&mut Conn>,
+    protocol: Box<dyn Protocol>,
+    returned: bool,
+) -> Option<Box<dyn Protocol>> {
+    match conn {
+        Some(conn)
+            if returned
+                && conn
+                    .cold
+                    .as_ref()
+                    .is_none_or(|cold| cold.replacement.is_none()) =>
+        {
+            conn.in_callback = false;
+            conn.protocol = Some(protocol);
+            None
+        }
+        _ => Some(protocol),
+    }
 }
 
 /// Takes `uuid`'s protocol out of the map for a callback (or a lock); `None` when the
@@ -513,7 +542,9 @@ pub(crate) fn set_suspended(local: &Local, uuid: Uuid, suspended: bool) {
 /// Runs one queued `on_data` and decides what follows: another call while it makes progress
 /// on buffered bytes, a graceful close after the peer's end of stream.
 pub(crate) fn run_data(local: &Local, uuid: Uuid) {
-    let before = {
+    // As `with_protocol`, but the entry is looked up once before the call and once after it
+    // (restoring the protocol and deciding what follows together): this runs per request.
+    let (mut protocol, before) = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
             return;
@@ -522,12 +553,22 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
         if conn.suspended || conn.closing {
             return;
         }
-        conn.read_total
+        let Some(protocol) = conn.protocol.take() else {
+            return;
+        };
+        conn.in_callback = true;
+        (protocol, conn.read_total)
     };
-    if !with_protocol(local, uuid, "on_data", |protocol| protocol.on_data(uuid)) {
-        return;
-    }
+    let returned = caught("on_data", uuid, || protocol.on_data(uuid));
     let mut conns = local.conns.borrow_mut();
+    if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
+        drop(conns);
+        restore_protocol(local, uuid, protocol);
+        if !returned {
+            close_local(local, uuid, CloseMode::Abort);
+        }
+        conns = local.conns.borrow_mut();
+    }
     let Some(conn) = conns.map.get(&uuid) else {
         return;
     };
