@@ -32,7 +32,7 @@ mod conn;
 #[cfg(test)]
 mod connection_tests;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -170,9 +170,19 @@ fn ring_config() -> RingConfig {
 /// What the handlers of the engine's operations report, for `wait` to hand over. Handlers
 /// run inside [`Ring::wait`], where the engine itself is borrowed, so they reach the engine
 /// only through this.
+///
+/// Handing over is one swap of `events` with the caller's (empty) vector: the events reach
+/// the connection layer without being copied or looked at again, and the two vectors' room
+/// is reused turn by turn. What the engine itself must do with them (forget closed
+/// connections, know which `Readable` was delivered) is recorded as they are pushed.
 #[derive(Debug, Default)]
 struct Inbox {
     events: RefCell<Vec<EngineEvent>>,
+    /// The connections whose `Closed` is in `events`, for the engine to forget.
+    closed: RefCell<Vec<Uuid>>,
+    /// Hand-overs so far: a stream whose `Readable` was pushed during the current count is
+    /// already waiting in `events`.
+    hand_overs: Cell<u64>,
     /// Connect polls that ended, with their raw result, for `wait` to finish: opening the
     /// socket needs the engine's buffer group, which a handler can't reach.
     connects: RefCell<Vec<(Uuid, i32)>>,
@@ -180,6 +190,9 @@ struct Inbox {
 
 impl Inbox {
     fn push(&self, event: EngineEvent) {
+        if let EngineEvent::Closed { conn, .. } = &event {
+            self.closed.borrow_mut().push(*conn);
+        }
         self.events.borrow_mut().push(event);
     }
 
@@ -295,24 +308,27 @@ impl UringEngine {
         }
     }
 
-    /// Moves the inbox's events to `events`, forgetting the connections they close.
+    /// Moves the inbox's events to `events` (by swapping the vectors when `events` is empty,
+    /// as the reactor's loop passes it), forgetting the connections they close.
     fn hand_over(&mut self, events: &mut Vec<EngineEvent>) {
-        let mut inbox = self.inbox.events.borrow_mut();
-        events.reserve(inbox.len());
-        for event in inbox.drain(..) {
-            match &event {
-                EngineEvent::Readable { conn } => {
-                    if let Some(stream) = self.streams.get(conn) {
-                        stream.readable_delivered();
-                    }
-                }
-                EngineEvent::Closed { conn, .. } => {
-                    self.streams.remove(conn);
-                    self.listeners.remove(conn);
-                }
-                _ => {}
+        {
+            let mut inbox = self.inbox.events.borrow_mut();
+            if events.is_empty() {
+                std::mem::swap(&mut *inbox, events);
+            } else {
+                events.append(&mut inbox);
             }
-            events.push(event);
+        }
+        self.inbox
+            .hand_overs
+            .set(self.inbox.hand_overs.get().wrapping_add(1));
+        // One at a time: dropping a stream must not find the list borrowed.
+        loop {
+            let Some(conn) = self.inbox.closed.borrow_mut().pop() else {
+                break;
+            };
+            self.streams.remove(&conn);
+            self.listeners.remove(&conn);
         }
     }
 }
