@@ -5,10 +5,10 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::{self, NonNull};
 use std::{fmt, io, slice};
 
-use crate::SharedBuffer;
 use crate::pool::PoolInner;
 use crate::primitive::sync::Arc;
 use crate::primitive::sync::atomic::Ordering;
+use crate::{BufferPool, SharedBuffer};
 
 /// A uniquely owned, fixed-capacity buffer taken from a [`BufferPool`](crate::BufferPool).
 ///
@@ -307,6 +307,12 @@ impl Buffer {
     }
 
     /// Dismantles the handle without giving the slot back.
+    /// Whether this buffer's slot belongs to `pool`.
+    #[inline]
+    pub(crate) fn is_from(&self, pool: &BufferPool) -> bool {
+        pool.is_inner(&self.pool)
+    }
+
     #[inline]
     fn into_parts(self) -> (Arc<PoolInner>, u32, NonNull<u8>, usize) {
         let this = ManuallyDrop::new(self);

@@ -61,6 +61,7 @@ mod primitive;
 mod queue;
 mod shared;
 mod size_classes;
+mod spares;
 
 pub use buffer::Buffer;
 pub use config::{ARENA_ALIGN, BUFFER_ALIGN, MAX_BUFFERS_LIMIT, MAX_CHUNKS_LIMIT, PoolConfig};
@@ -70,3 +71,4 @@ pub use pool::{BufferPool, PoolStats};
 pub use queue::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};
 pub use shared::SharedBuffer;
 pub use size_classes::SizeClasses;
+pub use spares::SpareBuffers;

@@ -300,6 +300,12 @@ impl BufferPool {
     pub fn same_pool(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// Whether `inner` is this pool's shared state (a buffer holding it belongs here).
+    #[inline]
+    pub(crate) fn is_inner(&self, inner: &Arc<PoolInner>) -> bool {
+        Arc::ptr_eq(&self.inner, inner)
+    }
 }
 
 impl Clone for BufferPool {

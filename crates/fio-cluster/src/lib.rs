@@ -67,12 +67,14 @@
 //! # Example
 //!
 //! ```no_run
-//! use fio_reactor::{ListenArgs, StartArgs};
+//! use fio_reactor::{Concurrency, ListenArgs, StartArgs};
 //! fio_reactor::listen(ListenArgs::new("tcp://0.0.0.0:3000", |uuid| {
 //!     let _ = fio_reactor::close(uuid);
 //! }))?;
 //! // Four workers of two threads each; returns in the root after SIGINT/SIGTERM.
-//! fio_cluster::start(StartArgs { threads: 2, workers: 4, ..Default::default() })?;
+//! let (two, four) = (Concurrency::exactly(2), Concurrency::exactly(4));
+//! let args = StartArgs::new().threads(two.expect("2 > 0")).workers(four.expect("4 > 0"));
+//! fio_cluster::start(args)?;
 //! # Ok::<(), fio_reactor::Error>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -103,7 +105,7 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(1);
 struct Cluster;
 
 impl ProcessManager for Cluster {
-    fn start(&self, reactor: &Reactor, args: StartArgs, workers: i16) -> Result<(), Error> {
+    fn start(&self, reactor: &Reactor, args: StartArgs, workers: u16) -> Result<(), Error> {
         root::run(reactor, args, workers)
     }
 }
@@ -127,7 +129,8 @@ pub fn install() {
 
 /// [`install`], then [`fio_reactor::start`]: runs the process's default reactor with `args`,
 /// forking `workers` processes when they resolve to more than one (including facil.io's
-/// `threads: 0, workers: 0` and negative fractions; see
+/// both counts `0`, [`Concurrency::MatchOther`](fio_reactor::Concurrency::MatchOther), and
+/// negative fractions, [`Concurrency::FractionOfCores`](fio_reactor::Concurrency::FractionOfCores); see
 /// [`fio_reactor::expected_concurrency`]), and returns in the root once all of them stopped.
 /// With one worker it is exactly `fio_reactor::start`.
 ///
@@ -138,10 +141,10 @@ pub fn install() {
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{CallbackEvent, StartArgs};
+/// use fio_reactor::{CallbackEvent, Concurrency, StartArgs};
 /// fio_reactor::state_callback_add(CallbackEvent::OnStart, fio_reactor::stop);
 /// // One worker: no fork, a plain single-process run.
-/// fio_cluster::start(StartArgs { threads: 1, workers: 1, ..Default::default() })?;
+/// fio_cluster::start(StartArgs::new().threads(Concurrency::ONE).workers(Concurrency::ONE))?;
 /// # Ok::<(), fio_reactor::Error>(())
 /// ```
 pub fn start(args: StartArgs) -> Result<(), Error> {

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use fio_reactor::cluster::{self as hook, Role};
-use fio_reactor::{CallbackEvent, EngineKind, Error, Reactor, StartArgs, expected_concurrency};
+use fio_reactor::{
+    CallbackEvent, Concurrency, EngineKind, Error, Reactor, StartArgs, expected_concurrency,
+};
 use fio_sys::{Fork, Pid, PollFlags, SavedAction, Signal, SockAddr, WaitOptions};
 
 use crate::{BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER};
@@ -115,23 +117,20 @@ struct Watched {
 }
 
 /// Runs the cluster in the root until it stops; see the crate docs.
-pub(crate) fn run(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<(), Error> {
+pub(crate) fn run(reactor: &Reactor, args: StartArgs, workers: u16) -> Result<(), Error> {
     let (threads, _) = expected_concurrency(args.threads, args.workers);
-    let worker_args = StartArgs {
-        threads,
-        workers: 1,
-        ..args
-    };
-    let root_args = StartArgs {
-        threads: 1,
-        workers: 1,
-        engine: Some(EngineKind::Epoll),
-        signals: false,
-    };
+    // Resolved counts are at least 1, so `exactly` never falls back.
+    let per_worker = Concurrency::exactly(threads).unwrap_or(Concurrency::ONE);
+    let worker_args = args.threads(per_worker).workers(Concurrency::ONE);
+    let root_args = StartArgs::new()
+        .threads(Concurrency::ONE)
+        .workers(Concurrency::ONE)
+        .engine(EngineKind::Epoll)
+        .signals(false);
     let saved = catch_root_signals()?;
     let supervisor = Arc::new(Mutex::new(Supervisor {
         worker_args,
-        target: usize::try_from(workers).unwrap_or(1).max(1),
+        target: usize::from(workers).max(1),
         children: Vec::new(),
         failures: 0,
         next_spawn: Instant::now(),
@@ -155,7 +154,12 @@ pub(crate) fn run(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<()
     reactor.defer(move || {
         tick(&ticking);
         let every = Arc::clone(&ticking);
-        let started = fio_reactor::run_every(TICK, -1, move || tick(&every), || {});
+        let started = fio_reactor::run_every(
+            TICK,
+            fio_reactor::Repeat::Forever,
+            move || tick(&every),
+            || {},
+        );
         if let Err(error) = started {
             log::error!("the cluster's supervision timer failed: {error}");
             fio_reactor::stop();
@@ -459,7 +463,7 @@ impl Supervisor {
                 self.children.clear();
                 self.listeners.clear();
                 let saved = std::mem::take(&mut self.saved);
-                let workers = i16::try_from(self.target).unwrap_or(i16::MAX);
+                let workers = u16::try_from(self.target).unwrap_or(u16::MAX);
                 crate::worker::run(reactor, self.worker_args, workers, worker_link, saved)
             }
             Ok(Fork::Parent { child }) => {

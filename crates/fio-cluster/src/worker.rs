@@ -26,7 +26,7 @@ const START_FAILED_EXIT: i32 = 1;
 pub(crate) fn run(
     reactor: &Reactor,
     args: StartArgs,
-    workers: i16,
+    workers: u16,
     link: UnixStream,
     saved: Vec<SavedAction>,
 ) -> ! {

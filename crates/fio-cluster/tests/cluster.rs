@@ -165,11 +165,13 @@ fn state_callbacks_run_in_order_across_the_fork() {
 
 #[test]
 fn zero_and_zero_is_cores_by_cores() {
-    let (threads, workers) = fio_reactor::expected_concurrency(0, 0);
+    use fio_reactor::Concurrency;
+    let (threads, workers) =
+        fio_reactor::expected_concurrency(Concurrency::MatchOther, Concurrency::MatchOther);
     let mut server = Server::start(&["--threads", "0", "--workers", "0", "--events"]);
     let port = server.port();
     if workers > 1 {
-        server.serving(usize::try_from(workers).unwrap());
+        server.serving(usize::from(workers));
     }
     echo_once(port).unwrap();
     let status = server.stop();
@@ -179,12 +181,7 @@ fn zero_and_zero_is_cores_by_cores() {
         .iter()
         .filter(|l| l.text.starts_with("EVENT OnStart"))
         .count();
-    assert_eq!(
-        starts,
-        usize::try_from(workers).unwrap(),
-        "{:#?}",
-        server.history
-    );
+    assert_eq!(starts, usize::from(workers), "{:#?}", server.history);
     if workers > 1 {
         let announced = format!("starting {workers} workers of {threads} threads");
         assert!(server.history.iter().any(|l| l.text.contains(&announced)));
@@ -270,9 +267,15 @@ fn the_workers_share_the_connections_of_a_shared_listener() {
     let port = server.port();
     let workers = server.serving(2);
     let mut served: HashMap<i32, usize> = HashMap::new();
-    for _ in 0..40 {
+    // Which worker wins a given connection is the scheduler's call (on a loaded machine one
+    // can win 40 in a row), so connect until both served one, up to 200: a worker kept first
+    // for good takes all 200.
+    for _ in 0..200 {
         let mut stream = connect(port).unwrap();
         *served.entry(pid_of(&mut stream).unwrap()).or_default() += 1;
+        if workers.iter().all(|pid| served.contains_key(pid)) {
+            break;
+        }
     }
     assert!(
         workers.iter().all(|pid| served.contains_key(pid)),

@@ -13,19 +13,14 @@
 //! `drill server listening on ADDRESS (ENGINE engine, pid PID)` once it serves.
 #![forbid(unsafe_code)]
 
-#[path = "../examples/support/mod.rs"]
-#[allow(
-    dead_code,
-    reason = "the drill server uses part of the examples' support"
-)]
-mod support;
-
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use log::LevelFilter;
 
 use fio_reactor::{CallbackEvent, ListenArgs, Protocol, Reactor, Uuid};
+
+use fio_examples::support::{self, LogFailure};
 
 /// What `--help` prints.
 const USAGE: &str = "usage: drill_echo [--url URL | --port N] [--threads N] [--workers N]
@@ -84,10 +79,10 @@ impl Protocol for DrillEcho {
                 }
                 if drill.bulk_on.as_deref().is_some_and(|w| contains(chunk, w)) {
                     let bulk: Vec<u8> = (0..drill.bulk_bytes).map(pattern).collect();
-                    let _ = fio_reactor::write(uuid, &bulk);
+                    fio_reactor::write(uuid, &bulk).or_log("bulk answer");
                     continue;
                 }
-                let _ = fio_reactor::write(uuid, chunk);
+                fio_reactor::write(uuid, chunk).or_log("echo");
             }
         });
     }
@@ -146,7 +141,8 @@ fn main() -> ExitCode {
         }
         log::info!("io_uring refused by a seccomp filter");
     }
-    let _ = DRILL.set(drill);
+    // `main` runs once, so the cell is still empty: this always stores `drill`.
+    DRILL.get_or_init(|| drill);
     let reactor = Reactor::current();
     let on_open = |uuid: Uuid| {
         if let Err(error) = fio_reactor::attach(uuid, DrillEcho) {

@@ -8,13 +8,6 @@
 //! Usage: `cargo run -p fio-examples --example chat -- [--url URL | --port N] [--threads N]`,
 //! then in two terminals `nc 127.0.0.1 3000` and type.
 
-#[path = "support/mod.rs"]
-#[allow(
-    dead_code,
-    reason = "the servers' TLS and socket-activation helpers are unused here"
-)]
-pub(crate) mod support;
-
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,9 +15,11 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Payload, Protocol, Reactor, Uuid};
+use fio_reactor::{
+    CallbackEvent, Chunk, Error, ListenArgs, Payload, Protocol, Reactor, Repeat, Uuid,
+};
 
-use support::Options;
+use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
 const USAGE: &str = "usage: chat [--url URL | --port N] [--threads N]
@@ -75,7 +70,8 @@ impl Room {
         // Copy the list out: writes are queued, but the lock is not held across them.
         let peers: Vec<Uuid> = self.members().clone();
         for peer in peers.into_iter().filter(|&peer| peer != from) {
-            let _ = fio_reactor::write2(peer, Payload::from(payload.clone()), false);
+            fio_reactor::write2(peer, Payload::from(payload.clone()), false)
+                .or_log("relaying a line");
         }
     }
 }
@@ -93,8 +89,8 @@ impl Chat {
     fn line(&mut self, uuid: Uuid, line: &[u8]) -> bool {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line == b"/quit" {
-            let _ = fio_reactor::write2(uuid, Chunk::Static(b"Goodbye.\n"), false);
-            let _ = fio_reactor::close(uuid);
+            fio_reactor::write2(uuid, Chunk::Static(b"Goodbye.\n"), false).or_log("saying goodbye");
+            fio_reactor::close(uuid).or_log("closing after /quit");
             return false;
         }
         let mut message = Vec::with_capacity(self.name.len() + 3 + line.len());
@@ -150,11 +146,12 @@ fn on_open(uuid: Uuid, room: &Room) {
         return;
     }
     room.members().push(uuid);
-    let _ = fio_reactor::write2(
+    fio_reactor::write2(
         uuid,
         Chunk::Static(b"Welcome to the chat. Lines go to everyone else; /quit leaves.\n"),
         false,
-    );
+    )
+    .or_log("welcoming");
 }
 
 /// Listens on `url` for `reactor` with a fresh room; returns the listener's uuid and the room.
@@ -180,7 +177,7 @@ fn run(options: &Options) -> Result<(), Error> {
     let address = support::addresses(&[listener], &options.url);
     reactor.run_every(
         STATUS_EVERY,
-        -1,
+        Repeat::Forever,
         move || {
             log::info!(
                 "status: {} clients, {} lines relayed",

@@ -5,13 +5,6 @@
 //! Usage: `cargo run -p fio-examples --example client -- [--url URL | --port N]`, for
 //! example against `cargo run -p fio-examples --example http_hello -- --port 3000`.
 
-#[path = "support/mod.rs"]
-#[allow(
-    dead_code,
-    reason = "the servers' TLS and socket-activation helpers are unused here"
-)]
-pub(crate) mod support;
-
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,9 +12,9 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use fio_reactor::{ConnectArgs, Error, Protocol, Reactor, Uuid};
+use fio_reactor::{Concurrency, ConnectArgs, Error, Protocol, Reactor, Uuid};
 
-use support::Options;
+use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
 const USAGE: &str = "usage: client [--url URL | --port N] [--threads N]
@@ -73,7 +66,7 @@ impl Protocol for Client {
         // A server that keeps the connection open (ignoring HTTP/1.0) is done once the
         // `Content-Length` body is in; closing delivers the answer.
         if complete(&self.answer) {
-            let _ = fio_reactor::close(uuid);
+            fio_reactor::close(uuid).or_log("closing after the answer");
         }
     }
 
@@ -129,7 +122,9 @@ pub(crate) fn fetch(
             deliver(&opened, Err(format!("attaching failed: {error}")));
             return;
         }
-        let _ = fio_reactor::write(uuid, request.as_bytes());
+        if let Err(error) = fio_reactor::write(uuid, request.as_bytes()) {
+            deliver(&opened, Err(format!("sending the request failed: {error}")));
+        }
     })
     .on_fail(move |error| deliver(&failed, Err(format!("connecting failed: {error}"))))
     .timeout(CONNECT_TIMEOUT);
@@ -151,7 +146,7 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         stopper.stop();
     })?;
     let options = Options {
-        workers: 1,
+        workers: Concurrency::ONE,
         ..options.clone()
     };
     support::start(&options)?;

@@ -12,17 +12,17 @@
 //! [--threads N] [--workers N] [--raw]`, then `printf 'hello\n' | nc -q1 127.0.0.1 3000`.
 //! Ctrl-C (or SIGTERM) stops it gracefully.
 
-#[path = "support/mod.rs"]
-pub(crate) mod support;
-
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use log::LevelFilter;
 
-use fio_reactor::{CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, Uuid};
+use fio_reactor::{
+    CallbackEvent, Chunk, Error, ListenArgs, Protocol, Reactor, ShutdownResponse, Uuid,
+};
 
-use support::Options;
+use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
 const USAGE: &str = "usage: echo [--url URL | --port N] [--threads N] [--workers N] [--raw]
@@ -50,21 +50,21 @@ const READS_PER_CALL: usize = 64;
 pub(crate) struct Service {
     /// A pure byte echo instead of the spec's protocol.
     pub(crate) raw: bool,
-    /// The idle timeout in seconds that triggers `Server: Are you there?` (spec mode only).
-    pub(crate) timeout: u8,
+    /// The idle timeout that triggers `Server: Are you there?` (spec mode only).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Service {
     /// The spec's echo server: a 5-second timeout.
     pub(crate) const SPEC: Self = Self {
         raw: false,
-        timeout: 5,
+        timeout: Some(Duration::from_secs(5)),
     };
 
     /// The byte echo of `--raw`.
     pub(crate) const RAW: Self = Self {
         raw: true,
-        timeout: 0,
+        timeout: None,
     };
 }
 
@@ -83,13 +83,13 @@ impl Protocol for Echo {
             };
             let chunk = &buf[PREFIX.len()..PREFIX.len() + len];
             log::info!("Read: {}", String::from_utf8_lossy(chunk).trim_end());
-            let _ = fio_reactor::write(uuid, &buf[..PREFIX.len() + len]);
+            fio_reactor::write(uuid, &buf[..PREFIX.len() + len]).or_log("echo");
             if chunk
                 .get(..3)
                 .is_some_and(|start| start.eq_ignore_ascii_case(b"bye"))
             {
-                let _ = fio_reactor::write2(uuid, Chunk::Static(b"Goodbye.\n"), false);
-                let _ = fio_reactor::close(uuid);
+                fio_reactor::write2(uuid, Chunk::Static(b"Goodbye.\n"), false).or_log("goodbye");
+                fio_reactor::close(uuid).or_log("closing after bye");
                 return;
             }
         }
@@ -97,13 +97,14 @@ impl Protocol for Echo {
 
     fn on_timeout(&mut self, uuid: Uuid) {
         // Unlike the default, which closes: the prompt is activity, so the timer restarts.
-        let _ = fio_reactor::write2(uuid, Chunk::Static(b"Server: Are you there?\n"), false);
+        fio_reactor::write2(uuid, Chunk::Static(b"Server: Are you there?\n"), false)
+            .or_log("the prompt");
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         let farewell = b"Echo server shutting down\nGoodbye.\n";
-        let _ = fio_reactor::write2(uuid, Chunk::Static(farewell), false);
-        0
+        fio_reactor::write2(uuid, Chunk::Static(farewell), false).or_log("the farewell");
+        ShutdownResponse::CloseNow
     }
 
     fn on_close(&mut self, uuid: Uuid) {
@@ -122,7 +123,7 @@ impl Protocol for RawEcho {
                 match fio_reactor::read(uuid, buf) {
                     Ok(0) | Err(_) => return,
                     Ok(len) => {
-                        let _ = fio_reactor::write(uuid, &buf[..len]);
+                        fio_reactor::write(uuid, &buf[..len]).or_log("raw echo");
                     }
                 }
             }
@@ -150,8 +151,8 @@ fn on_open(uuid: Uuid, service: Service) {
         log::warn!("attaching connection {uuid} failed: {error}");
         return;
     }
-    let _ = fio_reactor::write2(uuid, Chunk::Static(b"Echo Service: Welcome\n"), false);
-    let _ = fio_reactor::timeout_set(uuid, service.timeout);
+    fio_reactor::write2(uuid, Chunk::Static(b"Echo Service: Welcome\n"), false).or_log("welcome");
+    fio_reactor::timeout_set(uuid, service.timeout).or_log("setting the idle timeout");
 }
 
 /// Listens on `url` for `reactor` with the echo service; returns the listener's uuid, whose

@@ -11,9 +11,6 @@
 //! [--threads N] [--workers N]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
 //! it gracefully.
 
-#[path = "support/mod.rs"]
-pub(crate) mod support;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +18,7 @@ use log::LevelFilter;
 
 use fio_reactor::{CallbackEvent, Error, ListenArgs, Protocol, Reactor, Uuid};
 
-use support::Options;
+use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
 const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--workers N]
@@ -137,7 +134,7 @@ impl Protocol for Hello {
         respond(uuid, complete);
         if too_large {
             log::warn!("connection {uuid}: a request head over {MAX_HEAD} bytes; closing");
-            let _ = fio_reactor::close(uuid);
+            fio_reactor::close(uuid).or_log("closing after an oversized head");
         }
     }
 }

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::thread;
 
-use fio_reactor::{Reactor, StartArgs};
+use fio_reactor::{Concurrency, Reactor, StartArgs};
 
 use echo::Service;
-use echo::support::Options;
+use fio_examples::support::Options;
 use util::{reactor, read_to_end, serve};
 
 /// Lines a client reads at most while waiting for one it expects.
@@ -75,7 +75,7 @@ fn an_idle_client_is_asked_and_stays_connected() {
     // The spec's timeout is 5 s; 1 s keeps the test short (the timer is checked once a second).
     let (reactor, addr) = server(Service {
         raw: false,
-        timeout: 1,
+        timeout: Some(std::time::Duration::from_secs(1)),
     });
     let skipped = serve(&reactor, addr, |stream| {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -134,7 +134,11 @@ fn the_command_line() {
     let parse = |args: &[&str]| Options::parse(args.iter().map(|arg| arg.to_string()), &["--raw"]);
     let defaults = parse(&[]).unwrap().unwrap();
     assert_eq!(defaults.url, "tcp://0.0.0.0:3000");
-    assert_eq!((defaults.threads, defaults.workers), (4, 1));
+    let four = Concurrency::exactly(4).unwrap();
+    assert_eq!(
+        (defaults.threads, defaults.workers),
+        (four, Concurrency::ONE)
+    );
     assert!(defaults.switches.is_empty());
 
     // The load benchmark's command line.
@@ -142,21 +146,21 @@ fn the_command_line() {
         .unwrap()
         .unwrap();
     assert_eq!(bench.url, "tcp://0.0.0.0:8080");
-    assert_eq!(bench.threads, 1);
+    assert_eq!(bench.threads, Concurrency::ONE);
     assert_eq!(bench.switches, ["--raw"]);
     assert_eq!(
         bench.start_args(),
-        StartArgs {
-            threads: 1,
-            ..StartArgs::default()
-        }
+        StartArgs::new().threads(Concurrency::ONE)
     );
 
     let url = parse(&["--url=tcp://127.0.0.1:0", "--workers=2", "--threads=-2"])
         .unwrap()
         .unwrap();
     assert_eq!(url.url, "tcp://127.0.0.1:0");
-    assert_eq!((url.threads, url.workers), (-2, 2));
+    // facil.io's signed counts: -2 is half the cores.
+    let half = Concurrency::FractionOfCores(2.try_into().unwrap());
+    let two = Concurrency::exactly(2).unwrap();
+    assert_eq!((url.threads, url.workers), (half, two));
 
     assert_eq!(parse(&["--help"]).unwrap(), None);
     for bad in [

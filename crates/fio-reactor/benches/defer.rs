@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use fio_reactor::{Reactor, StartArgs};
+use fio_reactor::{Concurrency, Reactor, StartArgs};
 use fio_test::{Ratio, SameRun};
 
 /// Tasks per defer iteration.
@@ -27,17 +27,13 @@ const TIMERS: usize = 10_000;
 /// Every timer's delay.
 const TIMER_DELAY: Duration = Duration::from_millis(1);
 
-fn reactor(threads: i16) -> Reactor {
-    Reactor::new(StartArgs {
-        threads,
-        workers: 1,
-        engine: None,
-        signals: false,
-    })
+fn reactor(threads: u16) -> Reactor {
+    let threads = Concurrency::exactly(threads).expect("at least one thread");
+    Reactor::new(StartArgs::new().threads(threads).signals(false))
 }
 
 /// Runs `TASKS` counting tasks on a fresh reactor; the last one stops it.
-fn reactor_defer(threads: i16) {
+fn reactor_defer(threads: u16) {
     let reactor = reactor(threads);
     let counter = Arc::new(AtomicUsize::new(0));
     for _ in 0..TASKS {
@@ -117,7 +113,7 @@ fn reactor_timers() {
             true
         };
         reactor
-            .run_every(TIMER_DELAY, 1, tick, || {})
+            .run_every(TIMER_DELAY, fio_reactor::Repeat::ONCE, tick, || {})
             .expect("valid timer");
     }
     reactor.start().expect("reactor runs");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fio_reactor::{CallbackEvent, Error, StartArgs};
+use fio_reactor::{CallbackEvent, Concurrency, Error, Repeat, StartArgs};
 
 fn main() -> Result<(), Error> {
     fio_reactor::state_callback_add(CallbackEvent::OnStart, || {
@@ -12,17 +12,16 @@ fn main() -> Result<(), Error> {
             println!("tick {ticks} on {}", fio_reactor::engine());
             true // keep going; the timer ends after its 3 repetitions
         };
+        let three = Repeat::times(3).expect("3 is not zero");
         // on_finish runs once the timer ends, on the reactor thread that ran it.
         let started =
-            fio_reactor::run_every(Duration::from_millis(100), 3, tick, fio_reactor::stop);
+            fio_reactor::run_every(Duration::from_millis(100), three, tick, fio_reactor::stop);
         if let Err(error) = started {
             eprintln!("timer refused: {error}");
         }
     });
     fio_reactor::state_callback_add(CallbackEvent::OnFinish, || println!("finished"));
     // Blocks until fio_reactor::stop(), SIGINT or SIGTERM.
-    fio_reactor::start(StartArgs {
-        threads: 2,
-        ..Default::default()
-    })
+    let two = Concurrency::exactly(2).expect("2 > 0");
+    fio_reactor::start(StartArgs::new().threads(two))
 }

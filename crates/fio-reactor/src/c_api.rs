@@ -1,20 +1,22 @@
 //! How facil.io's C API maps onto this crate (documentation only).
 //!
 //! Names drop the `fio_` prefix and keep the stem. Every free function acts on the current
-//! reactor (the one running the calling callback, else the process's default); the same
-//! operation exists as a [`Reactor`](crate::Reactor) method. The table grows as the crate
+//! reactor (the one running the calling callback, else the process's default; [`stop`](crate::stop)
+//! off the reactor stops every running one); the same operation exists as a
+//! [`Reactor`](crate::Reactor) method. The table grows as the crate
 //! implements more sections of the spec.
 //!
 //! ## Starting the IO reactor
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | adds `engine` and `signals` |
+//! | `struct fio_start_args` | [`StartArgs`](crate::StartArgs) | a builder (`StartArgs::new().threads(..).workers(..)`), `#[non_exhaustive]` with readable fields; adds `engine` and `signals`; the default is one process of one thread per core (facil.io's `0, 0` is cores × cores processes, which needs fio-cluster) |
+//! | `.threads`, `.workers` (`int16_t`) | [`Concurrency`](crate::Concurrency) | C's positive `n` is `Exactly(n)`, `-1` is `PerCore`, `-n` is `FractionOfCores(n)` (cores / n, at least 1), `0` is `MatchOther` (the other count's number; both `0`: cores × cores); [`Concurrency::from_c`](crate::Concurrency::from_c) converts C's value |
 //! | `fio_start(...)` | [`start`](crate::start), [`Reactor::start`](crate::Reactor::start) | returns `Result`; `workers > 1` runs the installed [`cluster::ProcessManager`](crate::cluster::ProcessManager) (`fio_cluster::install`, or `fio_cluster::start`), else is [`Error::ClusterRequired`](crate::Error::ClusterRequired) |
-//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | |
+//! | `fio_stop` | [`stop`](crate::stop), [`Reactor::stop`](crate::Reactor::stop) | inside a callback: the reactor running it; off the reactor (a plain thread): every running reactor of the process, the one the program built included; `Reactor::stop` on a clone stops just that one |
 //! | `fio_last_tick` | [`last_tick`](crate::last_tick) | a monotonic `Instant`, not a `timespec` |
 //! | `fio_engine` | [`engine`](crate::engine()), [`EngineKind`](crate::EngineKind) | `"io_uring"` (the default) or `"epoll"` (when io_uring is refused, or asked for with `FIO_ENGINE=epoll` or `poll`); never `"kqueue"` (Linux only) or `"poll"` (no `poll(2)` engine) |
-//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | returns the pair instead of writing through pointers |
+//! | `fio_expected_concurrency` | [`expected_concurrency`](crate::expected_concurrency) | takes two [`Concurrency`](crate::Concurrency) values; returns the pair (`u16`, each at least 1) instead of writing through `int16_t` pointers |
 //! | `fio_is_running` | [`is_running`](crate::is_running), [`running_workers`](crate::running_workers) | `is_running` is a `bool`; `running_workers` is the spec's count (0 stopped, 1 single process, the cluster's worker count in its root and workers) |
 //! | `fio_is_worker` | [`is_worker`](crate::is_worker) | |
 //! | `fio_is_master` | [`is_master`](crate::is_master) | |
@@ -44,7 +46,7 @@
 //! |---|---|---|
 //! | `fio_defer(task, udata1, udata2)` | [`defer`](crate::defer) | a `FnOnce` closure; cannot fail |
 //! | `fio_defer_io_task(uuid, task, udata)` | [`defer_io_task`](crate::defer_io_task) | `FnOnce(Uuid, Option<&mut dyn Protocol>)`; `None` is the spec's NULL-protocol fallback; always queued; stale uuid: fallback at once and `Err(InvalidUuid)` |
-//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every) | a `Duration`; the task returns `true` to go on (C: non-zero stops) |
+//! | `fio_run_every(ms, reps, task, u1, u2, on_finish)` | [`run_every`](crate::run_every), [`Repeat`](crate::Repeat) | a `Duration`; `reps` is a [`Repeat`](crate::Repeat): C's `-1` is `Repeat::Forever`, a positive count `Repeat::Times` (C's 0 and other negatives can't be written); the task returns `true` to go on (C: non-zero stops) |
 //! | `fio_defer_perform` | [`defer_perform`](crate::defer_perform) | |
 //! | `fio_defer_has_queue` | [`defer_has_queue`](crate::defer_has_queue) | |
 //!
@@ -53,11 +55,11 @@
 //! | C | Rust | Notes |
 //! |---|---|---|
 //! | `fio_protocol_s` | [`Protocol`](crate::Protocol) | a trait; every method has a default; `on_close` runs exactly once, last; `dyn Protocol::downcast_mut` replaces the C cast |
-//! | `on_shutdown`'s return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) | 0 closes now; 1..=254 keeps the connection that many seconds more (serving meanwhile), then the 8-second grace; 255 keeps it until every other connection of the reactor, on any thread, has closed, then closes it abruptly |
+//! | `on_shutdown`'s `uint8_t` return | [`Protocol::on_shutdown`](crate::Protocol::on_shutdown) → [`ShutdownResponse`](crate::ShutdownResponse) | C's 0 is `CloseNow`; 1..=254 seconds is `CloseAfter(`[`ShutdownDelay`](crate::ShutdownDelay)`)`, which keeps the connection that much longer (serving meanwhile; fractions of a second allowed, checked once a second; zero or longer than 254 s is [`Error::ShutdownDelayOutOfRange`](crate::Error::ShutdownDelayOutOfRange)), then the 8-second grace; 255 is `KeepOpen`, kept until every other connection of the reactor, on any thread, has closed, then closed abruptly; [`ShutdownResponse::from_c`](crate::ShutdownResponse::from_c) converts C's code |
 //! | `fio_attach(uuid, protocol)` | [`attach`](crate::attach) | `Err(InvalidUuid)` after running the protocol's `on_close`; a [`socket_uuid`](crate::socket_uuid)/[`accept_uuid`](crate::accept_uuid) socket is taken over under its uuid |
 //! | `fio_attach(uuid, NULL)` | [`detach`](crate::detach) | the hijack: no callbacks, connection stays open |
 //! | `fio_attach_fd(fd, protocol)` | [`attach_fd`](crate::attach_fd) | takes an `OwnedFd`, returns the uuid |
-//! | `fio_timeout_set` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get) | 0 means no timeout (facil.io: 300 s) |
+//! | `fio_timeout_set(uuid, uint8_t)` / `fio_timeout_get` | [`timeout_set`](crate::timeout_set), [`timeout_get`](crate::timeout_get), [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) | an `Option<Duration>`: C's 0 (no timeout, the default here; facil.io's listeners set 300 s) is `None`; 1..=255 s is `Some`; anything C's `uint8_t` couldn't hold (under a second, a fraction, over 255 s) is [`Error::TimeoutOutOfRange`](crate::Error::TimeoutOutOfRange), not truncated |
 //! | `fio_touch` | [`touch`](crate::touch) | |
 //! | `fio_force_event`, `enum fio_io_event` | [`force_event`](crate::force_event), [`IoEvent`](crate::IoEvent) | all three events, on the owner's next tick, from any thread; `OnReady` runs even with bytes queued |
 //! | `fio_suspend` | [`suspend`](crate::suspend) | also stops receiving until resumed |
@@ -80,7 +82,7 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_read` | [`read`](crate::read) | `Ok(0)` when nothing is buffered; on the owning thread only |
+//! | `fio_read` | [`read`](crate::read) | `Ok(0)` only when nothing is buffered now; the peer's end of stream, which `fio_read` also reported as 0, is `Err(`[`Error::Eof`](crate::Error::Eof)`)`; on the owning thread only |
 //! | `fio_write` | [`write`](crate::write()) | copies |
 //! | — | [`write_notify`](crate::write_notify) | a write (from any thread) whose callback learns the outcome: `Ok` once sent, [`Error::Unsent`](crate::Error::Unsent) when the connection failed or closed first, `InvalidUuid`/`Closing` when refused; facil.io's routed `fio_write` could not tell |
 //! | `fio_write2(.data.buf, .len, .offset, .dealloc, .urgent)` | [`write2`](crate::write2), [`Payload`](crate::Payload), [`Chunk`](crate::Chunk) | moves a `Vec`, pooled buffer or `&'static` bytes (slice it for `.offset`/`.len`); dropping it once sent is `.dealloc` (`FIO_DEALLOC_NOOP`: a `&'static` chunk) |
@@ -88,7 +90,7 @@
 //! | `fio_write2(.data.fd, .is_fd, .offset, .len, .keep_open)` | [`write2`](crate::write2) with a [`FileChunk`](crate::FileChunk) | [`FileChunk::new`](crate::FileChunk::new) closes the file when done, [`FileChunk::shared`](crate::FileChunk::shared) (an `Arc<File>`) is `.keep_open`; read a piece at a time (64 KiB, at most 4 queued), later writes wait behind it |
 //! | `fio_sendfile` | [`sendfile`](crate::sendfile) | `len` 0 sends to the end of the file |
 //! | `fio_read` / `fio_write` on a UDP socket | [`read`](crate::read), [`write`](crate::write()), [`read_from`](crate::read_from), [`write_to`](crate::write_to) | one call, one datagram; `read_from`/`write_to` add the peer's address, which facil.io's API could not give |
-//! | `fio_pending` | [`pending`](crate::pending) | owning thread only |
+//! | `fio_pending` | [`pending`](crate::pending) | owning thread only; includes the chunks a hook holds ([`RwHook::pending`](crate::RwHook::pending)) |
 //! | `fio_flush` | [`flush`](crate::flush()) | `Ok(true)` is 1 (data remains: in the hook, behind a file, or in the send queue), `Ok(false)` is 0, `Err` is -1; flushes the rw hook now, the send queue goes out at the end of the tick; owning thread only (`Err(ForeignThread)`, where facil.io set `EWOULDBLOCK`) |
 //! | `fio_flush_strong` | [`flush_strong`](crate::flush_strong) | returns once drained: on the owner it drives the engine (other events wait for the next tick), from outside the reactor it waits for the owner to drain; bounded by the 8-second grace (`Err` with `TimedOut`) instead of spinning forever; from another reactor thread `Err(ForeignThread)` (two threads waiting on each other) |
 //! | `fio_flush_all` | [`flush_all`](crate::flush_all), [`Reactor::flush_all`](crate::Reactor::flush_all) | every thread's connections; counts those still unsent: all threads' from outside the reactor (it waits up to a second for them), the calling thread's on a reactor thread (the others flush on their next tick, uncounted, so two threads can't wait on each other) |
@@ -106,7 +108,7 @@
 //!
 //! | C | Rust | Notes |
 //! |---|---|---|
-//! | `fio_rw_hook_s` | [`RwHook`](crate::RwHook), [`HookIo`](crate::HookIo) | a trait; `udata` is the hook's own state; `cleanup` is its `Drop`; methods reach raw bytes only through `HookIo` (a reactor call from a hook panics, closing the connection, instead of deadlocking); `write` takes the whole chunk (no `EWOULDBLOCK`); adds `buffered` for decoded bytes held |
+//! | `fio_rw_hook_s` | [`RwHook`](crate::RwHook), [`HookIo`](crate::HookIo) | a trait; `udata` is the hook's own state; `cleanup` is its `Drop`; methods reach raw bytes only through `HookIo` (a reactor call from a hook panics, closing the connection, instead of deadlocking); `write` takes the whole chunk (no `EWOULDBLOCK`); adds `buffered` for decoded bytes held, `pending` for written chunks held (counted by [`pending`](crate::pending)) and `write_borrowed` for [`write`](crate::write())'s lent bytes (encode without copying them first); [`HookIo::receive_buffer`](crate::HookIo::receive_buffer) lends received buffers to decode in place and [`HookIo::send_buffer`](crate::HookIo::send_buffer) gives pooled buffers to encode into (no copy after the hook's own) |
 //! | `fio_rw_hook_set(uuid, hooks, udata)` | [`rw_hook_set`](crate::rw_hook_set) | the old hook's `Drop` runs; stale uuid: the new hook is dropped and `Err(InvalidUuid)` |
 //! | `fio_rw_hook_replace_unsafe` | [`HookIo::replace_with`](crate::HookIo::replace_with) | only reachable from inside a hook, hence safe; no cleanup: the old hook moves into the closure that makes the new one (keep it, wrap it, or drop it); [`HookIo::replace`](crate::HookIo::replace) is the shorthand that cleans the old hook up |
 //! | `FIO_DEFAULT_RW_HOOKS` | [`DefaultHook`](crate::DefaultHook) | every `RwHook` method defaults to the plain path; setting it removes the hook |

@@ -44,7 +44,7 @@ pub trait ProcessManager: Send + Sync + 'static {
     /// # Errors
     /// Whatever keeps the cluster from starting, as an [`Error`] (typically
     /// [`Error::Cluster`]).
-    fn start(&self, reactor: &Reactor, args: StartArgs, workers: i16) -> Result<(), Error>;
+    fn start(&self, reactor: &Reactor, args: StartArgs, workers: u16) -> Result<(), Error>;
 }
 
 /// The installed process manager.
@@ -59,7 +59,7 @@ static MANAGER: OnceLock<&'static dyn ProcessManager> = OnceLock::new();
 /// #[derive(Debug)]
 /// struct Refuse;
 /// impl ProcessManager for Refuse {
-///     fn start(&self, _: &Reactor, _: StartArgs, workers: i16) -> Result<(), fio_reactor::Error> {
+///     fn start(&self, _: &Reactor, _: StartArgs, workers: u16) -> Result<(), fio_reactor::Error> {
 ///         Err(fio_reactor::Error::ClusterRequired { workers })
 ///     }
 /// }
@@ -102,7 +102,7 @@ pub fn role() -> Role {
 ///
 /// # Errors
 /// As [`Reactor::start`], except [`Error::ClusterRequired`].
-pub fn run_root(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<(), Error> {
+pub fn run_root(reactor: &Reactor, args: StartArgs, workers: u16) -> Result<(), Error> {
     set_role(Role::Root, workers);
     run(reactor, args)
 }
@@ -113,7 +113,7 @@ pub fn run_root(reactor: &Reactor, args: StartArgs, workers: i16) -> Result<(), 
 /// `master_only` sockets still parked, and marks the process as a worker of `workers`.
 ///
 /// Call it first thing in the child, before raising `AfterFork`.
-pub fn enter_worker(reactor: &Reactor, workers: i16) {
+pub fn enter_worker(reactor: &Reactor, workers: u16) {
     forget_after_fork();
     forget_current_after_fork();
     set_role(Role::Worker, workers);

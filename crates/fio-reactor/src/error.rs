@@ -9,6 +9,11 @@ use crate::uuid::Uuid;
 ///
 /// Bad input is reported here rather than by a panic; every variant keeps the operating-system
 /// cause, when there is one, in its `source`.
+///
+/// A connection call made off the connection's owner thread is routed, and returns `Ok` once
+/// routed: an error on arrival reaches only the log. [`write_notify`](crate::write_notify)
+/// reports a write's outcome to its caller instead; see the crate docs' "Threads and
+/// callbacks".
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,7 +27,7 @@ pub enum Error {
     )]
     ClusterRequired {
         /// The worker count that `expected_concurrency` resolved to.
-        workers: i16,
+        workers: u16,
     },
     /// The process manager (`fio-cluster`) could not run the cluster.
     #[error("the cluster failed: {what}")]
@@ -36,9 +41,14 @@ pub enum Error {
     /// `run_every` was given a zero interval, which would fire in a busy loop.
     #[error("a timer interval must be greater than zero")]
     ZeroInterval,
-    /// `run_every` was given a repetition count other than `-1` (forever) or a positive number.
-    #[error("timer repetitions must be -1 (forever) or positive, got {0}")]
-    InvalidRepetitions(i32),
+    /// An idle timeout was under a second, over [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) (255 s), or
+    /// not whole seconds.
+    #[error("an idle timeout must be whole seconds from 1 to 255, got {0:?}")]
+    TimeoutOutOfRange(std::time::Duration),
+    /// A shutdown delay was zero or longer than
+    /// [`ShutdownDelay::MAX`](crate::ShutdownDelay::MAX) (254 s).
+    #[error("a shutdown delay must be above zero and at most 254 s, got {0:?}")]
+    ShutdownDelayOutOfRange(std::time::Duration),
     /// An engine name (from `FIO_ENGINE` or parsed text) is not one of `uring`, `epoll`, `poll`.
     #[error("unknown IO engine {name:?}: expected uring, epoll or poll")]
     UnknownEngine {
@@ -91,6 +101,11 @@ pub enum Error {
     /// The connection is closing, so it takes no more writes.
     #[error("connection {0} is closing")]
     Closing(Uuid),
+    /// [`read`](crate::read) found nothing buffered and the peer has ended its side of the
+    /// stream: no more bytes will come. (`Ok(0)` from `read` means only "nothing buffered
+    /// now".)
+    #[error("connection {0} reached the end of its stream")]
+    Eof(Uuid),
     /// `read` or `pending` was called outside the reactor thread that owns the connection.
     #[error("connection {0} belongs to another reactor thread; call this from its callbacks")]
     ForeignThread(Uuid),
@@ -166,9 +181,10 @@ impl From<Error> for io::Error {
         let kind = match &error {
             Error::AlreadyRunning => io::ErrorKind::ResourceBusy,
             Error::ClusterRequired { .. } => io::ErrorKind::Unsupported,
-            Error::ZeroInterval | Error::InvalidRepetitions(_) | Error::UnknownEngine { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::ZeroInterval
+            | Error::ShutdownDelayOutOfRange(_)
+            | Error::TimeoutOutOfRange(_)
+            | Error::UnknownEngine { .. } => io::ErrorKind::InvalidInput,
             Error::Engine { source, .. }
             | Error::SpawnThread { source, .. }
             | Error::Signal { source }
@@ -176,6 +192,7 @@ impl From<Error> for io::Error {
             Error::CallbackNotFound(_) => io::ErrorKind::NotFound,
             Error::InvalidUuid(_) => io::ErrorKind::NotConnected,
             Error::Closing(_) => io::ErrorKind::BrokenPipe,
+            Error::Eof(_) => io::ErrorKind::UnexpectedEof,
             Error::ForeignThread(_) => io::ErrorKind::Unsupported,
             Error::Url(_) | Error::TlsRequired { .. } => io::ErrorKind::InvalidInput,
             Error::EnvNotFound { .. } | Error::NoProtocol(_) => io::ErrorKind::NotFound,

@@ -9,20 +9,89 @@
 //! # Connections
 //!
 //! [`listen`] and [`connect`] open connections, each named by a [`Uuid`]; a [`Protocol`]
-//! attached to it (from `on_open`, with [`attach`]) gets its callbacks on the reactor thread
-//! that owns it, never two at once. [`read`], [`write`](write()), [`close`] and the other connection
-//! functions work from any thread: a process-wide table routes a uuid to its owner, and a
-//! stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. A call routed
-//! from another thread can only fail in the log once it reaches the owner; a caller that must
-//! know whether its bytes went out uses [`write_notify`] (or [`flush_strong`], which waits
-//! until the connection drained). See the [`Protocol`] example for an echo server.
+//! attached to it (from `on_open`, with [`attach`]) gets its callbacks. [`read`],
+//! [`write`](write()), [`close`] and the other connection functions take the uuid, from any
+//! thread; a stale uuid (closed, or its descriptor reused) is [`Error::InvalidUuid`]. Which
+//! thread runs what, and what a call from another thread reports, is the next section. See the
+//! [`Protocol`] example for an echo server.
+//!
+//! # Threads and callbacks
+//!
+//! This section is the one place that says it; everything else links here. It decides whether
+//! your state needs a lock.
+//!
+//! **The owner thread.** Every connection (and listener) belongs to one reactor thread, its
+//! *owner*, from its open to its `on_close`:
+//! - an accepted connection: the reactor's threads take turns (round robin over all of them,
+//!   whichever thread accepted it), so one listener's connections spread over every thread;
+//! - a listener, a [`connect`], an [`attach_fd`], a [`socket_uuid`] handed to [`attach`]: the
+//!   reactor thread that made the call, or thread 0 (the thread running `start`) when made
+//!   from outside the reactor (a plain thread, or before `start`).
+//!
+//! **Who runs what.**
+//!
+//! | Code | Runs on |
+//! |---|---|
+//! | a listener's `on_open` | the new connection's owner (after the hand-over), not necessarily the thread that accepted it |
+//! | a connector's `on_open`, `on_fail`, `on_finish`; a listener's `on_finish` | its owner |
+//! | [`Protocol`] callbacks (`on_data`, `on_ready`, `on_timeout`, `on_shutdown`, `on_close`), [`RwHook`] methods, [`defer_io_task`] tasks, [`write_notify`] callbacks | the owner; one at a time per connection, but different connections' callbacks run in parallel on different threads |
+//! | [`defer`] tasks | any reactor thread: the deferring thread's own queue first, and idle threads steal |
+//! | a [`run_every`] task and its `on_finish` | the thread that added the timer (from outside the reactor: the first thread to pick it up), always the same one |
+//! | `OnInitialize`, `PreStart`, `OnStart`, `OnFinish` | the thread that called `start`, before the reactor threads run / after they stopped |
+//! | `OnShutdown` | thread 0, while the other threads still work |
+//! | `AtExit` | the default reactor's: the thread ending the free [`start`], else the exiting thread; a [`Reactor`] value's: the thread dropping its last handle |
+//! | `OnIdle` | as deferred tasks: any thread, possibly several at once |
+//! | a forced event ([`state_callback_force`], `OnUsr`) | the calling thread |
+//! | ALPN callbacks (`fio-tls`) | a deferred task after the handshake: usually the owner, any reactor thread when stolen |
+//!
+//! So a protocol's own fields (`&mut self`) need no lock. State shared by several connections,
+//! tasks or timers needs `Arc` with a lock or atomics once `threads > 1`; with `threads: 1`
+//! everything runs on one thread (the closures must still be `Send`).
+//!
+//! **Calls from another thread.** On the owner, a connection function acts at once. Elsewhere
+//! (another reactor thread, a plain thread) [`write`](write()), [`write2`], [`close`],
+//! [`timeout_set`], [`force_event`], [`attach`] and the like are routed to the owner and take
+//! effect on its next tick, in order; they return `Ok` once routed, so a failure when the call
+//! arrives (the connection closed meanwhile) only reaches the log (`log::debug!`). A program
+//! that must know whether its bytes went out uses [`write_notify`] (its callback gets `Ok` or
+//! [`Error::Unsent`]/[`Error::InvalidUuid`]/[`Error::Closing`]) or [`flush_strong`] (waits
+//! until drained). [`read`], [`pending`], [`flush`](flush()) and [`protocol_try_lock`] answer
+//! about the owner's queues and work on the owner only ([`Error::ForeignThread`] elsewhere);
+//! [`defer_io_task`] runs code on the owner.
+//!
+//! **No re-entrancy, with named exceptions.** A call on *another* connection from inside a
+//! callback never runs that connection's protocol before returning: [`close`] and
+//! [`force_close`] mark it closing, and its `on_close` runs later on its owner, once the engine
+//! reports it closed; [`write`](write()) only queues; [`force_event`] and [`defer_io_task`]
+//! run on a later tick. These run user code before they return, on the calling thread:
+//! - [`attach`] and [`detach`] on a connection of this thread that is not inside one of its
+//!   own callbacks run the replaced protocol's `on_close` (inside its own callback: after that
+//!   callback returns); on a stale uuid, `attach` runs the given protocol's `on_close`;
+//! - [`uuid_env_set`] (replacing a key) and [`uuid_env_remove`] run the object's cleanup;
+//! - [`write_notify`] refused at the call (a stale uuid) runs its callback, and
+//!   [`defer_io_task`] on a stale uuid runs its task with `None`;
+//! - [`defer_perform`] runs queued tasks, [`state_callback_force`] the event's callbacks.
+//!
+//! Don't hold a lock across these that the code they run takes (a `std` lock would deadlock
+//! or panic). `tests/threads_callbacks.rs` checks both sides.
+//!
+//! **Panics.** A panic in a callback, task or timer is caught and logged (`log::error!`) and
+//! the process and its thread go on: a panicking protocol callback closes its connection
+//! abruptly (its `on_close` still runs), a task is dropped, a timer ends (its `on_finish`
+//! runs). Unwinding releases the locks the panicking code held, but a `std::sync::Mutex` held
+//! across the panic is *poisoned*: later `lock()` calls return `Err(PoisonError)` (take the data
+//! anyway with `PoisonError::into_inner`, or use a lock without poisoning, such as
+//! `parking_lot`'s). Built with `panic = "abort"`, nothing is caught.
 //!
 //! # Model
 //!
 //! One reactor per process is facil.io's model and the default here: the free functions
-//! ([`start`], [`stop`], [`defer`], [`run_every`], [`state_callback_add`], ...) act on the
-//! process's default reactor, or, inside a callback or task, on the reactor running it. A
-//! reactor is also a value ([`Reactor`]), so tests and libraries can run their own.
+//! ([`start`], [`defer`], [`run_every`], [`state_callback_add`], ...) act on the process's
+//! default reactor, or, inside a callback or task, on the reactor running it. A reactor is
+//! also a value ([`Reactor`]), so tests and libraries can run their own. [`stop`] called off
+//! the reactor (a plain thread, a signal-watching thread) stops every running reactor of the
+//! process, the one the program built included; [`Reactor::stop`] on a clone stops only
+//! that one.
 //!
 //! More than one worker process is `fio-cluster`'s job: it plugs into [`cluster`], and
 //! without it `start` refuses `workers > 1` with [`Error::ClusterRequired`].
@@ -40,15 +109,17 @@
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
-//! use fio_reactor::{CallbackEvent, Reactor, StartArgs};
+//! use fio_reactor::{CallbackEvent, Concurrency, Reactor, StartArgs};
 //!
-//! let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+//! let two = Concurrency::exactly(2).expect("2 > 0");
+//! let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 //! let ticks = Arc::new(AtomicUsize::new(0));
 //! let counted = Arc::clone(&ticks);
 //! reactor.state_callback_add(CallbackEvent::OnStart, move || {
 //!     let counted = Arc::clone(&counted);
 //!     // Five ticks, 1 ms apart; then stop the reactor running this callback.
-//!     fio_reactor::run_every(Duration::from_millis(1), 5, move || {
+//!     let five = fio_reactor::Repeat::times(5).expect("5 is not zero");
+//!     fio_reactor::run_every(Duration::from_millis(1), five, move || {
 //!         counted.fetch_add(1, Ordering::SeqCst);
 //!         true
 //!     }, fio_reactor::stop).expect("valid timer");
@@ -107,16 +178,16 @@ pub mod c_api;
 
 use std::time::{Duration, Instant};
 
-pub use args::{StartArgs, expected_concurrency};
+pub use args::{Concurrency, StartArgs, expected_concurrency};
 pub use conn::{
     ConnectArgs, DefaultHook, FileChunk, HookIo, IoEvent, ListenArgs, Payload, Protocol,
-    ProtocolGuard, RECONNECT_DELAY, RwHook, SocketRole, Tls, accept, accept_uuid, attach,
-    attach_fd, capa, close, connect, defer_io_task, detach, fd2uuid, flush, flush_all,
-    flush_strong, force_close, force_event, is_closed, is_valid, listen, local_addr,
-    local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read, read_from,
-    rw_hook_set, sendfile, set_non_block, socket, socket_uuid, suspend, timeout_get, timeout_set,
-    touch, uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset, write, write_notify,
-    write_to, write2,
+    ProtocolGuard, RECONNECT_DELAY, RwHook, ShutdownDelay, ShutdownResponse, SocketRole,
+    TIMEOUT_MAX, Tls, accept, accept_uuid, attach, attach_fd, capa, close, connect, defer_io_task,
+    detach, fd2uuid, flush, flush_all, flush_strong, force_close, force_event, is_closed, is_valid,
+    listen, local_addr, local_host_name, peer_addr, pending, ping_eternal, protocol_try_lock, read,
+    read_from, rw_hook_set, sendfile, set_non_block, socket, socket_uuid, suspend, timeout_get,
+    timeout_set, touch, uuid_env_remove, uuid_env_set, uuid_env_set_with, uuid_env_unset, write,
+    write_notify, write_to, write2,
 };
 pub use engine::EngineKind;
 pub use error::Error;
@@ -132,6 +203,7 @@ pub use reactor::Reactor;
 pub use shared::{SHARED_PAYLOAD_SIZES, shared_payload};
 pub use signal::{reap_children, signal_handler_reset};
 pub use state::{CallbackEvent, CallbackId};
+pub use timer::Repeat;
 pub use uuid::Uuid;
 
 /// Starts the process's default reactor with `args` and blocks until it stops (facil.io's
@@ -148,9 +220,9 @@ pub use uuid::Uuid;
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{CallbackEvent, StartArgs};
+/// use fio_reactor::{CallbackEvent, Concurrency, StartArgs};
 /// fio_reactor::state_callback_add(CallbackEvent::OnStart, fio_reactor::stop);
-/// fio_reactor::start(StartArgs { threads: 1, ..Default::default() })?;
+/// fio_reactor::start(StartArgs::new().threads(Concurrency::ONE))?;
 /// assert!(!fio_reactor::is_running());
 /// # Ok::<(), fio_reactor::Error>(())
 /// ```
@@ -163,18 +235,43 @@ pub fn start(args: StartArgs) -> Result<(), Error> {
     result
 }
 
-/// Stops the current reactor (see [`Reactor::current`]); `start` returns after its shutdown
-/// sequence. A no-op when it isn't running.
+/// Stops the reactor (facil.io's `fio_stop`); its `start` returns after the shutdown
+/// sequence.
+///
+/// - Inside a callback, task or timer, or on a reactor thread: the reactor running it.
+/// - Anywhere else (a plain thread, `main` while another thread runs `start`): every reactor
+///   of this process that is running, whether the default or a [`Reactor`] the program built,
+///   as facil.io's one reactor per process would. To stop one reactor among several, keep a
+///   clone of it (a `Reactor` is `Send + Sync + Clone`) and call [`Reactor::stop`].
+///
+/// A no-op when nothing runs.
 ///
 /// # Examples
 /// ```
-/// fio_reactor::stop(); // nothing runs: nothing happens
+/// use fio_reactor::{CallbackEvent, Concurrency, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
+/// let (started, on_start) = std::sync::mpsc::sync_channel(1);
+/// reactor.state_callback_add(CallbackEvent::OnStart, move || {
+///     let _ = started.try_send(());
+/// });
+/// let runner = reactor.clone();
+/// let run = std::thread::spawn(move || runner.start());
+/// on_start.recv().expect("the reactor started");
+/// fio_reactor::stop(); // from this plain thread: stops `reactor`, not the default one
+/// run.join().expect("reactor thread")?;
+/// assert!(!reactor.is_running());
+/// # Ok::<(), fio_reactor::Error>(())
 /// ```
 pub fn stop() {
-    Reactor::current().stop();
+    match Reactor::on_this_thread() {
+        Some(reactor) => reactor.stop(),
+        None => Reactor::stop_running(),
+    }
 }
 
-/// Whether the current reactor is running.
+/// Whether the current reactor ([`Reactor::current`]: the one running the calling callback,
+/// else the process's default) is running. A program that built its own [`Reactor`] asks it:
+/// [`Reactor::is_running`].
 ///
 /// # Examples
 /// ```
@@ -242,19 +339,18 @@ pub fn defer_has_queue() -> bool {
 /// Runs a repeating timer on the current reactor; see [`Reactor::run_every`].
 ///
 /// # Errors
-/// `on_finish` has run before either of these returns:
-/// - [`Error::ZeroInterval`] when `interval` is zero;
-/// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+/// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
 ///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// let bad = fio_reactor::run_every(Duration::ZERO, 1, || true, || {});
+/// use fio_reactor::Repeat;
+/// let bad = fio_reactor::run_every(Duration::ZERO, Repeat::ONCE, || true, || {});
 /// assert!(matches!(bad, Err(fio_reactor::Error::ZeroInterval)));
 /// ```
 pub fn run_every<T, F>(
     interval: Duration,
-    repetitions: i32,
+    repeat: Repeat,
     task: T,
     on_finish: F,
 ) -> Result<(), Error>
@@ -262,7 +358,7 @@ where
     T: FnMut() -> bool + Send + 'static,
     F: FnOnce() + Send + 'static,
 {
-    Reactor::current().run_every(interval, repetitions, task, on_finish)
+    Reactor::current().run_every(interval, repeat, task, on_finish)
 }
 
 /// Adds a state callback to the current reactor; see [`Reactor::state_callback_add`].

@@ -8,7 +8,7 @@
 //! #83).
 
 use std::process;
-use std::sync::atomic::{AtomicI16, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, Ordering};
 
 /// The root process's pid, or 0 before any reactor started.
 static ROOT_PID: AtomicU32 = AtomicU32::new(0);
@@ -17,7 +17,7 @@ static ROOT_PID: AtomicU32 = AtomicU32::new(0);
 static ROLE: AtomicU8 = AtomicU8::new(Role::Single as u8);
 
 /// How many worker processes the cluster runs (0: no cluster).
-static WORKERS: AtomicI16 = AtomicI16::new(0);
+static WORKERS: AtomicU16 = AtomicU16::new(0);
 
 /// What this process does in a cluster (see [`cluster`](crate::cluster)).
 #[non_exhaustive]
@@ -42,7 +42,7 @@ pub(crate) fn role() -> Role {
 }
 
 /// Sets this process's role; the root also records its pid and the worker count.
-pub(crate) fn set_role(role: Role, workers: i16) {
+pub(crate) fn set_role(role: Role, workers: u16) {
     if role == Role::Root {
         note_root();
     }
@@ -101,7 +101,7 @@ pub fn is_worker() -> bool {
 /// ```
 /// assert_eq!(fio_reactor::running_workers(), 0);
 /// ```
-pub fn running_workers() -> i16 {
+pub fn running_workers() -> u16 {
     if !crate::is_running() {
         return 0;
     }

@@ -23,7 +23,7 @@ use crate::process::{self, Role};
 use crate::signal;
 use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
 use crate::thread::{Local, ThreadSlot};
-use crate::timer::Timer;
+use crate::timer::{Repeat, Timer};
 
 thread_local! {
     /// The reactor the free functions act on from this thread, when it is not the default.
@@ -32,6 +32,11 @@ thread_local! {
 
 /// The process's default reactor, built on first use with [`StartArgs::default`].
 static DEFAULT: OnceLock<Reactor> = OnceLock::new();
+
+/// Every reactor of this process whose `start` is in progress, so the free
+/// [`stop`](crate::stop) called off the reactor (a plain thread) finds the one the program
+/// built, not only the default. Weak: a running reactor is kept alive by its `start` call.
+static RUNNING: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 
 /// An IO reactor: its threads, defer queue, timers and state callbacks.
 ///
@@ -49,9 +54,10 @@ static DEFAULT: OnceLock<Reactor> = OnceLock::new();
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use fio_reactor::{Reactor, StartArgs};
+/// use fio_reactor::{Concurrency, Reactor, StartArgs};
 ///
-/// let reactor = Reactor::new(StartArgs { threads: 2, signals: false, ..Default::default() });
+/// let two = Concurrency::exactly(2).expect("2 > 0");
+/// let reactor = Reactor::new(StartArgs::new().threads(two).signals(false));
 /// let done = Arc::new(AtomicUsize::new(0));
 /// for _ in 0..100 {
 ///     let done = Arc::clone(&done);
@@ -110,7 +116,7 @@ pub(crate) struct Inner {
     exit_threads: AtomicBool,
     /// How many threads have begun shutting their connections down (this run).
     shutdown_begun: AtomicUsize,
-    /// How many threads still have connections that aren't lingering (`on_shutdown`'s 255):
+    /// How many threads still have connections that aren't lingering (`on_shutdown`'s `KeepOpen`):
     /// lingering connections close once this is 0 on every thread.
     shutdown_draining: AtomicUsize,
     /// Reference point for `last_tick`, which is kept as nanoseconds after it.
@@ -202,6 +208,25 @@ impl Reactor {
             })
     }
 
+    /// The reactor running on this thread (a reactor thread, or a callback's), if any; unlike
+    /// [`current`](Self::current), never the default reactor.
+    pub(crate) fn on_this_thread() -> Option<Self> {
+        CURRENT.with(|current| current.borrow().clone())
+    }
+
+    /// Stops every reactor of this process that is running; see [`stop`](crate::stop).
+    pub(crate) fn stop_running() {
+        let running: Vec<Self> = RUNNING
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Self::from_inner)
+            .collect();
+        for reactor in running {
+            reactor.stop();
+        }
+    }
+
     /// Whether two handles refer to the same reactor.
     ///
     /// # Examples
@@ -268,7 +293,7 @@ impl Reactor {
     /// Runs `threads` reactor threads in this process, in its [`Role`]: a cluster's root skips
     /// `OnStart` (it is a worker event), a worker skips `OnInitialize` and `PreStart` (the root
     /// ran them).
-    pub(crate) fn run_threads(&self, args: StartArgs, threads: i16) -> Result<(), Error> {
+    pub(crate) fn run_threads(&self, args: StartArgs, threads: u16) -> Result<(), Error> {
         let role = process::role();
         let inner = &self.inner;
         if inner
@@ -278,7 +303,6 @@ impl Reactor {
         {
             return Err(Error::AlreadyRunning);
         }
-        let _running = RunningGuard(inner);
         for flag in [
             &inner.stop_requested,
             &inner.shutdown_started,
@@ -288,10 +312,12 @@ impl Reactor {
         }
         inner.shutdown_begun.store(0, Ordering::SeqCst);
         inner.shutdown_draining.store(0, Ordering::SeqCst);
+        // Listed for the free `stop` only now, so its request isn't reset by the lines above.
+        let _running = RunningGuard::enter(inner);
         let kind = Self::choose_engine(args.engine);
         // Every thread builds its engine (on itself) before any callback runs, so a failure
         // leaves no trace.
-        let crew = Crew::assemble(inner, kind, usize::try_from(threads).unwrap_or(1))?;
+        let crew = Crew::assemble(inner, kind, usize::from(threads))?;
         // Report the engine that actually runs, which is the backend's to say.
         *inner.engine.lock() = Some(crew.kind());
         let _current = CurrentGuard::install(self.clone());
@@ -400,8 +426,10 @@ impl Reactor {
     /// Queues a task to run on one of the reactor's threads.
     ///
     /// From a reactor thread the task goes to that thread's own queue (idle threads steal from
-    /// it); from anywhere else it goes to the shared queue. Tasks deferred before `start` run
-    /// once it starts. A panicking task is logged and the thread goes on.
+    /// it); from anywhere else it goes to the shared queue. Either way any reactor thread may
+    /// run it (idle threads steal), so what it shares needs `Send + Sync` sharing (see the
+    /// crate docs' "Threads and callbacks"). Tasks deferred before `start` run once it starts.
+    /// A panicking task is logged and the thread goes on.
     ///
     /// # Examples
     /// ```
@@ -446,30 +474,28 @@ impl Reactor {
             || self.inner.queue.has_queue()
     }
 
-    /// Runs `task` every `interval`, `repetitions` times (`-1`: forever), until it returns
-    /// `false`; then, and in every other case, runs `on_finish` once.
+    /// Runs `task` every `interval`, as often as `repeat` says ([`Repeat::Forever`] or
+    /// [`Repeat::Times`]), until it returns `false`; then, and in every other case, runs
+    /// `on_finish` once.
     ///
     /// The first run is one interval from now. Deadlines follow the plan, not the runs, so the
     /// timer doesn't drift; ticks missed while the thread was busy are skipped. The timer lives
     /// on the reactor thread that added it, or (when added from elsewhere) on the first thread
-    /// to pick it up. A panicking task is logged and ends the timer. When the reactor stops,
-    /// its timers end; `on_finish` runs then.
+    /// to pick it up; every run and `on_finish` happen on that thread. A panicking task is
+    /// logged and ends the timer. When the reactor stops, its timers end; `on_finish` runs
+    /// then.
     ///
     /// # Errors
-    /// `on_finish` has run before either of these returns:
-    /// - [`Error::ZeroInterval`] when `interval` is zero;
-    /// - [`Error::InvalidRepetitions`] when `repetitions` is 0 or below -1.
+    /// - [`Error::ZeroInterval`] when `interval` is zero; `on_finish` has run by then.
     ///
     /// # Examples
     /// ```
+    /// use fio_reactor::Repeat;
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::time::Duration;
-    /// let reactor = fio_reactor::Reactor::new(fio_reactor::StartArgs {
-    ///     threads: 1,
-    ///     signals: false,
-    ///     ..Default::default()
-    /// });
+    /// use fio_reactor::{Concurrency, StartArgs};
+    /// let reactor = fio_reactor::Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
     /// let ticks = Arc::new(AtomicUsize::new(0));
     /// let counted = Arc::clone(&ticks);
     /// let tick = move || {
@@ -477,7 +503,8 @@ impl Reactor {
     ///     true
     /// };
     /// // The third tick ends the timer, whose on_finish stops the reactor.
-    /// reactor.run_every(Duration::from_millis(1), 3, tick, fio_reactor::stop)?;
+    /// let three = Repeat::times(3).expect("3 is not zero");
+    /// reactor.run_every(Duration::from_millis(1), three, tick, fio_reactor::stop)?;
     /// reactor.start()?;
     /// assert_eq!(ticks.load(Ordering::SeqCst), 3);
     /// # Ok::<(), fio_reactor::Error>(())
@@ -485,7 +512,7 @@ impl Reactor {
     pub fn run_every<T, F>(
         &self,
         interval: Duration,
-        repetitions: i32,
+        repeat: Repeat,
         task: T,
         on_finish: F,
     ) -> Result<(), Error>
@@ -496,7 +523,7 @@ impl Reactor {
         let timer = Timer::new(
             Instant::now(),
             interval,
-            repetitions,
+            repeat,
             Box::new(task),
             Box::new(on_finish),
         )?;
@@ -513,7 +540,8 @@ impl Reactor {
         Ok(())
     }
 
-    /// Adds a callback for a life-cycle event; see [`CallbackEvent`] for when each runs.
+    /// Adds a callback for a life-cycle event; see [`CallbackEvent`] for when each runs, and
+    /// the crate docs' "Threads and callbacks" for on which thread.
     ///
     /// Adding an `OnInitialize` callback to a reactor that has already started runs it at
     /// once (and keeps it, so forcing the event runs it again).
@@ -867,11 +895,24 @@ impl Scope {
 }
 
 /// Clears `running` when `start` returns, on every path.
-struct RunningGuard<'a>(&'a Inner);
+struct RunningGuard<'a>(&'a Arc<Inner>);
+
+impl<'a> RunningGuard<'a> {
+    /// Lists `inner` among the process's running reactors until the guard drops.
+    fn enter(inner: &'a Arc<Inner>) -> Self {
+        RUNNING.lock().push(Arc::downgrade(inner));
+        Self(inner)
+    }
+}
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
+        let me = Arc::as_ptr(self.0);
+        // Also forgets the entries of reactors dropped meanwhile (a forked child's copies).
+        RUNNING
+            .lock()
+            .retain(|entry| entry.strong_count() > 0 && entry.as_ptr() != me);
     }
 }
 

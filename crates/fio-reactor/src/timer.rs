@@ -7,6 +7,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -17,12 +18,46 @@ pub(crate) type TimerTask = Box<dyn FnMut() -> bool + Send>;
 /// Runs once when a timer ends, however it ends.
 pub(crate) type FinishTask = Box<dyn FnOnce() + Send>;
 
+/// How many times a [`run_every`](crate::run_every) timer runs its task (facil.io's
+/// `repetitions`: `-1` for forever, else a positive count; zero and other negatives, which C
+/// could pass, can't be written here).
+///
+/// A task that returns `false` ends the timer earlier either way.
+///
+/// # Examples
+/// ```
+/// use fio_reactor::Repeat;
+/// assert_eq!(Repeat::times(1), Some(Repeat::ONCE));
+/// assert_eq!(Repeat::times(0), None); // a timer that never runs isn't a timer
+/// assert_ne!(Repeat::Forever, Repeat::ONCE);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Repeat {
+    /// Until the task returns `false` or the reactor stops (facil.io's `-1`).
+    Forever,
+    /// At most this many runs.
+    Times(NonZeroU32),
+}
+
+impl Repeat {
+    /// One run: a one-shot timer.
+    pub const ONCE: Self = Self::Times(NonZeroU32::MIN);
+
+    /// `count` runs, or `None` for zero.
+    pub const fn times(count: u32) -> Option<Self> {
+        match NonZeroU32::new(count) {
+            Some(count) => Some(Self::Times(count)),
+            None => None,
+        }
+    }
+}
+
 /// How many more times a timer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Remaining {
-    /// `repetitions == -1`.
+    /// [`Repeat::Forever`].
     Forever,
-    /// A positive count, decremented after each run.
+    /// A count, decremented after each run.
     Times(u32),
 }
 
@@ -49,28 +84,17 @@ impl Timer {
     pub(crate) fn new(
         now: Instant,
         interval: Duration,
-        repetitions: i32,
+        repeat: Repeat,
         task: TimerTask,
         on_finish: FinishTask,
     ) -> Result<Self, Error> {
-        let remaining = match repetitions {
-            -1 => Some(Remaining::Forever),
-            n => u32::try_from(n)
-                .ok()
-                .filter(|&n| n > 0)
-                .map(Remaining::Times),
-        };
-        let checked = match remaining {
-            _ if interval.is_zero() => Err(Error::ZeroInterval),
-            None => Err(Error::InvalidRepetitions(repetitions)),
-            Some(remaining) => Ok(remaining),
-        };
-        let remaining = match checked {
-            Ok(remaining) => remaining,
-            Err(error) => {
-                run_caught("timer on_finish", on_finish);
-                return Err(error);
-            }
+        if interval.is_zero() {
+            run_caught("timer on_finish", on_finish);
+            return Err(Error::ZeroInterval);
+        }
+        let remaining = match repeat {
+            Repeat::Forever => Remaining::Forever,
+            Repeat::Times(count) => Remaining::Times(count.get()),
         };
         Ok(Self {
             due: now.checked_add(interval).unwrap_or(now),
@@ -225,7 +249,7 @@ mod tests {
     use super::*;
 
     fn counted(
-        repetitions: i32,
+        repeat: Repeat,
         keep_going: bool,
     ) -> (Result<Timer, Error>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let runs = Arc::new(AtomicUsize::new(0));
@@ -234,7 +258,7 @@ mod tests {
         let timer = Timer::new(
             Instant::now(),
             Duration::from_millis(10),
-            repetitions,
+            repeat,
             Box::new(move || {
                 r.fetch_add(1, AtomicOrdering::Relaxed);
                 keep_going
@@ -248,7 +272,7 @@ mod tests {
 
     #[test]
     fn repetitions_are_counted_and_finish_once() {
-        let (timer, runs, finished) = counted(3, true);
+        let (timer, runs, finished) = counted(Repeat::times(3).unwrap(), true);
         let mut timer = timer.unwrap();
         for _ in 0..2 {
             let due = timer.due();
@@ -262,7 +286,7 @@ mod tests {
 
     #[test]
     fn returning_false_stops_and_finishes() {
-        let (timer, runs, finished) = counted(-1, false);
+        let (timer, runs, finished) = counted(Repeat::Forever, false);
         let timer = timer.unwrap();
         let due = timer.due();
         assert!(timer.fire(due).is_none());
@@ -272,17 +296,12 @@ mod tests {
 
     #[test]
     fn bad_arguments_still_run_on_finish() {
-        for repetitions in [0, -2, i32::MIN] {
-            let (timer, _, finished) = counted(repetitions, true);
-            assert!(matches!(timer, Err(Error::InvalidRepetitions(n)) if n == repetitions));
-            assert_eq!(finished.load(AtomicOrdering::Relaxed), 1);
-        }
         let finished = Arc::new(AtomicUsize::new(0));
         let f = Arc::clone(&finished);
         let timer = Timer::new(
             Instant::now(),
             Duration::ZERO,
-            1,
+            Repeat::ONCE,
             Box::new(|| true),
             Box::new(move || {
                 f.fetch_add(1, AtomicOrdering::Relaxed);
@@ -294,7 +313,7 @@ mod tests {
 
     #[test]
     fn dropping_an_unfinished_timer_finishes_it() {
-        let (timer, runs, finished) = counted(-1, true);
+        let (timer, runs, finished) = counted(Repeat::Forever, true);
         drop(timer);
         assert_eq!(runs.load(AtomicOrdering::Relaxed), 0);
         assert_eq!(finished.load(AtomicOrdering::Relaxed), 1);
@@ -329,7 +348,7 @@ mod tests {
             let timer = Timer::new(
                 now,
                 Duration::from_millis(ms),
-                1,
+                Repeat::ONCE,
                 Box::new(|| true),
                 Box::new(|| {}),
             )

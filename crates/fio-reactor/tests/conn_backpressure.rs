@@ -28,7 +28,10 @@ struct Downloads {
 impl Protocol for Downloads {
     fn on_data(&mut self, uuid: Uuid) {
         let mut request = [0u8; 4];
-        let count = fio_reactor::read(uuid, &mut request).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut request) else {
+            return;
+        };
         if count == 0 {
             return;
         }

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use fio_reactor::{IoEvent, Protocol, Uuid};
 use util::{client, listen_local, reactor, read_to_end, start_bounded};
@@ -23,7 +24,10 @@ struct Suspender {
 impl Protocol for Suspender {
     fn on_data(&mut self, uuid: Uuid) {
         let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut buf) else {
+            return;
+        };
         if count == 0 {
             return;
         }
@@ -48,7 +52,10 @@ struct Resumer {
 impl Protocol for Resumer {
     fn on_data(&mut self, uuid: Uuid) {
         let mut buf = [0u8; 64];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut buf) else {
+            return;
+        };
         let target = *self.target.lock().unwrap();
         match (&buf[..count], target) {
             (b"ready?", Some(_)) => fio_reactor::write(uuid, b"y").unwrap(),
@@ -138,7 +145,7 @@ fn ping_eternal_keeps_an_idle_connection_open() {
             },
         )
         .unwrap();
-        fio_reactor::timeout_set(uuid, 1).unwrap();
+        fio_reactor::timeout_set(uuid, Some(Duration::from_secs(1))).unwrap();
     });
     let stopper = reactor.clone();
     let client = thread::spawn(move || {

@@ -6,8 +6,9 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
-use fio_reactor::{Error, Protocol, Uuid};
+use fio_reactor::{Error, Protocol, ShutdownResponse, Uuid};
 use util::{Echo, client, listen_local, reactor, read_to_end, start_bounded};
 
 /// Echoes, except that a message starting with `panic` panics in `on_data`.
@@ -18,7 +19,10 @@ struct Touchy {
 impl Protocol for Touchy {
     fn on_data(&mut self, uuid: Uuid) {
         let mut buf = [0u8; 1024];
-        let count = fio_reactor::read(uuid, &mut buf).unwrap();
+        // The peer's end of stream (`Err(Eof)`) needs nothing here: the reactor closes.
+        let Ok(count) = fio_reactor::read(uuid, &mut buf) else {
+            return;
+        };
         assert!(!buf[..count].starts_with(b"panic"), "asked to panic");
         fio_reactor::write(uuid, &buf[..count]).unwrap();
     }
@@ -106,7 +110,7 @@ fn a_stale_uuid_errors_and_never_reaches_a_newer_connection() {
                     Err(Error::InvalidUuid(_))
                 ));
                 assert!(matches!(
-                    fio_reactor::timeout_set(stale, 1),
+                    fio_reactor::timeout_set(stale, Some(Duration::from_secs(1))),
                     Err(Error::InvalidUuid(_))
                 ));
                 assert!(
@@ -186,8 +190,26 @@ fn an_idle_connection_times_out() {
             },
         )
         .unwrap();
-        fio_reactor::timeout_set(uuid, 1).unwrap();
-        assert_eq!(fio_reactor::timeout_get(uuid).unwrap(), 1);
+        // Out of range leaves the timeout as it was.
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(1500),
+            Duration::from_secs(256),
+        ] {
+            let refused = fio_reactor::timeout_set(uuid, Some(bad));
+            assert!(matches!(refused, Err(Error::TimeoutOutOfRange(d)) if d == bad));
+        }
+        assert_eq!(fio_reactor::timeout_get(uuid).unwrap(), None);
+        fio_reactor::timeout_set(uuid, Some(fio_reactor::TIMEOUT_MAX)).unwrap();
+        assert_eq!(
+            fio_reactor::timeout_get(uuid).unwrap(),
+            Some(fio_reactor::TIMEOUT_MAX)
+        );
+        fio_reactor::timeout_set(uuid, Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(
+            fio_reactor::timeout_get(uuid).unwrap(),
+            Some(Duration::from_secs(1))
+        );
     });
     let stopper = reactor.clone();
     let client = thread::spawn(move || {
@@ -218,10 +240,10 @@ impl Protocol for StopWithQueue {
         fio_reactor::stop();
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         self.shutdowns.fetch_add(1, Ordering::SeqCst);
         fio_reactor::write(uuid, b"bye").unwrap();
-        0
+        ShutdownResponse::CloseNow
     }
 
     fn on_close(&mut self, _uuid: Uuid) {

@@ -462,3 +462,99 @@ fn a_hook_that_never_flushes_delays_the_close_only_for_the_grace_period() {
     assert_eq!(stats.drops.load(Ordering::SeqCst), 1);
     assert_eq!(closes.load(Ordering::SeqCst), 1);
 }
+
+/// A XOR stream "cipher" with no records, decoding in the receive buffers themselves and
+/// encoding into pooled send buffers: the zero-copy doors of [`HookIo`].
+#[derive(Default)]
+struct InPlace {
+    /// A received buffer, decoded, and how much of it the protocol has read.
+    held: Option<(fio_reactor::Buffer, usize)>,
+    /// Send buffers queued.
+    sent_buffers: Arc<AtomicUsize>,
+}
+
+impl RwHook for InPlace {
+    fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        if self.held.is_none() {
+            let Some(mut buffer) = io.receive_buffer()? else {
+                return Ok(0);
+            };
+            buffer.iter_mut().for_each(|byte| *byte ^= KEY);
+            self.held = Some((buffer, 0));
+        }
+        let Some((buffer, at)) = &mut self.held else {
+            return Ok(0);
+        };
+        let count = buf.len().min(buffer.len() - *at);
+        buf[..count].copy_from_slice(&buffer[*at..*at + count]);
+        *at += count;
+        if *at == buffer.len() {
+            self.held = None;
+        }
+        Ok(count)
+    }
+
+    fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
+        let mut rest = data.bytes();
+        while !rest.is_empty() {
+            let mut out = io.send_buffer()?;
+            let start = out.len();
+            let count = out.extend_from_slice(rest);
+            assert!(count > 0, "a send buffer has room");
+            out[start..].iter_mut().for_each(|byte| *byte ^= KEY);
+            rest = &rest[count..];
+            io.send(out)?;
+            self.sent_buffers.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn buffered(&self) -> usize {
+        self.held
+            .as_ref()
+            .map_or(0, |(buffer, at)| buffer.len() - at)
+    }
+}
+
+#[test]
+fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() {
+    let reactor = reactor(1);
+    let sent_buffers = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&sent_buffers);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        let hook = InPlace {
+            held: None,
+            sent_buffers: Arc::clone(&counter),
+        };
+        fio_reactor::rw_hook_set(uuid, hook).unwrap();
+        fio_reactor::attach(uuid, Echo).unwrap();
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        // Several receive buffers' worth, so buffers are taken one after another.
+        let message: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = client(addr);
+        let writer = {
+            let mut stream = stream.try_clone().unwrap();
+            let wire: Vec<u8> = message.iter().map(|byte| byte ^ KEY).collect();
+            thread::spawn(move || stream.write_all(&wire).unwrap())
+        };
+        let mut echoed = Vec::new();
+        let mut buf = [0u8; 8192];
+        for _ in 0..100_000 {
+            if echoed.len() >= message.len() {
+                break;
+            }
+            let count = io::Read::read(&mut stream, &mut buf).unwrap();
+            assert!(count > 0, "the server closed before echoing");
+            echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
+        }
+        writer.join().unwrap();
+        stopper.stop();
+        (echoed, message)
+    });
+    start_bounded(&reactor).unwrap();
+    let (echoed, message) = client.join().unwrap();
+    assert!(echoed == message, "the echo came back byte-exact");
+    assert!(sent_buffers.load(Ordering::SeqCst) > 0);
+}

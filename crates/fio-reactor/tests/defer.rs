@@ -21,7 +21,7 @@ fn counting(counter: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
 
 /// Defers half the tasks from outside before `start` (the shared injector) and half from a
 /// task on a reactor thread (its own deque, which the other threads steal from).
-fn million_tasks_on(threads: i16) {
+fn million_tasks_on(threads: u16) {
     let reactor = util::reactor(threads);
     let counter = Arc::new(AtomicUsize::new(0));
     for _ in 0..TASKS / 2 {

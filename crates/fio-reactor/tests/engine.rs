@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fio_reactor::{CallbackEvent, Reactor, StartArgs};
+use fio_reactor::{CallbackEvent, Reactor, Repeat};
 use fio_ring::{Ring, RingConfig};
 
 /// Set in the child's environment to select its role: `forbid` installs the seccomp filter
@@ -66,10 +66,7 @@ fn run_child(mode: &str) {
         // First thing: the reactor's threads, spawned later, inherit the filter.
         fio_sys::forbid_io_uring().unwrap();
     }
-    let reactor = Reactor::new(StartArgs {
-        engine: None,
-        ..util::args(2)
-    });
+    let reactor = Reactor::new(util::args(2).engine(None));
     let seen = std::sync::Arc::new(Mutex::new(None));
     let record = std::sync::Arc::clone(&seen);
     reactor.state_callback_add(CallbackEvent::OnStart, move || {
@@ -79,7 +76,13 @@ fn run_child(mode: &str) {
             *record.lock().unwrap() = Some(fio_reactor::engine());
             fio_reactor::stop();
         };
-        fio_reactor::run_every(Duration::from_millis(1), 3, || true, finish).unwrap();
+        fio_reactor::run_every(
+            Duration::from_millis(1),
+            Repeat::times(3).unwrap(),
+            || true,
+            finish,
+        )
+        .unwrap();
     });
     util::start_bounded(&reactor).unwrap();
     let engine = seen.lock().unwrap().take().unwrap_or("none");

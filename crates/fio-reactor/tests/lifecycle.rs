@@ -5,7 +5,7 @@ mod util;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fio_reactor::{CallbackEvent, Error, Reactor, StartArgs};
+use fio_reactor::{CallbackEvent, Concurrency, Error, Reactor};
 
 /// Records labelled events in order.
 #[derive(Clone, Default)]
@@ -192,10 +192,7 @@ fn starting_a_running_reactor_is_an_error() {
 
 #[test]
 fn more_than_one_worker_points_to_fio_cluster() {
-    let reactor = Reactor::new(StartArgs {
-        workers: 2,
-        ..util::args(1)
-    });
+    let reactor = Reactor::new(util::args(1).workers(Concurrency::exactly(2).unwrap()));
     let result = reactor.start();
     assert!(matches!(result, Err(Error::ClusterRequired { workers: 2 })));
     assert!(result.unwrap_err().to_string().contains("fio-cluster"));

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use fio_reactor::{CallbackEvent, StartArgs};
+use fio_reactor::CallbackEvent;
 use fio_sys::{Pid, Signal};
 
 /// Set in the child's environment to select its role.
@@ -42,10 +42,7 @@ fn run_child() {
     fio_reactor::state_callback_add(CallbackEvent::OnShutdown, say("child: shutdown"));
     fio_reactor::state_callback_add(CallbackEvent::OnFinish, say("child: finish"));
     fio_reactor::state_callback_add(CallbackEvent::AtExit, say("child: at exit"));
-    let result = fio_reactor::start(StartArgs {
-        signals: true,
-        ..util::args(2)
-    });
+    let result = fio_reactor::start(util::args(2).signals(true));
     println!("child: returned {result:?}");
 }
 
@@ -115,10 +112,7 @@ fn sigterm_stops_start() {
 #[test]
 fn handlers_are_installed_while_running_and_restored_after() {
     let before = fio_sys::signal_action(Signal::TERM).unwrap().kind();
-    let reactor = fio_reactor::Reactor::new(StartArgs {
-        signals: true,
-        ..util::args(1)
-    });
+    let reactor = fio_reactor::Reactor::new(util::args(1).signals(true));
     let during = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen = std::sync::Arc::clone(&during);
     reactor.state_callback_add(CallbackEvent::OnStart, move || {

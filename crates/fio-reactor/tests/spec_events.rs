@@ -114,7 +114,7 @@ fn a_slow_download_outlives_a_shorter_idle_timeout_while_bytes_move() {
             },
         )
         .unwrap();
-        fio_reactor::timeout_set(uuid, 1).unwrap();
+        fio_reactor::timeout_set(uuid, Some(Duration::from_secs(1))).unwrap();
         // Not closed after the write: a closing connection has no idle timeout, and this test
         // is about one that has.
         fio_reactor::write2(uuid, vec![1u8; DOWNLOAD], false).unwrap();

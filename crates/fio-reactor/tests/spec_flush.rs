@@ -199,19 +199,30 @@ fn from_outside<C: Send + 'static, D: Send + 'static>(
     driver.join().unwrap()
 }
 
+/// Reads up to `len` bytes from `stream` (fewer at its end or on an error); returns how many.
+fn read_count(stream: &mut std::net::TcpStream, len: usize) -> usize {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    while total < len {
+        match io::Read::read(stream, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(count) => total += count,
+        }
+    }
+    total
+}
+
 #[test]
 fn flush_strong_from_outside_the_reactor_waits_for_the_owner_to_drain() {
-    let (received, (result, took)) = from_outside(
+    let ((received, _open), (result, took)) = from_outside(
         |mut stream| {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut total = 0;
-            while total < BULK {
-                match io::Read::read(&mut stream, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(count) => total += count,
-                }
-            }
-            total
+            // The socket is handed back, not dropped: `write2` from outside only posts the
+            // write, so the owner may send everything, and this side read it, before the
+            // driver calls `flush_strong`. Closing here then would let the server see the end
+            // of stream and close the connection first, and `flush_strong` would rightly
+            // answer `InvalidUuid`. Kept open until `flush_strong` returned, the connection is
+            // still there whichever comes first.
+            (read_count(&mut stream, BULK), stream)
         },
         |uuid| {
             fio_reactor::write2(uuid, vec![4u8; BULK], false).unwrap();
@@ -221,6 +232,45 @@ fn flush_strong_from_outside_the_reactor_waits_for_the_owner_to_drain() {
     );
     assert!(result.is_ok(), "{result:?} after {took:?}");
     assert_eq!(received, BULK);
+}
+
+/// Lets the thread owning `uuid` run `ticks` ticks (a task deferred and awaited per tick), so
+/// it has handled what its socket reported before; returns whether the connection was still
+/// open in the last one.
+fn owner_ticks(uuid: Uuid, ticks: usize) -> bool {
+    let mut open = false;
+    for _ in 0..ticks {
+        let (ran, done) = mpsc::channel();
+        let queued = fio_reactor::defer_io_task(uuid, move |_, protocol| {
+            let _ = ran.send(protocol.is_some());
+        });
+        open = queued.is_ok() && done.recv_timeout(IO_TIMEOUT).unwrap_or(false);
+    }
+    open
+}
+
+#[test]
+fn flush_strong_from_outside_on_a_connection_already_drained_returns_ok() {
+    // The order the test above can't rule out, forced: the peer has read everything, and the
+    // owner has handled whatever its socket reported since, before `flush_strong` is called.
+    // A peer that closed after reading (as the test above once did) has had its connection
+    // closed by then under epoll, and usually under io_uring (its close takes more ticks).
+    let (read_all, all_read) = mpsc::channel();
+    let ((received, _open), (open, result)) = from_outside(
+        move |mut stream| {
+            let received = read_count(&mut stream, BULK);
+            let _ = read_all.send(());
+            (received, stream)
+        },
+        move |uuid| {
+            fio_reactor::write2(uuid, vec![6u8; BULK], false).unwrap();
+            all_read.recv_timeout(IO_TIMEOUT).unwrap();
+            (owner_ticks(uuid, 32), fio_reactor::flush_strong(uuid))
+        },
+    );
+    assert_eq!(received, BULK);
+    assert!(open, "the peer still holds its socket");
+    assert!(result.is_ok(), "{result:?}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! `on_shutdown`'s return value: 0 closes at once, 1..=254 keeps the connection that many
-//! more seconds, 255 keeps it until every other connection of the reactor (on any thread)
-//! has closed.
+//! `on_shutdown`'s [`ShutdownResponse`]: `CloseNow` closes at once (facil.io's 0), `CloseAfter`
+//! keeps the connection that much longer (1..=254 s), `KeepOpen` keeps it until every other
+//! connection of the reactor (on any thread) has closed (255).
 
 mod util;
 
@@ -11,17 +11,17 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fio_reactor::{Protocol, Uuid};
+use fio_reactor::{Protocol, ShutdownDelay, ShutdownResponse, Uuid};
 use util::{client, listen_local, reactor, start_bounded};
 
 /// The delay the delayed connection asks for, in seconds.
 const DELAY: u8 = 2;
 
-/// The client's first byte picks what `on_shutdown` returns: `'0'` → 0, `'d'` → [`DELAY`],
-/// `'l'` → 255. Echoes what follows.
+/// The client's first byte picks what `on_shutdown` returns: `'0'` → `CloseNow`, `'d'` →
+/// `CloseAfter` [`DELAY`], `'l'` → `KeepOpen`. Echoes what follows.
 struct Shutter {
     kind: u8,
-    code: Option<u8>,
+    response: Option<ShutdownResponse>,
     closes: Arc<AtomicUsize>,
     /// The kinds, in the order their `on_close` ran.
     order: Arc<Mutex<Vec<u8>>>,
@@ -36,12 +36,12 @@ impl Protocol for Shutter {
                 Ok(count) => count,
             };
             let mut data = &buf[..count];
-            if self.code.is_none() {
+            if self.response.is_none() {
                 self.kind = data[0];
-                self.code = Some(match data[0] {
-                    b'd' => DELAY,
-                    b'l' => 255,
-                    _ => 0,
+                self.response = Some(match data[0] {
+                    b'd' => ShutdownResponse::CloseAfter(ShutdownDelay::from_secs(DELAY).unwrap()),
+                    b'l' => ShutdownResponse::KeepOpen,
+                    _ => ShutdownResponse::CloseNow,
                 });
                 data = &data[1..];
                 fio_reactor::write(uuid, b"ok").unwrap();
@@ -52,9 +52,9 @@ impl Protocol for Shutter {
         }
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         let _ = fio_reactor::write(uuid, b"!");
-        self.code.unwrap_or(0)
+        self.response.unwrap_or_default()
     }
 
     fn on_close(&mut self, _uuid: Uuid) {
@@ -75,7 +75,7 @@ struct Seen {
 /// Connects one client per kind (in this order, so with two threads they land on different
 /// threads), stops the reactor once all are set up, and reports what each client saw, by
 /// kind, and the order of the server's `on_close` calls.
-fn run(threads: i16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
+fn run(threads: u16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
     let reactor = reactor(threads);
     let closes = Arc::new(AtomicUsize::new(0));
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -85,7 +85,7 @@ fn run(threads: i16, kinds: &'static [u8]) -> (Vec<(u8, Seen)>, Vec<u8>) {
             uuid,
             Shutter {
                 kind: 0,
-                code: None,
+                response: None,
                 closes: Arc::clone(&counted),
                 order: Arc::clone(&ordered),
             },

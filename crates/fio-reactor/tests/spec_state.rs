@@ -126,7 +126,12 @@ fn on_idle_does_not_count_as_work_so_an_idle_reactor_stays_quiet() {
     reactor.defer(|| {});
     // Half a second of nothing after the one task: OnIdle once, not once per loop.
     reactor
-        .run_every(Duration::from_millis(500), 1, || true, fio_reactor::stop)
+        .run_every(
+            Duration::from_millis(500),
+            fio_reactor::Repeat::ONCE,
+            || true,
+            fio_reactor::stop,
+        )
         .unwrap();
     util::start_bounded(&reactor).unwrap();
     let idles = idles.load(Ordering::SeqCst);

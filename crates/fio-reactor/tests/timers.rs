@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fio_reactor::{CallbackEvent, Error};
+use fio_reactor::{CallbackEvent, Error, Repeat};
 
 const TICK: Duration = Duration::from_millis(1);
 
@@ -35,7 +35,7 @@ fn a_timer_runs_its_repetitions_then_finishes() {
     reactor
         .run_every(
             TICK,
-            5,
+            Repeat::times(5).unwrap(),
             move || {
                 runs.fetch_add(1, Ordering::SeqCst);
                 true
@@ -58,7 +58,7 @@ fn returning_false_stops_a_timer_early() {
     reactor
         .run_every(
             TICK,
-            -1,
+            Repeat::Forever,
             move || runs.fetch_add(1, Ordering::SeqCst) + 1 < 3,
             move || {
                 finished.fetch_add(1, Ordering::SeqCst);
@@ -81,7 +81,7 @@ fn a_timer_can_stop_the_reactor() {
         // goes through the inbox and a thread adopts it.
         fio_reactor::run_every(
             TICK,
-            -1,
+            Repeat::Forever,
             move || {
                 if runs.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
                     fio_reactor::stop();
@@ -113,7 +113,7 @@ fn timers_added_from_a_task_live_on_that_thread() {
             let done = Arc::clone(&log);
             fio_reactor::run_every(
                 Duration::from_millis(ms),
-                1,
+                Repeat::ONCE,
                 move || {
                     log.lock().unwrap().push(name);
                     true
@@ -139,7 +139,7 @@ fn a_panicking_timer_ends_and_finishes() {
     reactor
         .run_every(
             TICK,
-            -1,
+            Repeat::Forever,
             || panic!("this timer panics on purpose"),
             move || {
                 finished.fetch_add(1, Ordering::SeqCst);
@@ -152,26 +152,29 @@ fn a_panicking_timer_ends_and_finishes() {
 }
 
 #[test]
-fn bad_arguments_are_errors_and_still_finish() {
+fn a_zero_interval_is_an_error_and_still_finishes() {
     let reactor = util::reactor(1);
     let counts = Counts::default();
-    for (interval, repetitions) in [(Duration::ZERO, 1), (TICK, 0), (TICK, -5)] {
+    for repeat in [Repeat::ONCE, Repeat::Forever] {
         let finished = Arc::clone(&counts.finished);
         let result = reactor.run_every(
-            interval,
-            repetitions,
+            Duration::ZERO,
+            repeat,
             || true,
             move || {
                 finished.fetch_add(1, Ordering::SeqCst);
             },
         );
-        match result {
-            Err(Error::ZeroInterval) => assert!(interval.is_zero()),
-            Err(Error::InvalidRepetitions(n)) => assert_eq!(n, repetitions),
-            other => panic!("expected an argument error, got {other:?}"),
-        }
+        assert!(matches!(result, Err(Error::ZeroInterval)), "got {result:?}");
     }
-    assert_eq!(counts.finished(), 3);
+    assert_eq!(counts.finished(), 2);
+}
+
+#[test]
+fn a_count_of_zero_cannot_be_written() {
+    // facil.io took any int; zero and negatives other than -1 were runtime errors.
+    assert_eq!(Repeat::times(0), None);
+    assert_eq!(Repeat::times(1), Some(Repeat::ONCE));
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn an_unstarted_reactor_finishes_its_timers_when_dropped() {
     reactor
         .run_every(
             TICK,
-            -1,
+            Repeat::Forever,
             || true,
             move || {
                 finished.fetch_add(1, Ordering::SeqCst);

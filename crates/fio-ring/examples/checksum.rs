@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Op::read(&fd, Vec::with_capacity(CHUNK), Some(offset)),
             move |_, mut done| {
                 if record(&sink, &done) {
-                    sink.borrow_mut().data = done.take_buf().map(|buf| buf.into_vec());
+                    sink.borrow_mut().data = done.take_read_buf().map(|buf| buf.into_vec());
                 }
             },
         )?;

@@ -19,8 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ring.submit(
         Op::read(&reader, Vec::with_capacity(64), None),
         move |_ring, mut done| {
-            // `take_buf`: the target you passed; `take_buffer`: a pooled buffer group's.
-            if let Some(buf) = done.take_buf() {
+            // `take_read_buf`: the target you passed; `take_buffer`: a pooled buffer group's.
+            if let Some(buf) = done.take_read_buf() {
                 *sink.borrow_mut() = buf.into_vec();
             }
         },

@@ -19,8 +19,8 @@ use crate::ops::Resources;
 ///
 /// Multishot operations (and repeating timeouts) produce several; only the last one is
 /// [`is_final`](Self::is_final), and only that one gives back the resources the operation
-/// owned (`take_buf`, `take_write_buf`, ...). Buffers picked from a buffer group come with
-/// every completion that carries data ([`take_buffer`](Self::take_buffer)).
+/// owned (`take_read_buf`, `take_write_buf`, ...). Buffers picked from a buffer group come
+/// with every completion that carries data ([`take_buffer`](Self::take_buffer)).
 ///
 /// Anything left in the completion is dropped with it: buffers return to their pool and a
 /// descriptor from `accept`/`openat`/`socket` is closed.
@@ -149,7 +149,7 @@ impl Completion {
     /// The pooled buffer holding the data: the one picked from a buffer group, or the
     /// read/receive target when it was a pooled buffer. Its length is the bytes received.
     /// Use this for buffer-group receives; for the `Vec<u8>` (or any [`IoBuf`]) you passed
-    /// to a read, use [`take_buf`](Self::take_buf).
+    /// to a read, use [`take_read_buf`](Self::take_read_buf).
     ///
     /// A buffer from [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) starts with the
     /// kernel's header and address area: use [`take_datagram`](Self::take_datagram) there.
@@ -175,7 +175,7 @@ impl Completion {
     /// The read or receive target you passed (also of a one-shot `recvmsg`), its length
     /// grown by the bytes read. Buffers the kernel picked from a buffer group come from
     /// [`take_buffer`](Self::take_buffer) instead.
-    pub fn take_buf(&mut self) -> Option<IoBuf> {
+    pub fn take_read_buf(&mut self) -> Option<IoBuf> {
         if let Resources::RecvMessage(message) = &mut *self.resources {
             return message.buf.take();
         }
@@ -188,11 +188,23 @@ impl Completion {
         }
     }
 
+    /// Old name of [`take_read_buf`](Self::take_read_buf).
+    #[deprecated(note = "renamed to `take_read_buf` (the read target you passed)")]
+    pub fn take_buf(&mut self) -> Option<IoBuf> {
+        self.take_read_buf()
+    }
+
+    /// Old name of [`take_read_bufs`](Self::take_read_bufs).
+    #[deprecated(note = "renamed to `take_read_bufs` (the read targets you passed)")]
+    pub fn take_bufs(&mut self) -> Vec<IoBuf> {
+        self.take_read_bufs()
+    }
+
     /// The datagram a message receive brought, with its sender: the group buffer of an
     /// [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) completion (payload in place,
     /// behind the kernel's header), or the pooled target of a successful
     /// [`Op::recvmsg`](crate::Op::recvmsg) (payload from its first byte). `None` for other
-    /// operations, a `Vec` target (use [`take_buf`](Self::take_buf)) or a failed receive.
+    /// operations, a `Vec` target (use [`take_read_buf`](Self::take_read_buf)) or a failed receive.
     pub fn take_datagram(&mut self) -> Option<Datagram> {
         if self.res < 0 {
             return None;
@@ -257,7 +269,7 @@ impl Completion {
     }
 
     /// The targets of a vectored read, filled in order.
-    pub fn take_bufs(&mut self) -> Vec<IoBuf> {
+    pub fn take_read_bufs(&mut self) -> Vec<IoBuf> {
         match mem::take(&mut *self.resources) {
             Resources::ReadVectored(bufs, _) => bufs,
             other => {

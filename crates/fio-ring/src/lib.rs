@@ -21,9 +21,21 @@
 //! - Dropping a ring cancels what is in flight and waits (bounded) for it; memory the kernel
 //!   may still use is leaked, never freed.
 //!
+//! # State in handlers
+//!
+//! A handler runs inside a later [`Ring::wait`], after `submit` returned, so it is `'static`
+//! and owns what it uses: state one operation needs moves into its closure and on into the
+//! operation it submits next; state shared by several handlers and the caller is an
+//! `Rc<RefCell<_>>` (or `Rc<Cell<_>>`). A ring and its handlers stay on one thread, so no
+//! lock is needed, and handlers run only inside `wait`: don't hold a `borrow_mut` across it.
+//!
 //! # Getting buffers back
 //!
-//! - [`Completion::take_buf`] returns the *target you passed* to a read or receive (an
+//! The names follow one rule across fio: `take_read_buf`/`take_write_buf` give back what *you
+//! passed* to the operation, `take_buffer` (here, on `fio-buffer`'s `RecvQueue`) a *pooled*
+//! [`Buffer`].
+//!
+//! - [`Completion::take_read_buf`] returns the *target you passed* to a read or receive (an
 //!   [`IoBuf`]: your `Vec<u8>` or pooled [`Buffer`]), grown by the bytes read.
 //! - [`Completion::take_buffer`] returns a *pooled* [`Buffer`]: the one the kernel picked from
 //!   a buffer group (`recv_group`, multishot receives), or a pooled read target.
@@ -40,7 +52,7 @@
 //! let got = Rc::new(RefCell::new(Vec::new()));
 //! let sink = got.clone();
 //! ring.submit(Op::read(&reader, Vec::with_capacity(16), None), move |_, mut done| {
-//!     *sink.borrow_mut() = done.take_buf().map(|buf| buf.into_vec()).unwrap_or_default();
+//!     *sink.borrow_mut() = done.take_read_buf().map(|buf| buf.into_vec()).unwrap_or_default();
 //! })?;
 //! while !ring.is_idle() {
 //!     ring.wait(None)?; // one tick: submit, enter the kernel once, dispatch

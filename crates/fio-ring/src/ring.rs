@@ -543,9 +543,11 @@ impl Ring {
                 repeat_manually = true;
             }
         }
-        resources.on_submit();
         // Fill the vacant slot field by field, in place: cheaper than moving a whole slot.
         let (id, slot) = self.ops.claim().ok_or_else(table_full)?;
+        // Only now is the op certain to reach the kernel: a refused one drops its resources,
+        // which closes a descriptor it was to close.
+        resources.on_submit();
         entry.set_user_data(id.user_data());
         slot.kind = kind;
         slot.receiver = Receiver::User;

@@ -70,7 +70,7 @@ fn a_recv_that_completes_before_its_cancel_keeps_its_data() {
     let mut done = received.borrow_mut().pop().unwrap();
     // Either outcome is legal; data is never lost silently.
     match done.result() {
-        Ok(n) => assert_eq!(&done.take_buf().unwrap()[..n as usize], b"raced"),
+        Ok(n) => assert_eq!(&done.take_read_buf().unwrap()[..n as usize], b"raced"),
         Err(error) => assert_eq!(error.raw_os_error(), Some(libc::ECANCELED)),
     }
 }

@@ -100,7 +100,11 @@ fn vectored_write_and_read() {
     run_until(&mut ring, || has_final(&read));
     let mut done = read.borrow_mut().pop().unwrap();
     assert_eq!(done.result().unwrap(), 8);
-    let bufs: Vec<Vec<u8>> = done.take_bufs().into_iter().map(IoBuf::into_vec).collect();
+    let bufs: Vec<Vec<u8>> = done
+        .take_read_bufs()
+        .into_iter()
+        .map(IoBuf::into_vec)
+        .collect();
     assert_eq!(bufs, vec![b"ab".to_vec(), b"cde".to_vec(), b"fgh".to_vec()]);
 }
 
@@ -124,7 +128,7 @@ fn pipe_read_and_write_use_the_stream_position() {
         ring.submit(Op::read(&reader, Vec::with_capacity(1024), None), handler)
             .unwrap();
         run_until(&mut ring, || has_final(&read));
-        let buf = read.borrow_mut().pop().unwrap().take_buf().unwrap();
+        let buf = read.borrow_mut().pop().unwrap().take_read_buf().unwrap();
         received.extend_from_slice(&buf);
     }
     assert_eq!(received, data);

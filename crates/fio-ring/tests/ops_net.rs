@@ -21,7 +21,12 @@ fn send_and_recv_on_a_tcp_pair() {
         .unwrap();
     run_until(&mut ring, || has_final(&sent) && has_final(&received));
     assert_eq!(sent.borrow()[0].result().unwrap(), 4);
-    let buf = received.borrow_mut().pop().unwrap().take_buf().unwrap();
+    let buf = received
+        .borrow_mut()
+        .pop()
+        .unwrap()
+        .take_read_buf()
+        .unwrap();
     assert_eq!(&buf[..], b"ping");
 }
 

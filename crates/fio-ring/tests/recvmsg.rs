@@ -48,7 +48,7 @@ fn recvmsg_reports_data_sender_and_flags() {
         Some(Vec::new()),
         "no ancillary data asked for"
     );
-    assert_eq!(&done.take_buf().unwrap()[..], b"from the first");
+    assert_eq!(&done.take_read_buf().unwrap()[..], b"from the first");
 
     // An empty datagram still has a sender, and a pooled target comes out as a datagram.
     let pool = pool(8, 2);
@@ -93,7 +93,7 @@ fn cancelled_recvmsg_gives_its_buffer_back() {
     );
     assert_eq!(done.source_addr(), None);
     assert!(done.take_datagram().is_none());
-    assert_eq!(done.take_buf().unwrap().capacity(), 16);
+    assert_eq!(done.take_read_buf().unwrap().capacity(), 16);
 }
 
 /// Datagrams a multishot handler saw: (sender, payload).

@@ -110,7 +110,7 @@ fn zero_timeout_waits_collect_receives_completed_between_ticks() {
         }
         let mut done = received.borrow_mut().pop().expect("the receive completed");
         assert_eq!(done.result().unwrap(), 4);
-        assert_eq!(&done.take_buf().unwrap()[..], b"ping");
+        assert_eq!(&done.take_read_buf().unwrap()[..], b"ping");
     }
 }
 

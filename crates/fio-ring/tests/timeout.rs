@@ -85,7 +85,7 @@ fn a_link_timeout_cancels_a_recv_that_never_completes() {
         done.result().unwrap_err().raw_os_error(),
         Some(libc::ECANCELED)
     );
-    assert!(done.take_buf().unwrap().is_empty());
+    assert!(done.take_read_buf().unwrap().is_empty());
     run_until_idle(&mut ring);
 }
 

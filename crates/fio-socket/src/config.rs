@@ -154,6 +154,13 @@ impl SocketConfig {
         self.marks
     }
 
+    /// The pool sends are copied into: a caller that fills one of its buffers itself (an
+    /// encrypting layer) queues it with [`Socket::transmit_chunk`](crate::Socket::transmit_chunk)
+    /// and no copy.
+    pub fn outbound(&self) -> &BufferPool {
+        &self.outbound
+    }
+
     /// Refuses combinations the socket cannot honour.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.limit == 0 || self.limit > MAX_IOVECS {

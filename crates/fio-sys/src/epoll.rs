@@ -1,7 +1,8 @@
 //! [`Epoll`]: an epoll instance with a built-in cross-thread wake-up, and [`EpollRegistration`], a
 //! descriptor it owns until it is deleted from it.
 //!
-//! A wait is one `epoll_wait(2)`: its timeout is the call's own (in milliseconds, rounded up,
+//! A wait is one `epoll_wait(2)` (as `epoll_pwait` without a signal mask, straight through
+//! `syscall(2)`, skipping libc's cancellation-point bookkeeping): its timeout is the call's own (in milliseconds, rounded up,
 //! so a sub-millisecond timeout sleeps instead of spinning), and the wake-up eventfd is
 //! registered in the same set, so it costs a `read(2)` only on the waits it ended. Nothing is
 //! re-armed per wait.
@@ -195,10 +196,21 @@ impl Epoll {
         // The capacity is at most `MAX_CAPACITY`, so it fits.
         let capacity = libc::c_int::try_from(events.slots.len()).unwrap_or(libc::c_int::MAX);
         let slots = events.slots.as_mut_ptr();
+        // `epoll_pwait` with no signal mask is `epoll_wait` (which some architectures lack),
+        // called directly: see `syscall!(@direct ...)` for why not through libc.
         // SAFETY: `slots` points to `capacity` initialised, writable epoll_events owned by
-        // `events`, which the kernel fills and which outlive the call.
-        let result =
-            unsafe { syscall!(epoll_wait(self.fd.as_raw_fd(), slots, capacity, timeout_ms)) };
+        // `events`, which the kernel fills and which outlive the call; a null signal mask
+        // leaves the thread's mask alone.
+        let result = unsafe {
+            syscall!(@direct SYS_epoll_pwait(
+                libc::c_long::from(self.fd.as_raw_fd()),
+                slots,
+                libc::c_long::from(capacity),
+                libc::c_long::from(timeout_ms),
+                ptr::null::<libc::sigset_t>(),
+                libc::c_long::from(0_i32),
+            ))
+        };
         let count = match result {
             // epoll_wait returns at most `capacity` events.
             Ok(count) => usize::try_from(count).unwrap_or(0).min(events.slots.len()),

@@ -88,10 +88,25 @@ flag_set! {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: RecvFlags) -> io::Result<usize> {
-    let (data, len) = (buf.as_mut_ptr().cast(), buf.len());
-    // SAFETY: `data` points to `len` writable bytes borrowed for the whole call.
-    let n = unsafe { syscall!(recv(fd.as_raw_fd(), data, len, flags.bits())) }?;
-    Ok(n.unsigned_abs())
+    let (data, len) = (buf.as_mut_ptr().cast::<libc::c_void>(), buf.len());
+    // SAFETY: `data` points to `len` writable bytes borrowed for the whole call; no address
+    // is asked for (null pointers). `recvfrom` without an address is what libc's `recv` calls.
+    let n = unsafe {
+        syscall!(@direct SYS_recvfrom(
+            libc::c_long::from(fd.as_raw_fd()),
+            data,
+            len,
+            libc::c_long::from(flags.bits()),
+            ptr::null_mut::<libc::sockaddr>(),
+            ptr::null_mut::<libc::socklen_t>(),
+        ))
+    }?;
+    Ok(count(n))
+}
+
+/// A byte count the kernel returned, checked non-negative by `syscall!`.
+fn count(n: libc::c_long) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// Receives one datagram (`recvfrom(2)`), returning its length and the sender's address.
@@ -150,10 +165,20 @@ pub fn recv_from(
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: SendFlags) -> io::Result<usize> {
-    let (data, len) = (buf.as_ptr().cast(), buf.len());
-    // SAFETY: `data` points to `len` readable bytes borrowed for the whole call.
-    let n = unsafe { syscall!(send(fd.as_raw_fd(), data, len, flags.bits())) }?;
-    Ok(n.unsigned_abs())
+    let (data, len) = (buf.as_ptr().cast::<libc::c_void>(), buf.len());
+    // SAFETY: `data` points to `len` readable bytes borrowed for the whole call; no address
+    // is given (null, length 0). `sendto` without an address is what libc's `send` calls.
+    let n = unsafe {
+        syscall!(@direct SYS_sendto(
+            libc::c_long::from(fd.as_raw_fd()),
+            data,
+            len,
+            libc::c_long::from(flags.bits()),
+            ptr::null::<libc::sockaddr>(),
+            libc::c_long::from(0_i32),
+        ))
+    }?;
+    Ok(count(n))
 }
 
 /// Sends one datagram to `addr` (`sendto(2)`).
@@ -221,8 +246,14 @@ pub fn sendmsg(
     header.msg_iovlen = bufs.len().min(IOV_MAX);
     // SAFETY: `header` points at `raw` and `bufs`, both borrowed for the whole call; the kernel
     // only reads through msg_name and msg_iov for sendmsg.
-    let n = unsafe { syscall!(sendmsg(fd.as_raw_fd(), &header, flags.bits())) }?;
-    Ok(n.unsigned_abs())
+    let n = unsafe {
+        syscall!(@direct SYS_sendmsg(
+            libc::c_long::from(fd.as_raw_fd()),
+            ptr::from_ref(&header),
+            libc::c_long::from(flags.bits()),
+        ))
+    }?;
+    Ok(count(n))
 }
 
 /// Writes several buffers in one call (`writev(2)`); works on any descriptor. Only the first

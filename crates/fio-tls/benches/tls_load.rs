@@ -18,7 +18,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fio_reactor::{ListenArgs, Protocol, Reactor, StartArgs, Uuid};
+use fio_reactor::{Concurrency, ListenArgs, Protocol, Reactor, StartArgs, Uuid};
 use fio_tls::rustls;
 use fio_tls::{Identity, Tls, TlsBuilder};
 
@@ -84,12 +84,7 @@ impl Protocol for Echo {
 /// fio's TLS echo server, one reactor thread.
 fn fio_server() {
     let tls = Tls::server(server_config());
-    let reactor = Reactor::new(StartArgs {
-        threads: 1,
-        workers: 1,
-        engine: None,
-        signals: true,
-    });
+    let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE));
     let listener = reactor
         .listen(
             ListenArgs::new("tcp://127.0.0.1:0", |uuid| {

@@ -1,7 +1,7 @@
 //! The README example: a TLS echo server on a self-signed certificate, and fio's own TLS
 //! client that says hello to it, prints the echo and stops.
 
-use fio_reactor::{ConnectArgs, ListenArgs, Protocol, StartArgs, Uuid};
+use fio_reactor::{Concurrency, ConnectArgs, ListenArgs, Protocol, StartArgs, Uuid};
 use fio_tls::{Identity, TlsBuilder};
 
 /// Echoes what it reads (the server).
@@ -58,9 +58,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .tls(client),
     )?;
-    fio_reactor::start(StartArgs {
-        threads: 1,
-        ..Default::default()
-    })?;
+    fio_reactor::start(StartArgs::new().threads(Concurrency::ONE))?;
     Ok(())
 }

@@ -10,19 +10,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fio_reactor::{RwHook, Uuid};
+use rustls::client::UnbufferedClientConnection;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, UnbufferedServerConnection, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, ServerName};
 
-use crate::hook::TlsHook;
+use crate::hook::{Session, TlsHook};
 use crate::{Error, Identity};
 
 /// What runs when a connection selects an ALPN protocol, with the connection's uuid. It runs
 /// as a deferred task right after the handshake, outside the read/write hook, so it may call
-/// the reactor (attach the protocol's handler, typically).
+/// the reactor (attach the protocol's handler, typically). Like any deferred task it runs on
+/// one of the reactor's threads, usually the connection's owner, another one when an idle
+/// thread steals it (see fio-reactor's "Threads and callbacks").
 pub type AlpnCallback = Arc<dyn Fn(Uuid) + Send + Sync>;
 
 /// The ALPN callbacks by protocol name.
@@ -255,8 +260,8 @@ impl Tls {
     }
 
     /// Wraps `connection` in a hook for `uuid`, with the handshake timer.
-    fn hook(&self, uuid: Uuid, connection: rustls::Connection) -> Box<dyn RwHook> {
-        let mut hook = TlsHook::new(uuid, connection, Arc::clone(&self.alpn));
+    fn hook(&self, uuid: Uuid, session: Session) -> Box<dyn RwHook> {
+        let mut hook = TlsHook::new(uuid, session, Arc::clone(&self.alpn));
         if let Some(timeout) = self.handshake_timeout {
             let done = Arc::new(AtomicBool::new(false));
             hook.report_handshake(Arc::clone(&done));
@@ -267,7 +272,9 @@ impl Tls {
                 }
                 false
             };
-            if let Err(error) = fio_reactor::run_every(timeout, 1, check, || {}) {
+            if let Err(error) =
+                fio_reactor::run_every(timeout, fio_reactor::Repeat::ONCE, check, || {})
+            {
                 log::debug!("no handshake timer for {uuid}: {error}");
             }
         }
@@ -324,8 +331,8 @@ impl fio_reactor::Tls for Tls {
             )
         })?;
         let connection =
-            rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-        Ok(self.hook(uuid, connection.into()))
+            UnbufferedServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        Ok(self.hook(uuid, Session::Server(connection)))
     }
 
     fn client_hook(&self, uuid: Uuid, server_name: &str) -> io::Result<Box<dyn RwHook>> {
@@ -338,8 +345,8 @@ impl fio_reactor::Tls for Tls {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let connection =
-            rustls::ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
-        Ok(self.hook(uuid, connection.into()))
+            UnbufferedClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
+        Ok(self.hook(uuid, Session::Client(connection)))
     }
 }
 

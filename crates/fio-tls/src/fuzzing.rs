@@ -6,32 +6,48 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, OnceLock};
 
-use fio_reactor::{Chunk, Uuid};
+use fio_reactor::{Buffer, BufferPool, Chunk, PoolConfig, Uuid};
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, ServerConfig};
 
 use crate::Identity;
-use crate::hook::{TlsHook, Wire};
+use crate::hook::{Session, TlsHook, Wire};
 
 /// Calls into the session per input at most, so every input ends quickly.
 const STEPS: usize = 256;
 
-/// Bytes arrive as the input says; what the session sends is counted and dropped.
+/// Bytes arrive as the input says, into pooled buffers as the engines receive them; what
+/// the session sends is counted and dropped.
 struct MemoryWire {
     inbound: VecDeque<u8>,
     /// How many of `inbound`'s bytes have "arrived".
     arrived: usize,
+    /// The size of the buffers bytes arrive in.
+    piece: usize,
+    pool: BufferPool,
     sent: usize,
 }
 
 impl Wire for MemoryWire {
-    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let count = buf.len().min(self.arrived);
-        for (slot, byte) in buf.iter_mut().zip(self.inbound.drain(..count)) {
-            *slot = byte;
+    fn receive_buffer(&mut self) -> io::Result<Option<Buffer>> {
+        let count = self.piece.min(self.arrived);
+        if count == 0 {
+            return Ok(None);
         }
+        let mut buffer = self.pool.take()?;
+        let (front, back) = self.inbound.as_slices();
+        let first = count.min(front.len());
+        buffer.extend_from_slice(&front[..first]);
+        buffer.extend_from_slice(&back[..count - first]);
+        self.inbound.drain(..count);
         self.arrived -= count;
-        Ok(count)
+        Ok(Some(buffer))
+    }
+
+    fn send_buffer(&mut self) -> io::Result<Buffer> {
+        Ok(self.pool.take()?)
     }
 
     fn received_len(&self) -> usize {
@@ -80,28 +96,33 @@ pub fn fuzz_records(data: &[u8]) {
         return;
     };
     let (server, client) = configs();
-    let connection: rustls::Connection = if mode & 1 == 0 {
-        match rustls::ServerConnection::new(Arc::clone(server)) {
-            Ok(connection) => connection.into(),
+    let session = if mode & 1 == 0 {
+        match UnbufferedServerConnection::new(Arc::clone(server)) {
+            Ok(connection) => Session::Server(connection),
             Err(_) => return,
         }
     } else {
         let name = ServerName::try_from("localhost").expect("a valid name");
-        match rustls::ClientConnection::new(Arc::clone(client), name) {
-            Ok(connection) => connection.into(),
+        match UnbufferedClientConnection::new(Arc::clone(client), name) {
+            Ok(connection) => Session::Client(connection),
             Err(_) => return,
         }
     };
     let mut hook = TlsHook::new(
         Uuid::from_parts(0, 0),
-        connection,
+        session,
         Arc::new(Default::default()),
     );
     let piece = 97 * (1 + usize::from(mode >> 2) % 64);
     let mut buf = vec![0u8; 1 + (usize::from(mode) * 16) % 4096];
+    let Ok(pool) = BufferPool::new(PoolConfig::new(16 * 1024)) else {
+        return;
+    };
     let mut wire = MemoryWire {
         inbound: rest.iter().copied().collect(),
         arrived: 0,
+        piece,
+        pool,
         sent: 0,
     };
     let _ = hook.flush_to(&mut wire);
@@ -112,7 +133,12 @@ pub fn fuzz_records(data: &[u8]) {
             Err(_) => break,
         }
         if step % 7 == mode as usize % 7 {
-            let _ = hook.write_to(&mut wire, b"written by the protocol");
+            let written = b"written by the protocol";
+            let _ = if step % 2 == 0 {
+                hook.write_to(&mut wire, Chunk::from(&written[..]))
+            } else {
+                hook.write_borrowed_to(&mut wire, written)
+            };
         }
         let _ = hook.flush_to(&mut wire);
         if wire.inbound.is_empty() && hook.plain() == 0 {

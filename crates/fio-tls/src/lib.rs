@@ -8,8 +8,12 @@
 //! [`ConnectArgs`](fio_reactor::ConnectArgs::tls) (a `tls://` URL requires one); each new
 //! connection then gets a hook that decrypts what the engine received when the protocol
 //! calls [`read`](fio_reactor::read) and encrypts what it writes into the send queue. The
+//! session is rustls's unbuffered API over the reactor's buffers: records are decrypted in
+//! the receive buffers they landed in (a record split across two buffers is joined by one
+//! copy into a per-connection record buffer) and encrypted into pooled send buffers. The
 //! protocol only ever sees plaintext, and what it writes before the handshake ends waits in
-//! the session. A graceful [`close`](fio_reactor::close) sends close_notify first; a peer's
+//! the session, counted by [`pending`](fio_reactor::pending) and waited for by
+//! [`flush_strong`](fio_reactor::flush_strong) and a graceful close. A graceful [`close`](fio_reactor::close) sends close_notify first; a peer's
 //! close_notify is answered and closes the connection; a bad record gets the alert TLS calls
 //! for, and closes only that connection.
 //!

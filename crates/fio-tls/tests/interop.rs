@@ -392,3 +392,54 @@ fn fio_s_client_refuses_a_server_it_does_not_trust() {
     assert!(closed, "the client's connection closed");
     assert_eq!(read, 0, "nothing was read from an untrusted server");
 }
+
+/// Answers each read with three writes, the middle one urgent.
+struct UrgentInTheMiddle;
+
+impl fio_reactor::Protocol for UrgentInTheMiddle {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while let Ok(1..) = fio_reactor::read(uuid, &mut buf) {
+            fio_reactor::write2(uuid, b"first ".to_vec(), false).unwrap();
+            fio_reactor::write2(uuid, b"urgent ".to_vec(), true).unwrap();
+            fio_reactor::write(uuid, b"last\n").unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_urgent_write_keeps_the_records_in_order() {
+    let reactor = reactor(1);
+    let addr = listen_tls(&reactor, server_tls(), |uuid| {
+        fio_reactor::attach(uuid, UrgentInTheMiddle).unwrap();
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let mut stream = rustls_client(addr, "localhost");
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            // A broken session ends the exchange; the assertion below says what arrived.
+            if stream
+                .write_all(b"go")
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
+                break;
+            }
+            let answer = read_until(&mut stream, b"last\n", IO_TIMEOUT);
+            let whole = answer.ends_with(b"last\n");
+            got.extend(answer);
+            if !whole {
+                break;
+            }
+        }
+        stopper.stop();
+        got
+    });
+    start_bounded(&reactor).unwrap();
+    // A record sent ahead of one encrypted before it would fail the client's decryption.
+    assert_eq!(
+        String::from_utf8_lossy(&client.join().unwrap()),
+        "first urgent last\n".repeat(3)
+    );
+}

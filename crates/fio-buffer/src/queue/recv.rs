@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::Buffer;
+use crate::{Buffer, SpareBuffers};
 
 /// Buffered-byte thresholds for inbound backpressure.
 ///
@@ -177,6 +177,43 @@ impl RecvQueue {
     /// Copies unread stream bytes into `out` and returns how many: 0 when nothing is
     /// buffered, or, with `wait_all`, while fewer than `out.len()` bytes are.
     pub fn read(&mut self, out: &mut [u8], wait_all: bool) -> usize {
+        self.read_with(out, wait_all, drop)
+    }
+
+    /// [`read`](Self::read), keeping the buffers it empties as `spares` for the next receive
+    /// or reply instead of giving them back to the pool.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, RecvQueue, SpareBuffers, WaterMarks};
+    /// let pool = BufferPool::new(PoolConfig::new(4096))?;
+    /// let mut spares = SpareBuffers::new(pool.clone(), 4);
+    /// let mut queue = RecvQueue::new(WaterMarks::default());
+    /// let mut buffer = spares.take()?;
+    /// buffer.extend_from_slice(b"ping");
+    /// queue.push(buffer);
+    /// let mut out = [0u8; 8];
+    /// assert_eq!(queue.read_recycling(&mut out, false, &mut spares), 4);
+    /// assert_eq!(spares.len(), 1, "the emptied buffer is a spare again");
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    pub fn read_recycling(
+        &mut self,
+        out: &mut [u8],
+        wait_all: bool,
+        spares: &mut SpareBuffers,
+    ) -> usize {
+        self.read_with(out, wait_all, |buffer| spares.give(buffer))
+    }
+
+    /// [`read`](Self::read), handing each buffer it empties to `emptied`.
+    #[inline]
+    fn read_with(
+        &mut self,
+        out: &mut [u8],
+        wait_all: bool,
+        mut emptied: impl FnMut(Buffer),
+    ) -> usize {
         if wait_all && self.bytes < out.len() {
             return 0;
         }
@@ -190,8 +227,10 @@ impl RecvQueue {
             out[copied..copied + count].copy_from_slice(&unread[..count]);
             copied += count;
             front.start += count;
-            if front.start == front.buffer.len() {
-                self.segments.pop_front();
+            if front.start == front.buffer.len()
+                && let Some(segment) = self.segments.pop_front()
+            {
+                emptied(segment.buffer);
             }
         }
         self.bytes -= copied;

@@ -17,7 +17,7 @@ use std::fmt;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 
-use crate::{Buffer, BufferPool, SharedBuffer};
+use crate::{Buffer, BufferPool, SharedBuffer, SpareBuffers};
 
 /// One piece of outgoing data.
 ///
@@ -222,6 +222,41 @@ impl SendQueue {
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
     pub fn push_copy(&mut self, data: &[u8], pool: &BufferPool) -> Result<(), crate::Error> {
+        self.push_copy_with(data, || pool.take())
+    }
+
+    /// [`push_copy`](Self::push_copy) taking new buffers from `spares` (then its pool), so a
+    /// loop that gives sent buffers back ([`advance_recycling`](Self::advance_recycling))
+    /// queues its replies without a trip through the pool.
+    ///
+    /// # Errors
+    /// - as [`push_copy`](Self::push_copy).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, SendQueue, SpareBuffers};
+    /// let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(4096))?, 4);
+    /// let mut queue = SendQueue::new(1 << 20);
+    /// queue.push_copy_from(b"hello ", &mut spares)?;
+    /// queue.push_copy_from(b"world", &mut spares)?;
+    /// assert_eq!((queue.len(), queue.chunks()), (11, 1));
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    pub fn push_copy_from(
+        &mut self,
+        data: &[u8],
+        spares: &mut SpareBuffers,
+    ) -> Result<(), crate::Error> {
+        self.push_copy_with(data, || spares.take())
+    }
+
+    /// [`push_copy`](Self::push_copy) with new buffers from `take`.
+    #[inline]
+    fn push_copy_with(
+        &mut self,
+        data: &[u8],
+        mut take: impl FnMut() -> Result<Buffer, crate::Error>,
+    ) -> Result<(), crate::Error> {
         if data.is_empty() {
             return Ok(());
         }
@@ -239,7 +274,7 @@ impl SendQueue {
             rest = &rest[copied..];
         }
         while !rest.is_empty() {
-            let mut buffer = match pool.take() {
+            let mut buffer = match take() {
                 Ok(buffer) => buffer,
                 Err(error) => {
                     // All or nothing: take back what this call queued.
@@ -374,6 +409,32 @@ impl SendQueue {
             .map_or(self.items.len(), |index| index + 1)
     }
 
+    /// The unsent bytes of the queue's only chunk, when it holds exactly one and no send is
+    /// lent: what one plain `send(2)` can take, without building a gather list. `None` when
+    /// the queue is empty, holds several chunks, or is lent.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{Chunk, SendQueue};
+    /// let mut queue = SendQueue::new(1 << 20);
+    /// assert_eq!(queue.only_chunk(), None);
+    /// queue.push(Chunk::Static(b"hello"));
+    /// queue.advance(1);
+    /// assert_eq!(queue.only_chunk(), Some(&b"ello"[..]));
+    /// queue.push(Chunk::Static(b"!"));
+    /// assert_eq!(queue.only_chunk(), None);
+    /// ```
+    #[inline]
+    pub fn only_chunk(&self) -> Option<&[u8]> {
+        if self.lent > 0 || self.items.len() != 1 {
+            return None;
+        }
+        match &self.items.front()?.stored {
+            Stored::Held(chunk) => chunk.bytes().get(self.offset..),
+            Stored::Lent(_) => None,
+        }
+    }
+
     /// Borrows up to `limit` front chunks' unsent bytes for a vectored write (the epoll
     /// engine's `writev`), appending them to `out`. Borrows nothing while a send is lent.
     pub fn io_slices<'a>(&'a self, limit: usize, out: &mut Vec<IoSlice<'a>>) {
@@ -476,6 +537,36 @@ impl SendQueue {
     /// Marks `count` more bytes as sent, dropping the chunks fully sent (clamped to what is
     /// queued). Must not be called while a send is lent (use [`finish`](Self::finish)).
     pub fn advance(&mut self, count: usize) {
+        self.advance_with(count, drop);
+    }
+
+    /// [`advance`](Self::advance), keeping the buffers of fully sent copies
+    /// ([`push_copy`](Self::push_copy)) as `spares` instead of giving them back to the pool.
+    /// Shared, owned and static chunks are dropped as `advance` drops them.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, SendQueue, SpareBuffers};
+    /// let pool = BufferPool::new(PoolConfig::new(4096))?;
+    /// let mut spares = SpareBuffers::new(pool.clone(), 4);
+    /// let mut queue = SendQueue::new(1 << 20);
+    /// queue.push_copy_from(b"pong", &mut spares)?;
+    /// queue.advance_recycling(4, &mut spares);
+    /// assert!(queue.is_empty());
+    /// assert_eq!(spares.len(), 1, "the sent copy's buffer is a spare again");
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    pub fn advance_recycling(&mut self, count: usize, spares: &mut SpareBuffers) {
+        self.advance_with(count, |chunk| {
+            if let Chunk::Buffer(buffer) = chunk {
+                spares.give(buffer);
+            }
+        });
+    }
+
+    /// [`advance`](Self::advance), handing each fully sent held chunk to `sent`.
+    #[inline]
+    fn advance_with(&mut self, count: usize, mut sent: impl FnMut(Chunk)) {
         let mut left = count.min(self.bytes);
         self.bytes -= left;
         while left > 0 {
@@ -489,7 +580,13 @@ impl SendQueue {
             }
             left -= pending;
             self.offset = 0;
-            self.items.pop_front();
+            if let Some(Item {
+                stored: Stored::Held(chunk),
+                ..
+            }) = self.items.pop_front()
+            {
+                sent(chunk);
+            }
         }
     }
 

@@ -19,7 +19,10 @@ use std::process::ExitCode;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use fio_reactor::{CallbackEvent, ConnectArgs, ListenArgs, Protocol, StartArgs, Uuid};
+use fio_reactor::{
+    CallbackEvent, Concurrency, ConnectArgs, ListenArgs, Protocol, ShutdownResponse, StartArgs,
+    Uuid,
+};
 
 /// Bytes `BIG` answers.
 const BIG: usize = 64 << 20;
@@ -51,7 +54,7 @@ static LOGGER: Stderr = Stderr;
 #[derive(Debug)]
 struct Echo {
     /// What `on_shutdown` answers.
-    shutdown_delay: u8,
+    shutdown: ShutdownResponse,
     /// Whether `on_shutdown` writes `FAREWELL\n` first.
     farewell: bool,
 }
@@ -79,11 +82,11 @@ impl Protocol for Echo {
         }
     }
 
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         if self.farewell {
             let _ = fio_reactor::write(uuid, b"FAREWELL\n");
         }
-        self.shutdown_delay
+        self.shutdown
     }
 }
 
@@ -166,7 +169,7 @@ fn main() -> ExitCode {
         let _ = fio_reactor::attach(
             uuid,
             Echo {
-                shutdown_delay: delay,
+                shutdown: ShutdownResponse::from_c(delay),
                 farewell,
             },
         );
@@ -257,11 +260,10 @@ fn main() -> ExitCode {
             fio_sys::exit_immediately(7);
         });
     }
-    let args = StartArgs {
-        threads: options.threads,
-        workers: options.workers,
-        ..StartArgs::default()
-    };
+    // The command line takes facil.io's signed counts (0, -n), as the C flags did.
+    let args = StartArgs::new()
+        .threads(Concurrency::from_c(options.threads))
+        .workers(Concurrency::from_c(options.workers));
     match fio_cluster::start(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

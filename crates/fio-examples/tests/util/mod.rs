@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use fio_reactor::{EngineKind, Error, Reactor, StartArgs};
+use fio_reactor::{Concurrency, EngineKind, Error, Reactor, StartArgs};
 
 /// How long any single reactor run may take before the watchdog stops it and fails the test.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
@@ -21,17 +21,17 @@ pub(crate) fn engine() -> Option<EngineKind> {
 
 /// Start arguments for a test reactor: `threads` threads, one process, the run's engine, and
 /// no signal handling (tests run in parallel threads of one process).
-pub(crate) fn args(threads: i16) -> StartArgs {
-    StartArgs {
-        threads,
-        workers: 1,
-        engine: engine(),
-        signals: false,
-    }
+pub(crate) fn args(threads: u16) -> StartArgs {
+    let threads = Concurrency::exactly(threads).expect("a test runs at least one thread");
+    StartArgs::new()
+        .threads(threads)
+        .workers(Concurrency::ONE)
+        .engine(engine())
+        .signals(false)
 }
 
 /// A fresh reactor with [`args`].
-pub(crate) fn reactor(threads: i16) -> Reactor {
+pub(crate) fn reactor(threads: u16) -> Reactor {
     Reactor::new(args(threads))
 }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fio_buffer::Chunk;
 use fio_sys::SockAddr;
@@ -95,6 +95,11 @@ pub(crate) fn engine_error(uuid: Uuid, error: io::Error) -> Error {
 /// Attaches `protocol` to `uuid` (facil.io's `fio_attach`); a protocol already attached is
 /// replaced and its `on_close` runs. Attaching from inside one of the connection's callbacks
 /// takes effect when that callback returns.
+///
+/// On the owner thread, outside the connection's own callbacks (from another connection's
+/// callback, say), the replaced protocol's `on_close` runs before `attach` returns, on the
+/// calling thread: hold no lock it takes. From another thread the attach is routed. See the
+/// crate docs' "Threads and callbacks".
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection; `protocol.on_close` has
@@ -214,14 +219,40 @@ fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Err
     }
 }
 
-/// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`);
-/// `Ok(0)` when none are buffered. Counts as progress for the `on_data` loop. With a read/write
-/// hook ([`rw_hook_set`](crate::rw_hook_set)) the bytes come through the hook's `read`.
+/// Copies up to `buf.len()` received bytes of `uuid` into `buf` (facil.io's `fio_read`) and
+/// returns how many; `Ok(0)` means nothing is buffered now (more may arrive: `on_data` runs
+/// again then). Counts as progress for the `on_data` loop. With a read/write hook
+/// ([`rw_hook_set`](crate::rw_hook_set)) the bytes come through the hook's `read`.
+///
+/// Unlike facil.io's `fio_read`, whose 0 also meant "the peer is gone", the end of the stream
+/// is its own answer: once the peer shut its side and every byte was read,
+/// `Err(`[`Error::Eof`]`)`. The reactor closes such a connection gracefully after the
+/// `on_data` that saw it, so a protocol needs no action of its own.
 ///
 /// # Errors
+/// - [`Error::Eof`] when nothing is buffered and the peer ended the stream (never for an
+///   empty `buf`, never on a datagram socket);
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
 /// - [`Error::ForeignThread`] when called outside the thread that owns `uuid` (read inside
 ///   its callbacks).
+///
+/// # Examples
+/// ```
+/// fn on_data(uuid: fio_reactor::Uuid) {
+///     let mut buf = [0u8; 4096];
+///     loop {
+///         match fio_reactor::read(uuid, &mut buf) {
+///             Ok(0) => break, // nothing more for now
+///             Ok(count) => {
+///                 let _ = fio_reactor::write(uuid, &buf[..count]);
+///             }
+///             Err(fio_reactor::Error::Eof(_)) => break, // the peer is done
+///             Err(_) => break,                          // closed, or not this thread's
+///         }
+///     }
+/// }
+/// on_data(fio_reactor::Uuid::from_parts(0, 0)); // a stale uuid: `InvalidUuid`
+/// ```
 pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     let Route::Here(local) = route(uuid)? else {
         return Err(Error::ForeignThread(uuid));
@@ -232,6 +263,20 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
         local.engine.borrow_mut().read(uuid, buf)
     }
     .map_err(|error| engine_error(uuid, error))?;
+    if count == 0 && !buf.is_empty() {
+        // Decoded bytes a hook still holds keep the stream open, as in `run_data`.
+        let held = local
+            .conns
+            .borrow()
+            .map
+            .get(&uuid)
+            .and_then(|conn| conn.hook.as_ref().map(|hook| hook.buffered()))
+            .unwrap_or(0);
+        if held == 0 && local.engine.borrow().is_eof(uuid) {
+            return Err(Error::Eof(uuid));
+        }
+        return Ok(0);
+    }
     if count > 0
         && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid)
     {
@@ -241,7 +286,13 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 }
 
 /// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the
-/// owner's tick, gathered with the other writes of that tick.
+/// owner's tick, gathered with the other writes of that tick. Never runs a callback.
+///
+/// From another thread the write is routed to the owner and `Ok` means only that: a
+/// connection found closed on arrival, or failing before the bytes leave, is logged
+/// (`log::debug!`), which a program without a logger never sees. Use
+/// [`write_notify`](crate::write_notify) to learn the outcome (see the crate docs' "Threads
+/// and callbacks").
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
@@ -302,7 +353,9 @@ pub fn sendfile(uuid: Uuid, file: impl Into<OwnedFd>, offset: u64, len: u64) -> 
     write2(uuid, chunk, false)
 }
 
-/// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`).
+/// Chunks queued for `uuid` and not yet sent (facil.io's `fio_pending`), those its
+/// read/write hook still holds included ([`RwHook::pending`](crate::RwHook::pending): what a
+/// TLS session keeps while its handshake runs).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection;
@@ -310,19 +363,19 @@ pub fn sendfile(uuid: Uuid, file: impl Into<OwnedFd>, offset: u64, len: u64) -> 
 pub fn pending(uuid: Uuid) -> Result<usize, Error> {
     match route(uuid)? {
         Route::Here(local) => {
-            let waiting = local
-                .conns
-                .borrow()
-                .map
-                .get(&uuid)
-                .map_or(0, |conn| conn.outbox.len());
+            let waiting = local.conns.borrow().map.get(&uuid).map_or(0, |conn| {
+                // What the hook holds hasn't reached the send queue yet.
+                let held = conn.hook.as_ref().map_or(0, |hook| hook.pending());
+                conn.outbox.len() + held
+            });
             Ok(local.engine.borrow().pending(uuid) + waiting)
         }
         Route::There(..) => Err(Error::ForeignThread(uuid)),
     }
 }
 
-/// Closes `uuid` once its queued data is sent (facil.io's `fio_close`); `on_close` follows.
+/// Closes `uuid` once its queued data is sent (facil.io's `fio_close`); `on_close` follows,
+/// later, on the owner (never inside this call, even from another connection's callback).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
@@ -383,12 +436,33 @@ pub fn local_addr(uuid: Uuid) -> Option<SockAddr> {
     table::record(uuid).and_then(|record| record.local)
 }
 
-/// Sets `uuid`'s idle timeout in seconds (0: none, the default). When nothing was received or
-/// sent for that long, `on_timeout` runs (checked once a second).
+/// Sets `uuid`'s idle timeout: when nothing was received or sent for that long,
+/// [`on_timeout`](crate::Protocol::on_timeout) runs. `None` (the default) means no timeout
+/// (facil.io's 0).
+///
+/// Idle connections are checked once a second, so a timeout is whole seconds, and at most
+/// [`TIMEOUT_MAX`] (facil.io's `uint8_t`).
 ///
 /// # Errors
+/// - [`Error::TimeoutOutOfRange`] when `timeout` is under a second, above [`TIMEOUT_MAX`], or
+///   not whole seconds; nothing changes then;
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
-pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use fio_reactor::{Error, Uuid};
+/// let closed = Uuid::from_parts(0, 0);
+/// let half = fio_reactor::timeout_set(closed, Some(Duration::from_millis(500)));
+/// assert!(matches!(half, Err(Error::TimeoutOutOfRange(_))));
+/// let fine = fio_reactor::timeout_set(closed, Some(Duration::from_secs(30)));
+/// assert!(matches!(fine, Err(Error::InvalidUuid(_)))); // valid timeout, but no connection
+/// ```
+pub fn timeout_set(uuid: Uuid, timeout: Option<Duration>) -> Result<(), Error> {
+    let seconds = match timeout {
+        None => 0,
+        Some(timeout) => timeout_seconds(timeout)?,
+    };
     // The record answers `timeout_get` from any thread; the owner's entry is what its
     // once-a-second sweep reads, without the process-wide table's lock.
     if !table::update(uuid, |record| record.timeout = seconds) {
@@ -403,14 +477,26 @@ pub fn timeout_set(uuid: Uuid, seconds: u8) -> Result<(), Error> {
     })
 }
 
-/// `uuid`'s idle timeout in seconds (0: none).
+/// `uuid`'s idle timeout, as [`timeout_set`] left it (`None`: no timeout).
 ///
 /// # Errors
 /// - [`Error::InvalidUuid`] when `uuid` is not an open connection.
-pub fn timeout_get(uuid: Uuid) -> Result<u8, Error> {
+pub fn timeout_get(uuid: Uuid) -> Result<Option<Duration>, Error> {
     table::record(uuid)
-        .map(|record| record.timeout)
+        .map(|record| (record.timeout > 0).then(|| Duration::from_secs(record.timeout.into())))
         .ok_or(Error::InvalidUuid(uuid))
+}
+
+/// The longest idle timeout [`timeout_set`] takes: 255 seconds, facil.io's `uint8_t` limit.
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(u8::MAX as u64);
+
+/// `timeout` as the whole seconds (1..=255) a connection keeps, or why it can't be.
+fn timeout_seconds(timeout: Duration) -> Result<u8, Error> {
+    let whole = timeout.subsec_nanos() == 0;
+    match u8::try_from(timeout.as_secs()) {
+        Ok(seconds @ 1..) if whole => Ok(seconds),
+        _ => Err(Error::TimeoutOutOfRange(timeout)),
+    }
 }
 
 /// Restarts `uuid`'s idle timeout (facil.io's `fio_touch`).

@@ -22,6 +22,7 @@ use crate::conn::tls::{SharedTls, Tls};
 use crate::error::Error;
 use crate::reactor::{Inner, Reactor, Scope};
 use crate::thread::Local;
+use crate::timer::Repeat;
 use crate::uuid::Uuid;
 
 /// How long a connector with `auto_reconnect` waits before the next attempt (facil.io's
@@ -228,7 +229,7 @@ impl Connector {
                 connector.finish();
             }
         };
-        if let Err(error) = reactor.run_every(RECONNECT_DELAY, 1, retry, on_finish) {
+        if let Err(error) = reactor.run_every(RECONNECT_DELAY, Repeat::ONCE, retry, on_finish) {
             log::warn!("scheduling a reconnect to {} failed: {error}", self.url);
         }
     }
@@ -245,8 +246,8 @@ fn server_name(url: &Url) -> String {
 
 /// Starts a non-blocking connect on the current reactor (facil.io's `fio_connect`) and
 /// returns the first attempt's uuid; `on_open` or `on_fail` follows. The connection belongs
-/// to the calling reactor thread, or to the first thread when called from outside (once it
-/// runs).
+/// to the calling reactor thread, or to thread 0 when called from outside (once it runs), and
+/// its callbacks run there (see the crate docs' "Threads and callbacks").
 ///
 /// # Errors
 /// - [`Error::Url`] when the URL doesn't parse;

@@ -12,7 +12,7 @@ use crate::conn::state::{
 };
 use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
-use crate::conn::{hook, outbox, tls};
+use crate::conn::{hook, outbox, shutdown, tls};
 use crate::defer::run_task;
 use crate::engine::{CloseMode, Endpoints, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
@@ -61,16 +61,18 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 /// inbox), which opens it and calls the listener's `on_open`.
 fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
     let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
+        // Even a closing listener's: the kernel accepted the client before the close took
+        // effect (an io_uring accept can complete despite its cancel), and closing the
+        // stream unserved would reset a client that did nothing wrong.
         Some(Conn {
             kind: Kind::Listener(listening),
-            closing: false,
             ..
         }) => (
             listening.on_open.clone(),
             listening.tls.clone(),
             !listening.nodelay_inherited,
         ),
-        // The listener is closing: the stream just closes.
+        // No listener (its `Closed` was already handled): the stream just closes.
         _ => return,
     };
     let owner = local.inner().next_owner();
@@ -103,6 +105,8 @@ fn open_accepted(
     }
     caught("on_open", uuid, || on_open(uuid));
     require_protocol(local, uuid);
+    // Accepted after this thread's shutdown began: it gets `on_shutdown` like the others.
+    shutdown::admit_late(local, uuid, now);
 }
 
 /// The table record of a stream owned by this thread, with its addresses.

@@ -16,7 +16,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use fio_buffer::Chunk;
+use fio_buffer::{Buffer, Chunk};
 
 use crate::conn::api::{engine_error, on_owner};
 use crate::conn::shutdown::GRACE;
@@ -34,7 +34,9 @@ use crate::uuid::Uuid;
 ///
 /// When the reactor calls each method:
 /// - `read`: whenever the protocol calls [`read`](crate::read).
-/// - `write`: whenever the protocol (or any thread, routed to the owner) writes.
+/// - `write`: whenever the protocol (or any thread, routed to the owner) writes;
+///   `write_borrowed` instead for [`write`](crate::write()) on the owning thread with nothing
+///   queued behind a file.
 /// - `flush`: at the end of every tick in which the hook was written to, again on later ticks
 ///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
 ///   it reports bytes held, and on [`flush`](crate::flush()); once the connection is
@@ -89,6 +91,9 @@ use crate::uuid::Uuid;
 pub trait RwHook: Any + Send {
     /// Reads decoded bytes into `buf` (facil.io's `read`), taking raw bytes from
     /// [`HookIo::receive`]; `Ok(0)` when none are ready. The default passes raw bytes through.
+    /// A hook never reports the end of the stream itself: when its `read` returns `Ok(0)`,
+    /// holds nothing ([`buffered`](Self::buffered)) and [`HookIo::is_eof`] is true, the
+    /// protocol's [`read`](crate::read) gets [`Error::Eof`](crate::Error::Eof).
     ///
     /// # Errors
     /// Any error closes the connection the way a failed read does: the protocol's `read` gets
@@ -108,6 +113,17 @@ pub trait RwHook: Any + Send {
     /// [`Error::Closing`] for `BrokenPipe`).
     fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> io::Result<()> {
         io.send(data)
+    }
+
+    /// Takes bytes the protocol lent with [`write`](crate::write()) (not urgent): encode
+    /// them at once, or copy what must wait. The default copies them into a chunk for
+    /// [`write`](Self::write); a hook that encodes into [`HookIo::send_buffer`] overrides it
+    /// to skip that copy and its allocation.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    fn write_borrowed(&mut self, io: &mut HookIo<'_>, data: &[u8]) -> io::Result<()> {
+        self.write(io, Chunk::Vec(data.to_vec()))
     }
 
     /// Sends what the hook holds, as far as it can (facil.io's `flush`); returns how many
@@ -134,6 +150,14 @@ pub trait RwHook: Any + Send {
     /// the peer's end of stream doesn't close the connection before they are read. The default
     /// is 0. (No facil.io equivalent; its `fio_read` simply missed such bytes.)
     fn buffered(&self) -> usize {
+        0
+    }
+
+    /// Writes the hook holds and has not handed to the send queue yet (plaintext waiting
+    /// for a TLS handshake, records gathered until the end of the tick), counted as chunks:
+    /// [`pending`](crate::pending) adds them, so a protocol sees them as not sent. The
+    /// default is 0.
+    fn pending(&self) -> usize {
         0
     }
 }
@@ -183,7 +207,9 @@ impl HookIo<'_> {
         self.uuid
     }
 
-    /// Copies raw received bytes into `buf`; `Ok(0)` when none are buffered.
+    /// Copies raw received bytes into `buf`; `Ok(0)` when none are buffered, which is also
+    /// what it returns after the peer's end of stream: [`is_eof`](Self::is_eof) tells the two
+    /// apart.
     ///
     /// # Errors
     /// - `NotFound` when the connection is gone.
@@ -191,6 +217,37 @@ impl HookIo<'_> {
         let count = self.engine.read(self.uuid, buf)?;
         self.received += count as u64;
         Ok(count)
+    }
+
+    /// Takes the front received buffer out of the receive queue without copying: the hook
+    /// owns it and may decode in place (TLS decrypts records where they landed), keeping it
+    /// as long as it needs. `Ok(None)` when nothing is buffered.
+    ///
+    /// A unit the hook decodes (a TLS record) may span two buffers; the hook then keeps the
+    /// part at the end of one and joins it with the start of the next, which costs one copy
+    /// of that unit into a buffer of its own. Bytes the hook holds are not
+    /// [`received_len`](Self::received_len) any more: report what they decode to in
+    /// [`RwHook::buffered`].
+    ///
+    /// # Errors
+    /// - `NotFound` when the connection is gone.
+    pub fn receive_buffer(&mut self) -> io::Result<Option<Buffer>> {
+        let buffer = self.engine.read_buffer(self.uuid)?;
+        if let Some(buffer) = &buffer {
+            self.received += buffer.len() as u64;
+        }
+        Ok(buffer)
+    }
+
+    /// An empty pooled buffer from the connection's send pool: fill it (encode into it) and
+    /// queue it with [`send`](Self::send), which moves it into the send queue without
+    /// copying. Dropping it unsent returns it to the pool.
+    ///
+    /// # Errors
+    /// - the pool's exhaustion (`OutOfMemory`);
+    /// - `NotFound` when the connection is gone.
+    pub fn send_buffer(&mut self) -> io::Result<Buffer> {
+        self.engine.send_buffer(self.uuid)
     }
 
     /// Raw bytes received and not yet taken.
@@ -357,6 +414,17 @@ pub(crate) fn write(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io
     written
 }
 
+/// The protocol's borrowed write through the hook; the hook's flush follows at the end of the
+/// tick. (The caller checked that the connection isn't closing.)
+pub(crate) fn write_borrowed(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
+    let written = call(local, uuid, "rw hook write", false, |hook, io| {
+        hook.write_borrowed(io, data)
+    })
+    .unwrap_or_else(|| Err(panicked()));
+    local.conns.borrow_mut().schedule_flush(uuid);
+    written
+}
+
 /// The hook's `before_close`; `None` when there is no hook or it panicked.
 pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
     call(local, uuid, "rw hook before_close", false, |hook, io| {
@@ -367,8 +435,8 @@ pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
 /// The end of a tick: flushes the hooks queued for it. A hook that still holds bytes is
 /// queued again for the next tick.
 pub(crate) fn flush_queued(local: &Local, now: Instant) {
-    let queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
-    for uuid in queued {
+    let mut queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
+    for uuid in queued.drain(..) {
         let due = match local.conns.borrow_mut().map.get_mut(&uuid) {
             Some(conn) if conn.flush_scheduled => {
                 conn.flush_scheduled = false;
@@ -379,6 +447,12 @@ pub(crate) fn flush_queued(local: &Local, now: Instant) {
         if due && let Err(error) = flush_one(local, uuid, now) {
             log::debug!("flushing the rw hook of {uuid} failed: {error}");
         }
+    }
+    // The emptied queue goes back with its capacity, so the next tick's writes through a
+    // hook queue their flush without allocating (unless a flush queued one meanwhile).
+    let mut conns = local.conns.borrow_mut();
+    if conns.flush_queue.is_empty() {
+        conns.flush_queue = queued;
     }
 }
 

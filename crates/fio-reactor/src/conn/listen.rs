@@ -31,7 +31,8 @@ pub struct ListenArgs {
     /// Where to listen: `tcp://host:port`, `unix:///path`, or the short forms `fio_sys::Url`
     /// accepts.
     url: String,
-    /// Called on the accepting thread with each new connection; must attach a protocol.
+    /// Called with each new connection on that connection's owner thread (the reactor threads
+    /// take turns; see the crate docs' "Threads and callbacks"); must attach a protocol.
     on_open: OnOpen,
     /// Called once when the listener closes (the reactor stops, or `close(listener)`).
     on_finish: Option<OnFinish>,
@@ -45,8 +46,8 @@ pub struct ListenArgs {
 }
 
 impl ListenArgs {
-    /// Listens on `url`; `on_open(uuid)` runs for every accepted connection and must
-    /// [`attach`](crate::attach) a protocol (or the connection is closed).
+    /// Listens on `url`; `on_open(uuid)` runs for every accepted connection, on the thread that
+    /// owns it, and must [`attach`](crate::attach) a protocol (or the connection is closed).
     pub fn new(url: impl Into<String>, on_open: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
         Self {
             url: url.into(),
@@ -145,8 +146,10 @@ impl fmt::Debug for ListenArgs {
 /// returns the listener's uuid; its local address is [`local_addr`](crate::local_addr).
 ///
 /// The socket is bound at once, so the port is known (and errors are reported) before the
-/// reactor starts. Connections are accepted by the reactor thread that called `listen`, or by
-/// the first thread when called from outside the reactor (once it runs), and belong to it.
+/// reactor starts. The listener belongs to the reactor thread that called `listen` (thread 0
+/// when called from outside the reactor, once it runs); the connections it accepts are handed
+/// to the reactor's threads in turn (round robin), and each one's `on_open` and callbacks run
+/// on its owner. See the crate docs' "Threads and callbacks" for what runs where.
 ///
 /// # Errors
 /// - [`Error::Url`] when the URL doesn't parse;
@@ -155,8 +158,8 @@ impl fmt::Debug for ListenArgs {
 ///
 /// # Examples
 /// ```
-/// use fio_reactor::{ListenArgs, Reactor, StartArgs};
-/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// use fio_reactor::{Concurrency, ListenArgs, Reactor, StartArgs};
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
 /// let listener = reactor.listen(ListenArgs::new("tcp://127.0.0.1:0", |_| {}).on_finish(fio_reactor::stop))?;
 /// assert!(fio_reactor::local_addr(listener).is_some());
 /// reactor.state_callback_add(fio_reactor::CallbackEvent::OnStart, move || {

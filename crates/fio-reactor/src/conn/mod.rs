@@ -3,6 +3,7 @@
 //! A connection belongs to one reactor thread (accepted connections are spread over the
 //! threads in turn; a connect or attach belongs to the thread that made it); every callback
 //! of its protocol runs there. The free functions take a [`Uuid`] and work from any thread.
+//! The crate docs' "Threads and callbacks" is the user-facing account of this.
 //!
 //! On the owning thread (inside the callbacks, the common case) a call finds the connection
 //! in the thread's own table, indexed by the descriptor the uuid carries and checked against
@@ -33,9 +34,9 @@ mod task;
 mod tls;
 
 pub use api::{
-    attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed, is_valid,
-    local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set, touch,
-    write, write2,
+    TIMEOUT_MAX, attach, attach_fd, close, detach, fd2uuid, force_close, force_event, is_closed,
+    is_valid, local_addr, peer_addr, pending, read, sendfile, suspend, timeout_get, timeout_set,
+    touch, write, write2,
 };
 pub use connect::{ConnectArgs, RECONNECT_DELAY, connect};
 pub use datagram::{read_from, write_to};
@@ -45,7 +46,7 @@ pub use hook::{DefaultHook, HookIo, RwHook, rw_hook_set};
 pub use listen::{ListenArgs, listen};
 pub use notify::write_notify;
 pub use outbox::{FileChunk, Payload};
-pub use protocol::{IoEvent, Protocol, ping_eternal};
+pub use protocol::{IoEvent, Protocol, ShutdownDelay, ShutdownResponse, ping_eternal};
 pub use socket::{
     SocketRole, accept, accept_uuid, capa, local_host_name, set_non_block, socket, socket_uuid,
 };

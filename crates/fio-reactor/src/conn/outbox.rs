@@ -316,24 +316,26 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
 
 /// [`write`] of a copy of `data` when this thread owns `uuid` (`None` otherwise, for the
 /// caller to route): straight into the engine's pooled send buffers when the connection has
-/// no hook and nothing waits in its outbox (the common case, which allocates nothing), else
-/// as an owned chunk. The one table lookup both finds the owner and decides the path.
+/// no hook and nothing waits in its outbox (the common case, which allocates nothing), lent
+/// to the hook's [`write_borrowed`](crate::RwHook::write_borrowed) when it has one, else as
+/// an owned chunk. The one table lookup both finds the owner and decides the path.
 ///
 /// # Errors
 /// As [`write`].
 pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
-    let direct = {
+    let (direct, hooked) = {
         let conns = local.conns.borrow();
         let conn = conns.map.get(&uuid)?;
         if conn.closing {
             return Some(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        conn.hook.is_none() && conn.outbox.is_empty()
+        (conn.outbox.is_empty(), conn.hook.is_some())
     };
-    Some(if direct {
-        local.engine.borrow_mut().write_copy(uuid, data)
-    } else {
-        write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false)
+    Some(match (direct, hooked) {
+        (true, false) => local.engine.borrow_mut().write_copy(uuid, data),
+        // The hook encodes from the borrowed bytes (or copies what it must keep).
+        (true, true) => hook::write_borrowed(local, uuid, data),
+        (false, _) => write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false),
     })
 }
 

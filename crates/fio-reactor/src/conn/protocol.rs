@@ -1,7 +1,9 @@
 //! The [`Protocol`] trait: a connection's callbacks.
 
 use std::any::Any;
+use std::time::Duration;
 
+use crate::error::Error;
 use crate::uuid::Uuid;
 
 /// A connection's callbacks (facil.io's `fio_protocol_s`), attached with
@@ -12,6 +14,8 @@ use crate::uuid::Uuid;
 /// (facil.io let `on_ready` and `on_timeout` overlap `on_data`; here they can't). `on_close`
 /// runs exactly once, after every other callback has returned. A panic in a callback is caught
 /// and logged with the uuid, and closes that connection only (its `on_close` still runs).
+/// Callbacks of different connections do run in parallel on different reactor threads: the
+/// crate docs' "Threads and callbacks" says which thread owns a connection and what runs where.
 ///
 /// Inside a callback, use the free functions with the uuid: [`read`](crate::read),
 /// [`write`](crate::write()), [`close`](crate::close), ... Outside its callbacks, reach a
@@ -23,7 +27,7 @@ use crate::uuid::Uuid;
 /// An echo server and one client round trip:
 /// ```
 /// use std::io::{Read, Write};
-/// use fio_reactor::{ListenArgs, Protocol, Reactor, StartArgs, Uuid};
+/// use fio_reactor::{Concurrency, ListenArgs, Protocol, Reactor, StartArgs, Uuid};
 ///
 /// /// Echoes every byte back.
 /// struct Echo;
@@ -37,7 +41,7 @@ use crate::uuid::Uuid;
 ///     }
 /// }
 ///
-/// let reactor = Reactor::new(StartArgs { threads: 1, signals: false, ..Default::default() });
+/// let reactor = Reactor::new(StartArgs::new().threads(Concurrency::ONE).signals(false));
 /// let listener = reactor.listen(ListenArgs::new("tcp://127.0.0.1:0", |uuid| {
 ///     let _ = fio_reactor::attach(uuid, Echo);
 /// }))?;
@@ -74,13 +78,12 @@ pub trait Protocol: Any + Send {
         let _ = uuid;
     }
 
-    /// The reactor is stopping. Return 0 to close now (queued data still gets the 8-second
-    /// grace period to drain), 1..=254 to close after that many seconds (it keeps serving
-    /// meanwhile), or 255 to stay open until every other connection of the reactor, on any of
-    /// its threads, has closed (then it is closed abruptly).
-    fn on_shutdown(&mut self, uuid: Uuid) -> u8 {
+    /// The reactor is stopping: say what happens to this connection (see
+    /// [`ShutdownResponse`]). The default closes it now; queued data still gets the 8-second
+    /// grace period to drain.
+    fn on_shutdown(&mut self, uuid: Uuid) -> ShutdownResponse {
         let _ = uuid;
-        0
+        ShutdownResponse::CloseNow
     }
 
     /// The connection closed (by either side, an error, or the reactor stopping). Runs exactly
@@ -142,6 +145,130 @@ impl dyn Protocol {
     /// ```
     pub fn downcast_mut<P: Protocol>(&mut self) -> Option<&mut P> {
         (self as &mut dyn Any).downcast_mut()
+    }
+}
+
+/// What [`Protocol::on_shutdown`] asks for when the reactor stops (facil.io's `uint8_t`: 0,
+/// 1..=254 seconds, or 255).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use fio_reactor::{Error, Protocol, ShutdownDelay, ShutdownResponse, Uuid};
+///
+/// /// Lets a client finish for up to 5 seconds after the reactor is told to stop.
+/// struct Patient;
+///
+/// impl Protocol for Patient {
+///     fn on_shutdown(&mut self, _uuid: Uuid) -> ShutdownResponse {
+///         ShutdownResponse::CloseAfter(ShutdownDelay::from_secs(5).expect("1..=254"))
+///     }
+/// }
+///
+/// let mut protocol = Patient;
+/// let asked = protocol.on_shutdown(Uuid::from_parts(0, 0));
+/// assert_eq!(asked, ShutdownResponse::close_after(Duration::from_secs(5))?);
+///
+/// // Only delays facil.io could express are accepted.
+/// assert!(ShutdownResponse::close_after(Duration::from_secs(254)).is_ok());
+/// assert!(matches!(
+///     ShutdownResponse::close_after(Duration::from_secs(255)),
+///     Err(Error::ShutdownDelayOutOfRange(_))
+/// ));
+/// assert_eq!(ShutdownResponse::default(), ShutdownResponse::CloseNow);
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ShutdownResponse {
+    /// Close gracefully now; queued data gets the 8-second grace period to drain (C: 0).
+    #[default]
+    CloseNow,
+    /// Keep serving for the delay, then close gracefully with the 8-second grace period
+    /// (C: 1..=254 seconds).
+    CloseAfter(ShutdownDelay),
+    /// Stay open until every other connection of the reactor, on any of its threads, has
+    /// closed; then close abruptly (C: 255).
+    KeepOpen,
+}
+
+impl ShutdownResponse {
+    /// facil.io's return value, as a C port has it: 0 is [`CloseNow`](Self::CloseNow),
+    /// 1..=254 seconds [`CloseAfter`](Self::CloseAfter), 255 [`KeepOpen`](Self::KeepOpen).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_reactor::{ShutdownDelay, ShutdownResponse};
+    /// assert_eq!(ShutdownResponse::from_c(0), ShutdownResponse::CloseNow);
+    /// assert_eq!(
+    ///     ShutdownResponse::from_c(30),
+    ///     ShutdownResponse::CloseAfter(ShutdownDelay::from_secs(30).expect("1..=254")),
+    /// );
+    /// assert_eq!(ShutdownResponse::from_c(255), ShutdownResponse::KeepOpen);
+    /// ```
+    pub const fn from_c(code: u8) -> Self {
+        match ShutdownDelay::from_secs(code) {
+            Some(delay) => Self::CloseAfter(delay),
+            None if code == 0 => Self::CloseNow,
+            None => Self::KeepOpen,
+        }
+    }
+
+    /// [`CloseAfter`](Self::CloseAfter) `delay`.
+    ///
+    /// # Errors
+    /// - [`Error::ShutdownDelayOutOfRange`] unless `delay` is above zero and at most
+    ///   [`ShutdownDelay::MAX`].
+    pub fn close_after(delay: Duration) -> Result<Self, Error> {
+        ShutdownDelay::new(delay).map(Self::CloseAfter)
+    }
+}
+
+/// How long a connection keeps serving after the reactor was told to stop: above zero, at most
+/// 254 seconds ([`ShutdownDelay::MAX`], facil.io's largest delay), so every delayed close ends
+/// before a [`ShutdownResponse::KeepOpen`] connection gives up waiting.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use fio_reactor::ShutdownDelay;
+/// let delay = ShutdownDelay::new(Duration::from_millis(1500))?;
+/// assert_eq!(delay.get(), Duration::from_millis(1500));
+/// assert_eq!(ShutdownDelay::from_secs(0), None);
+/// assert_eq!(ShutdownDelay::from_secs(255), None);
+/// assert!(ShutdownDelay::new(Duration::ZERO).is_err());
+/// # Ok::<(), fio_reactor::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShutdownDelay(Duration);
+
+impl ShutdownDelay {
+    /// The longest delay: 254 seconds (C: 255 meant "linger", not a delay).
+    pub const MAX: Duration = Duration::from_secs(254);
+
+    /// A delay of `delay`. Fractions of a second are kept, but delayed closes are checked
+    /// once a second (as facil.io's were), so a close can come up to a second after its delay.
+    ///
+    /// # Errors
+    /// - [`Error::ShutdownDelayOutOfRange`] when `delay` is zero (use
+    ///   [`ShutdownResponse::CloseNow`]) or above [`MAX`](Self::MAX).
+    pub fn new(delay: Duration) -> Result<Self, Error> {
+        if delay.is_zero() || delay > Self::MAX {
+            return Err(Error::ShutdownDelayOutOfRange(delay));
+        }
+        Ok(Self(delay))
+    }
+
+    /// A delay of `seconds` (1..=254, as facil.io's return value), or `None` outside that.
+    pub const fn from_secs(seconds: u8) -> Option<Self> {
+        match seconds {
+            1..=254 => Some(Self(Duration::from_secs(seconds as u64))),
+            _ => None,
+        }
+    }
+
+    /// The delay.
+    pub const fn get(self) -> Duration {
+        self.0
     }
 }
 

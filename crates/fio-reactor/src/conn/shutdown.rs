@@ -1,10 +1,11 @@
 //! A reactor thread's connections when the reactor stops.
 //!
-//! Listeners close at once. Every other connection gets `on_shutdown`: 0 closes it gracefully
-//! now, 1..=254 after that many seconds, 255 leaves it open until every other connection has
-//! closed. Graceful closes drain their send queues within the grace period (8 seconds after
-//! the last delayed close begins); whatever is left then is closed abruptly. `on_close` runs
-//! for every connection, through the engine's `Closed` reports or, failing those, at the end.
+//! Listeners close at once. Every other connection gets `on_shutdown`: `CloseNow` closes it
+//! gracefully now, `CloseAfter` after its delay (at most 254 s), `KeepOpen` leaves it open
+//! until every other connection has closed. Graceful closes drain their send queues within
+//! the grace period (8 seconds after the last delayed close begins); whatever is left then is
+//! closed abruptly. `on_close` runs for every connection, through the engine's `Closed`
+//! reports or, failing those, at the end.
 //!
 //! "Every other connection" is the whole reactor's, not one thread's: each thread counts
 //! itself as draining while it has a connection that isn't lingering, and lingering
@@ -15,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use crate::conn::dispatch::dispatch;
+use crate::conn::protocol::{ShutdownDelay, ShutdownResponse};
 use crate::conn::state::{Conn, Conns, Kind, close_local, finalize, with_protocol};
 use crate::engine::CloseMode;
 use crate::thread::Local;
@@ -23,13 +25,11 @@ use crate::uuid::Uuid;
 /// How long queued data may take to drain once a connection is closing (facil.io's 8 s).
 pub(crate) const GRACE: Duration = Duration::from_secs(8);
 
-/// On `on_shutdown`'s 255: stay open until the end.
-const LINGER: u8 = 255;
-
 /// The longest a lingering connection waits for the others: no other connection can take
-/// longer than the longest delay (254 s) plus the grace period, so this only matters if a
-/// reactor thread never got to its shutdown (it died), which would otherwise hang `start`.
-const LINGER_CAP: Duration = Duration::from_secs(LINGER as u64);
+/// longer than the longest delay ([`ShutdownDelay::MAX`]) plus the grace period, so this only
+/// matters if a reactor thread never got to its shutdown (it died), which would otherwise hang
+/// `start`.
+const LINGER_CAP: Duration = ShutdownDelay::MAX.saturating_add(Duration::from_secs(1));
 
 /// Waits for the engine's last `Closed` reports after the abortive closes at the end.
 const FINAL_WAITS: usize = 64;
@@ -49,23 +49,8 @@ pub(crate) fn begin(local: &Local, now: Instant) {
             close_local(local, uuid, CloseMode::Abort);
             continue;
         }
-        let mut code = 0;
-        let ran = with_protocol(local, uuid, "on_shutdown", |protocol| {
-            code = protocol.on_shutdown(uuid);
-        });
-        if !ran || code == 0 {
-            close_local(local, uuid, CloseMode::Graceful);
-            continue;
-        }
-        let mut conns = local.conns.borrow_mut();
-        if let Some(conn) = conns.map.get_mut(&uuid) {
-            if code == LINGER {
-                conn.lingers = true;
-            } else {
-                let at = now + Duration::from_secs(code.into());
-                conn.set_close_at(at);
-                deadline = deadline.max(at + GRACE);
-            }
+        if let Some(close_at) = shut_stream(local, uuid, now) {
+            deadline = deadline.max(close_at + GRACE);
         }
     }
     let mut conns = local.conns.borrow_mut();
@@ -73,6 +58,48 @@ pub(crate) fn begin(local: &Local, now: Instant) {
     conns.linger_until = Some(now + LINGER_CAP + GRACE);
     conns.draining = is_draining(&conns);
     local.inner().shutdown_begun(conns.draining);
+}
+
+/// Asks one stream's protocol how to shut down and applies the answer; returns when a
+/// delayed close is due.
+fn shut_stream(local: &Local, uuid: Uuid, now: Instant) -> Option<Instant> {
+    // Stays `CloseNow` when there is no protocol or `on_shutdown` panicked.
+    let mut response = ShutdownResponse::CloseNow;
+    with_protocol(local, uuid, "on_shutdown", |protocol| {
+        response = protocol.on_shutdown(uuid);
+    });
+    let mut conns = local.conns.borrow_mut();
+    match (response, conns.map.get_mut(&uuid)) {
+        (ShutdownResponse::KeepOpen, Some(conn)) => conn.lingers = true,
+        (ShutdownResponse::CloseAfter(delay), Some(conn)) => {
+            let at = now + delay.get();
+            conn.set_close_at(at);
+            return Some(at);
+        }
+        _ => {
+            drop(conns);
+            close_local(local, uuid, CloseMode::Graceful);
+        }
+    }
+    None
+}
+
+/// Shuts down a stream opened after this thread's shutdown began (an accept that completed
+/// as its listener closed): it gets `on_shutdown` like the streams that were open then, and
+/// a delayed close moves the thread's deadline. Nothing happens before the shutdown.
+///
+/// A thread that already reported itself drained doesn't count itself as draining again: the
+/// late stream is closed within its own delay and grace period all the same.
+pub(crate) fn admit_late(local: &Local, uuid: Uuid, now: Instant) {
+    if local.conns.borrow().shutdown.is_none() {
+        return;
+    }
+    if let Some(close_at) = shut_stream(local, uuid, now) {
+        let mut conns = local.conns.borrow_mut();
+        conns.shutdown = conns
+            .shutdown
+            .map(|deadline| deadline.max(close_at + GRACE));
+    }
 }
 
 /// Whether `conns` holds a connection that isn't lingering (a closing one is draining, even

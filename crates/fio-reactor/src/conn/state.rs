@@ -92,7 +92,7 @@ pub(crate) struct Conn {
     pub(crate) progress: (u64, usize),
     /// Bytes the protocol has read, to tell whether `on_data` made progress.
     pub(crate) read_total: u64,
-    /// During shutdown: `on_shutdown` returned 255; close only at the very end.
+    /// During shutdown: `on_shutdown` returned `KeepOpen`; close only at the very end.
     pub(crate) lingers: bool,
     /// The read/write hook between the protocol and the engine's queues, if one is set.
     pub(crate) hook: Option<Box<dyn RwHook>>,

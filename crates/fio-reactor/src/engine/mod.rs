@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use std::os::fd::OwnedFd;
 
-use fio_buffer::Chunk;
+use fio_buffer::{Buffer, Chunk};
 
 use crate::error::Error;
 use crate::uuid::Uuid;
@@ -278,6 +278,21 @@ pub(crate) trait Engine {
 
     /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Takes the front received buffer of a stream out without copying (what a partial
+    /// [`read`](Self::read) left of it, moved to its start); `Ok(None)` when none is buffered.
+    /// Draining it counts as a read (a throttled receive resumes).
+    ///
+    /// # Errors
+    /// - `Unsupported` for a datagram socket.
+    fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>>;
+
+    /// An empty buffer from the pool `conn`'s sends are copied into, to fill and queue with
+    /// [`write`](Self::write) as [`Chunk::Buffer`] without another copy.
+    ///
+    /// # Errors
+    /// - the pool's exhaustion; `NotFound` for a uuid this engine doesn't serve.
+    fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer>;
 
     /// Bytes received and not yet read.
     fn buffered(&self, conn: Uuid) -> usize;

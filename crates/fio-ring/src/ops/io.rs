@@ -35,8 +35,8 @@ impl Op {
 
     /// Reads from `fd` into the unfilled part of `buf` (`pread(2)` at `offset`, or the
     /// current position / stream when `offset` is `None`). The completion's
-    /// [`take_buf`](crate::Completion::take_buf) returns `buf` with its length grown by the
-    /// bytes read.
+    /// [`take_read_buf`](crate::Completion::take_read_buf) returns `buf` with its length grown
+    /// by the bytes read.
     pub fn read(fd: impl AsFd, buf: impl Into<IoBuf>, offset: Option<u64>) -> Op {
         let mut buf = buf.into();
         let (ptr, len) = buf.spare_mut();
@@ -60,7 +60,7 @@ impl Op {
 
     /// Reads into several buffers in order (`preadv(2)`); each buffer's unfilled part is one
     /// `iovec`. The completion returns them with lengths set through
-    /// [`take_bufs`](crate::Completion::take_bufs).
+    /// [`take_read_bufs`](crate::Completion::take_read_bufs).
     ///
     /// # Errors
     /// - [`Error::InvalidArgument`] when more than [`MAX_IOVECS`] buffers are given.

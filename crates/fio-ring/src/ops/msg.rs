@@ -27,7 +27,7 @@ impl Op {
     /// Receives one message into the unfilled part of `buf` (`recvmsg(2)`), with room for
     /// `control_len` bytes of ancillary data (0 for none). The final completion gives the
     /// sender through [`Completion::source_addr`](crate::Completion::source_addr), the data
-    /// through [`take_buf`](crate::Completion::take_buf) (or
+    /// through [`take_read_buf`](crate::Completion::take_read_buf) (or
     /// [`take_datagram`](crate::Completion::take_datagram) for a pooled buffer), the
     /// ancillary data through [`take_control`](crate::Completion::take_control) and the
     /// message flags (`MSG_TRUNC`, `MSG_CTRUNC`) through
@@ -47,7 +47,7 @@ impl Op {
     /// let got = Rc::new(RefCell::new(None));
     /// let sink = got.clone();
     /// ring.submit(Op::recvmsg(&receiver, Vec::with_capacity(64), 0), move |_, mut done| {
-    ///     let data = done.take_buf().map(|buf| buf.into_vec());
+    ///     let data = done.take_read_buf().map(|buf| buf.into_vec());
     ///     *sink.borrow_mut() = Some((data, done.source_addr()));
     /// })?;
     /// for _ in 0..10 {

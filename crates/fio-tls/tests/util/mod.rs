@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fio_reactor::{EngineKind, Error, ListenArgs, Reactor, StartArgs, Uuid};
+use fio_reactor::{Concurrency, EngineKind, Error, ListenArgs, Reactor, StartArgs, Uuid};
 use fio_tls::rustls;
 use fio_tls::{Identity, Tls, TlsBuilder};
 
@@ -27,13 +27,15 @@ pub(crate) fn engine() -> Option<EngineKind> {
 }
 
 /// A fresh reactor: `threads` threads, one process, the run's engine, no signals.
-pub(crate) fn reactor(threads: i16) -> Reactor {
-    Reactor::new(StartArgs {
-        threads,
-        workers: 1,
-        engine: engine(),
-        signals: false,
-    })
+pub(crate) fn reactor(threads: u16) -> Reactor {
+    let threads = Concurrency::exactly(threads).expect("a test runs at least one thread");
+    Reactor::new(
+        StartArgs::new()
+            .threads(threads)
+            .workers(Concurrency::ONE)
+            .engine(engine())
+            .signals(false),
+    )
 }
 
 /// Runs `reactor.start()` with a watchdog that stops it (and fails the test) at

@@ -21,7 +21,7 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use fio_buffer::{Buffer, BufferPool, Chunk, RecvQueue, SendQueue, WaterMarks};
+use fio_buffer::{Chunk, RecvQueue, SendQueue, SpareBuffers, WaterMarks};
 use fio_sys::{EpollRegistration, Interest, RecvFlags, SendFlags, SockAddr};
 
 use crate::engine::SEND_SOFT_LIMIT;
@@ -174,17 +174,23 @@ impl Stream {
         was_empty && !self.send.is_empty()
     }
 
-    /// Queues a copy of `data` in pooled buffers from `pool` (one datagram on a datagram
+    /// Queues a copy of `data` in pooled buffers from `spares` (one datagram on a datagram
     /// socket); returns whether the queue was empty before.
     ///
     /// # Errors
     /// - the pool's exhaustion; nothing is queued then.
-    pub(super) fn queue_copy(&mut self, data: &[u8], pool: &BufferPool) -> io::Result<bool> {
+    pub(super) fn queue_copy(
+        &mut self,
+        data: &[u8],
+        spares: &mut SpareBuffers,
+    ) -> io::Result<bool> {
         if self.datagram {
             return Ok(self.queue_datagram(Chunk::Vec(data.to_vec()), None));
         }
         let was_empty = self.send.is_empty();
-        self.send.push_copy(data, pool).map_err(io::Error::from)?;
+        self.send
+            .push_copy_from(data, spares)
+            .map_err(io::Error::from)?;
         Ok(was_empty && !self.send.is_empty())
     }
 
@@ -211,9 +217,9 @@ impl Stream {
     }
 
     /// Receives into pooled buffers until the socket is drained, the budget or the high-water
-    /// mark is reached, or the peer's end of stream. `spare` keeps one empty buffer between
-    /// calls, so the receive that finds nothing costs no pool round trip and an idle stream
-    /// holds no buffer.
+    /// mark is reached, or the peer's end of stream. Buffers come from the engine's `spares`
+    /// and an unfilled one goes back there, so the receive that finds nothing costs no pool
+    /// round trip and an idle stream holds no buffer.
     ///
     /// A receive that fills less than its buffer took everything the socket held: a stream
     /// socket hands over all it has queued up to the buffer's size, and bytes that arrive
@@ -234,8 +240,7 @@ impl Stream {
     pub(super) fn fill(
         &mut self,
         fd: BorrowedFd<'_>,
-        pool: &BufferPool,
-        spare: &mut Option<Buffer>,
+        spares: &mut SpareBuffers,
     ) -> io::Result<Filled> {
         let mut filled = Filled {
             arrived: false,
@@ -248,11 +253,7 @@ impl Stream {
                 break;
             }
             reads += 1;
-            let mut buffer = match spare.take() {
-                Some(buffer) => buffer,
-                None => pool.take().map_err(io::Error::from)?,
-            };
-            buffer.clear();
+            let mut buffer = spares.take().map_err(io::Error::from)?;
             // A datagram comes with its sender (`Some`); stream bytes don't.
             let received = if self.datagram {
                 fio_sys::recv_from(fd, buffer.as_mut_capacity(), RecvFlags::empty())
@@ -263,7 +264,7 @@ impl Stream {
             };
             match received {
                 Ok((0, None)) => {
-                    *spare = Some(buffer);
+                    spares.give(buffer);
                     self.eof = true;
                     self.readable = false;
                     filled.arrived = true;
@@ -285,7 +286,7 @@ impl Stream {
                     }
                 }
                 Err(error) => {
-                    *spare = Some(buffer);
+                    spares.give(buffer);
                     match error.kind() {
                         io::ErrorKind::WouldBlock => {
                             self.readable = false;
@@ -349,27 +350,28 @@ impl Stream {
         &mut self,
         fd: BorrowedFd<'_>,
         scratch: &mut Vec<IoSlice<'static>>,
+        spares: &mut SpareBuffers,
     ) -> io::Result<bool> {
         if self.datagram {
             return self.flush_datagrams(fd, scratch);
         }
         while !self.send.is_empty() {
-            // Rebuilt per send: the slices borrow the queue, which `advance` then changes.
-            let result = {
+            // One chunk (a typical reply) goes by `send`, straight from the queue: no gather
+            // list to build, and the kernel copies in no message header or iovec.
+            let result = if let Some(only) = self.send.only_chunk() {
+                fio_sys::send(fd, only, SendFlags::NOSIGNAL)
+            } else {
+                // Rebuilt per send: the slices borrow the queue, which `advance` then changes.
                 let mut slices = recycle(std::mem::take(scratch));
                 self.send.io_slices(GATHER, &mut slices);
-                // One slice (a typical reply) goes by `send`, which spares the kernel copying
-                // in a message header and an iovec.
-                let result = match slices.as_slice() {
-                    [only] => fio_sys::send(fd, only, SendFlags::NOSIGNAL),
-                    _ => fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL),
-                };
+                let result = fio_sys::sendmsg(fd, &slices, None, SendFlags::NOSIGNAL);
                 *scratch = recycle(slices);
                 result
             };
             match result {
                 Ok(count) => {
-                    self.send.advance(count);
+                    // Sent copies' buffers stay at hand for the next receive or reply.
+                    self.send.advance_recycling(count, spares);
                     self.sent += count as u64;
                 }
                 Err(error) => match error.kind() {
@@ -404,10 +406,10 @@ impl PollConn {
     /// Ends a graceful close: shuts the write side and reads what the peer already sent, so
     /// closing with unread bytes doesn't turn the FIN into a reset that could destroy the
     /// peer's copy of what was just sent.
-    pub(super) fn finish_graceful(&self, spare: &mut Option<Buffer>, pool: &BufferPool) {
+    pub(super) fn finish_graceful(&self, spares: &mut SpareBuffers) {
         let fd = self.registration.as_fd();
         let _ = fio_sys::shutdown(fd, Shutdown::Write);
-        let Some(mut buffer) = spare.take().or_else(|| pool.take().ok()) else {
+        let Ok(mut buffer) = spares.take() else {
             return;
         };
         for _ in 0..READ_BUDGET {
@@ -416,8 +418,7 @@ impl PollConn {
                 _ => break,
             }
         }
-        buffer.clear();
-        *spare = Some(buffer);
+        spares.give(buffer);
     }
 }
 

@@ -1,6 +1,9 @@
 //! The fallback engine: epoll, called directly through [`fio_sys::Epoll`].
 //!
-//! A wait is one `epoll_wait` with the timer deadline as its timeout. Other threads end it
+//! A wait is one `epoll_wait` with the timer deadline as its timeout, or none at all when the
+//! wait already has something to report (the `Drained` of replies it flushed) and the wait
+//! before it polled: the caller's next wait polls instead, so a request-reply tick costs one
+//! `epoll_wait`, not two. Other threads end it
 //! through the set's [`Waker`](fio_sys::Waker) (an eventfd registered in the same set, read
 //! only on the waits it ended), which is sticky: a wake that lands before the wait makes that
 //! wait return at once.
@@ -15,8 +18,10 @@
 //! retry list, served at the start of the next wait, which then doesn't block. A short receive
 //! is trusted to have emptied the socket unless the events said the peer's end of stream or
 //! urgent data came (see [`Stream::fill`]), so a half-closed peer is noticed at once and an
-//! idle stream costs nothing. Received bytes go into pooled buffers (one [`BufferPool`] per
-//! engine); send queues written during a tick are flushed at the start of the next wait,
+//! idle stream costs nothing. Received bytes and copied replies go into pooled buffers (one
+//! [`BufferPool`] per engine, with a few [`SpareBuffers`] in front: a buffer read empty or
+//! sent is kept for the next receive or reply, so a request-reply round trip makes no atomic
+//! pool operation); send queues written during a tick are flushed at the start of the next wait,
 //! before it blocks, so a reply goes out without waiting for writability, and a flush that
 //! the socket cut short resumes on the writable edge the kernel then reports.
 
@@ -28,7 +33,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig};
+use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig, SpareBuffers};
 use fio_sys::{Epoll, EpollEvent, EventBuffer};
 
 use self::conn::{PollConn, Role, Stream, key};
@@ -41,6 +46,12 @@ mod tests;
 
 /// Connections accepted per listener event, so a connection storm can't starve the others.
 const ACCEPT_BUDGET: usize = 64;
+
+/// Empty buffers the engine keeps out of its pool (see [`SpareBuffers`]): a request's receive
+/// buffer, emptied by the read, carries its reply, and the sent reply's buffer takes the next
+/// receive, with no atomic pool operation. About one per connection served in a wait covers
+/// a loaded tick; the spares are the pool's memory either way.
+const SPARE_BUFFERS: usize = 64;
 
 /// Streams one wait receives on at most; the others stay on the retry list for the next
 /// wait. The connection layer runs about this many `on_data` calls per tick, so a burst of
@@ -86,10 +97,9 @@ pub(crate) struct EpollEngine {
     ready: Vec<Readiness>,
     /// Registered descriptors, indexed by descriptor number.
     conns: Vec<Option<PollConn>>,
-    /// Receive buffers for every connection of this thread.
-    pool: BufferPool,
-    /// One empty buffer kept for the next receive (see [`Stream::fill`]).
-    spare: Option<Buffer>,
+    /// Receive and send buffers for every connection of this thread: a pool with a few
+    /// spares in front (see [`SPARE_BUFFERS`]); an idle stream holds none.
+    spares: SpareBuffers,
     /// The gather list's allocation, lent to every flush (see [`Stream::flush`]).
     scratch: Vec<IoSlice<'static>>,
     /// Streams written to since the last flush.
@@ -98,6 +108,9 @@ pub(crate) struct EpollEngine {
     retry: Vec<Uuid>,
     /// Receives this wait may still start (see [`RECEIVE_BUDGET`]).
     receives_left: usize,
+    /// The last [`wait`](Engine::wait) called `epoll_wait`; the next one that has something to
+    /// report before polling may then skip it (see `wait`).
+    polled_last_wait: bool,
     /// Events that happened outside a wait (an open's first `Drained`, an abortive close),
     /// reported by the next one.
     reports: Vec<EngineEvent>,
@@ -114,12 +127,15 @@ impl EpollEngine {
             events: EventBuffer::default(),
             ready: Vec::new(),
             conns: Vec::new(),
-            pool: BufferPool::new(PoolConfig::default()).map_err(io::Error::from)?,
-            spare: None,
+            spares: SpareBuffers::new(
+                BufferPool::new(PoolConfig::default()).map_err(io::Error::from)?,
+                SPARE_BUFFERS,
+            ),
             scratch: Vec::new(),
             dirty: Vec::new(),
             retry: Vec::new(),
             receives_left: RECEIVE_BUDGET,
+            polled_last_wait: false,
             reports: Vec::new(),
         })
     }
@@ -134,7 +150,7 @@ impl EpollEngine {
             .ok_or_else(not_found)
     }
 
-    /// Queues on `conn`'s stream with `queue` (given the send pool), which says whether the
+    /// Queues on `conn`'s stream with `queue` (given the buffers), which says whether the
     /// queue was empty before; a queue that wasn't is flushed already (at the end of this
     /// tick, or when the socket's writable edge comes), so only the first write marks it.
     ///
@@ -144,7 +160,7 @@ impl EpollEngine {
     fn queue_on(
         &mut self,
         conn: Uuid,
-        queue: impl FnOnce(&mut Stream, &BufferPool) -> io::Result<bool>,
+        queue: impl FnOnce(&mut Stream, &mut SpareBuffers) -> io::Result<bool>,
     ) -> io::Result<()> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
             return Err(io::Error::new(
@@ -155,7 +171,7 @@ impl EpollEngine {
         if stream.closing {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        if queue(stream, &self.pool)? && !stream.connecting {
+        if queue(stream, &mut self.spares)? && !stream.connecting {
             self.dirty.push(conn);
         }
         Ok(())
@@ -209,10 +225,14 @@ impl EpollEngine {
         if stream.connecting || stream.send.is_empty() && !stream.closing {
             return;
         }
-        let result = stream.flush(conn.registration.as_fd(), &mut self.scratch);
+        let result = stream.flush(
+            conn.registration.as_fd(),
+            &mut self.scratch,
+            &mut self.spares,
+        );
         match result {
             Ok(true) if stream.closing => {
-                conn.finish_graceful(&mut self.spare, &self.pool);
+                conn.finish_graceful(&mut self.spares);
                 self.drop_conn(fd, None, out);
             }
             Ok(true) => out.push(EngineEvent::Drained { conn: uuid }),
@@ -242,7 +262,7 @@ impl EpollEngine {
             return false;
         }
         self.receives_left -= 1;
-        match stream.fill(conn.registration.as_fd(), &self.pool, &mut self.spare) {
+        match stream.fill(conn.registration.as_fd(), &mut self.spares) {
             Ok(filled) => {
                 if filled.more {
                     queue_retry(&mut self.retry, uuid, stream);
@@ -398,6 +418,7 @@ impl Engine for EpollEngine {
         timeout: Option<Duration>,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
+        let before = events.len();
         events.append(&mut self.reports);
         self.receives_left = RECEIVE_BUDGET;
         let mut dirty = mem::take(&mut self.dirty);
@@ -423,11 +444,23 @@ impl Engine for EpollEngine {
         if self.retry.is_empty() {
             self.retry = retry;
         }
+        let reporting = events.len() > before;
+        // Something to report already (typically the `Drained` of the replies just flushed):
+        // return it without asking the kernel, when the last wait did ask. The caller handles
+        // it and waits again, and that wait polls, blocking if nothing else is to do. Asking
+        // here too would mostly find nothing (the peers can't have answered replies sent
+        // microseconds ago) and cost one `epoll_wait` per tick; alternating keeps a caller
+        // that always has something to report from starving the descriptors.
+        if reporting && self.polled_last_wait {
+            self.polled_last_wait = false;
+            return Ok(handled);
+        }
+        self.polled_last_wait = true;
         // Something to report already: look at the set without blocking.
-        let timeout = if events.is_empty() {
-            timeout
-        } else {
+        let timeout = if reporting {
             Some(Duration::ZERO)
+        } else {
+            timeout
         };
         // A signal landing on this thread ends the wait early with no events; the loop simply
         // goes round.
@@ -510,7 +543,8 @@ impl Engine for EpollEngine {
         let count = if stream.datagram {
             stream.recv.read_datagram(buf).map_or(0, |(count, _)| count)
         } else {
-            stream.recv.read(buf, false)
+            // The buffers read empty carry the replies this read leads to.
+            stream.recv.read_recycling(buf, false, &mut self.spares)
         };
         // Reading down to the low-water mark ends a throttle; the socket's waiting bytes
         // raise no new edge, so they are received at the next wait.
@@ -518,6 +552,29 @@ impl Engine for EpollEngine {
             queue_retry(&mut self.retry, conn, stream);
         }
         Ok(count)
+    }
+
+    fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
+        let Some(stream) = stream_mut(&mut self.conns, conn)? else {
+            return Ok(None);
+        };
+        if stream.datagram {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a datagram socket has no received stream buffers",
+            ));
+        }
+        let buffer = stream.recv.take_buffer();
+        // As in `read`: draining to the low-water mark ends a throttle.
+        if buffer.is_some() && stream.note_read() {
+            queue_retry(&mut self.retry, conn, stream);
+        }
+        Ok(buffer)
+    }
+
+    fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
+        self.conn(conn)?;
+        self.spares.take().map_err(io::Error::from)
     }
 
     fn buffered(&self, conn: Uuid) -> usize {
@@ -539,7 +596,19 @@ impl Engine for EpollEngine {
     }
 
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
-        self.queue_on(conn, |stream, pool| stream.queue_copy(data, pool))
+        self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
+    }
+
+    /// One lookup for the three answers, instead of the default's three.
+    fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
+        match self.conn(conn).ok().and_then(PollConn::stream) {
+            Some(stream) => (
+                stream.recv.len(),
+                stream.eof && stream.recv.is_empty(),
+                stream.send.len(),
+            ),
+            None => (0, false, 0),
+        }
     }
 
     fn pending(&self, conn: Uuid) -> usize {
@@ -587,7 +656,7 @@ impl Engine for EpollEngine {
             stream.closing = true;
             stream.recv.clear();
             if stream.send.is_empty() {
-                entry.finish_graceful(&mut self.spare, &self.pool);
+                entry.finish_graceful(&mut self.spares);
             } else {
                 finished = false;
                 self.dirty.push(conn);

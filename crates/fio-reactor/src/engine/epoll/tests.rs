@@ -1,10 +1,11 @@
 //! What only the epoll engine has: the bookkeeping behind edge-triggered readiness (the
-//! throttle flag, the retry list). Everything the [`Engine`] trait promises is tested on both
-//! engines by `engine::conformance`; these use its harness over an [`EpollEngine`].
+//! throttle flag, the retry list), the spare buffers and the skipped polls. Everything the
+//! [`Engine`] trait promises is tested on both engines by `engine::conformance`; these use its
+//! harness over an [`EpollEngine`].
 
 use std::io::Write;
 
-use crate::engine::conformance::{HIGH_WATER, Harness, is_readable, pattern};
+use crate::engine::conformance::{HIGH_WATER, Harness, is_drained, is_readable, pattern};
 
 use super::*;
 
@@ -43,4 +44,55 @@ fn an_idle_stream_leaves_nothing_to_check() {
     let stream = harness.engine.conn(conn).unwrap().stream().unwrap();
     assert!(!stream.readable && !stream.drain_fully && !stream.retry_queued);
     assert!(harness.engine.retry.is_empty());
+}
+
+#[test]
+fn a_request_and_its_reply_recycle_their_buffers() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    for round in 0..3 {
+        peer.write_all(b"ping").unwrap();
+        harness.expect("the request", |event| is_readable(event, conn));
+        assert_eq!(harness.read_all(conn), b"ping");
+        harness.engine.write_copy(conn, b"pong").unwrap();
+        assert_eq!(harness.peer_reads(&mut peer, 4), b"pong", "round {round}");
+        // Every buffer the round trip used is a spare again, none lost or held by the stream.
+        let spares = &harness.engine.spares;
+        assert!(!spares.is_empty(), "round {round} kept no spare");
+        assert_eq!(
+            spares.pool().stats().in_use,
+            spares.len(),
+            "round {round}: a buffer is held outside the spares"
+        );
+    }
+}
+
+#[test]
+fn waits_with_drains_to_report_still_poll_every_other_time() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    // On loopback the bytes are in the engine's socket once `write_all` returns.
+    peer.write_all(b"ping").unwrap();
+    // Every wait below flushes a reply, so each has a `Drained` to report before polling;
+    // one may skip `epoll_wait`, the next must not.
+    let mut waits = 0;
+    harness.pump("the request behind the drains", |harness| {
+        if harness.saw(|event| is_readable(event, conn)) {
+            return true;
+        }
+        harness.engine.write_copy(conn, b"x").unwrap();
+        waits += 1;
+        false
+    });
+    assert!(
+        waits <= 2,
+        "the request waited {waits} waits behind the drains"
+    );
+    let drains = harness
+        .events
+        .iter()
+        .filter(|event| is_drained(event, conn))
+        .count();
+    assert_eq!(drains, waits, "a flushed reply's drain went unreported");
+    assert_eq!(harness.read_all(conn), b"ping");
 }

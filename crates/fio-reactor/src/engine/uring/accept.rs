@@ -105,11 +105,9 @@ impl Listener {
 
 impl ListenState {
     /// Hands an accepted stream to the connection layer; the accept made it non-blocking,
-    /// as the contract says.
+    /// as the contract says. Even while closing: an accept that completed before its cancel
+    /// took a real client off the queue, and dropping the stream would reset that client.
     fn accepted(&self, stream: OwnedFd) {
-        if self.closing {
-            return;
-        }
         self.inbox.push(EngineEvent::Accepted {
             listener: self.uuid,
             stream,
@@ -180,7 +178,7 @@ fn on_accept(state: &Rc<RefCell<ListenState>>, ring: &mut Ring, mut completion: 
     let res = completion.raw_result();
     let mut retry = Retry::Now;
     if res >= 0 {
-        // An accept that completes despite a cancel still made a stream: dropping it closes it.
+        // An accept that completes despite a cancel still took a client: it is served.
         if let Some(stream) = completion.take_fd() {
             inner.accepted(stream);
         }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use fio_buffer::Chunk;
+use fio_buffer::{Buffer, Chunk};
 use fio_ring::{Op, OpId, Ring};
 use fio_socket::{CloseReason, Event, SharedEventHandler, Socket, SocketConfig};
 
@@ -275,6 +275,25 @@ impl Stream {
         match socket.receive(ring, buf, false) {
             Ok(count) => Ok(count),
             Err(fio_socket::Error::Closed) => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// See [`Engine::read_buffer`](crate::engine::Engine::read_buffer); a closing stream
+    /// has none.
+    pub(super) fn read_buffer(&self, ring: &mut Ring) -> io::Result<Option<Buffer>> {
+        if self.datagram {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a datagram socket has no received stream buffers",
+            ));
+        }
+        let Phase::Open(socket) = &self.phase else {
+            return Ok(None);
+        };
+        match socket.receive_buffer(ring) {
+            Ok(buffer) => Ok(buffer),
+            Err(fio_socket::Error::Closed) => Ok(None),
             Err(error) => Err(error.into()),
         }
     }

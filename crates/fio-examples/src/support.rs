@@ -1,9 +1,19 @@
-//! What the example servers share: their command line, a stderr logger, and the `main` that
-//! ties them together. Each example includes this file with `#[path = "support/mod.rs"]`.
+//! What the example programs share: their command line ([`Options`]), TLS and socket
+//! activation setup, a stderr logger, [`LogFailure`] for results only worth a log line, and
+//! the [`main`] that ties them together.
+//!
+//! # Examples
+//! ```
+//! use fio_examples::support::Options;
+//! let args = ["--port", "8080", "--threads", "-2"].map(String::from);
+//! let options = Options::parse(args, &[]).expect("valid").expect("not --help");
+//! assert_eq!(options.url, "tcp://0.0.0.0:8080");
+//! // `--threads` takes facil.io's signed count: -2 is half the cores.
+//! assert_eq!(options.threads, fio_reactor::Concurrency::from_c(-2));
+//! ```
 
 use std::cell::RefCell;
 use std::error::Error;
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -11,13 +21,19 @@ use log::{LevelFilter, Log, Metadata, Record};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use fio_reactor::{ListenArgs, Reactor, StartArgs, Uuid};
+use fio_reactor::{Concurrency, ListenArgs, Reactor, StartArgs, Uuid};
 
 /// The spec's default address (`fio_listen`'s `url` when none is given).
-pub(crate) const DEFAULT_URL: &str = "tcp://0.0.0.0:3000";
+pub const DEFAULT_URL: &str = "tcp://0.0.0.0:3000";
+
+/// The spec's echo server runs `fio_start(.threads = 4)`.
+const FOUR_THREADS: Concurrency = match Concurrency::exactly(4) {
+    Some(four) => four,
+    None => Concurrency::ONE,
+};
 
 /// The size of each reactor thread's read buffer (see [`with_read_buffer`]).
-pub(crate) const READ_BUFFER: usize = 16 * 1024;
+pub const READ_BUFFER: usize = 16 * 1024;
 
 thread_local! {
     /// One read buffer per reactor thread: zeroing a fresh 16 KiB stack buffer on every
@@ -27,7 +43,7 @@ thread_local! {
 
 /// Runs `f` with this thread's [`READ_BUFFER`]-byte read buffer (its contents are whatever
 /// the last user left).
-pub(crate) fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+pub fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buf) => f(&mut buf),
         // Only when a callback runs inside another on the same thread: a fresh buffer then.
@@ -37,22 +53,23 @@ pub(crate) fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 
 /// The options every example server takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Options {
+pub struct Options {
     /// Where to listen, in `fio_listen`'s URL form.
-    pub(crate) url: String,
-    /// Reactor threads (`fio_start`'s `.threads`; negative is a fraction of the cores).
-    pub(crate) threads: i16,
+    pub url: String,
+    /// Reactor threads (`fio_start`'s `.threads`; `--threads` takes facil.io's signed count,
+    /// negative for a fraction of the cores).
+    pub threads: Concurrency,
     /// Worker processes (`fio_start`'s `.workers`); above 1, fio-cluster forks them.
-    pub(crate) workers: i16,
+    pub workers: Concurrency,
     /// The example's own switches that were given, e.g. `--raw`.
-    pub(crate) switches: Vec<&'static str>,
+    pub switches: Vec<&'static str>,
     /// Whether and how connections are secured (`--tls`, `--cert`/`--key`).
-    pub(crate) tls: TlsSource,
+    pub tls: TlsSource,
 }
 
 /// Where the examples' TLS certificate comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum TlsSource {
+pub enum TlsSource {
     /// Plain TCP.
     #[default]
     Off,
@@ -72,8 +89,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             url: DEFAULT_URL.to_owned(),
-            threads: 4,
-            workers: 1,
+            threads: FOUR_THREADS,
+            workers: Concurrency::ONE,
             switches: Vec::new(),
             tls: TlsSource::Off,
         }
@@ -90,7 +107,7 @@ impl Options {
     /// # Errors
     /// A message naming the argument, when one is unknown, lacks its value, or its value is
     /// not a number in range.
-    pub(crate) fn parse<I>(args: I, known: &[&'static str]) -> Result<Option<Self>, String>
+    pub fn parse<I>(args: I, known: &[&'static str]) -> Result<Option<Self>, String>
     where
         I: IntoIterator<Item = String>,
     {
@@ -137,9 +154,13 @@ impl Options {
                     options.url = format!("tcp://0.0.0.0:{port}");
                 }
                 "--threads" => {
-                    options.threads = value.parse().map_err(|_| number("a thread count"))?;
+                    let count = value.parse().map_err(|_| number("a thread count"))?;
+                    options.threads = Concurrency::from_c(count);
                 }
-                _ => options.workers = value.parse().map_err(|_| number("a worker count"))?,
+                _ => {
+                    let count = value.parse().map_err(|_| number("a worker count"))?;
+                    options.workers = Concurrency::from_c(count);
+                }
             }
         }
         match (cert, key) {
@@ -152,12 +173,8 @@ impl Options {
 
     /// The arguments for `fio_cluster::start`: these counts, the engine from `FIO_ENGINE` (or
     /// io_uring first), and SIGINT/SIGTERM stopping the server gracefully.
-    pub(crate) fn start_args(&self) -> StartArgs {
-        StartArgs {
-            threads: self.threads,
-            workers: self.workers,
-            ..StartArgs::default()
-        }
+    pub fn start_args(&self) -> StartArgs {
+        StartArgs::new().threads(self.threads).workers(self.workers)
     }
 }
 
@@ -166,9 +183,7 @@ impl Options {
 ///
 /// # Errors
 /// `Error::Listen` naming the certificate source, when it can't be loaded or generated.
-pub(crate) fn tls(
-    options: &Options,
-) -> Result<Option<Arc<dyn fio_reactor::Tls>>, fio_reactor::Error> {
+pub fn tls(options: &Options) -> Result<Option<Arc<dyn fio_reactor::Tls>>, fio_reactor::Error> {
     let failed = |url: &str, error: fio_tls::Error| fio_reactor::Error::Listen {
         url: url.to_owned(),
         source: std::io::Error::other(error),
@@ -202,7 +217,7 @@ pub(crate) fn tls(
 /// # Errors
 /// - `Error::Listen` when `LISTEN_FDS` is malformed or names a closed descriptor;
 /// - what `Reactor::listen` reports (for example the port is taken).
-pub(crate) fn listen_all(
+pub fn listen_all(
     reactor: &Reactor,
     tls: Option<Arc<dyn fio_reactor::Tls>>,
     on_open: impl Fn(Uuid) + Clone + Send + Sync + 'static,
@@ -229,7 +244,7 @@ pub(crate) fn listen_all(
 }
 
 /// The listeners' addresses, for the start-up log line.
-pub(crate) fn addresses(listeners: &[Uuid], url: &str) -> String {
+pub fn addresses(listeners: &[Uuid], url: &str) -> String {
     let known: Vec<String> = listeners
         .iter()
         .filter_map(|&uuid| fio_reactor::local_addr(uuid).map(|a| a.to_string()))
@@ -247,7 +262,7 @@ pub(crate) fn addresses(listeners: &[Uuid], url: &str) -> String {
 ///
 /// # Errors
 /// What `fio_cluster::start` reports.
-pub(crate) fn start(options: &Options) -> Result<(), fio_reactor::Error> {
+pub fn start(options: &Options) -> Result<(), fio_reactor::Error> {
     fio_cluster::start(options.start_args())
 }
 
@@ -265,7 +280,8 @@ impl Log for StderrLogger {
             // One write per line: the root and its workers share stderr, and a line
             // written in pieces could interleave with another process's.
             let line = format!("[{}] {}\n", record.level(), record.args());
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            // A logger whose stderr is gone has nowhere left to report that to.
+            std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes()).ok();
         }
     }
 
@@ -276,27 +292,53 @@ impl Log for StderrLogger {
 static LOGGER: StderrLogger = StderrLogger;
 
 /// Installs the stderr logger at `level`; a logger installed earlier stays.
-pub(crate) fn init_logger(level: LevelFilter) {
+pub fn init_logger(level: LevelFilter) {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
     }
 }
 
 /// An error and its causes on one line: `listening on ... failed: Address in use`.
-pub(crate) fn describe(error: &dyn Error) -> String {
+pub fn describe(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text
 }
 
+/// Logs the failure of an operation whose failure changes nothing for the caller, instead of
+/// discarding it with `let _ =`: typically a write or close from a connection's callback,
+/// which fails only when the connection closed (or is closing) meanwhile, and is closed
+/// either way.
+///
+/// # Examples
+/// ```
+/// use fio_examples::support::LogFailure;
+/// // A connection that isn't open: the write fails, and a debug line says so.
+/// fio_reactor::write(fio_reactor::Uuid::from_parts(0, 0), b"hello").or_log("greeting");
+/// ```
+pub trait LogFailure {
+    /// Logs the error, if any, at debug level after `what` (for example `"echo"`); the
+    /// reactor's errors already name the connection.
+    fn or_log(self, what: &str);
+}
+
+impl<T> LogFailure for Result<T, fio_reactor::Error> {
+    fn or_log(self, what: &str) {
+        if let Err(error) = self {
+            log::debug!("{what} failed: {}", describe(&error));
+        }
+    }
+}
+
 /// An example's `main`: parses the command line (`known` switches, `usage` for `--help` and
 /// mistakes), runs `run`, and turns a failure into a message on stderr and exit status 1
 /// (2 for a bad command line).
-pub(crate) fn main<E: Error>(
+pub fn main<E: Error>(
     name: &str,
     usage: &str,
     known: &[&'static str],
