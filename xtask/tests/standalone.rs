@@ -130,8 +130,11 @@ fn crate_package(root: &Path, name: &'static str) -> Option<Package> {
         bins.push((format!("readme{index}"), as_program(block)));
     }
     if name == "fio-ring" {
-        let checksum = fs::read_to_string(dir.join("examples/checksum.rs")).unwrap();
-        bins.push(("checksum".to_owned(), checksum));
+        // Its file examples too: they use the ring's own open, stat and close, nothing else.
+        for example in ["checksum", "copy"] {
+            let source = fs::read_to_string(dir.join(format!("examples/{example}.rs"))).unwrap();
+            bins.push((example.to_owned(), source));
+        }
     }
     Some(Package {
         name: format!("readme-{name}"),

@@ -1,14 +1,15 @@
-//! Copies a file through the ring: reads into pooled buffers and writes them out, with
-//! several reads and writes in flight at once.
+//! Copies a file through the ring, using only fio-ring and std: both files are opened, the
+//! source measured (`Op::stat`) and both closed through the ring; the data is read into pooled
+//! buffers and written out with several reads and writes in flight at once.
 //!
 //! Usage: `cargo run -p fio-ring --example ring_copy -- SRC DST`
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use fio_ring::{BufferPool, Completion, Op, PoolConfig, Ring, RingConfig, WriteBuf};
+use fio_ring::{BufferPool, Completion, Op, OpenFlags, PoolConfig, Ring, RingConfig, WriteBuf};
 
 /// Bytes per read.
 const CHUNK: usize = 64 * 1024;
@@ -16,8 +17,8 @@ const CHUNK: usize = 64 * 1024;
 const DEPTH: usize = 8;
 
 struct Copy {
-    src: File,
-    dst: File,
+    src: OwnedFd,
+    dst: OwnedFd,
     pool: BufferPool,
     size: u64,
     next_offset: u64,
@@ -33,19 +34,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [src, dst] = args.as_slice() else {
         return Err("usage: copy SRC DST".into());
     };
-    let src = File::open(src)?;
-    let size = src.metadata()?.len();
-    let dst = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dst)?;
+    let mut ring = Ring::new(RingConfig::new(64))?;
+    let (src_path, dst_path) = (src, dst);
+    // Open both files and measure the source in one tick.
+    let opened: Rc<RefCell<Opened>> = Rc::default();
+    let sink = opened.clone();
+    ring.submit(
+        Op::open(None, src_path, OpenFlags::READ, 0)?,
+        move |_, mut done| {
+            sink.borrow_mut().src = Some(done.result().and_then(|_| descriptor(&mut done)));
+        },
+    )?;
+    let sink = opened.clone();
+    ring.submit(Op::stat(None, src_path)?, move |_, mut done| {
+        let size = done
+            .result()
+            .map(|_| done.take_stat().map(|stat| stat.size));
+        sink.borrow_mut().size = Some(size.and_then(|size| size.ok_or_else(no("size"))));
+    })?;
+    let sink = opened.clone();
+    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+    ring.submit(
+        Op::open(None, dst_path, flags, 0o644)?,
+        move |_, mut done| {
+            sink.borrow_mut().dst = Some(done.result().and_then(|_| descriptor(&mut done)));
+        },
+    )?;
+    while !ring.is_idle() {
+        ring.wait(None)?;
+    }
+    let opened = opened.take();
+    let src = opened.src.ok_or("the source's open never completed")??;
+    let size = opened.size.ok_or("the stat never completed")??;
+    let dst = opened
+        .dst
+        .ok_or("the destination's open never completed")??;
     let pool = BufferPool::new(
         PoolConfig::new(CHUNK)
             .with_buffers_per_chunk(DEPTH)
             .with_max_buffers(DEPTH),
     )?;
-    let mut ring = Ring::new(RingConfig::new(64))?;
     let state: State = Rc::new(RefCell::new(Copy {
         src,
         dst,
@@ -65,12 +93,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         ring.wait(None)?;
     }
-    let state = state.borrow();
-    if let Some(error) = &state.error {
+    let Ok(copy) = Rc::try_unwrap(state).map(RefCell::into_inner) else {
+        return Err("internal error: a handler outlived the copy".into());
+    };
+    // Close both through the ring; a failed close of the destination can lose data.
+    let closed: Rc<RefCell<Vec<io::Result<u32>>>> = Rc::default();
+    for fd in [copy.src, copy.dst] {
+        let sink = closed.clone();
+        ring.submit(Op::close(fd), move |_, done| {
+            sink.borrow_mut().push(done.result())
+        })?;
+    }
+    while !ring.is_idle() {
+        ring.wait(None)?;
+    }
+    if let Some(error) = copy.error {
         return Err(format!("copy failed: {error}").into());
     }
-    println!("copied {} bytes", state.copied);
+    for result in closed.take() {
+        result?;
+    }
+    println!("copied {} bytes", copy.copied);
     Ok(())
+}
+
+/// What the opening tick found, each slot filled by its completion.
+#[derive(Default)]
+struct Opened {
+    src: Option<io::Result<OwnedFd>>,
+    dst: Option<io::Result<OwnedFd>>,
+    size: Option<io::Result<u64>>,
+}
+
+/// The descriptor a successful open completion carries.
+fn descriptor(done: &mut Completion) -> io::Result<OwnedFd> {
+    done.take_fd().ok_or_else(no("descriptor"))
+}
+
+/// The error for a successful completion that lacks what it should carry.
+fn no(what: &'static str) -> impl FnOnce() -> io::Error {
+    move || io::Error::other(format!("the completion carried no {what}"))
 }
 
 /// Reads the next chunk, if any is left.

@@ -124,6 +124,18 @@ pub(crate) struct BatchWait {
     pub(crate) min_wait_usec: u32,
 }
 
+impl BatchWait {
+    /// The batching wait for `completions` within `min_wait` (rounded down to microseconds,
+    /// capped at `u32::MAX` of them); `None` (off) for fewer than 2 or a zero wait.
+    pub(crate) fn new(completions: u32, min_wait: Duration) -> Option<Self> {
+        let min_wait_usec = u32::try_from(min_wait.as_micros()).unwrap_or(u32::MAX);
+        (completions > 1 && min_wait_usec > 0).then_some(Self {
+            completions,
+            min_wait_usec,
+        })
+    }
+}
+
 impl RingConfig {
     /// A configuration with `entries` submission queue entries (rounded up to a power of two
     /// by the kernel), a completion queue four times larger, every setup flag preferred and a
@@ -191,11 +203,7 @@ impl RingConfig {
     /// # Ok::<(), fio_ring::Error>(())
     /// ```
     pub fn batch_wait(mut self, completions: u32, min_wait: Duration) -> Self {
-        let min_wait_usec = u32::try_from(min_wait.as_micros()).unwrap_or(u32::MAX);
-        self.batch_wait = (completions > 1 && min_wait_usec > 0).then_some(BatchWait {
-            completions,
-            min_wait_usec,
-        });
+        self.batch_wait = BatchWait::new(completions, min_wait);
         self
     }
 

@@ -55,7 +55,7 @@ const RECVMSG_OUT_LEN: usize = 16;
 /// let from = Some(sender.local_addr()?);
 /// assert_eq!(*got.borrow(), [(from, b"one".to_vec()), (from, b"two".to_vec())]);
 /// ring.cancel(id)?;
-/// while ring.in_flight() > 0 { ring.wait(None)?; }
+/// while !ring.is_idle() { ring.wait(None)?; }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Datagram {

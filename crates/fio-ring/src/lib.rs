@@ -21,6 +21,14 @@
 //! - Dropping a ring cancels what is in flight and waits (bounded) for it; memory the kernel
 //!   may still use is leaked, never freed.
 //!
+//! # State in handlers
+//!
+//! A handler runs inside a later [`Ring::wait`], after `submit` returned, so it is `'static`
+//! and owns what it uses: state one operation needs moves into its closure and on into the
+//! operation it submits next; state shared by several handlers and the caller is an
+//! `Rc<RefCell<_>>` (or `Rc<Cell<_>>`). A ring and its handlers stay on one thread, so no
+//! lock is needed, and handlers run only inside `wait`: don't hold a `borrow_mut` across it.
+//!
 //! # Getting buffers back
 //!
 //! The names follow one rule across fio: `take_read_buf`/`take_write_buf` give back what *you

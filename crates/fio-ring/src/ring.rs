@@ -218,6 +218,32 @@ impl Ring {
         &self.features
     }
 
+    /// Changes the batching wait of the following blocking [`wait`](Self::wait)s, as
+    /// [`RingConfig::batch_wait`] sets it at creation: up to `min_wait` for `completions` of
+    /// them, then the first. `completions` of 0 or 1, or a zero `min_wait`, turn it off, so a
+    /// caller can batch only while it knows many operations are about to complete (a lone
+    /// one would otherwise wait `min_wait` for nothing). Returns whether batching is on: on
+    /// a kernel without a minimum wait time ([`Features::batch_wait`]) it never is.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use fio_ring::{Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let on = ring.set_batch_wait(16, Duration::from_micros(50));
+    /// assert_eq!(on, ring.features().batch_wait());
+    /// assert!(!ring.set_batch_wait(0, Duration::from_micros(50)));
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    ///
+    /// [`RingConfig::batch_wait`]: crate::RingConfig::batch_wait
+    /// [`Features::batch_wait`]: crate::Features::batch_wait
+    pub fn set_batch_wait(&mut self, completions: u32, min_wait: Duration) -> bool {
+        self.batch_wait =
+            config::BatchWait::new(completions, min_wait).filter(|_| self.features.batch_wait());
+        self.batch_wait.is_some()
+    }
+
     /// Operations in flight, including the ring's own (the wake-up read of a
     /// [`RingHandle`](crate::RingHandle), link timeouts). Once a handle exists this never
     /// drops to 0: wait for your own operations with [`is_idle`](Self::is_idle).

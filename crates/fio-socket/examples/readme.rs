@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(reply, b"hello, ring");
 
     socket.close(&mut ring)?;
-    while ring.in_flight() > 0 {
+    while !ring.is_idle() {
         ring.wait(Some(Duration::from_millis(10)))?;
     }
     println!("echoed {:?}", String::from_utf8_lossy(&reply));

@@ -74,14 +74,17 @@ struct Link {
     paused: Cell<bool>,
     /// `close` was asked for: only `Closed` is reported from now on.
     closing: Cell<bool>,
-    /// A `Readable` waits in the inbox; another one would say nothing new.
-    readable_queued: Cell<bool>,
+    /// The inbox's hand-over count when this stream last reported `Readable`: while it is
+    /// the current one, that `Readable` still waits in the inbox and another one would say
+    /// nothing new.
+    readable_at: Cell<u64>,
 }
 
 impl Link {
     /// Reports `Readable` unless paused, closing, or already waiting in the inbox.
     fn report_readable(&self) {
-        if self.paused.get() || self.closing.get() || self.readable_queued.replace(true) {
+        let now = self.inbox.hand_overs.get();
+        if self.paused.get() || self.closing.get() || self.readable_at.replace(now) == now {
             return;
         }
         self.inbox.push(EngineEvent::Readable { conn: self.conn });
@@ -470,11 +473,6 @@ impl Stream {
             _ => None,
         }
     }
-
-    /// The inbox's `Readable` for this stream was handed over.
-    pub(super) fn readable_delivered(&self) {
-        self.link.readable_queued.set(false);
-    }
 }
 
 impl Link {
@@ -485,7 +483,8 @@ impl Link {
             error: Cell::new(None),
             paused: Cell::new(false),
             closing: Cell::new(false),
-            readable_queued: Cell::new(false),
+            // Not reported yet: no hand-over count matches (it would take 2^64 of them).
+            readable_at: Cell::new(u64::MAX),
         })
     }
 }
