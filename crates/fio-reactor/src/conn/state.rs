@@ -305,10 +305,7 @@ pub(crate) fn with_protocol(
     let mut conns = local.conns.borrow_mut();
     if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
         drop(conns);
-        restore_protocol(local, uuid, protocol);
-        if !returned {
-            close_local(local, uuid, CloseMode::Abort);
-        }
+        settle(local, uuid, protocol, returned);
     }
     true
 }
@@ -346,6 +343,16 @@ pub(crate) fn take_protocol(local: &Local, uuid: Uuid) -> Option<Box<dyn Protoco
     let protocol = conn.protocol.take()?;
     conn.in_callback = true;
     Some(protocol)
+}
+
+/// The slow end of a callback, when `put_back` couldn't simply return the protocol: the
+/// connection changed meanwhile (a protocol attached, or it closed), or the callback panicked,
+/// which closes the connection at once.
+fn settle(local: &Local, uuid: Uuid, protocol: Box<dyn Protocol>, returned: bool) {
+    restore_protocol(local, uuid, protocol);
+    if !returned {
+        close_local(local, uuid, CloseMode::Abort);
+    }
 }
 
 /// Puts a protocol taken by [`take_protocol`] back, unless a protocol was attached meanwhile
@@ -563,10 +570,7 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     let mut conns = local.conns.borrow_mut();
     if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
         drop(conns);
-        restore_protocol(local, uuid, protocol);
-        if !returned {
-            close_local(local, uuid, CloseMode::Abort);
-        }
+        settle(local, uuid, protocol, returned);
         conns = local.conns.borrow_mut();
     }
     let Some(conn) = conns.map.get(&uuid) else {
