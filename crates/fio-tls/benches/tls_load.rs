@@ -11,7 +11,10 @@
 //! ratios fio / tokio-rustls. Results go to stdout and to `tls.json` / `tls.md` in
 //! `FIO_BENCH_DIR` (default `target/bench`).
 //!
-//! `FIO_TLS_BENCH_SECONDS` sets each scenario's length (default 3).
+//! Each scenario runs in interleaved rounds (fio then tokio, tokio then fio, ...), so a noisy
+//! neighbour hits both alike; the report gives the medians and, for each ratio, the median of
+//! the per-round ratios with their min-max. `FIO_TLS_BENCH_SECONDS` sets each run's length
+//! (default 3), `FIO_TLS_BENCH_ROUNDS` the rounds (default 3).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -313,6 +316,71 @@ struct Measure {
     rss_kib: u64,
 }
 
+impl Measure {
+    /// The median of each figure over `rounds` (taken separately).
+    fn median(rounds: &[Measure]) -> Measure {
+        Measure {
+            per_second: Spread::of(&rounds.iter().map(|m| m.per_second).collect::<Vec<_>>()).median,
+            cpu_us_per_request: Spread::of(
+                &rounds
+                    .iter()
+                    .map(|m| m.cpu_us_per_request)
+                    .collect::<Vec<_>>(),
+            )
+            .median,
+            rss_kib: Spread::of(&rounds.iter().map(|m| m.rss_kib as f64).collect::<Vec<_>>()).median
+                as u64,
+        }
+    }
+}
+
+/// A median with the min-max of the values it was taken over.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[middle]
+        } else {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        };
+        Spread {
+            median,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        }
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "{{\"median\":{:.3},\"min\":{:.3},\"max\":{:.3}}}",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}x ({:.2}-{:.2})", self.median, self.min, self.max)
+    }
+}
+
+/// A number from the environment, or `default` when unset or unreadable.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Reads one line from `out`.
 fn line(out: &mut BufReader<ChildStdout>) -> String {
     let mut text = String::new();
@@ -355,10 +423,8 @@ fn run(server: &str, scenario: &[String], env: &[(&str, String)], seconds: u64) 
 }
 
 fn orchestrate() {
-    let seconds: u64 = std::env::var("FIO_TLS_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seconds: u64 = env_number("FIO_TLS_BENCH_SECONDS", 3);
+    let rounds: usize = env_number("FIO_TLS_BENCH_ROUNDS", 3).max(1);
     let dir = std::env::temp_dir().join(format!("fio-tls-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let identity = Identity::self_signed(&["localhost"]).expect("an identity");
@@ -384,32 +450,52 @@ fn orchestrate() {
     );
     let mut json = Vec::new();
     for (label, scenario) in &scenarios {
-        let fio = run("fio", scenario, &env, seconds);
-        let tokio = run("tokio", scenario, &env, seconds);
-        for (server, measure) in [("fio-tls", fio), ("tokio-rustls", tokio)] {
+        let (mut fio, mut tokio) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate who goes first, so drift over the run favours neither.
+            if round % 2 == 0 {
+                fio.push(run("fio", scenario, &env, seconds));
+                tokio.push(run("tokio", scenario, &env, seconds));
+            } else {
+                tokio.push(run("tokio", scenario, &env, seconds));
+                fio.push(run("fio", scenario, &env, seconds));
+            }
+        }
+        let (fio_median, tokio_median) = (Measure::median(&fio), Measure::median(&tokio));
+        for (server, measure) in [("fio-tls", fio_median), ("tokio-rustls", tokio_median)] {
             report.push_str(&format!(
                 "| {label} | {server} | {:.0} | {:.2} | {} |\n",
                 measure.per_second, measure.cpu_us_per_request, measure.rss_kib
             ));
         }
+        let ratios = |of: fn(&Measure) -> f64| {
+            let per_round: Vec<f64> = fio.iter().zip(&tokio).map(|(f, t)| of(f) / of(t)).collect();
+            Spread::of(&per_round)
+        };
+        let throughput = ratios(|m| m.per_second);
+        let cpu = ratios(|m| m.cpu_us_per_request);
+        let rss = ratios(|m| m.rss_kib.max(1) as f64);
         report.push_str(&format!(
-            "| {label} | fio / tokio | {:.2}x | {:.2}x | {:.2}x |\n",
-            fio.per_second / tokio.per_second,
-            fio.cpu_us_per_request / tokio.cpu_us_per_request,
-            fio.rss_kib as f64 / tokio.rss_kib.max(1) as f64
+            "| {label} | fio / tokio, median (min-max) of {rounds} rounds | {throughput} | {cpu} | {rss} |\n"
         ));
         json.push(format!(
-            "{{\"scenario\":\"{label}\",\"fio_per_second\":{:.0},\"tokio_per_second\":{:.0},\"fio_cpu_us\":{:.3},\"tokio_cpu_us\":{:.3},\"fio_rss_kib\":{},\"tokio_rss_kib\":{}}}",
-            fio.per_second,
-            tokio.per_second,
-            fio.cpu_us_per_request,
-            tokio.cpu_us_per_request,
-            fio.rss_kib,
-            tokio.rss_kib
+            "{{\"scenario\":\"{label}\",\"rounds\":{rounds},\"fio_per_second\":{:.0},\"tokio_per_second\":{:.0},\"fio_cpu_us\":{:.3},\"tokio_cpu_us\":{:.3},\"fio_rss_kib\":{},\"tokio_rss_kib\":{},\"per_second_ratio\":{},\"cpu_ratio\":{},\"rss_ratio\":{}}}",
+            fio_median.per_second,
+            tokio_median.per_second,
+            fio_median.cpu_us_per_request,
+            tokio_median.cpu_us_per_request,
+            fio_median.rss_kib,
+            tokio_median.rss_kib,
+            throughput.json(),
+            cpu.json(),
+            rss.json()
         ));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("\n== TLS load ({seconds} s per scenario; server on cpu 0, load on cpu 1)\n{report}");
+    println!(
+        "\n== TLS load ({rounds} interleaved rounds of {seconds} s per scenario and server; \
+         server on cpu 0, load on cpu 1)\n{report}"
+    );
     let out_dir = std::env::var("FIO_BENCH_DIR").map_or_else(
         |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
         std::path::PathBuf::from,
