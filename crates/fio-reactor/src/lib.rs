@@ -142,12 +142,6 @@
 //! by seccomp or kernel.io_uring_disabled: Operation not permitted (os error 1)); using
 //! epoll`. [`engine`] names the engine that runs.
 //!
-//! `FIO_URING_BATCH_WAIT=<microseconds>` (off by default) lets the io_uring engine's waits
-//! hold out that long for a batch of completions while the previous wait handled several,
-//! trading up to that much latency under load for fewer kernel entries; a lone connection
-//! never batches. It measured no gain on the load benchmark (see the engine's notes), so it
-//! is an experiment's switch, not a tuning advice.
-//!
 //! # Logging
 //!
 //! Through the `log` facade only: nothing is printed unless the application installs a logger.

@@ -81,88 +81,6 @@ const RECV_BUFFERS_PER_CHUNK: usize = 16;
 /// a hook encodes; it allocates nothing until then.
 const SEND_BUFFER_SIZE: usize = 16 * 1024;
 
-/// The environment variable that turns on batching waits: the most microseconds a blocking
-/// wait may hold out for a batch of completions (unset, empty or 0: off). See
-/// [`BatchPolicy`].
-pub(crate) const BATCH_WAIT_VAR: &str = "FIO_URING_BATCH_WAIT";
-
-/// Completions the previous wait handled below which the next one doesn't batch: a few
-/// connections' worth of receives and sends, so a lone connection (one receive and one send
-/// per request) never waits for completions that won't come.
-const BATCH_THRESHOLD: usize = 4;
-
-/// The most completions a batching wait holds out for.
-const BATCH_MAX: usize = 32;
-
-/// When the engine's waits batch completions (`FIO_URING_BATCH_WAIT`, off by default): only
-/// while the previous wait handled at least [`BATCH_THRESHOLD`] completions, and then for
-/// that many (at most [`BATCH_MAX`]) for up to the configured minimum wait. A wait
-/// that would not block (the thread just did work) then blocks for up to the minimum wait
-/// too: that is where a busy reactor enters the kernel most often. Under many busy
-/// connections one kernel entry so collects several completions; a quiet ring waits as
-/// before. The price is up to the minimum wait of added latency under load, and tasks or
-/// timers of a busy thread wait that long too, which is why it is opt-in.
-#[derive(Debug, Default)]
-struct BatchPolicy {
-    /// The configured minimum wait; `None`: batching is off.
-    min_wait: Option<Duration>,
-    /// Completions the previous wait handled.
-    recent: usize,
-    /// The batch the ring is set to now (0: off).
-    current: usize,
-}
-
-impl BatchPolicy {
-    /// The policy `FIO_URING_BATCH_WAIT` asks for; an unreadable value is logged and ignored.
-    fn from_env() -> Self {
-        let min_wait = match std::env::var(BATCH_WAIT_VAR) {
-            Ok(value) if !value.trim().is_empty() => match value.trim().parse::<u64>() {
-                Ok(0) => None,
-                Ok(usec) => Some(Duration::from_micros(usec)),
-                Err(error) => {
-                    log::warn!("ignoring {BATCH_WAIT_VAR}={value:?}: {error}");
-                    None
-                }
-            },
-            _ => None,
-        };
-        Self {
-            min_wait,
-            ..Self::default()
-        }
-    }
-
-    /// Sets `ring`'s batching for the next wait and returns that wait's timeout: `timeout`,
-    /// or up to the minimum wait instead of not blocking at all while batching.
-    fn before_wait(&mut self, ring: &mut Ring, timeout: Option<Duration>) -> Option<Duration> {
-        let Some(min_wait) = self.min_wait else {
-            return timeout;
-        };
-        let batch = if self.recent >= BATCH_THRESHOLD {
-            self.recent.min(BATCH_MAX)
-        } else {
-            0
-        };
-        if batch != self.current {
-            let on = ring.set_batch_wait(u32::try_from(batch).unwrap_or(u32::MAX), min_wait);
-            self.current = if on { batch } else { 0 };
-            if !on && batch > 0 {
-                // The kernel has no minimum wait time: the waits simply don't batch.
-                self.min_wait = None;
-            }
-        }
-        match timeout {
-            Some(Duration::ZERO) if self.current > 0 => Some(min_wait),
-            other => other,
-        }
-    }
-
-    /// Notes what a wait handled.
-    fn after_wait(&mut self, handled: usize) {
-        self.recent = handled;
-    }
-}
-
 /// Send buffers per pool growth step: 256 KiB, as for receiving. Measured with TLS
 /// handshakes (whose records are encrypted into this pool), the default step of 64 raised
 /// peak RSS by about half a MiB.
@@ -224,8 +142,6 @@ pub(crate) struct UringEngine {
     listeners: FdTable<Listener>,
     /// Made with the first stream: the buffer group and pools every socket shares.
     sockets: Option<Rc<SocketConfig>>,
-    /// Whether and how much blocking waits batch completions.
-    batch: BatchPolicy,
 }
 
 impl UringEngine {
@@ -258,7 +174,6 @@ impl UringEngine {
             streams: FdTable::default(),
             listeners: FdTable::default(),
             sockets: None,
-            batch: BatchPolicy::from_env(),
         })
     }
 
@@ -384,9 +299,7 @@ impl Engine for UringEngine {
         } else {
             Some(Duration::ZERO)
         };
-        let timeout = self.batch.before_wait(&mut self.ring, timeout);
         let handled = self.ring.wait(timeout).map_err(io::Error::from)?;
-        self.batch.after_wait(handled);
         self.finish_connects();
         let before = events.len();
         self.hand_over(events);
@@ -656,39 +569,6 @@ mod tests {
             0
         );
         assert_eq!(engine.ring.in_flight(), 1);
-    }
-
-    #[test]
-    fn only_a_busy_ring_batches_its_waits() {
-        let Some(mut engine) = engine() else { return };
-        let min_wait = Duration::from_micros(50);
-        let mut policy = BatchPolicy {
-            min_wait: Some(min_wait),
-            ..BatchPolicy::default()
-        };
-        // A quiet ring (a lone connection's receive and send) waits as asked.
-        policy.after_wait(2);
-        let zero = Some(Duration::ZERO);
-        assert_eq!(policy.before_wait(&mut engine.ring, zero), zero);
-        assert_eq!(policy.current, 0);
-        // A busy one batches, where the kernel has a minimum wait time.
-        policy.after_wait(BATCH_THRESHOLD * 8);
-        let timeout = policy.before_wait(&mut engine.ring, zero);
-        if engine.ring.features().batch_wait() {
-            assert_eq!(timeout, Some(min_wait));
-            assert_eq!(policy.current, BATCH_MAX);
-        } else {
-            assert_eq!(timeout, zero);
-            assert_eq!(policy.min_wait, None);
-        }
-        // Going quiet turns it off again.
-        policy.after_wait(1);
-        assert_eq!(policy.before_wait(&mut engine.ring, None), None);
-        assert_eq!(policy.current, 0);
-        // Off unless asked for.
-        let mut off = BatchPolicy::default();
-        off.after_wait(BATCH_THRESHOLD * 8);
-        assert_eq!(off.before_wait(&mut engine.ring, zero), zero);
     }
 
     #[test]
