@@ -315,33 +315,34 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
 }
 
 /// [`write`] of a copy of `data` when this thread owns `uuid` (`None` otherwise, for the
-/// caller to route): straight into the engine's pooled send buffers when the connection has
-/// no hook and nothing waits in its outbox (the common case, which allocates nothing), lent
-/// to the hook's [`write_borrowed`](crate::RwHook::write_borrowed) when it has one, else as
-/// an owned chunk. The one table lookup both finds the owner and decides the path.
+/// caller to route). The common case, no hook and nothing waiting in the outbox, goes
+/// straight into the engine's pooled send buffers ([`write_copy_plain`], which allocates
+/// nothing and runs no user code, so callers try it first with the thread borrowed); a hook
+/// gets the bytes lent to its [`write_borrowed`](crate::RwHook::write_borrowed); behind a
+/// waiting outbox they queue as an owned chunk.
 ///
 /// # Errors
 /// As [`write`].
 pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
+    if let Some(written) = write_copy_plain(local, uuid, data) {
+        return Some(written);
+    }
     let (direct, hooked) = {
         let conns = local.conns.borrow();
         let conn = conns.map.get(&uuid)?;
-        if conn.closing {
-            return Some(Err(io::ErrorKind::BrokenPipe.into()));
-        }
         (conn.outbox.is_empty(), conn.hook.is_some())
     };
-    Some(match (direct, hooked) {
-        (true, false) => local.engine.borrow_mut().write_copy(uuid, data),
+    Some(if direct && hooked {
         // The hook encodes from the borrowed bytes (or copies what it must keep).
-        (true, true) => hook::write_borrowed(local, uuid, data),
-        (false, _) => write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false),
+        hook::write_borrowed(local, uuid, data)
+    } else {
+        write(local, uuid, Payload::Data(Chunk::Vec(data.to_vec())), false)
     })
 }
 
-/// [`write_copy`]'s common case alone: `uuid` owned here, with no hook and nothing waiting
-/// in its outbox, so the copy goes straight into the engine's send buffers; `None` for every
-/// other case (the caller takes the general path). Runs no user code.
+/// [`write_copy`]'s common case: `uuid` owned here and closing (refused), or with no hook and
+/// nothing waiting in its outbox, so the copy goes straight into the engine's send buffers;
+/// `None` for every other case (a hook, a waiting outbox, not here, the tables busy).
 pub(crate) fn write_copy_plain(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
     let conns = local.conns.try_borrow().ok()?;
     let conn = conns.map.get(&uuid)?;
