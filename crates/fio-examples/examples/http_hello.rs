@@ -128,6 +128,11 @@ impl Protocol for Hello {
                 if requests.too_large() {
                     return (complete, true);
                 }
+                // A read short of the buffer took everything buffered, so another would only
+                // say so. Had it left bytes, `on_data` runs again anyway: it read some.
+                if len < buf.len() {
+                    break;
+                }
             }
             (complete, false)
         });
