@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
-    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, set_suspended, with_protocol,
+    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, run_ready, set_suspended,
+    with_protocol,
 };
 use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
@@ -37,12 +38,16 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
                 };
                 entry.active = now;
                 let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
+                // Queued through the entry at hand: this runs per request.
+                let queue_data = entry.mark_data_queued();
                 // A closing connection's hook gets what arrived through its flush, since
                 // `on_data` no longer runs: it may need it to finish (a TLS handshake).
-                let hook_waits = entry.closing && entry.hook.is_some();
-                conns.schedule_data(conn);
-                if hook_waits {
-                    conns.schedule_flush(conn);
+                let queue_flush = entry.closing && entry.mark_flush_scheduled();
+                if queue_data {
+                    conns.ready.push_back(conn);
+                }
+                if queue_flush {
+                    conns.flush_queue.push(conn);
                 }
                 drop(conns);
                 // Nobody will ever read: the peer is done and no protocol came.
@@ -188,12 +193,18 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     let (pumped, suspended, hook_held, notify) = match local.conns.borrow_mut().map.get_mut(&uuid) {
         Some(conn) => {
             conn.active = now;
-            (
+            let waits = (
                 conn.outbox.needs_pump(),
                 conn.suspended,
                 conn.hook_held,
                 conn.has_notify(),
-            )
+            );
+            // Nothing waits for this drain and `on_ready` is the default no-op: no one can
+            // observe it.
+            if waits == (false, false, false, false) && conn.on_ready_is_default {
+                return;
+            }
+            waits
         }
         None => return,
     };
@@ -217,7 +228,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     if notify {
         notify_drained(local, uuid);
     }
-    with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
+    run_ready(local, uuid);
 }
 
 /// The send queue drained: `write_notify` writes queued before are sent, unless a hook still
@@ -289,9 +300,7 @@ pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
         work += 1;
         match event {
             IoEvent::OnData => run_data(local, uuid),
-            IoEvent::OnReady => {
-                with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
-            }
+            IoEvent::OnReady => run_ready(local, uuid),
             IoEvent::OnTimeout => {
                 with_protocol(local, uuid, "on_timeout", |protocol| {
                     protocol.on_timeout(uuid);

@@ -1,6 +1,7 @@
 //! The [`Protocol`] trait: a connection's callbacks.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -73,9 +74,12 @@ pub trait Protocol: Any + Send {
     }
 
     /// Everything written so far was sent (the send queue drained); also called once when a
-    /// connection opens, as facil.io does.
+    /// connection opens, as facil.io does. The default does nothing, and a protocol that keeps
+    /// it costs no call per drained send: the reactor notices the default on its first call.
     fn on_ready(&mut self, uuid: Uuid) {
         let _ = uuid;
+        // Says which type's default ran, for `default_on_ready_ran`.
+        DEFAULT_ON_READY.set(Some(TypeId::of::<Self>()));
     }
 
     /// The reactor is stopping: say what happens to this connection (see
@@ -99,6 +103,20 @@ pub trait Protocol: Any + Send {
     fn on_timeout(&mut self, uuid: Uuid) {
         let _ = crate::close(uuid);
     }
+}
+
+thread_local! {
+    /// The type whose default [`Protocol::on_ready`] ran last on this thread, until
+    /// [`default_on_ready_ran`] takes it.
+    static DEFAULT_ON_READY: Cell<Option<TypeId>> = const { Cell::new(None) };
+}
+
+/// Whether the `on_ready` call that just returned on `protocol` was the trait's default (a
+/// no-op). Compares types, not just "a default ran": a protocol whose own `on_ready` forwards
+/// to another protocol's default is not taken for one; and a type whose default was recorded
+/// elsewhere earlier has no `on_ready` of its own, so the answer is right even then.
+pub(crate) fn default_on_ready_ran(protocol: &dyn Protocol) -> bool {
+    DEFAULT_ON_READY.take() == Some((protocol as &dyn Any).type_id())
 }
 
 impl dyn Protocol {
