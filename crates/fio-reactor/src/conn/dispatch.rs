@@ -244,7 +244,7 @@ fn notify_drained(local: &Local, uuid: Uuid) {
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.
-fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
+fn connected(local: &Local, uuid: Uuid, result: io::Result<Box<Endpoints>>) {
     let kind = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
