@@ -324,9 +324,12 @@ impl EpollEngine {
             });
             out.push(EngineEvent::Drained { conn: uuid });
         }
+        // Bytes written while connecting, or cut short by a full socket, go out now. Decided
+        // here, while the stream is at hand: most events come with a writable edge and an empty
+        // queue (receiving doesn't change it), and then `flush` would only look it up again.
+        let flush = event.writable && (stream.closing || !stream.send.is_empty());
         self.receive(fd, out);
-        // Bytes written while connecting, or cut short by a full socket, go out now.
-        if event.writable {
+        if flush {
             self.flush(fd, out);
         }
     }
