@@ -285,6 +285,17 @@ pub(crate) trait Engine {
     /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
 
+    /// [`read`](Self::read), and when it copied nothing into a non-empty `buf`, whether that
+    /// is the end of the stream ([`is_eof`](Self::is_eof)): then `Ok(None)`. The connection
+    /// layer's `read` asks this, and a protocol's read loop ends with the read that finds
+    /// nothing. The default asks the two; an engine whose lookups cost more than a few loads
+    /// answers with one (the epoll engine does).
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let count = self.read(conn, buf)?;
+        let ended = count == 0 && !buf.is_empty() && self.is_eof(conn);
+        Ok((!ended).then_some(count))
+    }
+
     /// Takes the front received buffer of a stream out without copying (what a partial
     /// [`read`](Self::read) left of it, moved to its start); `Ok(None)` when none is buffered.
     /// Draining it counts as a read (a throttled receive resumes).

@@ -540,9 +540,19 @@ impl Engine for EpollEngine {
     }
 
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.read_or_eof(conn, buf)?.unwrap_or(0))
+    }
+
+    /// One lookup for the read and, when it found nothing, the end of stream.
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
-            return Ok(0);
+            return Ok(Some(0));
         };
+        // The read that ends a protocol's read loop finds nothing: answer it at once.
+        if stream.recv.is_empty() {
+            let ended = !buf.is_empty() && stream.eof;
+            return Ok((!ended).then_some(0));
+        }
         let count = if stream.datagram {
             stream.recv.read_datagram(buf).map_or(0, |(count, _)| count)
         } else {
@@ -554,7 +564,7 @@ impl Engine for EpollEngine {
         if count > 0 && stream.note_read() {
             queue_retry(&mut self.retry, conn, stream);
         }
-        Ok(count)
+        Ok(Some(count))
     }
 
     fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
