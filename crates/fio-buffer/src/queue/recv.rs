@@ -72,6 +72,7 @@ struct Segment {
 }
 
 impl Segment {
+    #[inline]
     fn unread(&self) -> &[u8] {
         &self.buffer[self.start..]
     }
@@ -122,6 +123,7 @@ impl RecvQueue {
     }
 
     /// Appends received stream bytes; an empty buffer is dropped.
+    #[inline]
     pub fn push(&mut self, buffer: Buffer) {
         if buffer.is_empty() {
             return;
@@ -145,16 +147,19 @@ impl RecvQueue {
     }
 
     /// Unread bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.bytes
     }
 
     /// Whether no buffer waits.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
 
     /// Buffers waiting (datagrams, in message mode).
+    #[inline]
     pub fn segments(&self) -> usize {
         self.segments.len()
     }
@@ -165,17 +170,20 @@ impl RecvQueue {
     }
 
     /// Whether the queue holds the high-water mark or more: stop receiving.
+    #[inline]
     pub fn is_above_high_water(&self) -> bool {
         self.bytes >= self.marks.high
     }
 
     /// Whether the queue holds the low-water mark or less: receiving may resume.
+    #[inline]
     pub fn is_below_low_water(&self) -> bool {
         self.bytes <= self.marks.low
     }
 
     /// Copies unread stream bytes into `out` and returns how many: 0 when nothing is
     /// buffered, or, with `wait_all`, while fewer than `out.len()` bytes are.
+    #[inline]
     pub fn read(&mut self, out: &mut [u8], wait_all: bool) -> usize {
         self.read_with(out, wait_all, drop)
     }
@@ -197,6 +205,7 @@ impl RecvQueue {
     /// assert_eq!(spares.len(), 1, "the emptied buffer is a spare again");
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
+    #[inline]
     pub fn read_recycling(
         &mut self,
         out: &mut [u8],
@@ -216,6 +225,25 @@ impl RecvQueue {
     ) -> usize {
         if wait_all && self.bytes < out.len() {
             return 0;
+        }
+        // The usual read (a request that arrived in one receive) is served by the front
+        // buffer alone: one copy and no loop.
+        let only_one = self.segments.len() == 1;
+        let Some(front) = self.segments.front_mut() else {
+            return 0;
+        };
+        let unread = front.unread();
+        if only_one || unread.len() >= out.len() {
+            let count = unread.len().min(out.len());
+            out[..count].copy_from_slice(&unread[..count]);
+            front.start += count;
+            if front.start == front.buffer.len()
+                && let Some(segment) = self.segments.pop_front()
+            {
+                emptied(segment.buffer);
+            }
+            self.bytes -= count;
+            return count;
         }
         let mut copied = 0;
         while copied < out.len() {
@@ -310,6 +338,57 @@ mod tests {
         assert_eq!(&out, b"abcd");
         assert_eq!(queue.read(&mut out, true), 4);
         assert_eq!(&out, b"efgh");
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn an_empty_queue_reads_nothing_and_recycles_nothing() {
+        let pool = pool();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        let mut out = [0u8; 4];
+        assert_eq!(queue.read_recycling(&mut out, false, &mut spares), 0);
+        assert_eq!(queue.read_recycling(&mut [], false, &mut spares), 0);
+        assert!(spares.is_empty());
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn a_front_buffer_read_in_parts_is_recycled_once_emptied() {
+        let pool = pool();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"abcdefgh"));
+        queue.push(filled(&pool, b"ij"));
+        let mut out = [0u8; 3];
+        assert_eq!(queue.read_recycling(&mut out, false, &mut spares), 3);
+        assert_eq!((&out, queue.len(), spares.len()), (b"abc", 7, 0));
+        // Exactly the rest of the front buffer: it empties without touching the next one.
+        let mut rest = [0u8; 5];
+        assert_eq!(queue.read_recycling(&mut rest, false, &mut spares), 5);
+        assert_eq!((&rest, queue.len(), spares.len()), (b"defgh", 2, 1));
+        assert_eq!(queue.segments(), 1);
+        // A read larger than the only buffer takes what there is.
+        let mut big = [0u8; 8];
+        assert_eq!(queue.read_recycling(&mut big, false, &mut spares), 2);
+        assert_eq!((&big[..2], spares.len()), (&b"ij"[..], 2));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_read_spanning_buffers_keeps_order_and_the_unread_tail() {
+        let pool = pool();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"ab"));
+        queue.push(filled(&pool, b"cd"));
+        queue.push(filled(&pool, b"efg"));
+        let mut out = [0u8; 5];
+        assert_eq!(queue.read_recycling(&mut out, false, &mut spares), 5);
+        assert_eq!(&out, b"abcde");
+        assert_eq!((queue.len(), queue.segments(), spares.len()), (2, 1, 2));
+        assert_eq!(queue.read(&mut out, false), 2);
+        assert_eq!(&out[..2], b"fg");
         assert!(queue.is_empty());
     }
 

@@ -41,16 +41,19 @@ pub enum Chunk {
 
 impl Chunk {
     /// The chunk's length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.bytes().len()
     }
 
     /// Whether the chunk holds no byte.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The chunk's bytes.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Buffer(buffer) => buffer,
@@ -117,6 +120,7 @@ enum Stored {
 }
 
 impl Stored {
+    #[inline]
     fn len(&self) -> usize {
         match self {
             Stored::Held(chunk) => chunk.len(),
@@ -242,6 +246,7 @@ impl SendQueue {
     /// assert_eq!((queue.len(), queue.chunks()), (11, 1));
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
+    #[inline]
     pub fn push_copy_from(
         &mut self,
         data: &[u8],
@@ -353,11 +358,13 @@ impl SendQueue {
     }
 
     /// Unsent bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.bytes
     }
 
     /// Whether nothing is left to send (a queued empty datagram still counts as something).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -368,6 +375,7 @@ impl SendQueue {
     }
 
     /// Whether a send operation holds the front chunks.
+    #[inline]
     pub fn is_lent(&self) -> bool {
         self.lent > 0
     }
@@ -383,6 +391,7 @@ impl SendQueue {
     }
 
     /// Whether the queue holds at least its soft limit: writers should wait for a drain.
+    #[inline]
     pub fn is_over_soft_limit(&self) -> bool {
         self.bytes >= self.soft_limit
     }
@@ -536,6 +545,7 @@ impl SendQueue {
 
     /// Marks `count` more bytes as sent, dropping the chunks fully sent (clamped to what is
     /// queued). Must not be called while a send is lent (use [`finish`](Self::finish)).
+    #[inline]
     pub fn advance(&mut self, count: usize) {
         self.advance_with(count, drop);
     }
@@ -556,6 +566,7 @@ impl SendQueue {
     /// assert_eq!(spares.len(), 1, "the sent copy's buffer is a spare again");
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
+    #[inline]
     pub fn advance_recycling(&mut self, count: usize, spares: &mut SpareBuffers) {
         self.advance_with(count, |chunk| {
             if let Chunk::Buffer(buffer) = chunk {
