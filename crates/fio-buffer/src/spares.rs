@@ -100,6 +100,8 @@ impl SpareBuffers {
         if self.spares.len() < self.limit && buffer.is_from(&self.pool) {
             buffer.clear();
             self.spares.push(buffer);
+        } else {
+            give_back(buffer);
         }
     }
 
@@ -112,6 +114,14 @@ impl SpareBuffers {
     pub fn is_empty(&self) -> bool {
         self.spares.is_empty()
     }
+}
+
+/// Gives `buffer` back to its pool: the rare path of [`SpareBuffers::give`], kept out of line
+/// so the kept-as-spare path inlines into the loops that recycle a buffer per request.
+#[cold]
+#[inline(never)]
+fn give_back(buffer: Buffer) {
+    drop(buffer);
 }
 
 impl fmt::Debug for SpareBuffers {
