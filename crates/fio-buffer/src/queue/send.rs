@@ -176,6 +176,9 @@ pub struct SendQueue {
     bytes: usize,
     /// Front chunks lent to the send in flight (0 when none is).
     lent: usize,
+    /// How many of the lent chunks are `Vec`s moved into the send (0: the common case of
+    /// pooled and static chunks, whose completion has nothing to put back).
+    lent_vecs: usize,
     /// Above this many queued bytes, writers should wait until the queue drains (fio-socket
     /// reports that as its `Event::Drained`, the reactor as `on_ready`).
     soft_limit: usize,
@@ -189,6 +192,7 @@ impl SendQueue {
             offset: 0,
             bytes: 0,
             lent: 0,
+            lent_vecs: 0,
             soft_limit,
         }
     }
@@ -382,7 +386,15 @@ impl SendQueue {
 
     /// Unsent bytes of the chunks lent to the send in flight: what it was asked to send.
     pub fn lent_len(&self) -> usize {
-        self.pending_lens().take(self.lent).sum()
+        match self.lent {
+            0 => 0,
+            // The usual send: one chunk, net of the cursor.
+            1 => self
+                .items
+                .front()
+                .map_or(0, |item| item.stored.len() - self.offset),
+            lent => self.pending_lens().take(lent).sum(),
+        }
     }
 
     /// The soft limit in bytes.
@@ -481,6 +493,7 @@ impl SendQueue {
         }
         let count = count.clamp(1, self.items.len());
         let to = self.items.front().and_then(|item| item.to);
+        let mut vecs = 0;
         for item in self.items.iter_mut().take(count) {
             // A buffer still open for copies is closed now: the send holds a clone.
             if let Stored::Held(Chunk::Buffer(_)) = item.stored
@@ -490,6 +503,7 @@ impl SendQueue {
             }
             let chunk = match &mut item.stored {
                 Stored::Held(Chunk::Vec(_)) => {
+                    vecs += 1;
                     let len = item.stored.len();
                     match std::mem::replace(&mut item.stored, Stored::Lent(len)) {
                         Stored::Held(chunk) => chunk,
@@ -507,6 +521,7 @@ impl SendQueue {
             return None;
         }
         self.lent = chunks.len();
+        self.lent_vecs = vecs;
         Some((self.offset, to))
     }
 
@@ -517,6 +532,7 @@ impl SendQueue {
     pub fn finish(&mut self, sent: usize, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
         let complete = self.restore(returned);
         self.lent = 0;
+        self.lent_vecs = 0;
         self.advance(sent);
         complete
     }
@@ -532,6 +548,7 @@ impl SendQueue {
             self.lent.min(whole)
         };
         self.lent = 0;
+        self.lent_vecs = 0;
         let mut dropped = 0;
         for _ in 0..count {
             if let Some(item) = self.items.pop_front() {
@@ -609,11 +626,16 @@ impl SendQueue {
         self.offset = 0;
         self.bytes = 0;
         self.lent = 0;
+        self.lent_vecs = 0;
         dropped
     }
 
     /// Puts returned vectors into the lent slots, in order.
     fn restore(&mut self, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
+        // Pooled and static chunks were lent as clones: no slot waits for anything.
+        if self.lent_vecs == 0 {
+            return true;
+        }
         let mut returned = returned.into_iter();
         let mut complete = true;
         for item in self.items.iter_mut().take(self.lent) {
@@ -731,6 +753,40 @@ mod tests {
         assert!(slices.is_empty(), "a lent queue lends nothing to writev");
         assert!(queue.finish(0, vecs(lent)));
         assert!(queue.lend(2).is_some());
+    }
+
+    #[test]
+    fn lent_len_counts_the_lent_chunks_net_of_the_cursor() {
+        let mut queue = SendQueue::new(100);
+        assert_eq!(queue.lent_len(), 0);
+        queue.push(Chunk::Static(b"hello"));
+        queue.push(Chunk::Vec(b"world".to_vec()));
+        queue.advance(2);
+        let lent = queue.lend(1).unwrap();
+        assert_eq!(queue.lent_len(), 3, "one chunk, past its cursor");
+        assert!(
+            queue.finish(1, vecs(lent)),
+            "a static chunk needs nothing back"
+        );
+        let lent = queue.lend(2).unwrap();
+        assert_eq!(queue.lent_len(), 7);
+        assert!(
+            !queue.finish(0, Vec::new()),
+            "the lent vector did not come back"
+        );
+        drop(lent);
+    }
+
+    #[test]
+    fn a_vector_lent_behind_pooled_chunks_must_come_back() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut queue = SendQueue::new(100);
+        queue.push_copy(b"pooled", &pool).unwrap();
+        queue.push(Chunk::Vec(b"owned".to_vec()));
+        let lent = queue.lend(2).unwrap();
+        assert_eq!(flatten(&lent), b"pooledowned");
+        assert!(queue.finish(3, vecs(lent)));
+        assert_eq!(drain(&mut queue, 4, 100), b"ledowned");
     }
 
     #[test]
