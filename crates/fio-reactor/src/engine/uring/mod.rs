@@ -71,8 +71,9 @@ const GROUP_ENTRIES: u16 = 512;
 /// buffer lent is eventually touched.
 const GROUP_INITIAL: u16 = 32;
 
-/// Receive buffers per pool growth step: 256 KiB, so the pool's resident memory follows the
-/// group's size in small steps (a pool chunk is allocated, and zeroed, whole).
+/// Receive buffers per pool growth step: 256 KiB of address space. A chunk's pages become
+/// resident only as the kernel writes into its buffers (fio-buffer maps chunks lazily), so a
+/// 16 KiB buffer that only ever held small requests costs one page.
 const RECV_BUFFERS_PER_CHUNK: usize = 16;
 
 /// Buffers that `fio_socket::Socket::transmit` copies into, and that read/write hooks
