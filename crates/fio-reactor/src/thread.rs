@@ -123,6 +123,9 @@ pub(crate) struct Local {
     pub(crate) engine: RefCell<Box<dyn Engine>>,
     /// The connections this thread owns; borrowed only briefly, never while user code runs.
     pub(crate) conns: RefCell<Conns>,
+    /// Engine waits so far: tests tell by it which tick ran a callback.
+    #[cfg(test)]
+    pub(crate) waits: std::cell::Cell<u64>,
 }
 
 impl Local {
@@ -384,6 +387,8 @@ pub(crate) fn run(
         timers: RefCell::new(TimerHeap::default()),
         engine: RefCell::new(engine),
         conns: RefCell::new(Conns::default()),
+        #[cfg(test)]
+        waits: std::cell::Cell::new(0),
     });
     let guard = LocalGuard::install(Rc::clone(&local));
     let mut events = Vec::new();
@@ -411,6 +416,8 @@ pub(crate) fn run(
             inner.note_work();
         }
         local.poll(fired + ran + handled > 0, &slot, &mut events);
+        #[cfg(test)]
+        local.waits.set(local.waits.get() + 1);
         if !events.is_empty() {
             inner.note_work();
             conn::dispatch(&local, &mut events);

@@ -38,7 +38,7 @@ const REQUIRE_URING_VAR: &str = "FIO_REQUIRE_URING";
 
 /// Whether io_uring can run the reactor here. When it can't, this prints a skip line and
 /// returns `false`, or panics when [`REQUIRE_URING_VAR`] is `1`.
-pub(super) fn uring_runs_here() -> bool {
+pub(crate) fn uring_runs_here() -> bool {
     let Err(reason) = super::uring::availability() else {
         return true;
     };

@@ -25,7 +25,7 @@
 //! `fio_sys::Epoll`), chosen by [`select_engine`].
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod epoll;
 mod uring;
 
