@@ -124,6 +124,11 @@ impl Protocol for RawEcho {
                     Ok(0) | Err(_) => return,
                     Ok(len) => {
                         fio_reactor::write(uuid, &buf[..len]).or_log("raw echo");
+                        // A short read took all that was buffered: no second call to hear
+                        // "nothing" (bytes still held, say by a TLS hook, bring `on_data` back).
+                        if len < buf.len() {
+                            return;
+                        }
                     }
                 }
             }
