@@ -632,10 +632,20 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// A lent handle (one per delivered event) drops with the inlined check alone.
+    #[inline]
     fn drop(&mut self) {
-        if !self.owner {
-            return;
+        if self.owner {
+            self.abandon();
         }
+    }
+}
+
+impl Socket {
+    /// The owner dropped an open socket: it is marked abandoned and aborted by the next
+    /// delivery.
+    #[inline(never)]
+    fn abandon(&self) {
         if let Ok(mut inner) = self.shared.try_borrow_mut()
             && inner.lifecycle == Lifecycle::Open
         {
