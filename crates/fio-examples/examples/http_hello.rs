@@ -45,8 +45,8 @@ const TERMINATOR: &[u8; 4] = b"\r\n\r\n";
 /// The longest request head accepted; a longer one closes the connection.
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 
-/// Reads per `on_data` call at most; bytes left buffered bring `on_data` back later in the
-/// tick.
+/// Reads per `on_data` call at most; bytes left buffered bring `on_data` back once
+/// the other connections have had their turn.
 const READS_PER_CALL: usize = 64;
 
 /// Counts complete requests in a byte stream fed in arbitrary pieces, and the size of the
@@ -129,8 +129,8 @@ impl Protocol for Hello {
                 if requests.too_large() {
                     return (complete, true);
                 }
-                // A short read took all that was buffered: asking again would only hear
-                // "nothing" (bytes still held, say by a TLS hook, bring `on_data` back).
+                // A read short of the buffer took everything buffered, so another would only
+                // say so. Had it left bytes, `on_data` runs again anyway: it read some.
                 if len < buf.len() {
                     break;
                 }

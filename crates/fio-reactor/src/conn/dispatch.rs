@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
-    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, set_suspended, with_protocol,
+    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, run_ready, set_suspended,
+    with_protocol,
 };
 use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
@@ -61,14 +62,16 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
     let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
     // A closing connection's hook gets what arrived through its flush, since `on_data` no
     // longer runs: it may need it to finish (a TLS handshake).
-    let hook_waits = entry.closing && entry.hook.is_some();
+    let queue_flush = entry.closing && entry.mark_flush_scheduled();
     let run_now = *budget > 0
         && !entry.queued
         && !entry.suspended
         && !entry.closing
         && entry.protocol.is_some();
-    if hook_waits {
-        conns.schedule_flush(uuid);
+    // Queued through the entry at hand when it can't run now: no second lookup.
+    let queue_data = !run_now && entry.mark_data_queued();
+    if queue_flush {
+        conns.flush_queue.push(uuid);
     }
     if run_now {
         drop(conns);
@@ -76,7 +79,9 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
         run_data(local, uuid);
         return;
     }
-    conns.schedule_data(uuid);
+    if queue_data {
+        conns.ready.push_back(uuid);
+    }
     drop(conns);
     // Nobody will ever read: the peer is done and no protocol came.
     if orphan && local.engine.borrow().is_eof(uuid) {
@@ -215,12 +220,18 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     let (pumped, suspended, hook_held, notify) = match local.conns.borrow_mut().map.get_mut(&uuid) {
         Some(conn) => {
             conn.active = now;
-            (
+            let waits = (
                 conn.outbox.needs_pump(),
                 conn.suspended,
                 conn.hook_held,
                 conn.has_notify(),
-            )
+            );
+            // Nothing waits for this drain and `on_ready` is the default no-op: no one can
+            // observe it.
+            if waits == (false, false, false, false) && conn.on_ready_is_default {
+                return;
+            }
+            waits
         }
         None => return,
     };
@@ -244,7 +255,7 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
     if notify {
         notify_drained(local, uuid);
     }
-    with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
+    run_ready(local, uuid);
 }
 
 /// The send queue drained: `write_notify` writes queued before are sent, unless a hook still
@@ -260,7 +271,7 @@ fn notify_drained(local: &Local, uuid: Uuid) {
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.
-fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
+fn connected(local: &Local, uuid: Uuid, result: io::Result<Box<Endpoints>>) {
     let kind = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
@@ -329,9 +340,7 @@ pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
         work += 1;
         match event {
             IoEvent::OnData => run_data(local, uuid),
-            IoEvent::OnReady => {
-                with_protocol(local, uuid, "on_ready", |protocol| protocol.on_ready(uuid));
-            }
+            IoEvent::OnReady => run_ready(local, uuid),
             IoEvent::OnTimeout => {
                 with_protocol(local, uuid, "on_timeout", |protocol| {
                     protocol.on_timeout(uuid);
