@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) inbound: Inbound,
     /// The send operation in flight, until its result (not its zero-copy notification).
     pub(crate) sending: Option<OpId>,
+    /// Bytes the send in flight offered the kernel: fewer sent is a short send.
+    pub(crate) offered: usize,
     /// Zero-copy sends whose notification has not arrived yet.
     pub(crate) zc_pending: usize,
     /// An end-of-tick flush is registered.
@@ -319,6 +321,7 @@ impl Socket {
             multishot,
             inbound: Inbound::Idle,
             sending: None,
+            offered: 0,
             zc_pending: 0,
             flush_scheduled: false,
             delivery_scheduled: false,
