@@ -305,7 +305,10 @@ impl Local {
 
     /// Waits in the engine for IO: without blocking when `busy`, else (the thread is idle)
     /// until an event, a wake, the next timer deadline or the connections' next deadline.
-    fn poll(&self, busy: bool, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
+    ///
+    /// `now` is the tick's start: an idle tick ran no timer, task or connection work since,
+    /// so reading the clock again would tell the same.
+    fn poll(&self, busy: bool, now: Instant, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
         let inner = &self.inner;
         if busy {
             let waited = self.engine.borrow_mut().wait(Some(Duration::ZERO), events);
@@ -320,7 +323,6 @@ impl Local {
         }
         slot.idle.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let now = Instant::now();
         let timeout = if self.has_work(now, slot) {
             Some(Duration::ZERO)
         } else {
@@ -433,7 +435,7 @@ pub(crate) fn run(
         if worked + handled > 0 {
             inner.note_work();
         }
-        local.poll(fired + ran + handled > 0, &slot, &mut events);
+        local.poll(fired + ran + handled > 0, now, &slot, &mut events);
         #[cfg(test)]
         local.waits.set(local.waits.get() + 1);
         if !events.is_empty() {
