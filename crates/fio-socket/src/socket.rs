@@ -712,37 +712,38 @@ pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
 }
 
 /// [`deliver`]'s loop, for a socket with events queued or abandoned.
+///
+/// One lent handle serves the whole delivery, and the state stays borrowed except while the
+/// handler runs: most deliveries carry one event, whose cost is mostly this bookkeeping.
 #[inline(never)]
 fn deliver_queued(shared: &Shared, ring: &mut Ring) {
-    loop {
-        let (event, mut handler) = {
-            let mut inner = shared.borrow_mut();
-            let Some(event) = inner.events.pop_front() else {
-                break;
-            };
-            // No handler: it is running further up the stack (the outer loop delivers the
-            // rest), or the socket reported its last event or was dropped.
-            let Some(handler) = inner.handler.take() else {
-                if inner.abandoned || inner.lifecycle == Lifecycle::Closed {
-                    inner.events.clear();
-                } else {
-                    inner.events.push_front(event);
-                }
-                break;
-            };
-            (event, handler)
+    let socket = Socket::lent(shared);
+    let mut inner = shared.borrow_mut();
+    while let Some(event) = inner.events.pop_front() {
+        // No handler: it is running further up the stack (the outer loop delivers the
+        // rest), or the socket reported its last event or was dropped.
+        let Some(mut handler) = inner.handler.take() else {
+            if inner.abandoned || inner.lifecycle == Lifecycle::Closed {
+                inner.events.clear();
+            } else {
+                inner.events.push_front(event);
+            }
+            break;
         };
-        let socket = Socket::lent(shared);
+        drop(inner);
         handler.call(ring, &socket, event);
-        let mut inner = shared.borrow_mut();
+        inner = shared.borrow_mut();
         if !event.is_final() && !inner.abandoned {
             inner.handler = Some(handler);
+        } else {
+            // Dropped unborrowed: the handler's captures may reach the socket.
+            drop(inner);
+            drop(handler);
+            inner = shared.borrow_mut();
         }
     }
-    let abandoned = {
-        let inner = shared.borrow();
-        inner.abandoned && inner.lifecycle == Lifecycle::Open
-    };
+    let abandoned = inner.abandoned && inner.lifecycle == Lifecycle::Open;
+    drop(inner);
     if abandoned && let Err(error) = crate::close::close(shared, ring, true) {
         log::warn!("aborting a dropped socket: {error}");
     }
