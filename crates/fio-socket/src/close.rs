@@ -65,8 +65,8 @@ pub(crate) fn advance(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     }
 }
 
-/// The next closing step, if the previous one is done: shutdown once the queue drained, close
-/// once nothing is in flight.
+/// The next closing step, if the previous one is done: shutdown once the queue drained (unless
+/// the peer's FIN was read), close once nothing is in flight.
 fn try_advance(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
     let Lifecycle::Closing {
         aborted,
@@ -81,7 +81,9 @@ fn try_advance(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<()
         return Ok(());
     }
     let stream = !inner.config.message && inner.config.mode != Mode::FileIo;
-    if stream && !aborted && !failed && !shutdown_sent {
+    // After the peer's FIN nothing more can arrive and the close sends ours: a shutdown
+    // would only cost an operation (and fail with ENOTCONN once the peer has reset).
+    if stream && !aborted && !failed && !shutdown_sent && !inner.eof {
         let Some(fd) = inner.fd.as_ref() else {
             return Ok(());
         };
