@@ -63,6 +63,8 @@ pub(crate) trait Wire {
     fn send(&mut self, chunk: Chunk) -> io::Result<()>;
     /// Runs `task` once the hook has returned (it may call the reactor).
     fn later(&mut self, task: Box<dyn FnOnce() + Send>);
+    /// Sends what is queued now rather than at the end of the tick.
+    fn send_now(&mut self) {}
 }
 
 impl Wire for HookIo<'_> {
@@ -84,6 +86,10 @@ impl Wire for HookIo<'_> {
 
     fn later(&mut self, task: Box<dyn FnOnce() + Send>) {
         fio_reactor::defer(task);
+    }
+
+    fn send_now(&mut self) {
+        HookIo::send_now(self);
     }
 }
 
@@ -653,10 +659,17 @@ impl TlsHook {
         }));
     }
 
-    /// Hands the sealed records to the send queue.
+    /// Hands the sealed records to the send queue. Handshake records the peer now waits
+    /// for (the server's flight) go out at once: making them took the handshake's
+    /// public-key work, and the peer can go on with its part while this thread serves the
+    /// other connections of its tick.
     fn send_sealed(&mut self, wire: &mut (impl Wire + ?Sized)) -> io::Result<()> {
+        let sent = !self.flow.sealed.is_empty();
         while let Some(chunk) = self.flow.sealed.pop_front() {
             wire.send(chunk)?;
+        }
+        if sent && !self.flow.failed && self.session.is_handshaking() {
+            wire.send_now();
         }
         Ok(())
     }

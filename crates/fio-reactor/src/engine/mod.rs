@@ -307,6 +307,13 @@ pub(crate) trait Engine {
     /// - `BrokenPipe` once the connection failed or is closing.
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()>;
 
+    /// Sends what `conn` has queued now instead of at the end of the tick, for a reply the
+    /// peer waits on that took long to make (a TLS handshake flight): the peer goes on while
+    /// this thread serves the others. Costs a system call of its own. What it causes (a
+    /// `Drained`, a `Closed` after a send error) is reported by the next wait; nothing
+    /// happens for an unknown, connecting or closing connection.
+    fn send_now(&mut self, conn: Uuid);
+
     /// Queues a copy of `data`, like [`write`](Self::write) with a chunk holding it, but
     /// copied into the engine's pooled send buffers: the spare room of the last queued buffer
     /// first, so the small writes of one tick gather into one send, with no allocation.

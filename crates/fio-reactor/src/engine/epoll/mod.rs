@@ -599,6 +599,20 @@ impl Engine for EpollEngine {
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
     }
 
+    fn send_now(&mut self, conn: Uuid) {
+        let sendable = named(&mut self.conns, conn).is_some_and(|entry| match &entry.role {
+            Role::Stream(stream) => !stream.connecting && !stream.closing,
+            Role::Listener => false,
+        });
+        if sendable {
+            // It stays on the dirty list: the tick's flush finds its queue empty, or sends
+            // what the kernel did not take now.
+            let mut reports = mem::take(&mut self.reports);
+            self.flush(conn.fd(), &mut reports);
+            self.reports = reports;
+        }
+    }
+
     /// One lookup for the three answers, instead of the default's three.
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         match self.conn(conn).ok().and_then(PollConn::stream) {

@@ -374,6 +374,17 @@ impl Stream {
         }
     }
 
+    /// See [`Engine::send_now`](crate::engine::Engine::send_now): an open stream's socket
+    /// starts its send and the ring submits it (a failed entry leaves it to the tick's).
+    pub(super) fn send_now(&mut self, ring: &mut Ring) {
+        if let Phase::Open(socket) = &self.phase
+            && !self.link.closing.get()
+            && let Err(error) = socket.send_now(ring)
+        {
+            log::debug!("sending now: {error}");
+        }
+    }
+
     /// See [`Engine::write_copy`](crate::engine::Engine::write_copy): into the socket's
     /// pooled send buffers (a datagram socket sends the copy as one datagram).
     pub(super) fn write_copy(&mut self, ring: &mut Ring, data: &[u8]) -> io::Result<()> {
