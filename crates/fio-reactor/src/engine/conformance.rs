@@ -464,10 +464,11 @@ fn a_listener_reports_accepted_streams_until_closed(harness: &mut Harness) {
     harness.engine.listen(uuid, listener.into()).unwrap();
     let clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for _ in &clients {
-        let EngineEvent::Accepted { listener, stream } = harness
-            .expect("an accepted stream", |event| {
-                matches!(event, EngineEvent::Accepted { .. })
-            })
+        let EngineEvent::Accepted {
+            listener, stream, ..
+        } = harness.expect("an accepted stream", |event| {
+            matches!(event, EngineEvent::Accepted { .. })
+        })
         else {
             unreachable!()
         };

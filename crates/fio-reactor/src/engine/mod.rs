@@ -189,6 +189,9 @@ pub(crate) enum EngineEvent {
         listener: Uuid,
         /// The accepted, non-blocking, close-on-exec stream.
         stream: OwnedFd,
+        /// The peer's address when the accept returned it (`accept4`), which spares a
+        /// `getpeername`; `None`: the connection layer asks.
+        peer: Option<fio_sys::SockAddr>,
     },
     /// Bytes arrived for `conn` and wait in its receive queue, or the peer shut its write side
     /// (then [`Engine::is_eof`] is true once the queue is read empty).

@@ -372,7 +372,11 @@ fn queue_retry(retry: &mut Vec<Uuid>, uuid: Uuid, stream: &mut Stream) {
 fn accept(listener: Uuid, socket: BorrowedFd<'_>, out: &mut Vec<EngineEvent>) {
     for _ in 0..ACCEPT_BUDGET {
         match fio_sys::accept(socket) {
-            Ok((stream, _peer)) => out.push(EngineEvent::Accepted { listener, stream }),
+            Ok((stream, peer)) => out.push(EngineEvent::Accepted {
+                listener,
+                stream,
+                peer: Some(peer),
+            }),
             Err(error) => match error.kind() {
                 io::ErrorKind::WouldBlock => return,
                 // The peer gave up before we got to it, or a signal: try the next one.
