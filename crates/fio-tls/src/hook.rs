@@ -20,7 +20,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use fio_reactor::{Buffer, Chunk, HookIo, RwHook, Uuid};
 use rustls::client::UnbufferedClientConnection;
@@ -487,8 +486,8 @@ pub(crate) struct TlsHook {
     announced: bool,
     /// The close after the peer's close_notify is deferred.
     close_deferred: bool,
-    /// Set when the handshake ends (the handshake timer reads it).
-    handshaken: Option<Arc<AtomicBool>>,
+    /// The handshake has a deadline (see `deadline`), forgotten when it ends.
+    watched: bool,
 }
 
 impl TlsHook {
@@ -512,13 +511,20 @@ impl TlsHook {
             },
             announced: false,
             close_deferred: false,
-            handshaken: None,
+            watched: false,
         }
     }
 
-    /// Sets `flag` when the handshake ends.
-    pub(crate) fn report_handshake(&mut self, flag: Arc<AtomicBool>) {
-        self.handshaken = Some(flag);
+    /// The handshake has a deadline, to forget when it ends or the hook goes.
+    pub(crate) fn watched(&mut self) {
+        self.watched = true;
+    }
+
+    /// The handshake's deadline no longer applies.
+    fn unwatch(&mut self) {
+        if std::mem::take(&mut self.watched) {
+            crate::deadline::forget(self.uuid);
+        }
     }
 
     /// Decrypted bytes ready for the protocol.
@@ -606,9 +612,7 @@ impl TlsHook {
     fn progressed(&mut self, wire: &mut (impl Wire + ?Sized)) {
         if self.flow.ready && !self.announced {
             self.announced = true;
-            if let Some(flag) = &self.handshaken {
-                flag.store(true, Ordering::Release);
-            }
+            self.unwatch();
             if let Some(callback) = self
                 .session
                 .alpn_protocol()
@@ -842,6 +846,12 @@ impl RwHook for TlsHook {
 
     fn pending(&self) -> usize {
         self.flow.early.len() + self.flow.sealed.len() + usize::from(self.flow.out.is_some())
+    }
+}
+
+impl Drop for TlsHook {
+    fn drop(&mut self) {
+        self.unwatch();
     }
 }
 
