@@ -654,10 +654,20 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// A lent handle (one per delivered event) drops with the inlined check alone.
+    #[inline]
     fn drop(&mut self) {
-        if !self.owner {
-            return;
+        if self.owner {
+            self.abandon();
         }
+    }
+}
+
+impl Socket {
+    /// The owner dropped an open socket: it is marked abandoned and aborted by the next
+    /// delivery.
+    #[inline(never)]
+    fn abandon(&self) {
         if let Ok(mut inner) = self.shared.try_borrow_mut()
             && inner.lifecycle == Lifecycle::Open
         {
@@ -706,7 +716,23 @@ impl<T> Empty for Option<T> {
 
 /// Runs the user's handler for every queued event, with the state unborrowed so the handler
 /// may call back into the socket. Afterwards an abandoned socket is aborted.
+///
+/// Every completion calls this once or twice, and most calls find nothing queued: that is
+/// decided here, inlined, so only calls with work pay for the delivery loop.
+#[inline]
 pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
+    let idle = {
+        let inner = shared.borrow();
+        inner.events.is_empty() && !inner.abandoned
+    };
+    if !idle {
+        deliver_queued(shared, ring);
+    }
+}
+
+/// [`deliver`]'s loop, for a socket with events queued or abandoned.
+#[inline(never)]
+fn deliver_queued(shared: &Shared, ring: &mut Ring) {
     loop {
         let (event, mut handler) = {
             let mut inner = shared.borrow_mut();

@@ -460,7 +460,18 @@ pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
 
 /// The end of a tick: flushes the hooks queued for it. A hook that still holds bytes is
 /// queued again for the next tick.
+///
+/// Every tick ends here, nearly always with no hook written to: that look is inlined.
+#[inline]
 pub(crate) fn flush_queued(local: &Local, now: Instant) {
+    if !local.conns.borrow().flush_queue.is_empty() {
+        flush_queue(local, now);
+    }
+}
+
+/// [`flush_queued`] with flushes queued.
+#[inline(never)]
+fn flush_queue(local: &Local, now: Instant) {
     let mut queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
     for uuid in queued.drain(..) {
         let due = match local.conns.borrow_mut().map.get_mut(&uuid) {

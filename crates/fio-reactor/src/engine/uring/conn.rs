@@ -225,7 +225,7 @@ impl Stream {
                 if close.is_none() {
                     inbox.push(EngineEvent::Connected {
                         conn,
-                        result: Err(copy_error(&error)),
+                        result: Box::new(Err(copy_error(&error))),
                     });
                 }
                 inbox.push(EngineEvent::Closed {
@@ -246,7 +246,7 @@ impl Stream {
         } else {
             inbox.push(EngineEvent::Connected {
                 conn,
-                result: Ok(endpoints),
+                result: Box::new(Ok(endpoints)),
             });
             if drained {
                 inbox.push(EngineEvent::Drained { conn });
