@@ -47,7 +47,7 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
             } => accepted(local, listener, stream, peer),
             EngineEvent::Readable { conn } => readable(local, conn, now, &mut budget),
             EngineEvent::Drained { conn } => drained(local, conn, now),
-            EngineEvent::Connected { conn, result } => connected(local, conn, result),
+            EngineEvent::Connected { conn, result } => connected(local, conn, *result),
             EngineEvent::Closed { conn, error } => finalize(local, conn, error),
         }
     }
@@ -292,7 +292,7 @@ fn notify_drained(local: &Local, uuid: Uuid) {
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.
-fn connected(local: &Local, uuid: Uuid, result: Box<io::Result<Endpoints>>) {
+fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
     let kind = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
@@ -303,7 +303,7 @@ fn connected(local: &Local, uuid: Uuid, result: Box<io::Result<Endpoints>>) {
     let Kind::Connecting { connector, .. } = kind else {
         return;
     };
-    let opened = (*result).and_then(|endpoints| {
+    let opened = result.and_then(|endpoints| {
         // The attempt registered the socket before the kernel knew its peer.
         table::update(uuid, |record| {
             record.peer = endpoints.peer;
