@@ -477,6 +477,28 @@ impl Socket {
         crate::outbound::transmit_one(&self.shared, ring, chunk.into(), true)
     }
 
+    /// Starts sending what is queued now instead of at the end of the tick (the flush a
+    /// transmit scheduled then finds the send in flight), and hands it to the kernel with
+    /// [`Ring::submit_staged`]: for a reply the peer waits on while this thread has more to
+    /// do before its tick ends. Costs a system call; does nothing more when the socket is
+    /// not open, nothing is queued or a send is already in flight.
+    ///
+    /// # Errors
+    /// - [`Error::Ring`] when the kernel entry fails (the send then goes with the next
+    ///   tick's).
+    pub fn send_now(&self, ring: &mut Ring) -> Result<(), Error> {
+        {
+            let mut inner = self.shared.borrow_mut();
+            let inner = &mut *inner;
+            if inner.lifecycle != Lifecycle::Open {
+                return Ok(());
+            }
+            crate::outbound::start(&self.shared, inner, ring);
+            schedule_delivery(&self.shared, inner, ring);
+        }
+        ring.submit_staged().map_err(Error::from)
+    }
+
     /// Closes gracefully (FastSocket's `ReleaseFastSocket`): refuses new data, drops what was
     /// received, cancels the receive, sends everything queued, shuts the write side down and
     /// closes the descriptor through the ring once nothing is in flight. The handler then

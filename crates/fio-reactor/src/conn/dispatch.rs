@@ -6,6 +6,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use fio_sys::SockAddr;
+
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
     Conn, Kind, OnOpen, caught, close_local, finalize, run_data, run_ready, set_suspended,
@@ -38,10 +40,14 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
     let mut budget = DATA_BUDGET;
     for event in events.drain(..) {
         match event {
-            EngineEvent::Accepted { listener, stream } => accepted(local, listener, stream),
+            EngineEvent::Accepted {
+                listener,
+                stream,
+                peer,
+            } => accepted(local, listener, stream, peer),
             EngineEvent::Readable { conn } => readable(local, conn, now, &mut budget),
             EngineEvent::Drained { conn } => drained(local, conn, now),
-            EngineEvent::Connected { conn, result } => connected(local, conn, result),
+            EngineEvent::Connected { conn, result } => connected(local, conn, *result),
             EngineEvent::Closed { conn, error } => finalize(local, conn, error),
         }
     }
@@ -90,9 +96,10 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
 }
 
 /// Hands an accepted stream to the thread whose turn it is (this one, or another through its
-/// inbox), which opens it and calls the listener's `on_open`.
-fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
-    let (on_open, tls, nodelay) = match local.conns.borrow().map.get(&listener) {
+/// inbox), which opens it and calls the listener's `on_open`; `peer` is its address when the
+/// engine's accept returned it.
+fn accepted(local: &Local, listener: Uuid, stream: OwnedFd, peer: Option<Box<SockAddr>>) {
+    let (on_open, tls, nodelay, bound) = match local.conns.borrow().map.get(&listener) {
         // Even a closing listener's: the kernel accepted the client before the close took
         // effect (an io_uring accept can complete despite its cancel), and closing the
         // stream unserved would reset a client that did nothing wrong.
@@ -103,6 +110,7 @@ fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
             listening.on_open.clone(),
             listening.tls.clone(),
             !listening.nodelay_inherited,
+            listening.accepted_local.clone(),
         ),
         // No listener (its `Closed` was already handled): the stream just closes.
         _ => return,
@@ -111,21 +119,28 @@ fn accepted(local: &Local, listener: Uuid, stream: OwnedFd) {
     Local::run_on(local.inner(), Some(local), owner, move |local| {
         // Read when it runs: another thread opens it on its next tick.
         let now = Instant::now();
-        open_accepted(local, stream, &on_open, tls.as_ref(), nodelay, now);
+        let known = Endpoints {
+            peer: peer.map(|peer| *peer),
+            local: bound,
+        };
+        open_accepted(local, stream, known, &on_open, tls.as_ref(), nodelay, now);
     });
 }
 
-/// Opens an accepted stream on this thread, secures it, and calls `on_open`; `nodelay`:
-/// the stream did not inherit `TCP_NODELAY` from its listener, so it is set here.
+/// Opens an accepted stream on this thread, secures it, and calls `on_open`; `known`: its
+/// addresses already known (the rest are asked for); `nodelay`: the stream did not inherit
+/// `TCP_NODELAY` from its listener, so it is set here.
 fn open_accepted(
     local: &Local,
     stream: OwnedFd,
+    known: Endpoints,
     on_open: &OnOpen,
     tls: Option<&SharedTls>,
     nodelay: bool,
     now: Instant,
 ) {
-    let uuid = table::open(stream.as_raw_fd(), stream_record(local, &stream, nodelay));
+    let record = stream_record(local, &stream, known, nodelay);
+    let uuid = table::open(stream.as_raw_fd(), record);
     if open_with(local, uuid, stream, Kind::Stream, false, now).is_err() {
         return;
     }
@@ -143,14 +158,20 @@ fn open_accepted(
 
 /// The table record of a stream owned by this thread, with its addresses.
 pub(crate) fn record_for(local: &Local, stream: &OwnedFd) -> Record {
-    stream_record(local, stream, true)
+    stream_record(local, stream, Endpoints::default(), true)
 }
 
-/// [`record_for`], setting `TCP_NODELAY` on a TCP stream only with `nodelay`.
-fn stream_record(local: &Local, stream: &OwnedFd, nodelay: bool) -> Record {
+/// [`record_for`], asking the kernel only for the addresses `known` lacks (the peer's is
+/// recorded now because `getpeername` fails once the peer has reset, and `peer_addr` must
+/// still answer in `on_close`), setting `TCP_NODELAY` on a TCP stream only with `nodelay`.
+fn stream_record(local: &Local, stream: &OwnedFd, known: Endpoints, nodelay: bool) -> Record {
     let mut record = Record::new(local.inner(), local.index());
-    record.peer = fio_sys::peer_addr(stream.as_fd()).ok();
-    record.local = fio_sys::local_addr(stream.as_fd()).ok();
+    record.peer = known
+        .peer
+        .or_else(|| fio_sys::peer_addr(stream.as_fd()).ok());
+    record.local = known
+        .local
+        .or_else(|| fio_sys::local_addr(stream.as_fd()).ok());
     if nodelay
         && record
             .peer
@@ -271,7 +292,7 @@ fn notify_drained(local: &Local, uuid: Uuid) {
 }
 
 /// A connect finished: `on_open` (which must attach) or `on_fail`.
-fn connected(local: &Local, uuid: Uuid, result: io::Result<Box<Endpoints>>) {
+fn connected(local: &Local, uuid: Uuid, result: io::Result<Endpoints>) {
     let kind = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {

@@ -389,6 +389,12 @@ impl Engine for UringEngine {
         stream.write_copy(&mut self.ring, data)
     }
 
+    fn send_now(&mut self, conn: Uuid) {
+        if let Some(stream) = self.streams.get_mut(&conn) {
+            stream.send_now(&mut self.ring);
+        }
+    }
+
     fn pending(&self, conn: Uuid) -> usize {
         self.streams.get(&conn).map_or(0, Stream::pending)
     }
