@@ -124,6 +124,11 @@ impl Protocol for RawEcho {
                     Ok(0) | Err(_) => return,
                     Ok(len) => {
                         fio_reactor::write(uuid, &buf[..len]).or_log("raw echo");
+                        // A read short of the buffer took everything buffered, so another would
+                        // only say so. Had it left bytes, `on_data` runs again anyway: it read.
+                        if len < buf.len() {
+                            return;
+                        }
                     }
                 }
             }

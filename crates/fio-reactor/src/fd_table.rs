@@ -60,15 +60,16 @@ impl<T> FdTable<T> {
     /// The value of `uuid`, mutably, if it is here.
     #[inline]
     pub(crate) fn get_mut(&mut self, uuid: &Uuid) -> Option<&mut T> {
-        let at = index(*uuid);
-        let in_slot = matches!(self.slots.get(at), Some(Some(entry)) if entry.uuid == *uuid);
-        if in_slot {
-            return self.slots[at].as_mut().map(|entry| &mut entry.value);
+        // One indexing of `slots` (it borrows only that field, so the fallback may still use
+        // `overflow`): this runs several times per request.
+        match self.slots.get_mut(index(*uuid)) {
+            Some(Some(entry)) if entry.uuid == *uuid => Some(&mut entry.value),
+            _ => self
+                .overflow
+                .iter_mut()
+                .find(|entry| entry.uuid == *uuid)
+                .map(|entry| &mut entry.value),
         }
-        self.overflow
-            .iter_mut()
-            .find(|entry| entry.uuid == *uuid)
-            .map(|entry| &mut entry.value)
     }
 
     /// Whether `uuid` is here.

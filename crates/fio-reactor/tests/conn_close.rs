@@ -131,3 +131,96 @@ fn on_ready_follows_open_and_each_drained_write() {
     assert_eq!(client.join().unwrap(), b"hello");
     assert_eq!(readies.load(Ordering::SeqCst), 2);
 }
+
+/// Keeps the default `on_ready`; on data, writes `a` and closes once that drained, through
+/// whatever `on_ready` is attached by then.
+struct DefaultReady;
+
+impl Protocol for DefaultReady {}
+
+/// Counts `on_ready` calls, forwarding each to a protocol that keeps the default; closes on
+/// the second (the first comes with the connection, the second after its write drained).
+struct ForwardsReady {
+    inner: DefaultReady,
+    readies: Arc<AtomicUsize>,
+}
+
+impl Protocol for ForwardsReady {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while fio_reactor::read(uuid, &mut buf).unwrap_or(0) > 0 {}
+        fio_reactor::write(uuid, b"a").unwrap();
+    }
+
+    fn on_ready(&mut self, uuid: Uuid) {
+        self.inner.on_ready(uuid);
+        if self.readies.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+            fio_reactor::close(uuid).unwrap();
+        }
+    }
+}
+
+/// Keeps the default `on_ready`; its first `on_data` attaches a [`ForwardsReady`] (whose
+/// first `on_ready` is then the drain of the write made here).
+struct SwitchesOnData {
+    readies: Arc<AtomicUsize>,
+}
+
+impl Protocol for SwitchesOnData {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 64];
+        while fio_reactor::read(uuid, &mut buf).unwrap_or(0) > 0 {}
+        // Counted as if the opening `on_ready` had been the new protocol's.
+        self.readies.fetch_add(1, Ordering::SeqCst);
+        let next = ForwardsReady {
+            inner: DefaultReady,
+            readies: Arc::clone(&self.readies),
+        };
+        fio_reactor::attach(uuid, next).unwrap();
+        fio_reactor::write(uuid, b"a").unwrap();
+    }
+}
+
+/// Serves one client that sends `x` with the protocol `make` returns; returns what the
+/// client received and the `on_ready` calls counted.
+fn ready_round_trip<P: Protocol>(
+    make: impl Fn(Arc<AtomicUsize>) -> P + Send + Sync + 'static,
+) -> (Vec<u8>, usize) {
+    let reactor = reactor(1);
+    let readies = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&readies);
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        let _ = fio_reactor::attach(uuid, make(Arc::clone(&counted)));
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let mut stream = client(addr);
+        stream.write_all(b"x").unwrap();
+        let received = read_to_end(&mut stream);
+        stopper.stop();
+        received
+    });
+    start_bounded(&reactor).unwrap();
+    (client.join().unwrap(), readies.load(Ordering::SeqCst))
+}
+
+/// The reactor skips a default `on_ready`, but an `on_ready` that forwards to a default is
+/// not one: it still follows every drained write.
+#[test]
+fn on_ready_forwarding_to_a_default_still_follows_each_drain() {
+    let (received, readies) = ready_round_trip(|readies| ForwardsReady {
+        inner: DefaultReady,
+        readies,
+    });
+    assert_eq!(received, b"a");
+    assert_eq!(readies, 2);
+}
+
+/// What was learned about a protocol's default `on_ready` doesn't outlive it: the protocol
+/// attached in its place gets the next drain.
+#[test]
+fn on_ready_of_a_replacing_protocol_follows_the_drain() {
+    let (received, readies) = ready_round_trip(|readies| SwitchesOnData { readies });
+    assert_eq!(received, b"a");
+    assert_eq!(readies, 2);
+}

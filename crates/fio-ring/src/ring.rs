@@ -498,6 +498,36 @@ impl Ring {
         }))
     }
 
+    /// Hands what was submitted since the last tick to the kernel now, without waiting and
+    /// without dispatching completions (the next [`wait`](Self::wait) does): for work that
+    /// should start before the tick ends, such as a reply a peer waits on while this thread
+    /// has more to do first. Costs a system call; does nothing when nothing is staged, or
+    /// from a handler or tick-end callback (the tick's own kernel entry follows them).
+    ///
+    /// # Errors
+    /// - [`Error::Io`] when `io_uring_enter(2)` fails for another reason than a signal or a
+    ///   full completion queue (what stays staged goes with the next `wait`).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_ring::{Op, Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// ring.submit(Op::nop(), |_, _| {})?;
+    /// ring.submit_staged()?;
+    /// ring.submit_staged()?; // nothing staged any more
+    /// assert_eq!(ring.wait(None)?, 1);
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn submit_staged(&mut self) -> Result<(), Error> {
+        if !self.staged || self.dispatching {
+            return Ok(());
+        }
+        self.stage_backlog()?;
+        self.enter_submitting()?;
+        self.staged = !self.backlog.is_empty();
+        Ok(())
+    }
+
     /// Runs `work` (which calls handlers or callbacks), making sure a panic in it propagates
     /// without leaving the ring marked as dispatching, which would refuse every later wait;
     /// completions not yet dispatched stay queued.

@@ -299,12 +299,12 @@ fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<Result<usize,
         return None;
     }
     let mut engine = local.engine.try_borrow_mut().ok()?;
-    Some(match engine.read(uuid, buf) {
-        Ok(0) if !buf.is_empty() && engine.is_eof(uuid) => Err(Error::Eof(uuid)),
-        Ok(count) => {
+    Some(match engine.read_or_eof(uuid, buf) {
+        Ok(Some(count)) => {
             conn.read_total += count as u64;
             Ok(count)
         }
+        Ok(None) => Err(Error::Eof(uuid)),
         Err(error) => Err(engine_error(uuid, error)),
     })
 }

@@ -1,6 +1,7 @@
 //! The [`Protocol`] trait: a connection's callbacks.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -65,17 +66,21 @@ pub trait Protocol: Any + Send {
     /// [`read`](crate::read). The default reads nothing, so the connection's receive queue
     /// fills to its high-water mark and the peer is slowed by TCP itself.
     ///
-    /// While bytes stay buffered and each call reads some, `on_data` is called again on the
-    /// next tick. After the peer's end of stream, once the buffered bytes are consumed, the
+    /// While bytes stay buffered and each call reads some, `on_data` is called again once the
+    /// other connections with data have had their turn (in the same tick while its budget
+    /// lasts, before the thread waits for I/O again). After the peer's end of stream, once the buffered bytes are consumed, the
     /// connection closes gracefully (queued writes are still delivered).
     fn on_data(&mut self, uuid: Uuid) {
         let _ = uuid;
     }
 
     /// Everything written so far was sent (the send queue drained); also called once when a
-    /// connection opens, as facil.io does.
+    /// connection opens, as facil.io does. The default does nothing, and a protocol that keeps
+    /// it costs no call per drained send: the reactor notices the default on its first call.
     fn on_ready(&mut self, uuid: Uuid) {
         let _ = uuid;
+        // Says which type's default ran, for `default_on_ready_ran`.
+        DEFAULT_ON_READY.set(Some(TypeId::of::<Self>()));
     }
 
     /// The reactor is stopping: say what happens to this connection (see
@@ -99,6 +104,20 @@ pub trait Protocol: Any + Send {
     fn on_timeout(&mut self, uuid: Uuid) {
         let _ = crate::close(uuid);
     }
+}
+
+thread_local! {
+    /// The type whose default [`Protocol::on_ready`] ran last on this thread, until
+    /// [`default_on_ready_ran`] takes it.
+    static DEFAULT_ON_READY: Cell<Option<TypeId>> = const { Cell::new(None) };
+}
+
+/// Whether the `on_ready` call that just returned on `protocol` was the trait's default (a
+/// no-op). Compares types, not just "a default ran": a protocol whose own `on_ready` forwards
+/// to another protocol's default is not taken for one; and a type whose default was recorded
+/// elsewhere earlier has no `on_ready` of its own, so the answer is right even then.
+pub(crate) fn default_on_ready_ran(protocol: &dyn Protocol) -> bool {
+    DEFAULT_ON_READY.take() == Some((protocol as &dyn Any).type_id())
 }
 
 impl dyn Protocol {

@@ -17,7 +17,7 @@ use crate::conn::connect::Connector;
 use crate::conn::hook::{self, RwHook};
 use crate::conn::notify::Notify;
 use crate::conn::outbox::Outbox;
-use crate::conn::protocol::{IoEvent, Protocol};
+use crate::conn::protocol::{self, IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
 use crate::engine::{CloseMode, EngineEvent, SEND_SOFT_LIMIT};
@@ -65,6 +65,10 @@ pub(crate) struct Listening {
     /// `TCP_NODELAY` is set on the listening socket, and accepted ones inherit it (Linux),
     /// which saves a system call per accepted connection.
     pub(crate) nodelay_inherited: bool,
+    /// The local address of every stream it accepts, when it is bound to a specific address
+    /// (one IP, or a Unix name), which saves a `getsockname` per accepted connection; `None`
+    /// for a wildcard IP (each stream's own address is asked for).
+    pub(crate) accepted_local: Option<fio_sys::SockAddr>,
 }
 
 /// One connection owned by this thread.
@@ -111,6 +115,10 @@ pub(crate) struct Conn {
     pub(crate) timed_out: bool,
     /// The engine was asked to close abruptly (queued bytes are dropped).
     pub(crate) aborted: bool,
+    /// The attached protocol's `on_ready` is the trait's default, which does nothing (learned
+    /// from its first call, see [`protocol::default_on_ready_ran`]): a drained send queue
+    /// that nothing else waits for then costs no callback. Cleared when the protocol changes.
+    pub(crate) on_ready_is_default: bool,
     /// What few connections ever need, boxed on first use so an idle entry stays small.
     cold: Option<Box<Cold>>,
 }
@@ -153,6 +161,7 @@ impl Conn {
             connector: None,
             timed_out: false,
             aborted: false,
+            on_ready_is_default: false,
             cold: None,
         }
     }
@@ -206,6 +215,31 @@ impl Conn {
     pub(crate) fn has_protocol(&self) -> bool {
         self.protocol.is_some() || self.in_callback
     }
+
+    /// Marks the entry queued for `on_data` unless it is queued, suspended or has no
+    /// protocol; returns whether the caller must push its uuid on [`Conns::ready`]. Lets a
+    /// caller holding the entry queue it without looking it up again.
+    pub(crate) fn mark_data_queued(&mut self) -> bool {
+        let queue = !self.queued && !self.suspended && self.has_protocol();
+        self.queued |= queue;
+        queue
+    }
+
+    /// Marks the entry's hook for a `flush` at the end of the tick unless it has no hook or
+    /// is marked already; returns whether the caller must push its uuid on
+    /// [`Conns::flush_queue`].
+    pub(crate) fn mark_flush_scheduled(&mut self) -> bool {
+        let schedule = self.hook.is_some() && !self.flush_scheduled;
+        self.flush_scheduled |= schedule;
+        schedule
+    }
+
+    /// Puts `protocol` in (or takes it out with `None`), forgetting what was learned about
+    /// the previous one.
+    fn set_protocol(&mut self, protocol: Option<Box<dyn Protocol>>) -> Option<Box<dyn Protocol>> {
+        self.on_ready_is_default = false;
+        std::mem::replace(&mut self.protocol, protocol)
+    }
 }
 
 /// The connections a reactor thread owns.
@@ -237,23 +271,18 @@ pub(crate) struct Conns {
 impl Conns {
     /// Queues `uuid`'s `on_data` unless it is queued, suspended or has no protocol.
     pub(crate) fn schedule_data(&mut self, uuid: Uuid) {
-        if let Some(conn) = self.map.get_mut(&uuid)
-            && !conn.queued
-            && !conn.suspended
-            && conn.has_protocol()
-        {
-            conn.queued = true;
+        if self.map.get_mut(&uuid).is_some_and(Conn::mark_data_queued) {
             self.ready.push_back(uuid);
         }
     }
 
     /// Queues a `flush` of `uuid`'s hook for the end of the tick (once).
     pub(crate) fn schedule_flush(&mut self, uuid: Uuid) {
-        if let Some(conn) = self.map.get_mut(&uuid)
-            && conn.hook.is_some()
-            && !conn.flush_scheduled
+        if self
+            .map
+            .get_mut(&uuid)
+            .is_some_and(Conn::mark_flush_scheduled)
         {
-            conn.flush_scheduled = true;
             self.flush_queue.push(uuid);
         }
     }
@@ -308,6 +337,21 @@ pub(crate) fn with_protocol(
         settle(local, uuid, protocol, returned);
     }
     true
+}
+
+/// Runs `uuid`'s `on_ready` (its send queue drained, or the event was forced), learning on the
+/// way whether it is the trait's default no-op: drains that nothing else waits for then skip
+/// it (see [`Conn::on_ready_is_default`]).
+pub(crate) fn run_ready(local: &Local, uuid: Uuid) {
+    let mut is_default = false;
+    with_protocol(local, uuid, "on_ready", |protocol| {
+        protocol.on_ready(uuid);
+        is_default = protocol::default_on_ready_ran(protocol);
+    });
+    // The default runs no user code, so the protocol called is still the attached one.
+    if is_default && let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+        conn.on_ready_is_default = true;
+    }
 }
 
 /// The common end of a callback, in the caller's borrow of the entry: the callback returned
@@ -366,7 +410,7 @@ pub(crate) fn restore_protocol(local: &Local, uuid: Uuid, protocol: Box<dyn Prot
                 match conn.take_replacement() {
                     Some(next) => {
                         conn.hijacked = next.is_none();
-                        conn.protocol = next;
+                        conn.set_protocol(next);
                         Some(protocol)
                     }
                     None => {
@@ -509,7 +553,7 @@ pub(crate) fn attach_local(
             return Ok(());
         }
         conn.hijacked = protocol.is_none();
-        let old = std::mem::replace(&mut conn.protocol, protocol);
+        let old = conn.set_protocol(protocol);
         // Bytes that arrived before the protocol did are its to read.
         let attached = conn.protocol.is_some();
         let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());

@@ -25,7 +25,7 @@
 //! `fio_sys::Epoll`), chosen by [`select_engine`].
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod epoll;
 mod uring;
 
@@ -189,6 +189,10 @@ pub(crate) enum EngineEvent {
         listener: Uuid,
         /// The accepted, non-blocking, close-on-exec stream.
         stream: OwnedFd,
+        /// The peer's address when the accept returned it (`accept4`), which spares a
+        /// `getpeername`; `None`: the connection layer asks. Boxed so that every event, a
+        /// `Readable` per request included, stays small.
+        peer: Option<Box<fio_sys::SockAddr>>,
     },
     /// Bytes arrived for `conn` and wait in its receive queue, or the peer shut its write side
     /// (then [`Engine::is_eof`] is true once the queue is read empty).
@@ -206,8 +210,9 @@ pub(crate) enum EngineEvent {
     Connected {
         /// The connection.
         conn: Uuid,
-        /// The connected socket's addresses, or why the connect failed.
-        result: io::Result<Endpoints>,
+        /// The connected socket's addresses, or why the connect failed. Boxed: unboxed, the
+        /// addresses made every event four times larger, and two events move per request.
+        result: Box<io::Result<Endpoints>>,
     },
     /// The engine closed `conn`'s descriptor (after [`Engine::close`], a reset, or an I/O
     /// error) and forgot it; nothing else is reported for it.
@@ -218,6 +223,10 @@ pub(crate) enum EngineEvent {
         error: Option<io::Error>,
     },
 }
+
+// The per-request events (`Readable`, `Drained`) are pushed and drained by value: keep the
+// rare ones from making them large.
+const _: () = assert!(std::mem::size_of::<EngineEvent>() <= 24);
 
 /// How [`Engine::close`] ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +288,17 @@ pub(crate) trait Engine {
     /// Copies received bytes into `buf`; `Ok(0)` when none are buffered.
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize>;
 
+    /// [`read`](Self::read), and when it copied nothing into a non-empty `buf`, whether that
+    /// is the end of the stream ([`is_eof`](Self::is_eof)): then `Ok(None)`. The connection
+    /// layer's `read` asks this, and a protocol's read loop ends with the read that finds
+    /// nothing. The default asks the two; an engine whose lookups cost more than a few loads
+    /// answers with one (the epoll engine does).
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let count = self.read(conn, buf)?;
+        let ended = count == 0 && !buf.is_empty() && self.is_eof(conn);
+        Ok((!ended).then_some(count))
+    }
+
     /// Takes the front received buffer of a stream out without copying (what a partial
     /// [`read`](Self::read) left of it, moved to its start); `Ok(None)` when none is buffered.
     /// Draining it counts as a read (a throttled receive resumes).
@@ -306,6 +326,13 @@ pub(crate) trait Engine {
     /// # Errors
     /// - `BrokenPipe` once the connection failed or is closing.
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()>;
+
+    /// Sends what `conn` has queued now instead of at the end of the tick, for a reply the
+    /// peer waits on that took long to make (a TLS handshake flight): the peer goes on while
+    /// this thread serves the others. Costs a system call of its own. What it causes (a
+    /// `Drained`, a `Closed` after a send error) is reported by the next wait; nothing
+    /// happens for an unknown, connecting or closing connection.
+    fn send_now(&mut self, conn: Uuid);
 
     /// Queues a copy of `data`, like [`write`](Self::write) with a chunk holding it, but
     /// copied into the engine's pooled send buffers: the spare room of the last queued buffer

@@ -250,28 +250,17 @@ impl EpollEngine {
             return false;
         };
         let uuid = conn.uuid;
+        let socket = conn.registration.as_fd();
         let Role::Stream(stream) = &mut conn.role else {
             return false;
         };
-        if !stream.can_receive() {
-            return false;
-        }
-        if self.receives_left == 0 {
-            // The edge stays remembered (`readable`); the next wait receives.
-            queue_retry(&mut self.retry, uuid, stream);
-            return false;
-        }
-        self.receives_left -= 1;
-        match stream.fill(conn.registration.as_fd(), &mut self.spares) {
-            Ok(filled) => {
-                if filled.more {
-                    queue_retry(&mut self.retry, uuid, stream);
-                }
-                if filled.arrived {
-                    out.push(EngineEvent::Readable { conn: uuid });
-                }
-                filled.arrived
-            }
+        let mut receiving = Receiving {
+            spares: &mut self.spares,
+            retry: &mut self.retry,
+            receives_left: &mut self.receives_left,
+        };
+        match receiving.receive(uuid, socket, stream, out) {
+            Ok(arrived) => arrived,
             Err(error) => {
                 self.drop_conn(fd, Some(error), out);
                 true
@@ -313,22 +302,80 @@ impl EpollEngine {
                 let copy = copy_error(&error);
                 out.push(EngineEvent::Connected {
                     conn: uuid,
-                    result: Err(error),
+                    result: Box::new(Err(error)),
                 });
                 self.drop_conn(fd, Some(copy), out);
                 return;
             }
             out.push(EngineEvent::Connected {
                 conn: uuid,
-                result: Ok(Endpoints::of(socket)),
+                result: Box::new(Ok(Endpoints::of(socket))),
             });
             out.push(EngineEvent::Drained { conn: uuid });
         }
-        self.receive(fd, out);
-        // Bytes written while connecting, or cut short by a full socket, go out now.
-        if event.writable {
+        // Bytes written while connecting, or cut short by a full socket, go out now. Decided
+        // here, while the stream is at hand: most events come with a writable edge and an empty
+        // queue (receiving doesn't change it), and then `flush` would only look it up again.
+        let flush = event.writable && (stream.closing || !stream.send.is_empty());
+        // Received with the stream at hand too, rather than through `receive`'s lookup.
+        let mut receiving = Receiving {
+            spares: &mut self.spares,
+            retry: &mut self.retry,
+            receives_left: &mut self.receives_left,
+        };
+        if let Err(error) = receiving.receive(uuid, socket, stream, out) {
+            self.drop_conn(fd, Some(error), out);
+            return;
+        }
+        if flush {
             self.flush(fd, out);
         }
+    }
+}
+
+/// The engine's state a receive uses besides the stream, borrowed apart from the connection
+/// table so a caller that already holds the stream needn't look it up again.
+struct Receiving<'a> {
+    /// The engine's buffers.
+    spares: &'a mut SpareBuffers,
+    /// The engine's retry list.
+    retry: &'a mut Vec<Uuid>,
+    /// Receives this wait may still start.
+    receives_left: &'a mut usize,
+}
+
+impl Receiving<'_> {
+    /// Receives on `stream` (named `uuid`, on `socket`) if it may hold bytes and receiving is
+    /// allowed; reports `Readable` when something arrived, and puts the stream back on the
+    /// retry list when the wait's or the stream's budget ran out first. Returns whether
+    /// anything arrived.
+    ///
+    /// # Errors
+    /// - the socket's receive error: the caller drops the connection.
+    fn receive(
+        &mut self,
+        uuid: Uuid,
+        socket: BorrowedFd<'_>,
+        stream: &mut Stream,
+        out: &mut Vec<EngineEvent>,
+    ) -> io::Result<bool> {
+        if !stream.can_receive() {
+            return Ok(false);
+        }
+        if *self.receives_left == 0 {
+            // The edge stays remembered (`readable`); the next wait receives.
+            queue_retry(self.retry, uuid, stream);
+            return Ok(false);
+        }
+        *self.receives_left -= 1;
+        let filled = stream.fill(socket, self.spares)?;
+        if filled.more {
+            queue_retry(self.retry, uuid, stream);
+        }
+        if filled.arrived {
+            out.push(EngineEvent::Readable { conn: uuid });
+        }
+        Ok(filled.arrived)
     }
 }
 
@@ -372,7 +419,11 @@ fn queue_retry(retry: &mut Vec<Uuid>, uuid: Uuid, stream: &mut Stream) {
 fn accept(listener: Uuid, socket: BorrowedFd<'_>, out: &mut Vec<EngineEvent>) {
     for _ in 0..ACCEPT_BUDGET {
         match fio_sys::accept(socket) {
-            Ok((stream, _peer)) => out.push(EngineEvent::Accepted { listener, stream }),
+            Ok((stream, peer)) => out.push(EngineEvent::Accepted {
+                listener,
+                stream,
+                peer: Some(Box::new(peer)),
+            }),
             Err(error) => match error.kind() {
                 io::ErrorKind::WouldBlock => return,
                 // The peer gave up before we got to it, or a signal: try the next one.
@@ -537,9 +588,19 @@ impl Engine for EpollEngine {
     }
 
     fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.read_or_eof(conn, buf)?.unwrap_or(0))
+    }
+
+    /// One lookup for the read and, when it found nothing, the end of stream.
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
-            return Ok(0);
+            return Ok(Some(0));
         };
+        // The read that ends a protocol's read loop finds nothing: answer it at once.
+        if stream.recv.is_empty() {
+            let ended = !buf.is_empty() && stream.eof;
+            return Ok((!ended).then_some(0));
+        }
         let count = if stream.datagram {
             stream.recv.read_datagram(buf).map_or(0, |(count, _)| count)
         } else {
@@ -551,7 +612,7 @@ impl Engine for EpollEngine {
         if count > 0 && stream.note_read() {
             queue_retry(&mut self.retry, conn, stream);
         }
-        Ok(count)
+        Ok(Some(count))
     }
 
     fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
@@ -597,6 +658,20 @@ impl Engine for EpollEngine {
 
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
+    }
+
+    fn send_now(&mut self, conn: Uuid) {
+        let sendable = named(&mut self.conns, conn).is_some_and(|entry| match &entry.role {
+            Role::Stream(stream) => !stream.connecting && !stream.closing,
+            Role::Listener => false,
+        });
+        if sendable {
+            // It stays on the dirty list: the tick's flush finds its queue empty, or sends
+            // what the kernel did not take now.
+            let mut reports = mem::take(&mut self.reports);
+            self.flush(conn.fd(), &mut reports);
+            self.reports = reports;
+        }
     }
 
     /// One lookup for the three answers, instead of the default's three.
