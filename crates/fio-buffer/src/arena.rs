@@ -1,6 +1,13 @@
 //! The arenas behind a pool: zeroed, page-aligned chunks of buffer slots, found through a
 //! fixed table of chunk pointers that each get set once.
 //!
+//! Each chunk is its own anonymous mapping ([`fio_sys::Mmap`]) rather than a heap
+//! allocation: the kernel hands out zero pages only as they are first written, so a chunk
+//! costs resident memory for the bytes its buffers actually held, not for its whole size.
+//! (A page-aligned `alloc_zeroed` is a `posix_memalign` plus a `memset` that touches every
+//! page up front: a receive pool of 16 KiB buffers that only ever held small requests was
+//! fully resident.)
+//!
 //! Slot `i` lives in chunk `i / buffers_per_chunk` at offset `(i % buffers_per_chunk) *
 //! stride`. The chunk table is allocated whole when the pool is built, so finding a slot is
 //! one acquire load and never takes a lock, even while another thread adds a chunk. A chunk,
@@ -8,9 +15,10 @@
 //! when the last handle to the pool (pool, buffer or shared buffer) is gone. That is the
 //! guarantee the kernel relies on when fio-ring hands it a buffer's address.
 
-use std::alloc::{self, Layout};
 use std::ops::Range;
 use std::ptr::{self, NonNull};
+
+use fio_sys::Mmap;
 
 use crate::Error;
 use crate::config::{ARENA_ALIGN, Geometry};
@@ -31,10 +39,9 @@ pub(crate) struct SlotMeta {
 /// One arena allocation and the metadata of the slots it holds.
 #[derive(Debug)]
 struct Chunk {
-    /// Start of the zeroed, [`ARENA_ALIGN`]-aligned allocation.
-    base: NonNull<u8>,
-    /// The layout `base` was allocated with, needed to free it.
-    layout: Layout,
+    /// The chunk's zero-filled, page-aligned (so [`ARENA_ALIGN`]-aligned) memory, unmapped
+    /// when the chunk drops.
+    memory: Mmap,
     /// One entry per slot of this chunk.
     slots: Box<[SlotMeta]>,
 }
@@ -74,27 +81,21 @@ impl Arena {
             ..
         } = self.geometry;
         let count = self.geometry.buffers_in_chunk(index);
-        let bytes = stride * count;
-        let layout =
-            Layout::from_size_align(bytes, ARENA_ALIGN).map_err(|_| Error::ChunkTooLarge {
-                buffer_size,
-                buffers_per_chunk,
-            })?;
-        // SAFETY: `layout` has a non-zero size, because `stride >= 64` and `count >= 1`
-        // (validated in `PoolConfig::geometry`).
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let base = NonNull::new(raw).ok_or(Error::ArenaAlloc { bytes })?;
+        let bytes = stride.checked_mul(count).ok_or(Error::ChunkTooLarge {
+            buffer_size,
+            buffers_per_chunk,
+        })?;
+        // `bytes` is non-zero (`stride >= 64`, `count >= 1`, validated in
+        // `PoolConfig::geometry`), so only the kernel's refusal can fail this.
+        let memory = Mmap::anonymous(bytes).map_err(|_| Error::ArenaAlloc { bytes })?;
+        debug_assert_eq!(memory.as_ptr().as_ptr() as usize % ARENA_ALIGN, 0);
         let slots = (0..count)
             .map(|_| SlotMeta {
                 next: AtomicU32::new(EMPTY),
                 refs: AtomicUsize::new(0),
             })
             .collect();
-        let chunk = Box::new(Chunk {
-            base,
-            layout,
-            slots,
-        });
+        let chunk = Box::new(Chunk { memory, slots });
         // Release pairs with the acquire in `chunk`: whoever learns a slot index of this
         // chunk also sees the chunk's fields.
         self.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
@@ -137,8 +138,8 @@ impl Arena {
     pub(crate) fn slot_ptr(&self, slot: u32) -> NonNull<u8> {
         let (chunk, offset) = self.chunk(slot);
         // SAFETY: `offset < chunk.slots.len()`, so `offset * stride` lies inside the chunk's
-        // allocation of `slots.len() * stride` bytes.
-        unsafe { chunk.base.add(offset * self.geometry.stride) }
+        // mapping of `slots.len() * stride` bytes.
+        unsafe { chunk.memory.as_ptr().add(offset * self.geometry.stride) }
     }
 
     /// The base address of chunk `index`, or `None` if it is not published yet.
@@ -147,7 +148,7 @@ impl Arena {
         let chunk = NonNull::new(raw)?;
         // SAFETY: as in `chunk`: published chunks are immutable and live until `Drop`.
         let chunk = unsafe { chunk.as_ref() };
-        Some(chunk.base)
+        Some(chunk.memory.as_ptr())
     }
 }
 
@@ -166,11 +167,8 @@ impl Drop for Arena {
                 continue;
             }
             // SAFETY: `raw` came from `Box::into_raw` in `add_chunk`, and `&mut self` means no
-            // handle can reach it any more, so we own it again.
-            let chunk = unsafe { Box::from_raw(raw) };
-            // SAFETY: `chunk.base` was allocated by `alloc_zeroed` with `chunk.layout` and is
-            // freed exactly once, here.
-            unsafe { alloc::dealloc(chunk.base.as_ptr(), chunk.layout) };
+            // handle can reach it any more, so we own it again; dropping it unmaps its memory.
+            drop(unsafe { Box::from_raw(raw) });
         }
     }
 }

@@ -36,7 +36,10 @@ pub const MAX_CHUNKS_LIMIT: usize = 1 << 16;
 /// allocates a *chunk*: one zeroed, [`ARENA_ALIGN`]-aligned arena holding
 /// `buffers_per_chunk` buffers. Later growth adds further chunks until `max_buffers` buffers
 /// exist; the last chunk is shortened if `max_buffers` is not a multiple of
-/// `buffers_per_chunk`. Memory is never given back to the system while the pool lives.
+/// `buffers_per_chunk`. A chunk is an anonymous mapping whose pages become resident only as
+/// buffers are first written, so a pool of large buffers that hold small messages costs the
+/// pages it touched, not its full size. Memory is never given back to the system while the
+/// pool lives.
 ///
 /// # Examples
 ///

@@ -62,8 +62,9 @@ pub enum Error {
         /// The pool's cap, in buffers.
         max_buffers: usize,
     },
-    /// The system allocator could not provide a new chunk (below the pool's cap).
-    #[error("allocating a {bytes}-byte buffer arena failed")]
+    /// The kernel refused to map a new chunk (below the pool's cap): out of memory or address
+    /// space.
+    #[error("mapping a {bytes}-byte buffer arena failed")]
     ArenaAlloc {
         /// The size of the chunk that could not be allocated, in bytes.
         bytes: usize,

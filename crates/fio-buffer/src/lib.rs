@@ -1,7 +1,8 @@
 //! FastBuffer pools: fixed-size I/O buffers handed out in O(1) from page-aligned arenas.
 //!
 //! A [`BufferPool`] holds buffers of one size, allocated in zeroed, page-aligned chunks as
-//! demand grows, up to a configured cap ([`PoolConfig`]). [`BufferPool::take`] pops a free
+//! demand grows, up to a configured cap ([`PoolConfig`]). Chunks are anonymous mappings, so
+//! only the pages buffers were written to are resident. [`BufferPool::take`] pops a free
 //! buffer from a lock-free stack; dropping the unique [`Buffer`] handle pushes it back. A
 //! [`SharedBuffer`] is a reference-counted, read-only handle for one payload that feeds
 //! several sends; its slot returns when the last clone drops. [`SizeClasses`] groups pools of

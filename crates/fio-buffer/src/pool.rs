@@ -159,7 +159,7 @@ impl BufferPool {
     ///
     /// - [`Error::Exhausted`] if all [`max_buffers`](PoolConfig::max_buffers) buffers are in
     ///   use.
-    /// - [`Error::ArenaAlloc`] if the system allocator refuses a new chunk.
+    /// - [`Error::ArenaAlloc`] if the kernel refuses to map a new chunk.
     ///
     /// # Examples
     ///
@@ -191,7 +191,7 @@ impl BufferPool {
     ///
     /// - [`Error::Exhausted`] if `buffers` exceeds [`max_buffers`](PoolConfig::max_buffers);
     ///   the pool is left unchanged.
-    /// - [`Error::ArenaAlloc`] if the system allocator refuses a chunk; the chunks added
+    /// - [`Error::ArenaAlloc`] if the kernel refuses to map a chunk; the chunks added
     ///   before it stay.
     ///
     /// # Examples

@@ -150,3 +150,62 @@ fn pool_handles_share_one_pool() {
     drop(buffer);
     assert_eq!(pool.stats().in_use, 0);
 }
+
+/// The resident KiB of the mapping that holds `address`, from `/proc/self/smaps`, with the
+/// mapping's size in KiB. Adjacent anonymous mappings may be merged into one, so the figure
+/// can include neighbours, never less than the mapping itself.
+fn resident_kib_around(address: usize) -> (u64, u64) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    let mut size = 0;
+    for line in smaps.lines() {
+        let range = line.split_whitespace().next().unwrap_or("");
+        if let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            inside = (start..end).contains(&address);
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let kib = || value.trim().trim_end_matches(" kB").parse::<u64>().unwrap();
+        match key {
+            "Size" if inside => size = kib(),
+            "Rss" if inside => return (kib(), size),
+            _ => {}
+        }
+    }
+    panic!("no mapping holds {address:#x}");
+}
+
+#[test]
+fn a_chunk_is_resident_only_where_its_buffers_were_written() {
+    // One 64 MiB chunk of 1 MiB buffers: far larger than anything it could be merged with.
+    let pool = BufferPool::new(
+        PoolConfig::new(1 << 20)
+            .with_buffers_per_chunk(64)
+            .with_max_buffers(64),
+    )
+    .unwrap();
+    let mut buffers: Vec<_> = (0..64).map(|_| pool.take().unwrap()).collect();
+    // A small message in every buffer touches one page of each.
+    for buffer in &mut buffers {
+        buffer.extend_from_slice(b"a small request");
+    }
+    let base = pool.chunk_base(0).unwrap() as usize;
+    let (resident, size) = resident_kib_around(base);
+    assert!(size >= 64 * 1024, "the chunk's mapping is {size} KiB");
+    assert!(
+        resident < 16 * 1024,
+        "{resident} KiB of a 64 MiB chunk resident after writing 64 small messages"
+    );
+    assert!(
+        buffers
+            .iter()
+            .all(|buffer| &buffer[..] == b"a small request")
+    );
+}

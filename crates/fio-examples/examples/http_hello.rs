@@ -45,7 +45,8 @@ const TERMINATOR: &[u8; 4] = b"\r\n\r\n";
 /// The longest request head accepted; a longer one closes the connection.
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 
-/// Reads per `on_data` call at most; bytes left buffered bring `on_data` back next tick.
+/// Reads per `on_data` call at most; bytes left buffered bring `on_data` back once
+/// the other connections have had their turn.
 const READS_PER_CALL: usize = 64;
 
 /// Counts complete requests in a byte stream fed in arbitrary pieces, and the size of the

@@ -175,6 +175,9 @@ pub(crate) struct StateCallbacks {
     /// Lists in insertion order; a lock held only to edit or copy a list, never while
     /// callbacks run, so callbacks may add and remove callbacks.
     lists: Mutex<[Vec<(u64, Callback)>; CallbackEvent::ALL.len()]>,
+    /// One bit per event (by index) whose list is not empty, kept with the lists under
+    /// their lock, so [`has`](Self::has) answers without taking it.
+    present: AtomicU64,
     /// Source of [`CallbackId::serial`].
     next_serial: AtomicU64,
 }
@@ -184,6 +187,7 @@ impl StateCallbacks {
     pub(crate) fn new() -> Self {
         Self {
             lists: Mutex::new(Default::default()),
+            present: AtomicU64::new(0),
             next_serial: AtomicU64::new(0),
         }
     }
@@ -191,7 +195,9 @@ impl StateCallbacks {
     /// Appends a callback to an event's list.
     pub(crate) fn add(&self, event: CallbackEvent, callback: Callback) -> CallbackId {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        self.lists.lock()[event.index()].push((serial, callback));
+        let mut lists = self.lists.lock();
+        lists[event.index()].push((serial, callback));
+        self.note(event, &lists[event.index()]);
         CallbackId { event, serial }
     }
 
@@ -204,14 +210,36 @@ impl StateCallbacks {
             .position(|(serial, _)| *serial == id.serial)
             .ok_or(Error::CallbackNotFound(id))?;
         list.remove(position);
+        self.note(id.event, list);
         Ok(())
     }
 
     /// Drops every callback of an event.
     pub(crate) fn clear(&self, event: CallbackEvent) {
         // Dropped outside the lock: a callback's captures may run arbitrary code when dropped.
-        let removed = std::mem::take(&mut self.lists.lock()[event.index()]);
+        let removed = {
+            let mut lists = self.lists.lock();
+            let removed = std::mem::take(&mut lists[event.index()]);
+            self.note(event, &lists[event.index()]);
+            removed
+        };
         drop(removed);
+    }
+
+    /// Records whether `event`'s `list` (just changed, its lock still held) is empty.
+    fn note(&self, event: CallbackEvent, list: &[(u64, Callback)]) {
+        let bit = 1u64 << event.index();
+        if list.is_empty() {
+            self.present.fetch_and(!bit, Ordering::Release);
+        } else {
+            self.present.fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// Whether `event` has any callback, without taking the lists' lock; a callback added
+    /// or removed by another thread meanwhile may be seen a moment late.
+    pub(crate) fn has(&self, event: CallbackEvent) -> bool {
+        self.present.load(Ordering::Acquire) & (1u64 << event.index()) != 0
     }
 
     /// Runs an event's callbacks, FIFO or LIFO by event, each with its panics caught.

@@ -123,6 +123,9 @@ pub(crate) struct Local {
     pub(crate) engine: RefCell<Box<dyn Engine>>,
     /// The connections this thread owns; borrowed only briefly, never while user code runs.
     pub(crate) conns: RefCell<Conns>,
+    /// Engine waits so far: tests tell by it which tick ran a callback.
+    #[cfg(test)]
+    pub(crate) waits: std::cell::Cell<u64>,
 }
 
 impl Local {
@@ -231,6 +234,11 @@ impl Local {
     /// Runs up to [`TASK_BATCH`] tasks; returns how many ran, and how many of them were work
     /// (not `OnIdle` callbacks).
     fn run_batch(&self) -> (usize, usize) {
+        // Looking is cheaper than a failed search (a steal attempt on every queue), and a
+        // server's tick mostly finds no task.
+        if self.worker.is_empty() && !self.inner.queue.has_queue() {
+            return (0, 0);
+        }
         let idle_before = IDLE_TASKS.with(std::cell::Cell::get);
         let mut ran = 0;
         while ran < TASK_BATCH {
@@ -250,6 +258,11 @@ impl Local {
     /// them rather than running them during the event), so idle threads may run them
     /// concurrently.
     fn schedule_idle(&self) {
+        // Looked up without the lists' lock: this runs each time the reactor goes idle,
+        // which a loaded server does nearly every tick, and most register no `OnIdle`.
+        if !self.inner.callbacks.has(CallbackEvent::OnIdle) {
+            return;
+        }
         for callback in self.inner.callbacks.snapshot(CallbackEvent::OnIdle) {
             self.push_task(Box::new(move || {
                 IDLE_TASKS.with(|count| count.set(count.get().wrapping_add(1)));
@@ -292,7 +305,10 @@ impl Local {
 
     /// Waits in the engine for IO: without blocking when `busy`, else (the thread is idle)
     /// until an event, a wake, the next timer deadline or the connections' next deadline.
-    fn poll(&self, busy: bool, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
+    ///
+    /// `now` is the tick's start: an idle tick ran no timer, task or connection work since,
+    /// so reading the clock again would tell the same.
+    fn poll(&self, busy: bool, now: Instant, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
         let inner = &self.inner;
         if busy {
             let waited = self.engine.borrow_mut().wait(Some(Duration::ZERO), events);
@@ -307,7 +323,6 @@ impl Local {
         }
         slot.idle.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let now = Instant::now();
         let timeout = if self.has_work(now, slot) {
             Some(Duration::ZERO)
         } else {
@@ -390,6 +405,8 @@ pub(crate) fn run(
         timers: RefCell::new(TimerHeap::default()),
         engine: RefCell::new(engine),
         conns: RefCell::new(Conns::default()),
+        #[cfg(test)]
+        waits: std::cell::Cell::new(0),
     });
     let guard = LocalGuard::install(Rc::clone(&local));
     let mut events = Vec::new();
@@ -407,8 +424,10 @@ pub(crate) fn run(
             }
         }
         inner.touch(now);
-        for timer in inner.take_timer_inbox() {
-            local.push_timer(timer);
+        if inner.has_timer_inbox() {
+            for timer in inner.take_timer_inbox() {
+                local.push_timer(timer);
+            }
         }
         let fired = local.fire_timers(now);
         let (ran, worked) = local.run_batch();
@@ -416,7 +435,9 @@ pub(crate) fn run(
         if worked + handled > 0 {
             inner.note_work();
         }
-        local.poll(fired + ran + handled > 0, &slot, &mut events);
+        local.poll(fired + ran + handled > 0, now, &slot, &mut events);
+        #[cfg(test)]
+        local.waits.set(local.waits.get() + 1);
         if !events.is_empty() {
             inner.note_work();
             conn::dispatch(&local, &mut events);

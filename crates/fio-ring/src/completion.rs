@@ -282,6 +282,10 @@ impl Completion {
     /// The source of a write or send, advanced past the bytes written: after a short write
     /// it still holds the rest.
     pub fn take_write_buf(&mut self) -> Option<WriteBuf> {
+        // Looked at before it is taken: taking and putting back moves the resources twice.
+        if !matches!(*self.resources, Resources::Write(_)) {
+            return None;
+        }
         match mem::take(&mut *self.resources) {
             Resources::Write(buf) => Some(buf),
             other => {
@@ -306,6 +310,9 @@ impl Completion {
     /// The storage of an [`Op::sendmsg_stored`](crate::Op::sendmsg_stored) (or any
     /// `sendmsg`), with its buffers advanced past the bytes sent, for the next send to reuse.
     pub fn take_send_storage(&mut self) -> Option<crate::SendStorage> {
+        if !matches!(*self.resources, Resources::Message(_)) {
+            return None;
+        }
         match mem::take(&mut *self.resources) {
             Resources::Message(message) => Some(crate::SendStorage(message)),
             other => {

@@ -124,7 +124,7 @@ impl Ring {
             return false;
         }
         let rearm_entry = if rearm {
-            slot.rearm.as_deref().cloned()
+            slot.rearm_entry(id, &self.providers)
         } else {
             None
         };
@@ -274,7 +274,7 @@ impl Ring {
                 continue;
             }
             slot.starved = false;
-            if let Some(entry) = slot.rearm.as_deref().cloned() {
+            if let Some(entry) = slot.rearm_entry(id, &self.providers) {
                 self.stage_one(&entry);
             }
         }

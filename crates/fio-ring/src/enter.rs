@@ -252,6 +252,16 @@ impl Ring {
         enter_result(result)
     }
 
+    /// A kernel entry that only submits what is staged (`io_uring_submit`): no wait, and no
+    /// completion work run, which the tick's own entry does.
+    pub(crate) fn enter_submitting(&mut self) -> Result<(), Error> {
+        let staged = self.staged_entries();
+        if staged == 0 {
+            return Ok(());
+        }
+        enter_result(self.enter_path.enter(staged, 0, 0, None))
+    }
+
     /// Whether the kernel may hold completions that only a kernel entry makes visible:
     /// deferred completion work (flagged in the SQ ring with `TASKRUN_FLAG`) or an overflow
     /// backlog. Without `TASKRUN_FLAG` nothing says so, and the answer is always yes.

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem;
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::features::{Features, OpKind};
 use crate::handle::Shared;
 use crate::handler::StoredHandler;
 use crate::inflight::{IGNORED_USER_DATA, OpId, Slab};
-use crate::ops::{Op, Resources, time};
+use crate::ops::{Op, Resources, group_receive_entry, time};
 use crate::provider::{self, BufferProvider};
 
 /// A completion handler: called once per completion of its operation, with the ring so that
@@ -63,8 +64,8 @@ pub(crate) struct OpSlot {
     /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
     /// out is a plain copy of its words.
     pub(crate) handler: Option<StoredHandler>,
-    /// The entry to submit again for ops the ring re-arms (manual repeating timeouts,
-    /// buffer-group receives after `ENOBUFS`, the wake-up read).
+    /// The entry to submit again for the ops the ring re-arms that can't be built again
+    /// from the slot (manual repeating timeouts, the wake-up read); see [`Self::rearm_entry`].
     pub(crate) rearm: Option<Box<squeue::Entry>>,
     /// The memory the entry points at; freed only with the slot.
     pub(crate) resources: Resources,
@@ -76,7 +77,14 @@ pub(crate) struct OpSlot {
     pub(crate) starved: bool,
     /// A zero-copy send's byte count, held until the final notification.
     pub(crate) transferred: i32,
+    /// A buffer-group receive's descriptor, to build its entry again when it is re-armed
+    /// (`-1` for other ops). In what was the slot's padding.
+    pub(crate) group_fd: RawFd,
 }
+
+// With the slab's 8-byte header, a slot fits one 128-byte pair of cache lines: the in-flight
+// table's memory per operation (one per idle connection) stays 128 bytes.
+const _: () = assert!(size_of::<OpSlot>() <= 120);
 
 /// A completion queue entry copied out of the ring (or made up by the ring itself).
 #[derive(Debug, Clone, Copy)]
@@ -299,13 +307,14 @@ impl Ring {
             resources,
             kind,
             group,
+            group_fd,
             repeat,
         } = op;
         let id = self.register(
             &mut entry,
             resources,
             kind,
-            group,
+            (group, group_fd),
             repeat,
             StoredHandler::new(handler),
         )?;
@@ -489,6 +498,36 @@ impl Ring {
         }))
     }
 
+    /// Hands what was submitted since the last tick to the kernel now, without waiting and
+    /// without dispatching completions (the next [`wait`](Self::wait) does): for work that
+    /// should start before the tick ends, such as a reply a peer waits on while this thread
+    /// has more to do first. Costs a system call; does nothing when nothing is staged, or
+    /// from a handler or tick-end callback (the tick's own kernel entry follows them).
+    ///
+    /// # Errors
+    /// - [`Error::Io`] when `io_uring_enter(2)` fails for another reason than a signal or a
+    ///   full completion queue (what stays staged goes with the next `wait`).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_ring::{Op, Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// ring.submit(Op::nop(), |_, _| {})?;
+    /// ring.submit_staged()?;
+    /// ring.submit_staged()?; // nothing staged any more
+    /// assert_eq!(ring.wait(None)?, 1);
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    pub fn submit_staged(&mut self) -> Result<(), Error> {
+        if !self.staged || self.dispatching {
+            return Ok(());
+        }
+        self.stage_backlog()?;
+        self.enter_submitting()?;
+        self.staged = !self.backlog.is_empty();
+        Ok(())
+    }
+
     /// Runs `work` (which calls handlers or callbacks), making sure a panic in it propagates
     /// without leaving the ring marked as dispatching, which would refuse every later wait;
     /// completions not yet dispatched stay queued.
@@ -509,9 +548,17 @@ impl Ring {
             resources,
             kind,
             group,
+            group_fd,
             repeat,
         } = op;
-        let id = self.register(&mut entry, resources, kind, group, repeat, handler)?;
+        let id = self.register(
+            &mut entry,
+            resources,
+            kind,
+            (group, group_fd),
+            repeat,
+            handler,
+        )?;
         Ok((id, entry))
     }
 
@@ -523,7 +570,7 @@ impl Ring {
         entry: &mut squeue::Entry,
         mut resources: Resources,
         kind: OpKind,
-        group: Option<u16>,
+        (group, group_fd): (Option<u16>, RawFd),
         repeat: bool,
         handler: StoredHandler,
     ) -> Result<OpId, Error> {
@@ -561,7 +608,10 @@ impl Ring {
         slot.cancelled = false;
         slot.starved = false;
         slot.transferred = 0;
-        if repeat_manually || group.is_some() {
+        // A buffer-group receive is built again from its descriptor when re-armed
+        // (`OpSlot::rearm_entry`): a copy of its entry would cost an allocation per receive.
+        slot.group_fd = group_fd;
+        if repeat_manually {
             slot.rearm = Some(Box::new(entry.clone()));
         }
         Ok(id)
@@ -663,6 +713,7 @@ impl Default for OpSlot {
             cancelled: false,
             starved: false,
             transferred: 0,
+            group_fd: -1,
         }
     }
 }
@@ -691,6 +742,30 @@ impl OpSlot {
         mem::replace(&mut self.resources, Resources::None)
     }
 
+    /// The entry that submits op `id` again: its kept copy, or for a buffer-group receive
+    /// the entry built again from the slot (the group's buffer length from `providers`).
+    /// `None` for ops that are never re-armed.
+    pub(crate) fn rearm_entry(
+        &self,
+        id: OpId,
+        providers: &[BufferProvider],
+    ) -> Option<squeue::Entry> {
+        if let Some(entry) = &self.rearm {
+            return Some((**entry).clone());
+        }
+        let group = self.group?;
+        let buffer_len = providers
+            .iter()
+            .find(|provider| provider.id() == group)
+            .map_or(0, |provider| provider.group().buffer_len());
+        let template = match &self.resources {
+            Resources::MsgTemplate(template) => template.as_ptr().cast_const(),
+            _ => std::ptr::null(),
+        };
+        let entry = group_receive_entry(self.kind, self.group_fd, group, buffer_len, template)?;
+        Some(entry.user_data(id.user_data()))
+    }
+
     pub(crate) fn new(kind: OpKind, receiver: Receiver, resources: Resources) -> Self {
         Self {
             kind,
@@ -704,6 +779,7 @@ impl OpSlot {
             cancelled: false,
             starved: false,
             transferred: 0,
+            group_fd: -1,
         }
     }
 }

@@ -206,3 +206,46 @@ fn a_growing_group_refuses_a_bad_initial_size() {
     let zero = ring.register_growing_buffer_group(tiny_pool(8, 4), 0, 4);
     assert!(matches!(zero, Err(fio_ring::Error::InvalidConfig { .. })));
 }
+
+#[test]
+fn a_one_shot_group_receive_waits_for_a_dry_group_and_then_receives() {
+    let mut ring = ring();
+    // One 8-byte buffer: the second receive finds the group dry and is re-armed (its entry
+    // built again by the ring) once the first buffer is given back.
+    let group = ring.register_buffer_group(tiny_pool(8, 1), 1).unwrap();
+    let (mut client, server) = tcp_pair();
+    let data = pattern(16);
+    client.write_all(&data).unwrap();
+
+    let held: Rc<RefCell<Vec<Buffer>>> = Rc::default();
+    let results: Rc<RefCell<Vec<i32>>> = Rc::default();
+    for _ in 0..2 {
+        let (hold, seen) = (held.clone(), results.clone());
+        ring.submit(Op::recv_from_group(&server, group), move |_, mut done| {
+            seen.borrow_mut().push(done.raw_result());
+            if let Some(buffer) = done.take_buffer() {
+                hold.borrow_mut().push(buffer);
+            }
+        })
+        .unwrap();
+    }
+    run_until(&mut ring, || !results.borrow().is_empty());
+    assert_eq!(
+        *results.borrow(),
+        [8],
+        "the second receive waits, it does not fail"
+    );
+    let mut received: Vec<u8> = held
+        .borrow_mut()
+        .drain(..)
+        .flat_map(|b| b.to_vec())
+        .collect();
+    run_until(&mut ring, || results.borrow().len() == 2);
+    assert_eq!(
+        *results.borrow(),
+        [8, 8],
+        "ENOBUFS never reaches the handler"
+    );
+    received.extend(held.borrow_mut().drain(..).flat_map(|b| b.to_vec()));
+    assert_eq!(received, data, "every byte, in order");
+}

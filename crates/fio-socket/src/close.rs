@@ -59,7 +59,26 @@ pub(crate) fn close(shared: &Shared, ring: &mut Ring, abort: bool) -> Result<(),
 }
 
 /// Moves a closing socket on after one of its operations completed.
+///
+/// Every completion calls this; an open socket (nearly every call) returns at the inlined
+/// check.
+#[inline]
 pub(crate) fn advance(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    if !matches!(
+        inner.lifecycle,
+        Lifecycle::Closing {
+            close_sent: false,
+            ..
+        }
+    ) {
+        return;
+    }
+    advance_closing(shared, inner, ring);
+}
+
+/// [`advance`] for a socket that is closing.
+#[inline(never)]
+fn advance_closing(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     if let Err(error) = try_advance(shared, inner, ring) {
         log::warn!("fd {}: closing: {error}", inner.raw_fd);
     }
@@ -81,6 +100,9 @@ fn try_advance(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<()
         return Ok(());
     }
     let stream = !inner.config.message && inner.config.mode != Mode::FileIo;
+    // Even after the peer's FIN: the shutdown sends ours from this thread, while a ring
+    // close may leave the socket's teardown to a kernel worker (measured: without it the TLS
+    // handshake rate fell by a third on a busy machine, with more CPU spent outside).
     if stream && !aborted && !failed && !shutdown_sent {
         let Some(fd) = inner.fd.as_ref() else {
             return Ok(());

@@ -135,7 +135,7 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let (op, flavour) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
+    let (op, flavour, offered) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
         Ok(Some(built)) => built,
         Ok(None) => return,
         Err(error) => {
@@ -149,6 +149,7 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     }) {
         Ok(id) => {
             inner.sending = Some(id);
+            inner.offered = offered;
             inner.in_flight += 1;
             match flavour {
                 Flavour::Plain => {}
@@ -178,14 +179,22 @@ enum Flavour {
     Corked,
 }
 
-/// Lends the front chunks to the operation that fits the mode; `None` when a zero-copy send
-/// must wait for notifications first.
+/// An operation [`build`] made: what it sends, its kind, and the bytes it offers the kernel.
+type Built = (Op, Flavour, usize);
+
+/// Lends the front chunks to the operation that fits the mode, with the bytes it offers (for
+/// telling a short send without walking the queue again); `None` when a zero-copy send must
+/// wait for notifications first.
+///
+/// Inlined into [`start`], so the operation is built where it is submitted rather than copied
+/// out through the nested results.
+#[inline(always)]
 fn build(
     send: &mut SendQueue,
     config: &SocketConfig,
     zc_pending: usize,
     fd: &OwnedFd,
-) -> Result<Option<(Op, Flavour)>, Error> {
+) -> Result<Option<Built>, Error> {
     let limit = config.limit;
     if config.message {
         // Never `MSG_MORE` here: on a datagram socket it would merge messages.
@@ -194,18 +203,22 @@ fn build(
             return Ok(None);
         };
         let to = lent.to;
+        let offered = lent_bytes(&lent);
         return Ok(Some((
             Op::sendmsg(fd, write_bufs(lent), to)?,
             Flavour::Plain,
+            offered,
         )));
     }
     if config.mode == Mode::FileIo {
         let Some(lent) = send.lend(limit) else {
             return Ok(None);
         };
+        let offered = lent_bytes(&lent);
         return Ok(Some((
             Op::writev(fd, write_bufs(lent), None)?,
             Flavour::Plain,
+            offered,
         )));
     }
     if let Mode::ZeroCopy { min_len } = config.mode {
@@ -221,14 +234,15 @@ fn build(
                 return Ok(None);
             };
             let pinned = lent.chunks.iter().all(Chunk::is_pinned);
+            let offered = lent_bytes(&lent);
             let mut bufs = write_bufs(lent);
             let Some(buf) = bufs.pop() else {
                 return Ok(None);
             };
             return Ok(Some(if pinned {
-                (Op::send_zc(fd, buf), Flavour::ZeroCopy)
+                (Op::send_zc(fd, buf), Flavour::ZeroCopy, offered)
             } else {
-                (Op::send(fd, buf), Flavour::Plain)
+                (Op::send(fd, buf), Flavour::Plain, offered)
             }));
         }
         return lend_stream(send, &config.scratch, fd, small.min(limit), false);
@@ -244,17 +258,23 @@ fn build(
 
 /// Lends up to `count` front chunks of a stream to one `send(2)`, or to one gathered
 /// `sendmsg(2)` built in the shared scratch storage (no allocation once it is warm).
+#[inline(always)]
 fn lend_stream(
     send: &mut SendQueue,
     scratch: &SendScratch,
     fd: &OwnedFd,
     count: usize,
     auto_cork: bool,
-) -> Result<Option<(Op, Flavour)>, Error> {
+) -> Result<Option<Built>, Error> {
     let mut chunks = scratch.chunks.borrow_mut();
     let Some((offset, _)) = send.lend_into(count, &mut chunks) else {
         return Ok(None);
     };
+    let offered = chunks
+        .iter()
+        .map(Chunk::len)
+        .sum::<usize>()
+        .saturating_sub(offset);
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
     let corked = auto_cork && send.chunks() > chunks.len();
@@ -268,7 +288,11 @@ fn lend_stream(
     {
         let mut buf = write_buf(chunk);
         buf.advance(offset);
-        return Ok(Some((Op::send_with_flags(fd, buf, flags), flavour)));
+        return Ok(Some((
+            Op::send_with_flags(fd, buf, flags),
+            flavour,
+            offered,
+        )));
     }
     // Several chunks: one gathered send, whose storage comes back with its completion.
     let mut storage = scratch.storages.borrow_mut().pop().unwrap_or_default();
@@ -278,7 +302,20 @@ fn lend_stream(
     if let Some(first) = bufs.first_mut() {
         first.advance(offset);
     }
-    Ok(Some((Op::sendmsg_stored(fd, storage, flags)?, flavour)))
+    Ok(Some((
+        Op::sendmsg_stored(fd, storage, flags)?,
+        flavour,
+        offered,
+    )))
+}
+
+/// The bytes lent chunks offer the kernel: all of them but those of the first already sent.
+fn lent_bytes(lent: &Lent) -> usize {
+    lent.chunks
+        .iter()
+        .map(Chunk::len)
+        .sum::<usize>()
+        .saturating_sub(lent.offset)
 }
 
 /// The ring's view of one lent chunk.
@@ -300,24 +337,20 @@ fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
     bufs
 }
 
-/// The `Vec` chunks a finished send gives back, in order (the rest were clones); a gathered
-/// send's storage goes back to the shared scratch for the next one.
-fn returned_vecs(
-    completion: &mut Completion,
-    scratch: &SendScratch,
-) -> impl Iterator<Item = Vec<u8>> + use<> {
-    let single = completion.take_write_buf().and_then(WriteBuf::into_vec);
-    let gathered = completion.take_send_storage().map(|mut taken| {
-        // Allocates only when a `Vec` chunk comes back: an empty collect allocates nothing.
-        let vecs: Vec<Vec<u8>> = taken
-            .bufs_mut()
-            .drain(..)
-            .filter_map(WriteBuf::into_vec)
-            .collect();
-        scratch.storages.borrow_mut().push(taken);
-        vecs
-    });
-    single.into_iter().chain(gathered.into_iter().flatten())
+/// The `Vec` chunks a gathered send gives back, in order (the rest were clones); its storage
+/// goes back to the shared scratch for the next one.
+fn returned_gathered_vecs(completion: &mut Completion, scratch: &SendScratch) -> Vec<Vec<u8>> {
+    let Some(mut taken) = completion.take_send_storage() else {
+        return Vec::new();
+    };
+    // Allocates only when a `Vec` chunk comes back: an empty collect allocates nothing.
+    let vecs: Vec<Vec<u8>> = taken
+        .bufs_mut()
+        .drain(..)
+        .filter_map(WriteBuf::into_vec)
+        .collect();
+    scratch.storages.borrow_mut().push(taken);
+    vecs
 }
 
 /// A send completion: advance the queue, continue at once if more is queued, report a drain.
@@ -349,11 +382,16 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
     deliver(shared, ring);
 }
 
-/// Applies a send's result to the queue.
+/// Applies a send's result to the queue, with the `Vec` chunks it gives back.
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
-    let vecs = returned_vecs(completion, &inner.config.scratch);
-    on_returned(inner, res, vecs);
+    // A single-buffer send (the common case) has no gathered storage to look for.
+    if let Some(single) = completion.take_write_buf() {
+        on_returned(inner, res, single.into_vec().into_iter());
+    } else {
+        let vecs = returned_gathered_vecs(completion, &inner.config.scratch);
+        on_returned(inner, res, vecs.into_iter());
+    }
 }
 
 /// [`on_result`] once the send's `Vec` chunks are back.
@@ -370,7 +408,7 @@ fn on_returned(inner: &mut Inner, res: i32, vecs: impl Iterator<Item = Vec<u8>>)
         return;
     }
     let sent = usize::try_from(res).unwrap_or(0);
-    let offered = inner.send.lent_len();
+    let offered = inner.offered;
     if res >= 0 {
         inner.stats.sends += 1;
         inner.stats.bytes_sent += sent as u64;

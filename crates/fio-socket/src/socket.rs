@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) inbound: Inbound,
     /// The send operation in flight, until its result (not its zero-copy notification).
     pub(crate) sending: Option<OpId>,
+    /// Bytes the send in flight offered the kernel: fewer sent is a short send.
+    pub(crate) offered: usize,
     /// Zero-copy sends whose notification has not arrived yet.
     pub(crate) zc_pending: usize,
     /// An end-of-tick flush is registered.
@@ -319,6 +321,7 @@ impl Socket {
             multishot,
             inbound: Inbound::Idle,
             sending: None,
+            offered: 0,
             zc_pending: 0,
             flush_scheduled: false,
             delivery_scheduled: false,
@@ -472,6 +475,28 @@ impl Socket {
     /// - [`Error::Closed`]/[`Error::Broken`] as for [`transmit`](Self::transmit).
     pub fn transmit_urgent(&self, ring: &mut Ring, chunk: impl Into<Chunk>) -> Result<(), Error> {
         crate::outbound::transmit_one(&self.shared, ring, chunk.into(), true)
+    }
+
+    /// Starts sending what is queued now instead of at the end of the tick (the flush a
+    /// transmit scheduled then finds the send in flight), and hands it to the kernel with
+    /// [`Ring::submit_staged`]: for a reply the peer waits on while this thread has more to
+    /// do before its tick ends. Costs a system call; does nothing more when the socket is
+    /// not open, nothing is queued or a send is already in flight.
+    ///
+    /// # Errors
+    /// - [`Error::Ring`] when the kernel entry fails (the send then goes with the next
+    ///   tick's).
+    pub fn send_now(&self, ring: &mut Ring) -> Result<(), Error> {
+        {
+            let mut inner = self.shared.borrow_mut();
+            let inner = &mut *inner;
+            if inner.lifecycle != Lifecycle::Open {
+                return Ok(());
+            }
+            crate::outbound::start(&self.shared, inner, ring);
+            schedule_delivery(&self.shared, inner, ring);
+        }
+        ring.submit_staged().map_err(Error::from)
     }
 
     /// Closes gracefully (FastSocket's `ReleaseFastSocket`): refuses new data, drops what was
@@ -632,10 +657,20 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// A lent handle (one per delivered event) drops with the inlined check alone.
+    #[inline]
     fn drop(&mut self) {
-        if !self.owner {
-            return;
+        if self.owner {
+            self.abandon();
         }
+    }
+}
+
+impl Socket {
+    /// The owner dropped an open socket: it is marked abandoned and aborted by the next
+    /// delivery.
+    #[inline(never)]
+    fn abandon(&self) {
         if let Ok(mut inner) = self.shared.try_borrow_mut()
             && inner.lifecycle == Lifecycle::Open
         {
@@ -684,36 +719,53 @@ impl<T> Empty for Option<T> {
 
 /// Runs the user's handler for every queued event, with the state unborrowed so the handler
 /// may call back into the socket. Afterwards an abandoned socket is aborted.
+///
+/// Every completion calls this once or twice, and most calls find nothing queued: that is
+/// decided here, inlined, so only calls with work pay for the delivery loop.
+#[inline]
 pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
-    loop {
-        let (event, mut handler) = {
-            let mut inner = shared.borrow_mut();
-            let Some(event) = inner.events.pop_front() else {
-                break;
-            };
-            // No handler: it is running further up the stack (the outer loop delivers the
-            // rest), or the socket reported its last event or was dropped.
-            let Some(handler) = inner.handler.take() else {
-                if inner.abandoned || inner.lifecycle == Lifecycle::Closed {
-                    inner.events.clear();
-                } else {
-                    inner.events.push_front(event);
-                }
-                break;
-            };
-            (event, handler)
+    let idle = {
+        let inner = shared.borrow();
+        inner.events.is_empty() && !inner.abandoned
+    };
+    if !idle {
+        deliver_queued(shared, ring);
+    }
+}
+
+/// [`deliver`]'s loop, for a socket with events queued or abandoned.
+///
+/// One lent handle serves the whole delivery, and the state stays borrowed except while the
+/// handler runs: most deliveries carry one event, whose cost is mostly this bookkeeping.
+#[inline(never)]
+fn deliver_queued(shared: &Shared, ring: &mut Ring) {
+    let socket = Socket::lent(shared);
+    let mut inner = shared.borrow_mut();
+    while let Some(event) = inner.events.pop_front() {
+        // No handler: it is running further up the stack (the outer loop delivers the
+        // rest), or the socket reported its last event or was dropped.
+        let Some(mut handler) = inner.handler.take() else {
+            if inner.abandoned || inner.lifecycle == Lifecycle::Closed {
+                inner.events.clear();
+            } else {
+                inner.events.push_front(event);
+            }
+            break;
         };
-        let socket = Socket::lent(shared);
+        drop(inner);
         handler.call(ring, &socket, event);
-        let mut inner = shared.borrow_mut();
+        inner = shared.borrow_mut();
         if !event.is_final() && !inner.abandoned {
             inner.handler = Some(handler);
+        } else {
+            // Dropped unborrowed: the handler's captures may reach the socket.
+            drop(inner);
+            drop(handler);
+            inner = shared.borrow_mut();
         }
     }
-    let abandoned = {
-        let inner = shared.borrow();
-        inner.abandoned && inner.lifecycle == Lifecycle::Open
-    };
+    let abandoned = inner.abandoned && inner.lifecycle == Lifecycle::Open;
+    drop(inner);
     if abandoned && let Err(error) = crate::close::close(shared, ring, true) {
         log::warn!("aborting a dropped socket: {error}");
     }

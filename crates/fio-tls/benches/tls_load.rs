@@ -8,7 +8,8 @@
 //! fresh server process pinned to cpu 0 (`taskset`, when there is one) and a load generator
 //! (a tokio-rustls client on one thread) pinned to cpu 1. The server's CPU (`utime + stime`
 //! from `/proc/PID/stat`) per request and its peak RSS (`VmHWM`) are reported, and the
-//! ratios fio / tokio-rustls. Results go to stdout and to `tls.json` / `tls.md` in
+//! ratios fio / tokio-rustls; so is the load generator's CPU per request, which explains a
+//! rate its core limits (the same client doing more work, or waiting longer, per answer). Results go to stdout and to `tls.json` / `tls.md` in
 //! `FIO_BENCH_DIR` (default `target/bench`).
 //!
 //! Each scenario runs in interleaved rounds (fio then tokio, tokio then fio, ...), so a noisy
@@ -313,6 +314,8 @@ fn clock_ticks() -> u64 {
 struct Measure {
     per_second: f64,
     cpu_us_per_request: f64,
+    /// The load generator's CPU per request.
+    client_cpu_us_per_request: f64,
     rss_kib: u64,
 }
 
@@ -325,6 +328,13 @@ impl Measure {
                 &rounds
                     .iter()
                     .map(|m| m.cpu_us_per_request)
+                    .collect::<Vec<_>>(),
+            )
+            .median,
+            client_cpu_us_per_request: Spread::of(
+                &rounds
+                    .iter()
+                    .map(|m| m.client_cpu_us_per_request)
                     .collect::<Vec<_>>(),
             )
             .median,
@@ -406,18 +416,20 @@ fn run(server: &str, scenario: &[String], env: &[(&str, String)], seconds: u64) 
     let mut client_out = BufReader::new(client.0.stdout.take().expect("client stdout"));
     let mut client_in: ChildStdin = client.0.stdin.take().expect("client stdin");
     assert_eq!(line(&mut client_out).trim(), "READY");
-    let before = cpu_ticks(pid);
+    let client_pid = client.0.id();
+    let (before, client_before) = (cpu_ticks(pid), cpu_ticks(client_pid));
     writeln!(client_in, "GO").expect("go");
     let done = line(&mut client_out);
-    let after = cpu_ticks(pid);
+    let (after, client_after) = (cpu_ticks(pid), cpu_ticks(client_pid));
     let rss_kib = peak_rss(pid);
     let mut words = done.split_whitespace().skip(1);
     let requests: f64 = words.next().and_then(|w| w.parse().ok()).expect("a count");
     let millis: f64 = words.next().and_then(|w| w.parse().ok()).expect("a time");
-    let cpu_us = (after - before) as f64 * 1e6 / clock_ticks() as f64;
+    let micros = |ticks: u64| ticks as f64 * 1e6 / clock_ticks() as f64;
     Measure {
         per_second: requests * 1000.0 / millis.max(1.0),
-        cpu_us_per_request: cpu_us / requests.max(1.0),
+        cpu_us_per_request: micros(after - before) / requests.max(1.0),
+        client_cpu_us_per_request: micros(client_after - client_before) / requests.max(1.0),
         rss_kib,
     }
 }
@@ -425,6 +437,7 @@ fn run(server: &str, scenario: &[String], env: &[(&str, String)], seconds: u64) 
 fn orchestrate() {
     let seconds: u64 = env_number("FIO_TLS_BENCH_SECONDS", 3);
     let rounds: usize = env_number("FIO_TLS_BENCH_ROUNDS", 3).max(1);
+    let only = std::env::var("FIO_TLS_BENCH_SCENARIO").unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("fio-tls-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let identity = Identity::self_signed(&["localhost"]).expect("an identity");
@@ -446,10 +459,10 @@ fn orchestrate() {
         ("full handshakes, 16 clients", vec!["handshake".into()]),
     ];
     let mut report = String::from(
-        "| scenario | server | per second | CPU µs / request | peak RSS KiB |\n|---|---|---|---|---|\n",
+        "| scenario | server | per second | CPU µs / request | client CPU µs / request | peak RSS KiB |\n|---|---|---|---|---|---|\n",
     );
     let mut json = Vec::new();
-    for (label, scenario) in &scenarios {
+    for (label, scenario) in scenarios.iter().filter(|(label, _)| label.contains(&only)) {
         let (mut fio, mut tokio) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             // Alternate who goes first, so drift over the run favours neither.
@@ -464,8 +477,11 @@ fn orchestrate() {
         let (fio_median, tokio_median) = (Measure::median(&fio), Measure::median(&tokio));
         for (server, measure) in [("fio-tls", fio_median), ("tokio-rustls", tokio_median)] {
             report.push_str(&format!(
-                "| {label} | {server} | {:.0} | {:.2} | {} |\n",
-                measure.per_second, measure.cpu_us_per_request, measure.rss_kib
+                "| {label} | {server} | {:.0} | {:.2} | {:.2} | {} |\n",
+                measure.per_second,
+                measure.cpu_us_per_request,
+                measure.client_cpu_us_per_request,
+                measure.rss_kib
             ));
         }
         let ratios = |of: fn(&Measure) -> f64| {
@@ -474,20 +490,24 @@ fn orchestrate() {
         };
         let throughput = ratios(|m| m.per_second);
         let cpu = ratios(|m| m.cpu_us_per_request);
+        let client_cpu = ratios(|m| m.client_cpu_us_per_request);
         let rss = ratios(|m| m.rss_kib.max(1) as f64);
         report.push_str(&format!(
-            "| {label} | fio / tokio, median (min-max) of {rounds} rounds | {throughput} | {cpu} | {rss} |\n"
+            "| {label} | fio / tokio, median (min-max) of {rounds} rounds | {throughput} | {cpu} | {client_cpu} | {rss} |\n"
         ));
         json.push(format!(
-            "{{\"scenario\":\"{label}\",\"rounds\":{rounds},\"fio_per_second\":{:.0},\"tokio_per_second\":{:.0},\"fio_cpu_us\":{:.3},\"tokio_cpu_us\":{:.3},\"fio_rss_kib\":{},\"tokio_rss_kib\":{},\"per_second_ratio\":{},\"cpu_ratio\":{},\"rss_ratio\":{}}}",
+            "{{\"scenario\":\"{label}\",\"rounds\":{rounds},\"fio_per_second\":{:.0},\"tokio_per_second\":{:.0},\"fio_cpu_us\":{:.3},\"tokio_cpu_us\":{:.3},\"fio_client_cpu_us\":{:.3},\"tokio_client_cpu_us\":{:.3},\"fio_rss_kib\":{},\"tokio_rss_kib\":{},\"per_second_ratio\":{},\"cpu_ratio\":{},\"client_cpu_ratio\":{},\"rss_ratio\":{}}}",
             fio_median.per_second,
             tokio_median.per_second,
             fio_median.cpu_us_per_request,
             tokio_median.cpu_us_per_request,
+            fio_median.client_cpu_us_per_request,
+            tokio_median.client_cpu_us_per_request,
             fio_median.rss_kib,
             tokio_median.rss_kib,
             throughput.json(),
             cpu.json(),
+            client_cpu.json(),
             rss.json()
         ));
     }

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fio_reactor::{RwHook, Uuid};
@@ -263,20 +262,8 @@ impl Tls {
     fn hook(&self, uuid: Uuid, session: Session) -> Box<dyn RwHook> {
         let mut hook = TlsHook::new(uuid, session, Arc::clone(&self.alpn));
         if let Some(timeout) = self.handshake_timeout {
-            let done = Arc::new(AtomicBool::new(false));
-            hook.report_handshake(Arc::clone(&done));
-            let check = move || {
-                if !done.load(Ordering::Acquire) {
-                    log::debug!("the TLS handshake of {uuid} timed out");
-                    let _ = fio_reactor::force_close(uuid);
-                }
-                false
-            };
-            if let Err(error) =
-                fio_reactor::run_every(timeout, fio_reactor::Repeat::ONCE, check, || {})
-            {
-                log::debug!("no handshake timer for {uuid}: {error}");
-            }
+            crate::deadline::watch(uuid, timeout);
+            hook.watched();
         }
         Box::new(hook)
     }

@@ -20,7 +20,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use fio_reactor::{Buffer, Chunk, HookIo, RwHook, Uuid};
 use rustls::client::UnbufferedClientConnection;
@@ -63,6 +62,8 @@ pub(crate) trait Wire {
     fn send(&mut self, chunk: Chunk) -> io::Result<()>;
     /// Runs `task` once the hook has returned (it may call the reactor).
     fn later(&mut self, task: Box<dyn FnOnce() + Send>);
+    /// Sends what is queued now rather than at the end of the tick.
+    fn send_now(&mut self) {}
 }
 
 impl Wire for HookIo<'_> {
@@ -84,6 +85,10 @@ impl Wire for HookIo<'_> {
 
     fn later(&mut self, task: Box<dyn FnOnce() + Send>) {
         fio_reactor::defer(task);
+    }
+
+    fn send_now(&mut self) {
+        HookIo::send_now(self);
     }
 }
 
@@ -481,8 +486,8 @@ pub(crate) struct TlsHook {
     announced: bool,
     /// The close after the peer's close_notify is deferred.
     close_deferred: bool,
-    /// Set when the handshake ends (the handshake timer reads it).
-    handshaken: Option<Arc<AtomicBool>>,
+    /// The handshake has a deadline (see `deadline`), forgotten when it ends.
+    watched: bool,
 }
 
 impl TlsHook {
@@ -506,13 +511,20 @@ impl TlsHook {
             },
             announced: false,
             close_deferred: false,
-            handshaken: None,
+            watched: false,
         }
     }
 
-    /// Sets `flag` when the handshake ends.
-    pub(crate) fn report_handshake(&mut self, flag: Arc<AtomicBool>) {
-        self.handshaken = Some(flag);
+    /// The handshake has a deadline, to forget when it ends or the hook goes.
+    pub(crate) fn watched(&mut self) {
+        self.watched = true;
+    }
+
+    /// The handshake's deadline no longer applies.
+    fn unwatch(&mut self) {
+        if std::mem::take(&mut self.watched) {
+            crate::deadline::forget(self.uuid);
+        }
     }
 
     /// Decrypted bytes ready for the protocol.
@@ -600,9 +612,7 @@ impl TlsHook {
     fn progressed(&mut self, wire: &mut (impl Wire + ?Sized)) {
         if self.flow.ready && !self.announced {
             self.announced = true;
-            if let Some(flag) = &self.handshaken {
-                flag.store(true, Ordering::Release);
-            }
+            self.unwatch();
             if let Some(callback) = self
                 .session
                 .alpn_protocol()
@@ -653,10 +663,17 @@ impl TlsHook {
         }));
     }
 
-    /// Hands the sealed records to the send queue.
+    /// Hands the sealed records to the send queue. Handshake records the peer now waits
+    /// for (the server's flight) go out at once: making them took the handshake's
+    /// public-key work, and the peer can go on with its part while this thread serves the
+    /// other connections of its tick.
     fn send_sealed(&mut self, wire: &mut (impl Wire + ?Sized)) -> io::Result<()> {
+        let sent = !self.flow.sealed.is_empty();
         while let Some(chunk) = self.flow.sealed.pop_front() {
             wire.send(chunk)?;
+        }
+        if sent && !self.flow.failed && self.session.is_handshaking() {
+            wire.send_now();
         }
         Ok(())
     }
@@ -829,6 +846,12 @@ impl RwHook for TlsHook {
 
     fn pending(&self) -> usize {
         self.flow.early.len() + self.flow.sealed.len() + usize::from(self.flow.out.is_some())
+    }
+}
+
+impl Drop for TlsHook {
+    fn drop(&mut self) {
+        self.unwatch();
     }
 }
 

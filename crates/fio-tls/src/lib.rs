@@ -40,6 +40,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod config;
+mod deadline;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

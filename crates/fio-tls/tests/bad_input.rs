@@ -1,5 +1,6 @@
 //! Bad input on real sockets: garbage, a truncated handshake, an oversized record, a client
-//! that stops in the middle of the handshake, a wrong server name. Each gets the alert TLS
+//! that stops in the middle of the handshake (while a finished one stays), a wrong server
+//! name. Each gets the alert TLS
 //! calls for (where it calls for one), only that connection closes, and the server keeps
 //! serving: a rustls client is echoed after each.
 
@@ -128,6 +129,27 @@ fn a_client_that_stops_mid_handshake_is_timed_out() {
             "closed after {waited:?}"
         );
     }
+}
+
+#[test]
+fn a_finished_handshake_outlives_its_deadline_and_later_ones_still_time_out() {
+    let waited = with_server(|addr| {
+        let mut finished = rustls_client(addr, "localhost");
+        finished.write_all(b"early").unwrap();
+        let mut echoed = [0u8; 5];
+        finished.read_exact(&mut echoed).unwrap();
+        // A stalled handshake started after it: its deadline passes after the first one's
+        // would have.
+        let mut stalled = tcp(addr);
+        stalled.write_all(&client_hello()[..20]).unwrap();
+        let (_, waited) = until_closed(&mut stalled);
+        // The finished one's deadline is long past: it still talks.
+        finished.write_all(b"later").unwrap();
+        finished.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"later");
+        waited
+    });
+    assert!(waited < Duration::from_secs(10), "closed after {waited:?}");
 }
 
 #[test]

@@ -565,8 +565,9 @@ pub(crate) fn churn(lab: &Lab) -> DrillResult {
 const RESETS_RSS_BOUND_KIB: u64 = 8 * 1024;
 
 /// Connections reset (closed with unread echoes) while the server still has data queued for
-/// them, in ten batches: descriptors back to the baseline, and memory levelling off: the
-/// second half may add at most half what the first half added (a leak adds as much), or 1 MiB.
+/// them, in ten batches, each sent once the server has dropped the previous one:
+/// descriptors back to the baseline, and memory levelling off: the second half may add at
+/// most half what the first half added (a leak adds as much), or [`RESETS_RSS_BOUND_KIB`].
 pub(crate) fn resets(lab: &Lab) -> DrillResult {
     let total: usize = lab.pick(200, 1_000);
     let batch = total / 10;
@@ -596,9 +597,21 @@ pub(crate) fn resets(lab: &Lab) -> DrillResult {
             queued += sent as u64;
             streams.push(stream);
         }
-        // Let the echoes arrive unread, so closing resets each connection.
-        thread::sleep(Duration::from_millis(50));
+        // Let the echoes arrive unread, so closing resets each connection: the server has
+        // answered every stream of the batch (bounded: a slow one is checked at the end).
+        wait_for(Duration::from_secs(5), || {
+            streams
+                .iter()
+                .all(|stream| stream.peek(&mut [0u8; 1]).is_ok_and(|count| count > 0))
+        });
         drop(streams);
+        // One batch at a time: the server drops this batch's connections before the next
+        // comes. Otherwise a server starved of CPU (a busy machine) would hold several
+        // batches' echoes at once, and the pools' high-water mark, a function of scheduling,
+        // could rise in the second half and pass for a leak.
+        wait_for(Duration::from_secs(5), || {
+            fd_count(pid).is_ok_and(|fds| fds <= fds_before)
+        });
     }
     let mut fds = 0;
     let settled = wait_for(Duration::from_secs(5), || {

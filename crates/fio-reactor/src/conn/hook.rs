@@ -270,6 +270,32 @@ impl HookIo<'_> {
         self.engine.write(self.uuid, chunk.into(), self.urgent)
     }
 
+    /// Sends what is queued now instead of at the end of the tick: for a reply the peer
+    /// waits on that took long to make (a TLS handshake flight), so the peer goes on while
+    /// this thread serves its other connections. It costs a system call of its own (the end
+    /// of the tick sends every connection's queue together), so it is for expensive replies,
+    /// not every write.
+    ///
+    /// # Examples
+    /// A hook that sends every write at once:
+    /// ```
+    /// use fio_reactor::{Chunk, HookIo, RwHook};
+    ///
+    /// struct Immediate;
+    /// impl RwHook for Immediate {
+    ///     fn write(&mut self, io: &mut HookIo<'_>, data: Chunk) -> std::io::Result<()> {
+    ///         io.send(data)?;
+    ///         io.send_now();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # let stale = fio_reactor::Uuid::from_parts(0, 0);
+    /// # assert!(fio_reactor::rw_hook_set(stale, Immediate).is_err());
+    /// ```
+    pub fn send_now(&mut self) {
+        self.engine.send_now(self.uuid);
+    }
+
     /// Raw chunks queued and not yet sent.
     pub fn pending(&self) -> usize {
         self.engine.pending(self.uuid)
@@ -434,7 +460,18 @@ pub(crate) fn before_close(local: &Local, uuid: Uuid) -> Option<bool> {
 
 /// The end of a tick: flushes the hooks queued for it. A hook that still holds bytes is
 /// queued again for the next tick.
+///
+/// Every tick ends here, nearly always with no hook written to: that look is inlined.
+#[inline]
 pub(crate) fn flush_queued(local: &Local, now: Instant) {
+    if !local.conns.borrow().flush_queue.is_empty() {
+        flush_queue(local, now);
+    }
+}
+
+/// [`flush_queued`] with flushes queued.
+#[inline(never)]
+fn flush_queue(local: &Local, now: Instant) {
     let mut queued = std::mem::take(&mut local.conns.borrow_mut().flush_queue);
     for uuid in queued.drain(..) {
         let due = match local.conns.borrow_mut().map.get_mut(&uuid) {

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fio_sys::{Transport, Url};
+use fio_sys::{SockAddr, Transport, Url};
 
 use crate::conn::dispatch::{open_with, require_protocol};
 use crate::conn::state::{Kind, Listening, OnFinish, OnOpen, caught};
@@ -237,6 +237,7 @@ impl Reactor {
         let thread = here.as_ref().map_or(0, |local| local.index());
         let mut record = Record::new(&inner, thread);
         record.local = fio_sys::local_addr(socket.as_fd()).ok();
+        let accepted_local = record.local.clone().filter(names_one_endpoint);
         let uuid = table::open(socket.as_raw_fd(), record);
         if here.is_none() && !master_only && !datagram {
             // Parked until `start`: in a cluster, the workers' shared accept queue.
@@ -250,6 +251,7 @@ impl Reactor {
                 on_finish,
                 tls,
                 nodelay_inherited,
+                accepted_local,
             }))
         };
         let open = move |local: &Local| {
@@ -264,6 +266,17 @@ impl Reactor {
         let scope = Scope::for_master_only(master_only);
         Local::run_on_scoped(&inner, here.as_deref(), thread, scope, open);
         Ok(uuid)
+    }
+}
+
+/// Whether a listener bound to `addr` gives every stream it accepts `addr` as its local
+/// address: one IP (not a wildcard, whose streams each have their own), or a Unix name
+/// (Linux gives an accepted Unix stream its listener's name).
+fn names_one_endpoint(addr: &SockAddr) -> bool {
+    match addr {
+        SockAddr::Inet(inet) => !inet.ip().is_unspecified(),
+        SockAddr::Unix(_) | SockAddr::UnixAbstract(_) => true,
+        SockAddr::UnixUnnamed => false,
     }
 }
 

@@ -66,8 +66,9 @@ pub trait Protocol: Any + Send {
     /// [`read`](crate::read). The default reads nothing, so the connection's receive queue
     /// fills to its high-water mark and the peer is slowed by TCP itself.
     ///
-    /// While bytes stay buffered and each call reads some, `on_data` is called again on the
-    /// next tick. After the peer's end of stream, once the buffered bytes are consumed, the
+    /// While bytes stay buffered and each call reads some, `on_data` is called again once the
+    /// other connections with data have had their turn (in the same tick while its budget
+    /// lasts, before the thread waits for I/O again). After the peer's end of stream, once the buffered bytes are consumed, the
     /// connection closes gracefully (queued writes are still delivered).
     fn on_data(&mut self, uuid: Uuid) {
         let _ = uuid;

@@ -65,6 +65,10 @@ pub(crate) struct Listening {
     /// `TCP_NODELAY` is set on the listening socket, and accepted ones inherit it (Linux),
     /// which saves a system call per accepted connection.
     pub(crate) nodelay_inherited: bool,
+    /// The local address of every stream it accepts, when it is bound to a specific address
+    /// (one IP, or a Unix name), which saves a `getsockname` per accepted connection; `None`
+    /// for a wildcard IP (each stream's own address is asked for).
+    pub(crate) accepted_local: Option<fio_sys::SockAddr>,
 }
 
 /// One connection owned by this thread.

@@ -38,7 +38,7 @@ const REQUIRE_URING_VAR: &str = "FIO_REQUIRE_URING";
 
 /// Whether io_uring can run the reactor here. When it can't, this prints a skip line and
 /// returns `false`, or panics when [`REQUIRE_URING_VAR`] is `1`.
-pub(super) fn uring_runs_here() -> bool {
+pub(crate) fn uring_runs_here() -> bool {
     let Err(reason) = super::uring::availability() else {
         return true;
     };
@@ -464,10 +464,11 @@ fn a_listener_reports_accepted_streams_until_closed(harness: &mut Harness) {
     harness.engine.listen(uuid, listener.into()).unwrap();
     let clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for _ in &clients {
-        let EngineEvent::Accepted { listener, stream } = harness
-            .expect("an accepted stream", |event| {
-                matches!(event, EngineEvent::Accepted { .. })
-            })
+        let EngineEvent::Accepted {
+            listener, stream, ..
+        } = harness.expect("an accepted stream", |event| {
+            matches!(event, EngineEvent::Accepted { .. })
+        })
         else {
             unreachable!()
         };
@@ -862,7 +863,7 @@ fn a_connect_reports_connected_and_sends_what_was_written_early(harness: &mut Ha
     else {
         unreachable!()
     };
-    let endpoints = result.unwrap();
+    let endpoints = (*result).unwrap();
     assert_eq!(endpoints.peer.and_then(|peer| peer.as_inet()), Some(addr));
     let (mut accepted, _) = listener.accept().unwrap();
     accepted.set_nonblocking(true).unwrap();
@@ -890,7 +891,7 @@ fn a_connect_to_a_closed_port_reports_its_error_then_closed(harness: &mut Harnes
     else {
         unreachable!()
     };
-    assert_eq!(result.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    assert_eq!((*result).unwrap_err().kind(), ErrorKind::ConnectionRefused);
     harness.expect(
         "the close",
         |event| matches!(event, EngineEvent::Closed { conn: c, error: Some(_) } if *c == conn),

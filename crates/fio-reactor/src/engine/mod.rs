@@ -25,7 +25,7 @@
 //! `fio_sys::Epoll`), chosen by [`select_engine`].
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod epoll;
 mod uring;
 
@@ -169,13 +169,12 @@ pub(crate) struct Endpoints {
 }
 
 impl Endpoints {
-    /// The addresses of `socket`; one the kernel won't give stays `None`. Boxed, as it
-    /// travels in an [`EngineEvent::Connected`]: see [`EngineEvent`]'s size.
-    pub(crate) fn of(socket: std::os::fd::BorrowedFd<'_>) -> Box<Self> {
-        Box::new(Self {
+    /// The addresses of `socket`; one the kernel won't give stays `None`.
+    pub(crate) fn of(socket: std::os::fd::BorrowedFd<'_>) -> Self {
+        Self {
             peer: fio_sys::peer_addr(socket).ok(),
             local: fio_sys::local_addr(socket).ok(),
-        })
+        }
     }
 }
 
@@ -190,6 +189,10 @@ pub(crate) enum EngineEvent {
         listener: Uuid,
         /// The accepted, non-blocking, close-on-exec stream.
         stream: OwnedFd,
+        /// The peer's address when the accept returned it (`accept4`), which spares a
+        /// `getpeername`; `None`: the connection layer asks. Boxed so that every event, a
+        /// `Readable` per request included, stays small.
+        peer: Option<Box<fio_sys::SockAddr>>,
     },
     /// Bytes arrived for `conn` and wait in its receive queue, or the peer shut its write side
     /// (then [`Engine::is_eof`] is true once the queue is read empty).
@@ -209,7 +212,7 @@ pub(crate) enum EngineEvent {
         conn: Uuid,
         /// The connected socket's addresses, or why the connect failed. Boxed: unboxed, the
         /// addresses made every event four times larger, and two events move per request.
-        result: io::Result<Box<Endpoints>>,
+        result: Box<io::Result<Endpoints>>,
     },
     /// The engine closed `conn`'s descriptor (after [`Engine::close`], a reset, or an I/O
     /// error) and forgot it; nothing else is reported for it.
@@ -323,6 +326,13 @@ pub(crate) trait Engine {
     /// # Errors
     /// - `BrokenPipe` once the connection failed or is closing.
     fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()>;
+
+    /// Sends what `conn` has queued now instead of at the end of the tick, for a reply the
+    /// peer waits on that took long to make (a TLS handshake flight): the peer goes on while
+    /// this thread serves the others. Costs a system call of its own. What it causes (a
+    /// `Drained`, a `Closed` after a send error) is reported by the next wait; nothing
+    /// happens for an unknown, connecting or closing connection.
+    fn send_now(&mut self, conn: Uuid);
 
     /// Queues a copy of `data`, like [`write`](Self::write) with a chunk holding it, but
     /// copied into the engine's pooled send buffers: the spare room of the last queued buffer

@@ -45,6 +45,10 @@ pub struct Op {
     pub(crate) kind: OpKind,
     /// The buffer group a buffer-select operation picks from.
     pub(crate) group: Option<u16>,
+    /// A buffer-group receive's descriptor (`-1` for other operations): with the kind, the
+    /// group and the resources, all the ring needs to build the entry again when it re-arms
+    /// the receive ([`group_receive_entry`]).
+    pub(crate) group_fd: RawFd,
     /// A timeout that fires repeatedly.
     pub(crate) repeat: bool,
 }
@@ -56,6 +60,7 @@ impl Op {
             resources,
             kind,
             group: None,
+            group_fd: -1,
             repeat: false,
         }
     }
@@ -230,6 +235,64 @@ impl fmt::Debug for SockAddr {
 /// A descriptor's number for an entry (see the type-level note on [`Op`]).
 fn raw(fd: impl AsFd) -> io_uring::types::Fd {
     io_uring::types::Fd(fd.as_fd().as_raw_fd())
+}
+
+/// The entry of a buffer-group receive of `kind` on `fd` from group `group` (whose buffers
+/// hold `buffer_len` bytes); `template` is a multishot `recvmsg`'s header template. `None` for
+/// kinds that are not buffer-group receives.
+///
+/// The constructors build their entries with the same functions, and the ring builds them
+/// again here each time it re-arms a receive (after `ENOBUFS`, or a multishot the kernel ended
+/// with data), so the two never differ and no copy of the 64-byte entry is kept per operation
+/// in flight.
+pub(crate) fn group_receive_entry(
+    kind: OpKind,
+    fd: RawFd,
+    group: u16,
+    buffer_len: u32,
+    template: *const libc::msghdr,
+) -> Option<squeue::Entry> {
+    match kind {
+        OpKind::Recv => Some(recv_group_entry(fd, group, buffer_len)),
+        OpKind::RecvMultishot => Some(recv_multishot_entry(fd, group)),
+        OpKind::RecvMsgMultishot => Some(recvmsg_multishot_entry(fd, template, group)),
+        _ => None,
+    }
+}
+
+/// A one-shot receive into a buffer the kernel picks from `group`.
+fn recv_group_entry(fd: RawFd, group: u16, buffer_len: u32) -> squeue::Entry {
+    io_uring::opcode::Recv::new(io_uring::types::Fd(fd), std::ptr::null_mut(), buffer_len)
+        .buf_group(group)
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT)
+}
+
+/// A multishot receive into buffers from `group`.
+fn recv_multishot_entry(fd: RawFd, group: u16) -> squeue::Entry {
+    io_uring::opcode::RecvMulti::new(io_uring::types::Fd(fd), group).build()
+}
+
+/// A multishot `recvmsg` into buffers from `group`, shaped by the header `template`.
+fn recvmsg_multishot_entry(fd: RawFd, template: *const libc::msghdr, group: u16) -> squeue::Entry {
+    io_uring::opcode::RecvMsgMulti::new(io_uring::types::Fd(fd), template, group).build()
+}
+
+impl Op {
+    /// A buffer-group receive: `entry` (from one of the builders above) on `fd` from `group`,
+    /// with what the ring needs to build it again.
+    fn group_receive(
+        entry: squeue::Entry,
+        kind: OpKind,
+        fd: RawFd,
+        group: u16,
+        resources: Resources,
+    ) -> Op {
+        let mut op = Op::new(entry, resources, kind);
+        op.group = Some(group);
+        op.group_fd = fd;
+        op
+    }
 }
 
 /// `offset` as io_uring expects it: `None` means "the current file position" (`-1`), which is

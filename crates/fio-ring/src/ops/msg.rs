@@ -12,12 +12,12 @@
 //! the in-flight slot, next to the re-arm entry, for the whole life of the operation.
 
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use io_uring::opcode;
 
 use super::net::msghdr;
-use super::{Op, Resources, raw};
+use super::{Op, Resources, raw, recvmsg_multishot_entry};
 use crate::buf::{IoBuf, KernelBox, iovec};
 use crate::datagram::{NAME_LEN, socket_addr};
 use crate::features::OpKind;
@@ -107,15 +107,15 @@ impl Op {
     /// overflows, as UDP does).
     pub fn recvmsg_multishot(fd: impl AsFd, group: BufferGroup) -> Op {
         let template = KernelBox::new(multishot_template());
-        let entry =
-            opcode::RecvMsgMulti::new(raw(fd), template.as_ptr().cast_const(), group.id()).build();
-        let mut op = Op::new(
+        let fd = fd.as_fd().as_raw_fd();
+        let entry = recvmsg_multishot_entry(fd, template.as_ptr().cast_const(), group.id());
+        Op::group_receive(
             entry,
-            Resources::MsgTemplate(template),
             OpKind::RecvMsgMultishot,
-        );
-        op.group = Some(group.id());
-        op
+            fd,
+            group.id(),
+            Resources::MsgTemplate(template),
+        )
     }
 }
 

@@ -5,10 +5,15 @@ use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 
-use io_uring::{opcode, squeue};
+use std::os::fd::AsRawFd;
+
+use io_uring::opcode;
 
 use super::io::{check_iovec_count, fill_write_iovecs, write_iovecs};
-use super::{AcceptFlags, Message, Op, Resources, SendFlags, SendStorage, SockAddr, raw};
+use super::{
+    AcceptFlags, Message, Op, Resources, SendFlags, SendStorage, SockAddr, raw, recv_group_entry,
+    recv_multishot_entry,
+};
 use crate::buf::{IoBuf, KernelBox, WriteBuf};
 use crate::error::Error;
 use crate::features::OpKind;
@@ -213,13 +218,9 @@ impl Op {
     /// If the group is empty the ring waits for buffers to come back and retries, instead of
     /// failing with `ENOBUFS`.
     pub fn recv_from_group(fd: impl AsFd, group: BufferGroup) -> Op {
-        let entry = opcode::Recv::new(raw(fd), std::ptr::null_mut(), group.buffer_len())
-            .buf_group(group.id())
-            .build()
-            .flags(squeue::Flags::BUFFER_SELECT);
-        let mut op = Op::new(entry, Resources::None, OpKind::Recv);
-        op.group = Some(group.id());
-        op
+        let fd = fd.as_fd().as_raw_fd();
+        let entry = recv_group_entry(fd, group.id(), group.buffer_len());
+        Op::group_receive(entry, OpKind::Recv, fd, group.id(), Resources::None)
     }
 
     /// Receives repeatedly into buffers from `group` (multishot receive, Linux 6.0): one
@@ -231,10 +232,15 @@ impl Op {
     /// to the pool, so the handler sees one uninterrupted, ordered stream under one
     /// [`OpId`](crate::OpId).
     pub fn recv_multishot(fd: impl AsFd, group: BufferGroup) -> Op {
-        let entry = opcode::RecvMulti::new(raw(fd), group.id()).build();
-        let mut op = Op::new(entry, Resources::None, OpKind::RecvMultishot);
-        op.group = Some(group.id());
-        op
+        let fd = fd.as_fd().as_raw_fd();
+        let entry = recv_multishot_entry(fd, group.id());
+        Op::group_receive(
+            entry,
+            OpKind::RecvMultishot,
+            fd,
+            group.id(),
+            Resources::None,
+        )
     }
 
     /// Accepts one connection (`accept4(2)` with `SOCK_CLOEXEC`); the new socket comes out of

@@ -405,8 +405,13 @@ impl PollConn {
 
     /// Ends a graceful close: shuts the write side and reads what the peer already sent, so
     /// closing with unread bytes doesn't turn the FIN into a reset that could destroy the
-    /// peer's copy of what was just sent.
+    /// peer's copy of what was just sent. Once the peer's FIN was read there is nothing to
+    /// read and the close sends ours: both calls are skipped (the shutdown would fail with
+    /// ENOTCONN anyway once the peer has reset).
     pub(super) fn finish_graceful(&self, spares: &mut SpareBuffers) {
+        if self.stream().is_some_and(|stream| stream.eof) {
+            return;
+        }
         let fd = self.registration.as_fd();
         let _ = fio_sys::shutdown(fd, Shutdown::Write);
         let Ok(mut buffer) = spares.take() else {

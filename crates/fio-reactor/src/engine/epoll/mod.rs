@@ -302,14 +302,14 @@ impl EpollEngine {
                 let copy = copy_error(&error);
                 out.push(EngineEvent::Connected {
                     conn: uuid,
-                    result: Err(error),
+                    result: Box::new(Err(error)),
                 });
                 self.drop_conn(fd, Some(copy), out);
                 return;
             }
             out.push(EngineEvent::Connected {
                 conn: uuid,
-                result: Ok(Endpoints::of(socket)),
+                result: Box::new(Ok(Endpoints::of(socket))),
             });
             out.push(EngineEvent::Drained { conn: uuid });
         }
@@ -419,7 +419,11 @@ fn queue_retry(retry: &mut Vec<Uuid>, uuid: Uuid, stream: &mut Stream) {
 fn accept(listener: Uuid, socket: BorrowedFd<'_>, out: &mut Vec<EngineEvent>) {
     for _ in 0..ACCEPT_BUDGET {
         match fio_sys::accept(socket) {
-            Ok((stream, _peer)) => out.push(EngineEvent::Accepted { listener, stream }),
+            Ok((stream, peer)) => out.push(EngineEvent::Accepted {
+                listener,
+                stream,
+                peer: Some(Box::new(peer)),
+            }),
             Err(error) => match error.kind() {
                 io::ErrorKind::WouldBlock => return,
                 // The peer gave up before we got to it, or a signal: try the next one.
@@ -654,6 +658,20 @@ impl Engine for EpollEngine {
 
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
+    }
+
+    fn send_now(&mut self, conn: Uuid) {
+        let sendable = named(&mut self.conns, conn).is_some_and(|entry| match &entry.role {
+            Role::Stream(stream) => !stream.connecting && !stream.closing,
+            Role::Listener => false,
+        });
+        if sendable {
+            // It stays on the dirty list: the tick's flush finds its queue empty, or sends
+            // what the kernel did not take now.
+            let mut reports = mem::take(&mut self.reports);
+            self.flush(conn.fd(), &mut reports);
+            self.reports = reports;
+        }
     }
 
     /// One lookup for the three answers, instead of the default's three.

@@ -108,9 +108,11 @@ impl ListenState {
     /// as the contract says. Even while closing: an accept that completed before its cancel
     /// took a real client off the queue, and dropping the stream would reset that client.
     fn accepted(&self, stream: OwnedFd) {
+        // A multishot accept can't return each peer's address: it is asked for.
         self.inbox.push(EngineEvent::Accepted {
             listener: self.uuid,
             stream,
+            peer: None,
         });
     }
 

@@ -225,7 +225,7 @@ impl Stream {
                 if close.is_none() {
                     inbox.push(EngineEvent::Connected {
                         conn,
-                        result: Err(copy_error(&error)),
+                        result: Box::new(Err(copy_error(&error))),
                     });
                 }
                 inbox.push(EngineEvent::Closed {
@@ -246,7 +246,7 @@ impl Stream {
         } else {
             inbox.push(EngineEvent::Connected {
                 conn,
-                result: Ok(endpoints),
+                result: Box::new(Ok(endpoints)),
             });
             if drained {
                 inbox.push(EngineEvent::Drained { conn });
@@ -371,6 +371,17 @@ impl Stream {
                 sent.map_err(io::Error::from)
             }
             Phase::Ended => Err(broken_pipe()),
+        }
+    }
+
+    /// See [`Engine::send_now`](crate::engine::Engine::send_now): an open stream's socket
+    /// starts its send and the ring submits it (a failed entry leaves it to the tick's).
+    pub(super) fn send_now(&mut self, ring: &mut Ring) {
+        if let Phase::Open(socket) = &self.phase
+            && !self.link.closing.get()
+            && let Err(error) = socket.send_now(ring)
+        {
+            log::debug!("sending now: {error}");
         }
     }
 
