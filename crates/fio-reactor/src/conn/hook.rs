@@ -610,7 +610,11 @@ fn call<R>(
             None => keep,
         }
     };
-    for old in [leftover, gone].into_iter().flatten() {
+    // Two plain checks, not an iterator: this runs on every hook call.
+    if let Some(old) = leftover {
+        caught("rw hook cleanup", uuid, || drop(old));
+    }
+    if let Some(old) = gone {
         caught("rw hook cleanup", uuid, || drop(old));
     }
     if replaced_badly {
