@@ -247,6 +247,10 @@ impl Plain {
 
     /// Copies what fits into `buf`.
     fn take(&mut self, buf: &mut [u8]) -> usize {
+        if self.bytes.is_empty() {
+            // The common case: everything went straight to the protocol's buffer.
+            return 0;
+        }
         let count = buf.len().min(self.len());
         buf[..count].copy_from_slice(&self.bytes[self.at..self.at + count]);
         self.at += count;
@@ -283,6 +287,9 @@ struct Flow {
     peer_closed: bool,
     /// A fatal error: the alert is queued and the connection is closing.
     failed: bool,
+    /// The last walk ended in `WriteTraffic` with everything written encrypted: rustls has
+    /// nothing to do until bytes arrive or the protocol writes, so a flush need not ask it.
+    idle: bool,
 }
 
 /// What to do after a state was handled.
@@ -412,7 +419,9 @@ impl Flow {
                     let count = record.payload.len().min(sink.len() - *copied);
                     sink[*copied..*copied + count].copy_from_slice(&record.payload[..count]);
                     *copied += count;
-                    self.plain.bytes.extend_from_slice(&record.payload[count..]);
+                    if count < record.payload.len() {
+                        self.plain.bytes.extend_from_slice(&record.payload[count..]);
+                    }
                 }
                 Ok(Next::Again)
             }
@@ -433,6 +442,8 @@ impl Flow {
             ConnectionState::BlockedHandshake => Ok(Next::Input),
             ConnectionState::WriteTraffic(mut traffic) => {
                 self.ready = true;
+                // Settled only once everything below is encrypted (an error leaves it unset).
+                self.idle = false;
                 while let Some(chunk) = self.early.pop_front() {
                     self.early_bytes -= chunk.len();
                     self.encrypt(wire, &mut traffic, chunk.bytes())?;
@@ -453,6 +464,7 @@ impl Flow {
                     })?;
                     self.seal();
                 }
+                self.idle = true;
                 Ok(Next::Input)
             }
             ConnectionState::PeerClosed => {
@@ -508,6 +520,7 @@ impl TlsHook {
                 closed: false,
                 peer_closed: false,
                 failed: false,
+                idle: false,
             },
             announced: false,
             close_deferred: false,
@@ -574,6 +587,8 @@ impl TlsHook {
             flow,
             ..
         } = self;
+        // Whatever happens next may leave rustls with work (a full sink, the step bound).
+        flow.idle = false;
         for _ in 0..STEPS {
             if feed && *copied == sink.len() && flow.plain.len() > 0 {
                 return Ok(());
@@ -600,6 +615,7 @@ impl TlsHook {
                     if !feed || !input.refill(wire)? {
                         return Ok(());
                     }
+                    flow.idle = false;
                 }
                 Next::Stop => return Ok(()),
             }
@@ -783,7 +799,10 @@ impl TlsHook {
         // (the reactor flushes its hook when bytes arrive instead), and a file written
         // before the handshake ended waits for it. Plaintext decrypted on the way is
         // `buffered`, and the reactor has the protocol read it.
-        if !self.flow.failed {
+        // Once the handshake has ended and rustls settled with nothing waiting, asking it
+        // again would only return the same `WriteTraffic` state: a flush is just a send.
+        let settled = self.flow.idle && self.flow.early.is_empty();
+        if !self.flow.failed && !settled {
             let feed = !self.flow.ready;
             if let Err(error) = self.pump(io, feed, &mut [], &mut &[][..]) {
                 self.send_sealed(io)?;
