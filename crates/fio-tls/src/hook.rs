@@ -296,6 +296,8 @@ struct Flow {
 enum Next {
     /// Ask rustls for its next state.
     Again,
+    /// Plaintext was handed over: ask rustls again only if there is more to decrypt.
+    Read,
     /// rustls needs more received bytes.
     Input,
     /// Nothing more to do now.
@@ -423,7 +425,7 @@ impl Flow {
                         self.plain.bytes.extend_from_slice(&record.payload[count..]);
                     }
                 }
-                Ok(Next::Again)
+                Ok(Next::Read)
             }
             ConnectionState::EncodeTlsData(mut encode) => {
                 self.produce(wire, 0, |room| match encode.encode(room) {
@@ -611,6 +613,15 @@ impl TlsHook {
             input.discard(discard);
             match next? {
                 Next::Again => {}
+                // Each record costs rustls a call of its own; once the last one received is
+                // decrypted after the handshake, a further call would only find nothing to
+                // deframe. Anything rustls still has to do waits for the next walk (the
+                // session is not `idle`, so the flush makes one).
+                Next::Read => {
+                    if feed && flow.ready && input.len() == 0 && wire.received_len() == 0 {
+                        return Ok(());
+                    }
+                }
                 Next::Input => {
                     if !feed || !input.refill(wire)? {
                         return Ok(());
