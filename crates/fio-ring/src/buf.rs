@@ -204,10 +204,12 @@ impl WriteBuf {
     ///
     /// # Examples
     /// ```
-    /// use fio_buffer::Chunk;
     /// use fio_ring::WriteBuf;
-    /// let buf = WriteBuf::from(b"hello".to_vec());
-    /// assert!(matches!(buf.into_owned_chunk(), Some(Chunk::Vec(_))));
+    /// let mut buf = WriteBuf::from(b"hello".to_vec());
+    /// buf.advance(2);
+    /// // The whole vector comes back, whatever the cursor.
+    /// let owned = buf.into_owned_chunk().expect("a vector is owned");
+    /// assert_eq!(owned.bytes(), b"hello");
     /// assert!(WriteBuf::from(&b"static"[..]).into_owned_chunk().is_none());
     /// ```
     pub fn into_owned_chunk(self) -> Option<Chunk> {
