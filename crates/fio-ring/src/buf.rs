@@ -10,7 +10,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use fio_buffer::{Buffer, SharedBuffer};
+use fio_buffer::{Buffer, Chunk, SharedBuffer};
 
 /// A buffer the kernel reads *into*: a pooled [`Buffer`] or a `Vec<u8>`.
 ///
@@ -195,6 +195,28 @@ impl WriteBuf {
         match self.source {
             Source::Vec(vec) => Some(vec),
             _ => None,
+        }
+    }
+
+    /// The storage this owns and a queue lends by move: a pooled buffer as
+    /// [`Chunk::Buffer`], a vector as [`Chunk::Vec`] (the cursor is dropped). Shared and
+    /// static bytes give `None`: they were clones, the queue kept the originals.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_ring::WriteBuf;
+    /// let mut buf = WriteBuf::from(b"hello".to_vec());
+    /// buf.advance(2);
+    /// // The whole vector comes back, whatever the cursor.
+    /// let owned = buf.into_owned_chunk().expect("a vector is owned");
+    /// assert_eq!(owned.bytes(), b"hello");
+    /// assert!(WriteBuf::from(&b"static"[..]).into_owned_chunk().is_none());
+    /// ```
+    pub fn into_owned_chunk(self) -> Option<Chunk> {
+        match self.source {
+            Source::Pooled(buffer) => Some(Chunk::Buffer(buffer)),
+            Source::Vec(vec) => Some(Chunk::Vec(vec)),
+            Source::Shared(_) | Source::Static(_) => None,
         }
     }
 

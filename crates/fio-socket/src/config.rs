@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use fio_buffer::{BufferPool, Chunk, WaterMarks};
+use fio_buffer::{BufferPool, Chunk, SpareBuffers, WaterMarks};
 use fio_ring::{BufferGroup, MAX_IOVECS, SendStorage};
 
 use crate::error::Error;
@@ -85,7 +85,7 @@ impl SocketConfig {
     /// transmitted data into `outbound`.
     pub fn new(group: BufferGroup, inbound: BufferPool, outbound: BufferPool) -> Self {
         Self {
-            scratch: Rc::default(),
+            scratch: Rc::new(SendScratch::new(outbound.clone())),
             group,
             inbound,
             outbound,
@@ -179,17 +179,36 @@ impl SocketConfig {
 
 /// Reusable storage for building sends, shared by the sockets of one configuration (one
 /// ring, one thread): the chunks lent to the send being built, and the gathered sends'
-/// storage (buffers, iovecs, header) that completions give back.
-#[derive(Default)]
+/// storage (buffers, iovecs, header) that completions give back, and the spare outbound
+/// buffers copies are made into.
 pub(crate) struct SendScratch {
     pub(crate) chunks: RefCell<Vec<Chunk>>,
     pub(crate) storages: RefCell<Vec<SendStorage>>,
+    /// Outbound buffers whose send completed, taken again by the next copy: a copied reply
+    /// costs no trip through the (atomic) pool in the steady state.
+    pub(crate) spares: RefCell<SpareBuffers>,
+}
+
+/// Spare outbound buffers kept per configuration (per thread): enough for a tick's replies
+/// on many connections, few enough to leave the pool's memory to the others.
+const SPARE_BUFFERS: usize = 64;
+
+impl SendScratch {
+    /// Empty storage, keeping spares of `outbound`.
+    fn new(outbound: BufferPool) -> Self {
+        Self {
+            chunks: RefCell::default(),
+            storages: RefCell::default(),
+            spares: RefCell::new(SpareBuffers::new(outbound, SPARE_BUFFERS)),
+        }
+    }
 }
 
 impl fmt::Debug for SendScratch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendScratch")
             .field("storages", &self.storages.borrow().len())
+            .field("spares", &self.spares.borrow().len())
             .finish_non_exhaustive()
     }
 }

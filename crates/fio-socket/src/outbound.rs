@@ -24,7 +24,8 @@ use crate::socket::{Inner, Lifecycle, Shared, deliver};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
-/// one buffer and nothing is allocated once the pool is warm.
+/// one buffer, and new buffers come from the thread's spares (where sent copies return), so
+/// nothing is allocated and the pool is not touched once warm.
 pub(crate) fn transmit_copy(
     shared: &Shared,
     ring: &mut Ring,
@@ -36,7 +37,9 @@ pub(crate) fn transmit_copy(
         if !inner.config.message && to.is_none() {
             inner.check_writable()?;
             let inner = &mut *inner;
-            inner.send.push_copy(data, &inner.config.outbound)?;
+            let mut spares = inner.config.scratch.spares.borrow_mut();
+            inner.send.push_copy_from(data, &mut spares)?;
+            drop(spares);
             schedule_flush(shared, inner, ring);
             return Ok(());
         }
@@ -267,7 +270,9 @@ fn lend_stream(
     auto_cork: bool,
 ) -> Result<Option<Built>, Error> {
     let mut chunks = scratch.chunks.borrow_mut();
-    let Some((offset, _)) = send.lend_into(count, &mut chunks) else {
+    // Pooled buffers move into the send (no shared handle, no clone): a plain send gives
+    // them back with its completion, to be recycled as spares once fully sent.
+    let Some((offset, _)) = send.lend_moving_into(count, &mut chunks) else {
         return Ok(None);
     };
     let offered = chunks
@@ -337,22 +342,6 @@ fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
     bufs
 }
 
-/// The `Vec` chunks a gathered send gives back, in order (the rest were clones); its storage
-/// goes back to the shared scratch for the next one.
-fn returned_gathered_vecs(completion: &mut Completion, scratch: &SendScratch) -> Vec<Vec<u8>> {
-    let Some(mut taken) = completion.take_send_storage() else {
-        return Vec::new();
-    };
-    // Allocates only when a `Vec` chunk comes back: an empty collect allocates nothing.
-    let vecs: Vec<Vec<u8>> = taken
-        .bufs_mut()
-        .drain(..)
-        .filter_map(WriteBuf::into_vec)
-        .collect();
-    scratch.storages.borrow_mut().push(taken);
-    vecs
-}
-
 /// A send completion: advance the queue, continue at once if more is queued, report a drain.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
     {
@@ -382,20 +371,33 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
     deliver(shared, ring);
 }
 
-/// Applies a send's result to the queue, with the `Vec` chunks it gives back.
+/// Applies a send's result to the queue, with the chunks that moved into it (pooled buffers
+/// and `Vec`s; shared and static chunks were clones).
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
     // A single-buffer send (the common case) has no gathered storage to look for.
     if let Some(single) = completion.take_write_buf() {
-        on_returned(inner, res, single.into_vec().into_iter());
+        on_returned(inner, res, single.into_owned_chunk().into_iter());
+    } else if let Some(mut taken) = completion.take_send_storage() {
+        // The moved chunks go straight from the storage into their slots (no allocation);
+        // the storage then goes back to the shared scratch for the next gathered send.
+        let scratch = Rc::clone(&inner.config.scratch);
+        on_returned(
+            inner,
+            res,
+            taken
+                .bufs_mut()
+                .drain(..)
+                .filter_map(WriteBuf::into_owned_chunk),
+        );
+        scratch.storages.borrow_mut().push(taken);
     } else {
-        let vecs = returned_gathered_vecs(completion, &inner.config.scratch);
-        on_returned(inner, res, vecs.into_iter());
+        on_returned(inner, res, std::iter::empty());
     }
 }
 
-/// [`on_result`] once the send's `Vec` chunks are back.
-fn on_returned(inner: &mut Inner, res: i32, vecs: impl Iterator<Item = Vec<u8>>) {
+/// [`on_result`] once the send's moved chunks are back.
+fn on_returned(inner: &mut Inner, res: i32, returned: impl Iterator<Item = Chunk>) {
     if inner.broken.is_some() || !inner.send.is_lent() {
         // The queue was dropped (abort or failure) while the send was in flight.
         return;
@@ -416,7 +418,10 @@ fn on_returned(inner: &mut Inner, res: i32, vecs: impl Iterator<Item = Vec<u8>>)
             inner.stats.short_sends += 1;
         }
     }
-    if !inner.send.finish(sent, vecs) {
+    let mut spares = inner.config.scratch.spares.borrow_mut();
+    let complete = inner.send.finish_recycling(sent, returned, &mut spares);
+    drop(spares);
+    if !complete {
         log::error!("fd {}: a send lost its buffers", inner.raw_fd);
         inner.fail(libc::EIO);
         return;

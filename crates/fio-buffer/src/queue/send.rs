@@ -10,7 +10,10 @@
 //! as [`SharedBuffer`]s and static slices are `Copy`, so lending them hands the operation a
 //! cheap clone while the queue keeps the original; a `Vec<u8>` cannot be cloned cheaply, so
 //! it moves into the operation and its slot records only its length until
-//! [`finish`](SendQueue::finish) puts it back. At most one send is lent at a time.
+//! [`finish`](SendQueue::finish) puts it back. [`lend_moving_into`](SendQueue::lend_moving_into)
+//! moves pooled [`Buffer`]s the same way, for a send that gives its buffers back on its one
+//! completion: no shared handle, no clone, and a fully sent buffer can become a spare
+//! ([`finish_recycling`](SendQueue::finish_recycling)). At most one send is lent at a time.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -115,7 +118,8 @@ impl fmt::Debug for Chunk {
 /// What a queue slot holds.
 enum Stored {
     Held(Chunk),
-    /// A `Vec` moved into the send in flight; only its length stays behind.
+    /// A `Vec` (or, lent by move, a `Buffer`) moved into the send in flight; only its length
+    /// stays behind.
     Lent(usize),
 }
 
@@ -176,9 +180,9 @@ pub struct SendQueue {
     bytes: usize,
     /// Front chunks lent to the send in flight (0 when none is).
     lent: usize,
-    /// How many of the lent chunks are `Vec`s moved into the send (0: the common case of
-    /// pooled and static chunks, whose completion has nothing to put back).
-    lent_vecs: usize,
+    /// How many of the lent chunks moved into the send (0: the case of shared and static
+    /// chunks only, whose completion has nothing to put back).
+    lent_moved: usize,
     /// Above this many queued bytes, writers should wait until the queue drains (fio-socket
     /// reports that as its `Event::Drained`, the reactor as `on_ready`).
     soft_limit: usize,
@@ -192,7 +196,7 @@ impl SendQueue {
             offset: 0,
             bytes: 0,
             lent: 0,
-            lent_vecs: 0,
+            lent_moved: 0,
             soft_limit,
         }
     }
@@ -487,23 +491,64 @@ impl SendQueue {
         count: usize,
         chunks: &mut Vec<Chunk>,
     ) -> Option<(usize, Option<SocketAddr>)> {
+        self.lend_with(count, chunks, false)
+    }
+
+    /// [`lend_into`](Self::lend_into), moving pooled [`Buffer`] chunks into the send as it
+    /// moves `Vec`s, instead of sharing them and lending a clone. For a send that gives every
+    /// moved chunk back with its one completion ([`finish_recycling`](Self::finish_recycling)
+    /// or, when no copy was queued, [`finish`](Self::finish)); a send that keeps its buffers past its
+    /// completion (zero-copy) must use [`lend`](Self::lend).
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, Chunk, PoolConfig, SendQueue, SpareBuffers};
+    /// let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(4096))?, 4);
+    /// let mut queue = SendQueue::new(1 << 20);
+    /// queue.push_copy_from(b"pong", &mut spares)?;
+    /// let mut chunks = Vec::new();
+    /// assert_eq!(queue.lend_moving_into(8, &mut chunks), Some((0, None)));
+    /// assert!(matches!(chunks[..], [Chunk::Buffer(_)]), "moved, not shared");
+    /// // The send took all 4 bytes and gave its buffer back: it is a spare again.
+    /// assert!(queue.finish_recycling(4, chunks.drain(..), &mut spares));
+    /// assert!(queue.is_empty());
+    /// assert_eq!(spares.len(), 1);
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    pub fn lend_moving_into(
+        &mut self,
+        count: usize,
+        chunks: &mut Vec<Chunk>,
+    ) -> Option<(usize, Option<SocketAddr>)> {
+        self.lend_with(count, chunks, true)
+    }
+
+    /// [`lend_into`](Self::lend_into), moving `Buffer`s when `move_buffers`.
+    #[inline]
+    fn lend_with(
+        &mut self,
+        count: usize,
+        chunks: &mut Vec<Chunk>,
+        move_buffers: bool,
+    ) -> Option<(usize, Option<SocketAddr>)> {
         chunks.clear();
         if self.lent > 0 || self.items.is_empty() {
             return None;
         }
         let count = count.clamp(1, self.items.len());
         let to = self.items.front().and_then(|item| item.to);
-        let mut vecs = 0;
+        let mut moved = 0;
         for item in self.items.iter_mut().take(count) {
             // A buffer still open for copies is closed now: the send holds a clone.
-            if let Stored::Held(Chunk::Buffer(_)) = item.stored
+            if !move_buffers
+                && let Stored::Held(Chunk::Buffer(_)) = item.stored
                 && let Stored::Held(open) = std::mem::replace(&mut item.stored, Stored::Lent(0))
             {
                 item.stored = Stored::Held(share(open));
             }
             let chunk = match &mut item.stored {
-                Stored::Held(Chunk::Vec(_)) => {
-                    vecs += 1;
+                Stored::Held(Chunk::Vec(_) | Chunk::Buffer(_)) => {
+                    moved += 1;
                     let len = item.stored.len();
                     match std::mem::replace(&mut item.stored, Stored::Lent(len)) {
                         Stored::Held(chunk) => chunk,
@@ -512,8 +557,7 @@ impl SendQueue {
                 }
                 Stored::Held(Chunk::Shared(shared)) => Chunk::Shared(shared.clone()),
                 Stored::Held(Chunk::Static(bytes)) => Chunk::Static(bytes),
-                // Every `Buffer` was shared just above.
-                Stored::Held(Chunk::Buffer(_)) | Stored::Lent(_) => break,
+                Stored::Lent(_) => break,
             };
             chunks.push(chunk);
         }
@@ -521,7 +565,7 @@ impl SendQueue {
             return None;
         }
         self.lent = chunks.len();
-        self.lent_vecs = vecs;
+        self.lent_moved = moved;
         Some((self.offset, to))
     }
 
@@ -530,10 +574,27 @@ impl SendQueue {
     /// came back than were lent; those slots can no longer be sent and the caller must treat
     /// the stream as broken (only a ring that lost an operation's buffers could cause it).
     pub fn finish(&mut self, sent: usize, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
+        let complete = self.restore(returned.into_iter().map(Chunk::Vec));
+        self.lent = 0;
+        self.lent_moved = 0;
+        self.advance(sent);
+        complete
+    }
+
+    /// [`finish`](Self::finish) for a send lent by
+    /// [`lend_moving_into`](Self::lend_moving_into): puts the moved chunks it gives back (in
+    /// order) into their slots, then advances past the `sent` bytes keeping fully sent
+    /// copies' buffers as `spares` ([`advance_recycling`](Self::advance_recycling)).
+    pub fn finish_recycling(
+        &mut self,
+        sent: usize,
+        returned: impl IntoIterator<Item = Chunk>,
+        spares: &mut SpareBuffers,
+    ) -> bool {
         let complete = self.restore(returned);
         self.lent = 0;
-        self.lent_vecs = 0;
-        self.advance(sent);
+        self.lent_moved = 0;
+        self.advance_recycling(sent, spares);
         complete
     }
 
@@ -548,7 +609,7 @@ impl SendQueue {
             self.lent.min(whole)
         };
         self.lent = 0;
-        self.lent_vecs = 0;
+        self.lent_moved = 0;
         let mut dropped = 0;
         for _ in 0..count {
             if let Some(item) = self.items.pop_front() {
@@ -626,14 +687,14 @@ impl SendQueue {
         self.offset = 0;
         self.bytes = 0;
         self.lent = 0;
-        self.lent_vecs = 0;
+        self.lent_moved = 0;
         dropped
     }
 
-    /// Puts returned vectors into the lent slots, in order.
-    fn restore(&mut self, returned: impl IntoIterator<Item = Vec<u8>>) -> bool {
-        // Pooled and static chunks were lent as clones: no slot waits for anything.
-        if self.lent_vecs == 0 {
+    /// Puts returned moved chunks into the lent slots, in order.
+    fn restore(&mut self, returned: impl IntoIterator<Item = Chunk>) -> bool {
+        // Shared and static chunks were lent as clones: no slot waits for anything.
+        if self.lent_moved == 0 {
             return true;
         }
         let mut returned = returned.into_iter();
@@ -641,7 +702,9 @@ impl SendQueue {
         for item in self.items.iter_mut().take(self.lent) {
             if let Stored::Lent(len) = item.stored {
                 match returned.next() {
-                    Some(vec) if vec.len() == len => item.stored = Stored::Held(Chunk::Vec(vec)),
+                    Some(chunk @ (Chunk::Vec(_) | Chunk::Buffer(_))) if chunk.len() == len => {
+                        item.stored = Stored::Held(chunk);
+                    }
                     _ => complete = false,
                 }
             }
@@ -873,6 +936,44 @@ mod tests {
         );
         drop(lent);
         assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn buffers_lent_by_move_come_back_and_resume_after_a_short_send() {
+        let pool = BufferPool::new(PoolConfig::new(4)).unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(100);
+        queue.push_copy_from(b"abcdef", &mut spares).unwrap();
+        queue.push(Chunk::from(b"gh".to_vec()));
+        let mut chunks = Vec::new();
+        assert_eq!(queue.lend_moving_into(8, &mut chunks), Some((0, None)));
+        assert_eq!(chunks.len(), 3);
+        assert!(queue.lend_moving_into(8, &mut Vec::new()).is_none());
+        // Copies queued while the send is in flight never land in a lent buffer.
+        queue.push_copy_from(b"ij", &mut spares).unwrap();
+        assert!(queue.finish_recycling(5, chunks.drain(..), &mut spares));
+        assert_eq!(spares.len(), 1, "the fully sent buffer is a spare");
+        let mut rest = Vec::new();
+        let (offset, _) = queue.lend_moving_into(8, &mut chunks).unwrap();
+        for (index, chunk) in chunks.iter().enumerate() {
+            rest.extend_from_slice(&chunk.bytes()[if index == 0 { offset } else { 0 }..]);
+        }
+        assert_eq!(rest, b"fghij");
+        assert!(queue.finish_recycling(5, chunks.drain(..), &mut spares));
+        assert!(queue.is_empty());
+        drop(spares);
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn a_lost_moved_buffer_is_reported() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut spares = SpareBuffers::new(pool, 4);
+        let mut queue = SendQueue::new(100);
+        queue.push_copy_from(b"gone", &mut spares).unwrap();
+        let mut chunks = Vec::new();
+        queue.lend_moving_into(1, &mut chunks).unwrap();
+        assert!(!queue.finish_recycling(0, Vec::new(), &mut spares));
     }
 
     #[test]
