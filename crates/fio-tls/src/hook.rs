@@ -591,6 +591,13 @@ impl TlsHook {
         } = self;
         // Whatever happens next may leave rustls with work (a full sink, the step bound).
         flow.idle = false;
+        // A read with nothing held takes the first received buffer before asking rustls: asked
+        // with nothing, rustls would only answer `WriteTraffic` (once per request) and the
+        // walk would come back for the buffer anyway. rustls holds no part of an earlier
+        // input then (everything given to it was discarded), so nothing is skipped.
+        if feed && input.len() == 0 && flow.ready {
+            input.refill(wire)?;
+        }
         for _ in 0..STEPS {
             if feed && *copied == sink.len() && flow.plain.len() > 0 {
                 return Ok(());
