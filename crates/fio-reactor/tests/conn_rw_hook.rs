@@ -1,7 +1,8 @@
 //! Read/write hooks: a XOR "cipher" with length-prefixed records on the wire, on the server
 //! and on a reactor client. Data passes through the hook both ways, written bytes wait in the
 //! hook until its flush, a graceful close is delayed for a final record, a hook replaces
-//! itself from inside, and every hook's cleanup (its `Drop`) runs exactly once.
+//! itself from inside, every hook's cleanup (its `Drop`) runs exactly once, and a hook whose
+//! writes hold nothing (`wants_flush`) is not flushed for them.
 
 mod util;
 
@@ -471,6 +472,8 @@ struct InPlace {
     held: Option<(fio_reactor::Buffer, usize)>,
     /// Send buffers queued.
     sent_buffers: Arc<AtomicUsize>,
+    /// `flush` calls: none, as its writes hold nothing (`wants_flush`).
+    flushes: Arc<AtomicUsize>,
 }
 
 impl RwHook for InPlace {
@@ -509,6 +512,16 @@ impl RwHook for InPlace {
         Ok(())
     }
 
+    fn flush(&mut self, _io: &mut HookIo<'_>) -> io::Result<usize> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(0)
+    }
+
+    fn wants_flush(&self) -> bool {
+        // Every write went to the send queue at once.
+        false
+    }
+
     fn buffered(&self) -> usize {
         self.held
             .as_ref()
@@ -520,11 +533,13 @@ impl RwHook for InPlace {
 fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() {
     let reactor = reactor(1);
     let sent_buffers = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&sent_buffers);
+    let flushes = Arc::new(AtomicUsize::new(0));
+    let (counter, flush_counter) = (Arc::clone(&sent_buffers), Arc::clone(&flushes));
     let (_listener, addr) = listen_local(&reactor, move |uuid| {
         let hook = InPlace {
             held: None,
             sent_buffers: Arc::clone(&counter),
+            flushes: Arc::clone(&flush_counter),
         };
         fio_reactor::rw_hook_set(uuid, hook).unwrap();
         fio_reactor::attach(uuid, Echo).unwrap();
@@ -550,11 +565,17 @@ fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() 
             echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
         }
         writer.join().unwrap();
+        // Every write is echoed: none of them asked for a flush.
+        let flushed = flushes.load(Ordering::SeqCst);
         stopper.stop();
-        (echoed, message)
+        (echoed, message, flushed)
     });
     start_bounded(&reactor).unwrap();
-    let (echoed, message) = client.join().unwrap();
+    let (echoed, message, flushed) = client.join().unwrap();
     assert!(echoed == message, "the echo came back byte-exact");
     assert!(sent_buffers.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        flushed, 0,
+        "a hook whose writes hold nothing is not flushed"
+    );
 }

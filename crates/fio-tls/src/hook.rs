@@ -274,8 +274,8 @@ struct Flow {
     /// The send buffer being filled.
     out: Option<Buffer>,
     /// Filled records, in order, for the send queue. They are sent when the hook returns
-    /// from anything but `write`: a write may be urgent, and TLS records can't jump the
-    /// queue.
+    /// from anything but `write` (a lent write is never urgent and sends them at once): a
+    /// write may be urgent, and TLS records can't jump the queue.
     sealed: VecDeque<Chunk>,
     /// The handshake has ended.
     ready: bool,
@@ -803,7 +803,11 @@ impl TlsHook {
         let mut lent = data;
         self.pump(io, false, &mut [], &mut lent)?;
         if lent.is_empty() {
-            Ok(())
+            // A lent write is never urgent, so its records go to the send queue now rather
+            // than at the end of the tick: once rustls has settled, nothing is left for a
+            // flush to do (see `wants_flush`), and the reactor skips that call.
+            self.flow.seal();
+            self.send_sealed(io)
         } else {
             // rustls had something else to do first (a key update): the rest waits.
             self.write_to(io, Chunk::Vec(lent.to_vec()))
@@ -883,6 +887,12 @@ impl RwHook for TlsHook {
 
     fn pending(&self) -> usize {
         self.flow.early.len() + self.flow.sealed.len() + usize::from(self.flow.out.is_some())
+    }
+
+    fn wants_flush(&self) -> bool {
+        // Records or plaintext held, or rustls not settled (a key update, an alert): the
+        // flush sends or finishes them.
+        !self.flow.idle || self.pending() > 0
     }
 }
 

@@ -37,7 +37,8 @@ use crate::uuid::Uuid;
 /// - `write`: whenever the protocol (or any thread, routed to the owner) writes;
 ///   `write_borrowed` instead for [`write`](crate::write()) on the owning thread with nothing
 ///   queued behind a file.
-/// - `flush`: at the end of every tick in which the hook was written to, again on later ticks
+/// - `flush`: at the end of every tick in which the hook was written to (unless
+///   [`wants_flush`](Self::wants_flush) said after each such write that it holds nothing), again on later ticks
 ///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
 ///   it reports bytes held, and on [`flush`](crate::flush()); once the connection is
 ///   closing, also whenever raw bytes arrive (`on_data` no longer runs then, and a hook may
@@ -151,6 +152,14 @@ pub trait RwHook: Any + Send {
     /// is 0. (No facil.io equivalent; its `fio_read` simply missed such bytes.)
     fn buffered(&self) -> usize {
         0
+    }
+
+    /// Whether the end of the tick must call [`flush`](Self::flush), asked right after each
+    /// `write` and `write_borrowed`. The default, `true`, flushes every tick the hook was
+    /// written to. A hook that hands everything to the send queue during the write itself,
+    /// and so holds nothing a flush would send or finish, returns `false` to skip that call.
+    fn wants_flush(&self) -> bool {
+        true
     }
 
     /// Writes the hook holds and has not handed to the send queue yet (plaintext waiting
@@ -432,23 +441,35 @@ pub(crate) fn read(local: &Local, uuid: Uuid, buf: &mut [u8]) -> io::Result<usiz
 /// (The caller checks that the connection isn't closing: a file still being sent when the
 /// close came keeps writing until it is done.)
 pub(crate) fn write(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
-    let written = call(local, uuid, "rw hook write", urgent, |hook, io| {
-        hook.write(io, chunk)
+    let (written, flush) = call(local, uuid, "rw hook write", urgent, |hook, io| {
+        let written = hook.write(io, chunk);
+        (written, wants_flush(hook, io))
     })
-    .unwrap_or_else(|| Err(panicked()));
-    local.conns.borrow_mut().schedule_flush(uuid);
+    .unwrap_or_else(|| (Err(panicked()), true));
+    if flush {
+        local.conns.borrow_mut().schedule_flush(uuid);
+    }
     written
 }
 
 /// The protocol's borrowed write through the hook; the hook's flush follows at the end of the
 /// tick. (The caller checked that the connection isn't closing.)
 pub(crate) fn write_borrowed(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
-    let written = call(local, uuid, "rw hook write", false, |hook, io| {
-        hook.write_borrowed(io, data)
+    let (written, flush) = call(local, uuid, "rw hook write", false, |hook, io| {
+        let written = hook.write_borrowed(io, data);
+        (written, wants_flush(hook, io))
     })
-    .unwrap_or_else(|| Err(panicked()));
-    local.conns.borrow_mut().schedule_flush(uuid);
+    .unwrap_or_else(|| (Err(panicked()), true));
+    if flush {
+        local.conns.borrow_mut().schedule_flush(uuid);
+    }
     written
+}
+
+/// Whether a write leaves the hook to flush at the end of the tick: always when it asked for
+/// its replacement (the next hook has not said).
+fn wants_flush(hook: &dyn RwHook, io: &HookIo<'_>) -> bool {
+    io.replacement.is_some() || hook.wants_flush()
 }
 
 /// The hook's `before_close`; `None` when there is no hook or it panicked.
