@@ -805,7 +805,17 @@ impl TlsHook {
         if lent.is_empty() {
             // A lent write is never urgent, so its records go to the send queue now rather
             // than at the end of the tick: once rustls has settled, nothing is left for a
-            // flush to do (see `wants_flush`), and the reactor skips that call.
+            // flush to do (see `wants_flush`), and the reactor skips that call. The common
+            // case, one send buffer and nothing sealed before it, skips the sealed queue.
+            if self.flow.sealed.is_empty()
+                && let Some(out) = self.flow.out.take()
+            {
+                return if out.is_empty() {
+                    Ok(())
+                } else {
+                    io.send(Chunk::Buffer(out))
+                };
+            }
             self.flow.seal();
             self.send_sealed(io)
         } else {
