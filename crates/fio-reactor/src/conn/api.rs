@@ -255,13 +255,24 @@ fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Err
 /// ```
 pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     // The common case, a protocol reading its own hook-less connection: one lookup.
-    if let Some(Some(read)) = Local::with_this_thread(|local| read_plain(local, uuid, buf)) {
-        return read;
-    }
-    let Route::Here(local) = route(uuid)? else {
-        return Err(Error::ForeignThread(uuid));
+    let hooked_here = match Local::with_this_thread(|local| read_plain(local, uuid, buf)).flatten()
+    {
+        Some(PlainRead::Done(read)) => return read,
+        // Its own connection through a hook (TLS): the same lookup found both.
+        Some(PlainRead::Hooked) => Local::on_this_thread(),
+        _ => None,
     };
-    let count = if hook::has_hook(&local, uuid) {
+    let (local, hooked) = match hooked_here {
+        Some(local) => (local, true),
+        None => {
+            let Route::Here(local) = route(uuid)? else {
+                return Err(Error::ForeignThread(uuid));
+            };
+            let hooked = hook::has_hook(&local, uuid);
+            (local, hooked)
+        }
+    };
+    let count = if hooked {
         hook::read(&local, uuid, buf)
     } else {
         local.engine.borrow_mut().read(uuid, buf)
@@ -289,24 +300,32 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
     Ok(count)
 }
 
+/// What [`read_plain`] found.
+enum PlainRead {
+    /// The read is done.
+    Done(Result<usize, Error>),
+    /// A connection this thread owns, with a read/write hook.
+    Hooked,
+}
+
 /// [`read`] on a connection this thread owns and that has no read/write hook, with the one
-/// lookup that finds it; `None` for the general path (not here, a hook, or the thread's
-/// tables busy). Runs no user code.
-fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+/// lookup that finds it; `Hooked` for one of this thread's with a hook; `None` for the
+/// general path (not here, or the thread's tables busy). Runs no user code.
+fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<PlainRead> {
     let mut conns = local.conns.try_borrow_mut().ok()?;
     let conn = conns.map.get_mut(&uuid)?;
     if conn.hook.is_some() {
-        return None;
+        return Some(PlainRead::Hooked);
     }
     let mut engine = local.engine.try_borrow_mut().ok()?;
-    Some(match engine.read_or_eof(uuid, buf) {
+    Some(PlainRead::Done(match engine.read_or_eof(uuid, buf) {
         Ok(Some(count)) => {
             conn.read_total += count as u64;
             Ok(count)
         }
         Ok(None) => Err(Error::Eof(uuid)),
         Err(error) => Err(engine_error(uuid, error)),
-    })
+    }))
 }
 
 /// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the

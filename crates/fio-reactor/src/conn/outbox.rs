@@ -315,18 +315,14 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
 }
 
 /// [`write`] of a copy of `data` when this thread owns `uuid` (`None` otherwise, for the
-/// caller to route). The common case, no hook and nothing waiting in the outbox, goes
-/// straight into the engine's pooled send buffers ([`write_copy_plain`], which allocates
-/// nothing and runs no user code, so callers try it first with the thread borrowed); a hook
+/// caller to route), for the cases [`write_copy_plain`] leaves: its caller tries that
+/// first, with the thread borrowed (it allocates nothing and runs no user code). A hook
 /// gets the bytes lent to its [`write_borrowed`](crate::RwHook::write_borrowed); behind a
 /// waiting outbox they queue as an owned chunk.
 ///
 /// # Errors
 /// As [`write`].
 pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
-    if let Some(written) = write_copy_plain(local, uuid, data) {
-        return Some(written);
-    }
     let (direct, hooked) = {
         let conns = local.conns.borrow();
         let conn = conns.map.get(&uuid)?;
