@@ -38,12 +38,12 @@ use crate::uuid::Uuid;
 ///   `write_borrowed` instead for [`write`](crate::write()) on the owning thread with nothing
 ///   queued behind a file.
 /// - `flush`: at the end of every tick in which the hook was written to (unless
-///   [`wants_flush`](Self::wants_flush) said after each such write that it holds nothing), again on later ticks
-///   (when the send queue drains, or at the latest on the once-a-second timeout sweep) while
-///   it reports bytes held, and on [`flush`](crate::flush()); once the connection is
-///   closing, also whenever raw bytes arrive (`on_data` no longer runs then, and a hook may
-///   need the peer's bytes to finish, as TLS does a handshake). A flush may take raw bytes
-///   too: what it leaves [`buffered`](Self::buffered) gets an `on_data`.
+///   [`wants_flush`](Self::wants_flush) said after each such write that it holds nothing),
+///   again on later ticks (when the send queue drains, or at the latest on the once-a-second
+///   timeout sweep) while it reports bytes held, and on [`flush`](crate::flush()); once the
+///   connection is closing, also whenever raw bytes arrive (`on_data` no longer runs then, and
+///   a hook may need the peer's bytes to finish, as TLS does a handshake). A flush may take
+///   raw bytes too: what it leaves [`buffered`](Self::buffered) gets an `on_data`.
 /// - `before_close`: once, on the first graceful close; returning `true` delays the close
 ///   until `flush` reports nothing held (bounded by the 8-second grace period, after which
 ///   the connection is closed abruptly). An abortive close ([`force_close`](crate::force_close),
