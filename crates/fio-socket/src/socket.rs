@@ -354,11 +354,15 @@ impl Socket {
     /// - [`Error::Broken`] when nothing is buffered and the socket failed.
     /// - [`Error::Ring`]/[`Error::Pool`] when resuming the receive fails.
     pub fn receive(&self, ring: &mut Ring, buf: &mut [u8], wait_all: bool) -> Result<usize, Error> {
-        self.with_receive(ring, |inner| {
+        self.with_receive(ring, |inner, ring| {
             if inner.config.message {
                 inner.recv.read_datagram(buf).map_or(0, |(count, _)| count)
             } else {
-                inner.recv.read(buf, wait_all)
+                // Emptied buffers go back to the ring's buffer group for the next receive,
+                // not through the pool.
+                inner
+                    .recv
+                    .read_with(buf, wait_all, |emptied| ring.recycle_buffer(emptied))
             }
         })
     }
@@ -369,7 +373,7 @@ impl Socket {
     /// # Errors
     /// As [`receive`](Self::receive).
     pub fn receive_buffer(&self, ring: &mut Ring) -> Result<Option<Buffer>, Error> {
-        self.with_receive(ring, |inner| inner.recv.take_buffer())
+        self.with_receive(ring, |inner, _| inner.recv.take_buffer())
     }
 
     /// Takes one received datagram and its sender out without copying (message mode; the
@@ -382,7 +386,7 @@ impl Socket {
         &self,
         ring: &mut Ring,
     ) -> Result<Option<(Buffer, Option<SocketAddr>)>, Error> {
-        self.with_receive(ring, |inner| inner.recv.take_datagram())
+        self.with_receive(ring, |inner, _| inner.recv.take_datagram())
     }
 
     /// Copies one received datagram into `buf` (cut to fit) and returns its length and
@@ -395,20 +399,20 @@ impl Socket {
         ring: &mut Ring,
         buf: &mut [u8],
     ) -> Result<Option<(usize, Option<SocketAddr>)>, Error> {
-        self.with_receive(ring, |inner| inner.recv.read_datagram(buf))
+        self.with_receive(ring, |inner, _| inner.recv.read_datagram(buf))
     }
 
     /// Runs a receive-queue read, then resumes a paused receive if the queue drained.
     fn with_receive<T: Empty>(
         &self,
         ring: &mut Ring,
-        read: impl FnOnce(&mut Inner) -> T,
+        read: impl FnOnce(&mut Inner, &mut Ring) -> T,
     ) -> Result<T, Error> {
         let mut inner = self.shared.borrow_mut();
         if inner.lifecycle != Lifecycle::Open {
             return Err(Error::Closed);
         }
-        let value = read(&mut inner);
+        let value = read(&mut inner, ring);
         if value.is_empty()
             && let Some(errno) = inner.broken
         {

@@ -215,9 +215,25 @@ impl RecvQueue {
         self.read_with(out, wait_all, |buffer| spares.give(buffer))
     }
 
-    /// [`read`](Self::read), handing each buffer it empties to `emptied`.
+    /// [`read`](Self::read), handing each buffer it empties to `emptied` (a cache the next
+    /// receive draws from, say) instead of dropping it.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, RecvQueue, WaterMarks};
+    /// let pool = BufferPool::new(PoolConfig::new(4096))?;
+    /// let mut queue = RecvQueue::new(WaterMarks::default());
+    /// let mut buffer = pool.take()?;
+    /// buffer.extend_from_slice(b"ping");
+    /// queue.push(buffer);
+    /// let mut kept = Vec::new();
+    /// let mut out = [0u8; 8];
+    /// assert_eq!(queue.read_with(&mut out, false, |emptied| kept.push(emptied)), 4);
+    /// assert_eq!(kept.len(), 1);
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
     #[inline]
-    fn read_with(
+    pub fn read_with(
         &mut self,
         out: &mut [u8],
         wait_all: bool,
