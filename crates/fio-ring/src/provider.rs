@@ -285,6 +285,9 @@ impl BufferProvider {
     }
 
     /// Writes `buffer` under `bid` at the local tail (not yet visible to the kernel).
+    ///
+    /// Inlined: every receive stages one buffer, and the call cost as much as the writes.
+    #[inline]
     fn stage(&mut self, bid: u16, mut buffer: Buffer) {
         buffer.clear();
         let entry = self.memory.entry(self.tail & self.mask);
