@@ -167,7 +167,9 @@ pub struct SocketStats {
 }
 
 impl Inner {
-    /// Queues an event, folding consecutive `Readable`s into the latest count.
+    /// Queues an event, folding consecutive `Readable`s into the latest count. Inlined: a
+    /// receive and a send completion each queue one, and the call cost as much as the push.
+    #[inline]
     pub(crate) fn push_event(&mut self, event: Event) {
         if let (Some(Event::Readable { buffered }), Event::Readable { buffered: latest }) =
             (self.events.back_mut(), event)
