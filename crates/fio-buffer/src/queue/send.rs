@@ -515,6 +515,7 @@ impl SendQueue {
     /// assert_eq!(spares.len(), 1);
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
+    #[inline]
     pub fn lend_moving_into(
         &mut self,
         count: usize,
@@ -534,6 +535,22 @@ impl SendQueue {
         chunks.clear();
         if self.lent > 0 || self.items.is_empty() {
             return None;
+        }
+        // The usual send (a reply per request): one queued copy, moved. No loop, and no
+        // destination to look up (a stream has none).
+        if move_buffers
+            && (count <= 1 || self.items.len() == 1)
+            && let Some(item) = self.items.front_mut()
+            && let Stored::Held(Chunk::Buffer(_) | Chunk::Vec(_)) = item.stored
+            && item.to.is_none()
+        {
+            let len = item.stored.len();
+            if let Stored::Held(chunk) = std::mem::replace(&mut item.stored, Stored::Lent(len)) {
+                chunks.push(chunk);
+                self.lent = 1;
+                self.lent_moved = 1;
+                return Some((self.offset, None));
+            }
         }
         let count = count.clamp(1, self.items.len());
         let to = self.items.front().and_then(|item| item.to);
