@@ -527,11 +527,13 @@ impl Socket {
     }
 
     /// Bytes received and not yet read.
+    #[inline]
     pub fn buffered(&self) -> usize {
         self.shared.borrow().recv.len()
     }
 
     /// Bytes queued and not yet sent.
+    #[inline]
     pub fn queued(&self) -> usize {
         self.shared.borrow().send.len()
     }
@@ -620,6 +622,7 @@ impl Socket {
     }
 
     /// Whether the peer ended its stream.
+    #[inline]
     pub fn is_eof(&self) -> bool {
         self.shared.borrow().eof
     }
