@@ -290,6 +290,7 @@ impl Completion {
 
     /// The source of a write or send, advanced past the bytes written: after a short write
     /// it still holds the rest.
+    #[inline]
     pub fn take_write_buf(&mut self) -> Option<WriteBuf> {
         // Looked at before it is taken: taking and putting back moves the resources twice.
         if !matches!(*self.resources, Resources::Write(_)) {

@@ -433,6 +433,7 @@ impl Socket {
     /// - [`Error::Closed`] after a close; [`Error::Broken`] after an error (the spec's
     ///   `-EPIPE`).
     /// - [`Error::Pool`] when the outbound pool cannot hold the copy (nothing is queued).
+    #[inline]
     pub fn transmit(&self, ring: &mut Ring, data: &[u8]) -> Result<(), Error> {
         crate::outbound::transmit_copy(&self.shared, ring, data, None)
     }
