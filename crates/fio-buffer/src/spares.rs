@@ -105,6 +105,34 @@ impl SpareBuffers {
         }
     }
 
+    /// Keeps `buffer`, emptied, as a spare when it belongs to this pool and the limit leaves
+    /// room; otherwise hands it back untouched, for its caller to place elsewhere (another
+    /// thread-local cache, or its pool by dropping it).
+    ///
+    /// # Errors
+    /// - `Err(buffer)` when it is another pool's or the spares are at their limit.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, SpareBuffers};
+    /// let ours = BufferPool::new(PoolConfig::new(4096))?;
+    /// let theirs = BufferPool::new(PoolConfig::new(4096))?;
+    /// let mut spares = SpareBuffers::new(ours.clone(), 4);
+    /// assert!(spares.try_give(ours.take()?).is_ok());
+    /// assert!(spares.try_give(theirs.take()?).is_err(), "not this pool's");
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_give(&mut self, mut buffer: Buffer) -> Result<(), Buffer> {
+        if self.spares.len() < self.limit && buffer.is_from(&self.pool) {
+            buffer.clear();
+            self.spares.push(buffer);
+            Ok(())
+        } else {
+            Err(buffer)
+        }
+    }
+
     /// Spares held now.
     pub fn len(&self) -> usize {
         self.spares.len()

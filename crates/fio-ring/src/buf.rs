@@ -178,6 +178,7 @@ impl WriteBuf {
     }
 
     /// Marks `count` more bytes as written (clamped to what remains).
+    #[inline]
     pub fn advance(&mut self, count: usize) {
         self.consumed = (self.consumed + count).min(self.all().len());
     }
@@ -212,6 +213,7 @@ impl WriteBuf {
     /// assert_eq!(owned.bytes(), b"hello");
     /// assert!(WriteBuf::from(&b"static"[..]).into_owned_chunk().is_none());
     /// ```
+    #[inline]
     pub fn into_owned_chunk(self) -> Option<Chunk> {
         match self.source {
             Source::Pooled(buffer) => Some(Chunk::Buffer(buffer)),
@@ -220,6 +222,7 @@ impl WriteBuf {
         }
     }
 
+    #[inline]
     fn all(&self) -> &[u8] {
         match &self.source {
             Source::Pooled(buffer) => buffer,
@@ -230,6 +233,7 @@ impl WriteBuf {
     }
 
     /// The unwritten bytes' address and length (capped at `u32::MAX`).
+    #[inline]
     pub(crate) fn pending(&self) -> (*const u8, u32) {
         let pending = &self.all()[self.consumed..];
         (pending.as_ptr(), clamp_len(pending.len()))

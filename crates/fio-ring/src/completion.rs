@@ -153,6 +153,7 @@ impl Completion {
     ///
     /// A buffer from [`Op::recvmsg_multishot`](crate::Op::recvmsg_multishot) starts with the
     /// kernel's header and address area: use [`take_datagram`](Self::take_datagram) there.
+    #[inline]
     pub fn take_buffer(&mut self) -> Option<Buffer> {
         if let Resources::RecvMessage(message) = &mut *self.resources {
             return match message.buf.take() {
@@ -163,8 +164,16 @@ impl Completion {
                 }
             };
         }
+        // Looked at before it is taken: nothing is moved out and back when there is no buffer.
+        if !matches!(
+            *self.resources,
+            Resources::Selected(_) | Resources::Read(IoBuf::Pooled(_))
+        ) {
+            return None;
+        }
         match mem::take(&mut *self.resources) {
             Resources::Selected(buffer) | Resources::Read(IoBuf::Pooled(buffer)) => Some(buffer),
+            // Not reached: checked above; kept whole rather than dropped.
             other => {
                 *self.resources = other;
                 None
@@ -281,6 +290,7 @@ impl Completion {
 
     /// The source of a write or send, advanced past the bytes written: after a short write
     /// it still holds the rest.
+    #[inline]
     pub fn take_write_buf(&mut self) -> Option<WriteBuf> {
         // Looked at before it is taken: taking and putting back moves the resources twice.
         if !matches!(*self.resources, Resources::Write(_)) {

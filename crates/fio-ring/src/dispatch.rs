@@ -8,7 +8,7 @@ use io_uring::cqueue;
 
 use crate::completion::Completion;
 use crate::features::OpKind;
-use crate::handler::CompletionHead;
+use crate::handler::{CompletionHead, StoredHandler};
 use crate::inflight::{IGNORED_USER_DATA, OpId};
 use crate::ops::Resources;
 use crate::ring::{RawCqe, Receiver, Ring};
@@ -70,6 +70,20 @@ impl Ring {
             return false;
         };
         let more = cqueue::more(cqe.flags);
+        // The hot case, one per received buffer: more data of a multishot receive. Nothing
+        // to re-arm, starve or finish: take the buffer and run the handler.
+        if more && slot.kind == OpKind::RecvMultishot && slot.receiver == Receiver::User {
+            let group = slot.group;
+            let handler = slot.handler.take();
+            return self.run_handler(
+                id,
+                OpKind::RecvMultishot,
+                cqe.res,
+                cqe.flags,
+                group,
+                handler,
+            );
+        }
         let mut res = cqe.res;
         let mut is_final = !more;
         let mut rearm = false;
@@ -129,15 +143,30 @@ impl Ring {
             None
         };
         let kind = slot.kind;
-        let mut handler = if is_final { None } else { slot.handler.take() };
+        let handler = if is_final { None } else { slot.handler.take() };
         if let Some(entry) = rearm_entry {
             self.stage_one(&entry);
         }
         if is_final {
             return self.complete(id, res, cqe.flags, group);
         }
+        self.run_handler(id, kind, res, cqe.flags, group, handler)
+    }
+
+    /// Runs `handler` (taken out of `id`'s slot) with a completion that is not the final one,
+    /// then puts it back.
+    #[inline(always)]
+    fn run_handler(
+        &mut self,
+        id: OpId,
+        kind: OpKind,
+        res: i32,
+        flags: u32,
+        group: Option<u16>,
+        mut handler: Option<StoredHandler>,
+    ) -> bool {
         // A buffer picked from a group leaves the provider now, whatever happens next.
-        let resources = match self.select(group, cqe.flags, res) {
+        let resources = match self.select(group, flags, res) {
             Some(buffer) => Resources::Selected(buffer),
             None => Resources::None,
         };
@@ -145,7 +174,7 @@ impl Ring {
             Some(handler) => {
                 handler.call(
                     self,
-                    Completion::new(id, kind, res, cqe.flags, false, resources),
+                    Completion::new(id, kind, res, flags, false, resources),
                 );
                 true
             }

@@ -30,11 +30,34 @@ use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver};
 /// # Errors
 /// - [`Error::Ring`] when the ring refuses the receive; [`Error::Pool`] when a file-mode read
 ///   finds no buffer (the receive stays idle until the next call).
+///
+/// Called after every receive completion and every read, nearly always to find an armed
+/// multishot receive with room below the low-water mark: that answer is inlined, the rest
+/// is [`arm_changed`].
+#[inline]
 pub(crate) fn arm(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
-    let receiving = inner.lifecycle == Lifecycle::Open
+    if matches!(inner.inbound, Inbound::Multishot(_))
+        && is_receiving(inner)
+        && inner.recv.is_below_low_water()
+    {
+        return Ok(());
+    }
+    arm_changed(shared, inner, ring)
+}
+
+/// Whether the socket should have a receive armed (water marks aside).
+#[inline]
+fn is_receiving(inner: &Inner) -> bool {
+    inner.lifecycle == Lifecycle::Open
         && !inner.receive_paused
         && !inner.eof
-        && (inner.broken.is_none() || inner.config.message);
+        && (inner.broken.is_none() || inner.config.message)
+}
+
+/// [`arm`] when the inbound side may have to change.
+#[inline(never)]
+fn arm_changed(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result<(), Error> {
+    let receiving = is_receiving(inner);
     match inner.inbound {
         Inbound::Multishot(id) if !receiving || !inner.recv.is_below_low_water() => {
             if receiving {

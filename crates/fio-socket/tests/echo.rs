@@ -77,6 +77,48 @@ fn copying_receive_honours_wait_all() {
 }
 
 #[test]
+fn a_copying_receive_hands_emptied_buffers_back_to_the_group() {
+    let mut harness = Harness::new(4096, 16);
+    let (ours, mut peer) = tcp_pair();
+    let (_events, handler) = recorder();
+    let socket = harness.open(ours, handler);
+    let group = harness.group;
+    let spares = |ring: &fio_ring::Ring| ring.buffer_group(group).map_or(0, |g| g.spares());
+    assert_eq!(spares(&harness.ring), 0);
+    let mut received = Vec::new();
+    let mut buf = [0u8; 3];
+    for round in 0..20u8 {
+        let message = [round; 5];
+        peer.write_all(&message).unwrap();
+        harness.run_until(10, |_| socket.buffered() >= 5);
+        // Read in pieces: only the read that empties a buffer gives it back.
+        while socket.buffered() > 0 {
+            let count = socket.receive(&mut harness.ring, &mut buf, false).unwrap();
+            received.extend_from_slice(&buf[..count]);
+        }
+        assert!(
+            spares(&harness.ring) <= 1,
+            "a spare is staged by the next receive"
+        );
+    }
+    assert_eq!(
+        spares(&harness.ring),
+        1,
+        "the last emptied buffer waits as a spare"
+    );
+    let expected: Vec<u8> = (0..20u8).flat_map(|round| [round; 5]).collect();
+    assert_eq!(received, expected, "no byte lost or reordered");
+    let provider = harness.ring.buffer_group(group).unwrap();
+    assert_eq!(
+        harness.inbound.stats().in_use,
+        provider.available() + provider.spares(),
+        "every buffer is lent to the kernel or held as a spare"
+    );
+    socket.abort(&mut harness.ring).unwrap();
+    harness.run_until_idle();
+}
+
+#[test]
 fn a_handler_may_close_its_socket_from_inside_an_event() {
     let mut harness = Harness::new(4096, 16);
     let (ours, mut peer) = tcp_pair();

@@ -62,14 +62,17 @@ impl Default for WaterMarks {
     }
 }
 
-/// One received buffer and the bytes of it already read.
+/// One received buffer and the bytes of it already read. A datagram's sender is kept apart
+/// (see [`RecvQueue::senders`]), so the entry a stream moves per receive and per read stays
+/// 40 bytes instead of 72.
 struct Segment {
     buffer: Buffer,
     /// Bytes at the front already copied out.
     start: usize,
-    /// The sender of a datagram.
-    from: Option<SocketAddr>,
 }
+
+// Moved once per receive and once per read: keep it to the buffer handle and a cursor.
+const _: () = assert!(std::mem::size_of::<Segment>() <= 40);
 
 impl Segment {
     #[inline]
@@ -108,6 +111,9 @@ impl Segment {
 /// ```
 pub struct RecvQueue {
     segments: VecDeque<Segment>,
+    /// The senders of the queued segments, front first: empty while no datagram is queued
+    /// (a stream never fills it), else exactly one per segment (`None` for stream bytes).
+    senders: VecDeque<Option<SocketAddr>>,
     bytes: usize,
     marks: WaterMarks,
 }
@@ -117,6 +123,7 @@ impl RecvQueue {
     pub fn new(marks: WaterMarks) -> Self {
         Self {
             segments: VecDeque::new(),
+            senders: VecDeque::new(),
             bytes: 0,
             marks,
         }
@@ -129,21 +136,34 @@ impl RecvQueue {
             return;
         }
         self.bytes += buffer.len();
-        self.segments.push_back(Segment {
-            buffer,
-            start: 0,
-            from: None,
-        });
+        self.segments.push_back(Segment { buffer, start: 0 });
+        if !self.senders.is_empty() {
+            self.senders.push_back(None);
+        }
     }
 
     /// Appends one datagram from `from` (empty datagrams are kept: they are messages too).
     pub fn push_datagram(&mut self, buffer: Buffer, from: Option<SocketAddr>) {
+        // The first sender of a queue also gives the segments ahead of it theirs (none).
+        if self.senders.is_empty() {
+            self.senders.resize(self.segments.len(), None);
+        }
         self.bytes += buffer.len();
-        self.segments.push_back(Segment {
-            buffer,
-            start: 0,
-            from,
-        });
+        self.segments.push_back(Segment { buffer, start: 0 });
+        self.senders.push_back(from);
+    }
+
+    /// Takes the front segment out with its sender.
+    #[inline]
+    fn pop_front(&mut self) -> Option<(Segment, Option<SocketAddr>)> {
+        let segment = self.segments.pop_front()?;
+        // Never-taken branch on a stream: `senders` is empty.
+        let from = if self.senders.is_empty() {
+            None
+        } else {
+            self.senders.pop_front().flatten()
+        };
+        Some((segment, from))
     }
 
     /// Unread bytes.
@@ -215,9 +235,25 @@ impl RecvQueue {
         self.read_with(out, wait_all, |buffer| spares.give(buffer))
     }
 
-    /// [`read`](Self::read), handing each buffer it empties to `emptied`.
+    /// [`read`](Self::read), handing each buffer it empties to `emptied` (a cache the next
+    /// receive draws from, say) instead of dropping it.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, RecvQueue, WaterMarks};
+    /// let pool = BufferPool::new(PoolConfig::new(4096))?;
+    /// let mut queue = RecvQueue::new(WaterMarks::default());
+    /// let mut buffer = pool.take()?;
+    /// buffer.extend_from_slice(b"ping");
+    /// queue.push(buffer);
+    /// let mut kept = Vec::new();
+    /// let mut out = [0u8; 8];
+    /// assert_eq!(queue.read_with(&mut out, false, |emptied| kept.push(emptied)), 4);
+    /// assert_eq!(kept.len(), 1);
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
     #[inline]
-    fn read_with(
+    pub fn read_with(
         &mut self,
         out: &mut [u8],
         wait_all: bool,
@@ -238,7 +274,7 @@ impl RecvQueue {
             out[..count].copy_from_slice(&unread[..count]);
             front.start += count;
             if front.start == front.buffer.len()
-                && let Some(segment) = self.segments.pop_front()
+                && let Some((segment, _)) = self.pop_front()
             {
                 emptied(segment.buffer);
             }
@@ -256,7 +292,7 @@ impl RecvQueue {
             copied += count;
             front.start += count;
             if front.start == front.buffer.len()
-                && let Some(segment) = self.segments.pop_front()
+                && let Some((segment, _)) = self.pop_front()
             {
                 emptied(segment.buffer);
             }
@@ -273,27 +309,27 @@ impl RecvQueue {
 
     /// Takes the front datagram and its sender out without copying.
     pub fn take_datagram(&mut self) -> Option<(Buffer, Option<SocketAddr>)> {
-        let segment = self.segments.pop_front()?;
+        let (segment, from) = self.pop_front()?;
         self.bytes -= segment.unread().len();
-        let from = segment.from;
         Some((segment.into_buffer(), from))
     }
 
     /// Copies the front datagram into `out` (cutting what does not fit, as `recvfrom(2)`
     /// does) and returns the count copied and its sender; `None` when none waits.
     pub fn read_datagram(&mut self, out: &mut [u8]) -> Option<(usize, Option<SocketAddr>)> {
-        let segment = self.segments.pop_front()?;
+        let (segment, from) = self.pop_front()?;
         let unread = segment.unread();
         self.bytes -= unread.len();
         let count = unread.len().min(out.len());
         out[..count].copy_from_slice(&unread[..count]);
-        Some((count, segment.from))
+        Some((count, from))
     }
 
     /// Drops every buffer (the socket closed). Returns the bytes dropped.
     pub fn clear(&mut self) -> usize {
         let dropped = self.bytes;
         self.segments.clear();
+        self.senders.clear();
         self.bytes = 0;
         dropped
     }
@@ -435,6 +471,28 @@ mod tests {
         assert_eq!((&*buffer, sender), (&b"third"[..], Some(from)));
         assert!(queue.is_empty());
         assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn stream_bytes_and_datagrams_mixed_keep_their_senders() {
+        let pool = pool();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        queue.push(filled(&pool, b"stream"));
+        queue.push_datagram(filled(&pool, b"datagram"), Some(from));
+        queue.push(filled(&pool, b"more"));
+        assert_eq!(queue.take_datagram().map(|(_, sender)| sender), Some(None));
+        assert_eq!(
+            queue
+                .take_datagram()
+                .map(|(buffer, sender)| (buffer.len(), sender)),
+            Some((8, Some(from)))
+        );
+        assert_eq!(queue.take_datagram().map(|(_, sender)| sender), Some(None));
+        assert!(queue.take_datagram().is_none());
+        // Emptied, the queue is a plain stream again: no sender is kept for its bytes.
+        queue.push(filled(&pool, b"again"));
+        assert!(queue.senders.is_empty());
     }
 
     #[test]

@@ -515,6 +515,7 @@ impl SendQueue {
     /// assert_eq!(spares.len(), 1);
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
+    #[inline]
     pub fn lend_moving_into(
         &mut self,
         count: usize,
@@ -534,6 +535,22 @@ impl SendQueue {
         chunks.clear();
         if self.lent > 0 || self.items.is_empty() {
             return None;
+        }
+        // The usual send (a reply per request): one queued copy, moved. No loop, and no
+        // destination to look up (a stream has none).
+        if move_buffers
+            && (count <= 1 || self.items.len() == 1)
+            && let Some(item) = self.items.front_mut()
+            && let Stored::Held(Chunk::Buffer(_) | Chunk::Vec(_)) = item.stored
+            && item.to.is_none()
+        {
+            let len = item.stored.len();
+            if let Stored::Held(chunk) = std::mem::replace(&mut item.stored, Stored::Lent(len)) {
+                chunks.push(chunk);
+                self.lent = 1;
+                self.lent_moved = 1;
+                return Some((self.offset, None));
+            }
         }
         let count = count.clamp(1, self.items.len());
         let to = self.items.front().and_then(|item| item.to);
@@ -589,6 +606,44 @@ impl SendQueue {
         &mut self,
         sent: usize,
         returned: impl IntoIterator<Item = Chunk>,
+        spares: &mut SpareBuffers,
+    ) -> bool {
+        let mut returned = returned.into_iter();
+        // The usual completion (a reply per request): one moved chunk, sent whole. It leaves
+        // the queue and its buffer goes straight to the spares, without being put back into
+        // its slot first only to be taken out again.
+        if self.lent == 1
+            && self.lent_moved == 1
+            && let Some(Item {
+                stored: Stored::Lent(len),
+                ..
+            }) = self.items.front()
+            && sent == len - self.offset
+        {
+            let len = *len;
+            match returned.next() {
+                Some(Chunk::Buffer(buffer)) if buffer.len() == len => spares.give(buffer),
+                Some(Chunk::Vec(vec)) if vec.len() == len => drop(vec),
+                other => {
+                    return self.finish_restoring(sent, other.into_iter().chain(returned), spares);
+                }
+            }
+            self.items.pop_front();
+            self.offset = 0;
+            self.bytes -= sent;
+            self.lent = 0;
+            self.lent_moved = 0;
+            return true;
+        }
+        self.finish_restoring(sent, returned, spares)
+    }
+
+    /// [`finish_recycling`](Self::finish_recycling) in general: every returned chunk back
+    /// into its slot, then the queue advanced.
+    fn finish_restoring(
+        &mut self,
+        sent: usize,
+        returned: impl Iterator<Item = Chunk>,
         spares: &mut SpareBuffers,
     ) -> bool {
         let complete = self.restore(returned);
@@ -963,6 +1018,43 @@ mod tests {
         assert!(queue.is_empty());
         drop(spares);
         assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn a_single_moved_buffer_finishes_whole_after_a_short_send() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(100);
+        queue.push_copy_from(b"abcdef", &mut spares).unwrap();
+        let mut chunks = Vec::new();
+        assert_eq!(queue.lend_moving_into(1, &mut chunks), Some((0, None)));
+        assert!(queue.finish_recycling(2, chunks.drain(..), &mut spares));
+        assert_eq!(
+            (queue.len(), spares.len()),
+            (4, 0),
+            "short: the buffer is back in its slot"
+        );
+        assert_eq!(queue.lend_moving_into(1, &mut chunks), Some((2, None)));
+        assert_eq!(&chunks[0].bytes()[2..], b"cdef");
+        assert!(queue.finish_recycling(4, chunks.drain(..), &mut spares));
+        assert!(queue.is_empty() && !queue.is_lent());
+        assert_eq!((queue.len(), spares.len()), (0, 1));
+        // The queue goes on as new.
+        queue.push_copy_from(b"gh", &mut spares).unwrap();
+        assert_eq!(queue.only_chunk(), Some(&b"gh"[..]));
+        drop((queue, spares));
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn a_wrong_chunk_back_from_a_single_send_is_reported() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(100);
+        queue.push_copy_from(b"four", &mut spares).unwrap();
+        let mut chunks = Vec::new();
+        queue.lend_moving_into(1, &mut chunks).unwrap();
+        assert!(!queue.finish_recycling(4, [Chunk::Vec(b"other length".to_vec())], &mut spares));
     }
 
     #[test]
