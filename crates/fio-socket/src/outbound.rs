@@ -282,11 +282,6 @@ fn lend_stream(
     let Some((offset, _)) = send.lend_moving_into(count, &mut chunks) else {
         return Ok(None);
     };
-    let offered = chunks
-        .iter()
-        .map(Chunk::len)
-        .sum::<usize>()
-        .saturating_sub(offset);
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
     let corked = auto_cork && send.chunks() > chunks.len();
@@ -300,12 +295,18 @@ fn lend_stream(
     {
         let mut buf = write_buf(chunk);
         buf.advance(offset);
+        let offered = buf.remaining();
         return Ok(Some((
             Op::send_with_flags(fd, buf, flags),
             flavour,
             offered,
         )));
     }
+    let offered = chunks
+        .iter()
+        .map(Chunk::len)
+        .sum::<usize>()
+        .saturating_sub(offset);
     // Several chunks: one gathered send, whose storage comes back with its completion.
     let mut storage = scratch.storages.borrow_mut().pop().unwrap_or_default();
     let bufs = storage.bufs_mut();
