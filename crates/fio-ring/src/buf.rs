@@ -250,6 +250,7 @@ impl Deref for WriteBuf {
 }
 
 impl From<Buffer> for WriteBuf {
+    #[inline]
     fn from(buffer: Buffer) -> Self {
         Self {
             source: Source::Pooled(buffer),

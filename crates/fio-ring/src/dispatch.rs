@@ -13,6 +13,10 @@ use crate::inflight::{IGNORED_USER_DATA, OpId};
 use crate::ops::Resources;
 use crate::ring::{RawCqe, Receiver, Ring};
 
+/// How many times one end of tick drains the flush list (entries enlisted by the previous
+/// round's flushes included) before leaving the rest to the next tick.
+const FLUSH_ROUNDS: usize = 16;
+
 impl Ring {
     /// Dispatches the ring's own completions, then every completion in the queue at the
     /// start of the dispatch, in order. Each entry is consumed before its handler runs, so
@@ -255,17 +259,40 @@ impl Ring {
         self.replenish();
     }
 
-    /// Runs the end-of-tick callbacks registered so far; those they register run next tick.
+    /// Drains the flush list, then runs the end-of-tick callbacks registered so far (those
+    /// they register run next tick), then drains what they enlisted in the flush list.
     pub(crate) fn run_tick_end(&mut self) {
+        if self.flushes.is_empty() && self.tick_end.is_empty() {
+            return;
+        }
+        self.dispatching = true;
+        self.run_flushes();
         if !self.tick_end.is_empty() {
-            self.dispatching = true;
             let spare = mem::take(&mut self.tick_end_spare);
             let mut running = mem::replace(&mut self.tick_end, spare);
             for mut callback in running.drain(..) {
                 callback.call(self, Completion::tick_end());
             }
             self.tick_end_spare = running;
-            self.dispatching = false;
+            self.run_flushes();
+        }
+        self.dispatching = false;
+    }
+
+    /// Flushes every enlisted entry, and those enlisted meanwhile, for a bounded number of
+    /// rounds: entries that keep enlisting each other past that wait for the next tick
+    /// (which then does not block).
+    fn run_flushes(&mut self) {
+        for _ in 0..FLUSH_ROUNDS {
+            if self.flushes.is_empty() {
+                return;
+            }
+            let spare = mem::take(&mut self.flushes_spare);
+            let mut running = mem::replace(&mut self.flushes, spare);
+            for item in running.drain(..) {
+                item.flush(self);
+            }
+            self.flushes_spare = running;
         }
     }
 

@@ -93,7 +93,7 @@ pub use handle::{Job, RingHandle};
 pub use inflight::OpId;
 pub use ops::{AcceptFlags, MAX_IOVECS, Op, SendFlags, SendStorage};
 pub use provider::{BufferGroup, BufferProvider, MAX_GROUP_ENTRIES};
-pub use ring::{Handler, Ring, TickEnd};
+pub use ring::{Handler, Ring, TickEnd, TickEndFlush};
 
 /// The pool types receive buffers come from, so users need not depend on `fio-buffer`.
 pub use fio_buffer::{Buffer, BufferPool, PoolConfig, SharedBuffer};

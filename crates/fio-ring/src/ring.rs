@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::mem;
 use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,38 @@ pub type Handler = Box<dyn FnMut(&mut Ring, Completion)>;
 
 /// A one-shot callback run at the end of a tick (after every completion was dispatched).
 pub type TickEnd = Box<dyn FnOnce(&mut Ring)>;
+
+/// Work that waits in the ring's end-of-tick flush list ([`Ring::flush_at_tick_end`]):
+/// typically a socket that queued data this tick and starts its send once the tick's
+/// completions were all dispatched, so that what one tick wrote goes out in one operation.
+///
+/// # Examples
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use fio_ring::{Ring, RingConfig, TickEndFlush};
+///
+/// /// Counts its flushes.
+/// struct Counter(Cell<u32>);
+///
+/// impl TickEndFlush for Counter {
+///     fn flush(self: Rc<Self>, _ring: &mut Ring) {
+///         self.0.set(self.0.get() + 1);
+///     }
+/// }
+/// let mut ring = Ring::new(RingConfig::new(8))?;
+/// let counter = Rc::new(Counter(Cell::new(0)));
+/// ring.flush_at_tick_end(counter.clone());
+/// ring.wait(Some(std::time::Duration::ZERO))?;
+/// assert_eq!(counter.0.get(), 1);
+/// # Ok::<(), fio_ring::Error>(())
+/// ```
+pub trait TickEndFlush {
+    /// Runs once per [`Ring::flush_at_tick_end`], at the end of the tick; it may submit
+    /// operations (they reach the kernel in the next kernel entry) and enlist flushes again
+    /// (those run in the same end of tick).
+    fn flush(self: Rc<Self>, ring: &mut Ring);
+}
 
 /// Who receives an operation's completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +186,11 @@ pub struct Ring {
     /// The list `run_tick_end` swaps in while it runs `tick_end`'s callbacks: the two trade
     /// places every tick and keep their capacity, so registering allocates nothing.
     pub(crate) tick_end_spare: Vec<StoredHandler>,
+    /// The end-of-tick flush list ([`Ring::flush_at_tick_end`]): one reference-count
+    /// increment and one push per entry, no callback stored per entry.
+    pub(crate) flushes: Vec<Rc<dyn TickEndFlush>>,
+    /// The list `run_flushes` swaps in while it drains `flushes` (as `tick_end_spare`).
+    pub(crate) flushes_spare: Vec<Rc<dyn TickEndFlush>>,
     /// Registered buffer groups; few per ring, so a linear search is fastest.
     pub(crate) providers: Vec<BufferProvider>,
     /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
@@ -207,6 +245,8 @@ impl Ring {
             synthetic: Vec::new(),
             tick_end: Vec::new(),
             tick_end_spare: Vec::new(),
+            flushes: Vec::new(),
+            flushes_spare: Vec::new(),
             providers: Vec::new(),
             starved: Vec::new(),
             handle: None,
@@ -302,22 +342,7 @@ impl Ring {
     where
         F: FnMut(&mut Ring, Completion) + 'static,
     {
-        let Op {
-            mut entry,
-            resources,
-            kind,
-            group,
-            group_fd,
-            repeat,
-        } = op;
-        let id = self.register(
-            &mut entry,
-            resources,
-            kind,
-            (group, group_fd),
-            repeat,
-            StoredHandler::new(handler),
-        )?;
+        let (id, entry) = self.prepare(op, StoredHandler::new(handler))?;
         self.stage_one(&entry);
         Ok(id)
     }
@@ -434,6 +459,20 @@ impl Ring {
             }));
     }
 
+    /// Enlists `item` in the end-of-tick flush list: its [`TickEndFlush::flush`] runs once
+    /// at the end of the current tick, before the [`on_tick_end`](Self::on_tick_end)
+    /// callbacks (outside [`wait`](Self::wait), at the start of the next one, before its
+    /// kernel entry). Entries enlisted while the list is drained run in the same drain, so
+    /// the operations they submit reach the kernel in this tick's entry. The caller keeps
+    /// an entry from being enlisted twice if it wants one flush (a flag in its state).
+    ///
+    /// Cheaper than [`on_tick_end`](Self::on_tick_end) for state that already lives in an
+    /// `Rc`: nothing is built or stored per entry but the `Rc` itself.
+    #[inline]
+    pub fn flush_at_tick_end(&mut self, item: Rc<dyn TickEndFlush>) {
+        self.flushes.push(item);
+    }
+
     /// One tick (FastRing's `WaitForFastRing`): runs the end-of-tick callbacks registered
     /// since the last tick, stages queued submissions, enters the kernel once, submitting them
     /// and waiting up to `timeout` (`None`: indefinitely) for at least one completion,
@@ -464,7 +503,7 @@ impl Ring {
         // Callbacks registered between ticks go first, so that what they submit rides this
         // tick's kernel entry; they may have queued events for the caller, so the tick must
         // not block after them.
-        let flushed = !self.tick_end.is_empty();
+        let flushed = !self.tick_end.is_empty() || !self.flushes.is_empty();
         if flushed {
             self.guarded(Self::run_tick_end);
         }
@@ -475,6 +514,7 @@ impl Ring {
         let ready = flushed
             || !self.synthetic.is_empty()
             || !self.tick_end.is_empty()
+            || !self.flushes.is_empty()
             || !self.uring.completion().is_empty();
         let queued = self.staged;
         if self.ops.len() == 0 && !ready && !queued {
@@ -542,6 +582,9 @@ impl Ring {
     }
 
     /// Validates `op`, moves it into the in-flight table and returns its id and final entry.
+    /// Inlined, so that [`submit`](Self::submit)'s entry goes from the op to the submission
+    /// queue without a copy in between.
+    #[inline(always)]
     fn prepare(&mut self, op: Op, handler: StoredHandler) -> Result<(OpId, squeue::Entry), Error> {
         let Op {
             mut entry,

@@ -24,6 +24,8 @@ impl Drop for Ring {
         }
         self.tick_end.clear();
         self.tick_end_spare.clear();
+        self.flushes.clear();
+        self.flushes_spare.clear();
         // Entries still in the backlog never reached the kernel: free their slots now.
         for entry in self.take_backlog() {
             drop(self.ops.remove(OpId::from_user_data(entry.get_user_data())));

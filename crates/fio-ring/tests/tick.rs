@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fio_ring::{Op, Ring, RingConfig};
+use fio_ring::{Op, Ring, RingConfig, TickEndFlush};
 use util::run_until;
 
 #[test]
@@ -164,4 +164,86 @@ fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
     })
     .unwrap();
     assert_eq!(ring.wait(None).unwrap(), 1);
+}
+
+/// A flush-list entry that logs its flushes and, while it has `chain` left, enlists a
+/// follower from its own flush and submits a nop.
+struct Flusher {
+    name: &'static str,
+    log: Rc<RefCell<Vec<String>>>,
+    chain: Option<Rc<Flusher>>,
+}
+
+impl TickEndFlush for Flusher {
+    fn flush(self: Rc<Self>, ring: &mut Ring) {
+        self.log.borrow_mut().push(format!("flush {}", self.name));
+        if let Some(next) = &self.chain {
+            ring.flush_at_tick_end(next.clone());
+            let log = self.log.clone();
+            ring.submit(Op::nop(), move |_, _| log.borrow_mut().push("nop".into()))
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn flush_list_entries_run_after_the_handlers_and_their_followers_in_the_same_tick() {
+    let mut ring = util::ring();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let second = Rc::new(Flusher {
+        name: "second",
+        log: log.clone(),
+        chain: None,
+    });
+    let first = Rc::new(Flusher {
+        name: "first",
+        log: log.clone(),
+        chain: Some(second.clone()),
+    });
+    let handler_log = log.clone();
+    ring.submit(Op::nop(), move |ring, _| {
+        handler_log.borrow_mut().push("handler".into());
+        ring.flush_at_tick_end(first.clone());
+        let log = handler_log.clone();
+        ring.on_tick_end(move |_| log.borrow_mut().push("callback".into()));
+    })
+    .unwrap();
+    run_until(&mut ring, || log.borrow().len() >= 4);
+    // The follower enlisted during the drain ran in the same end of tick, before the
+    // callbacks; the nop it submitted completes in a later tick.
+    assert_eq!(
+        *log.borrow(),
+        ["handler", "flush first", "flush second", "callback"]
+    );
+    run_until(&mut ring, || log.borrow().len() == 5);
+    assert_eq!(log.borrow()[4], "nop");
+    ring.wait(Some(Duration::ZERO)).unwrap();
+    assert_eq!(log.borrow().len(), 5, "one flush per enlisting");
+    assert_eq!(Rc::strong_count(&second), 1, "the list let go of it");
+}
+
+#[test]
+fn a_flush_enlisted_between_ticks_submits_in_that_ticks_entry_and_a_dropped_ring_drops_its_list() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let second = Rc::new(Flusher {
+        name: "second",
+        log: log.clone(),
+        chain: None,
+    });
+    let first = Rc::new(Flusher {
+        name: "first",
+        log: log.clone(),
+        chain: Some(second.clone()),
+    });
+    let mut ring = util::ring();
+    ring.flush_at_tick_end(first.clone());
+    run_until(&mut ring, || log.borrow().len() == 3);
+    assert_eq!(*log.borrow(), ["flush first", "flush second", "nop"]);
+    // Never drained: dropping the ring releases the entries it holds.
+    ring.flush_at_tick_end(second.clone());
+    ring.flush_at_tick_end(second.clone());
+    assert_eq!(Rc::strong_count(&second), 4);
+    drop(ring);
+    assert_eq!(Rc::strong_count(&second), 2);
+    assert_eq!(log.borrow().len(), 3);
 }

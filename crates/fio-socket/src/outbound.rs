@@ -15,12 +15,12 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use fio_buffer::{Chunk, Lent, SendQueue};
-use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, WriteBuf};
+use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::socket::{Inner, Lifecycle, Shared, deliver};
+use crate::socket::{Inner, Lifecycle, Shared, State, deliver};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
@@ -112,22 +112,29 @@ pub(crate) fn transmit_chunks(
     Ok(())
 }
 
-/// Registers the end-of-tick flush, once per tick, when a send could start.
+/// Enlists the socket in the ring's end-of-tick flush list, once per tick, when a send could
+/// start: a tick's writes to a socket go out in one send, at the end of the tick, with no
+/// callback registered per socket.
+#[inline]
 pub(crate) fn schedule_flush(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     if inner.flush_scheduled || inner.sending.is_some() || inner.send.is_empty() {
         return;
     }
     inner.flush_scheduled = true;
-    let shared = Rc::clone(shared);
-    ring.on_tick_end(move |ring| {
+    ring.flush_at_tick_end(Rc::clone(shared) as Rc<dyn TickEndFlush>);
+}
+
+impl TickEndFlush for State {
+    /// The end-of-tick flush: starts the send of what the tick queued.
+    fn flush(self: Rc<Self>, ring: &mut Ring) {
         {
-            let mut inner = shared.borrow_mut();
+            let mut inner = self.borrow_mut();
             inner.flush_scheduled = false;
-            start(&shared, &mut inner, ring);
-            crate::close::advance(&shared, &mut inner, ring);
+            start(&self, &mut inner, ring);
+            crate::close::advance(&self, &mut inner, ring);
         }
-        deliver(&shared, ring);
-    });
+        deliver(&self, ring);
+    }
 }
 
 /// Starts the next send when none is in flight and data is queued.
@@ -275,11 +282,6 @@ fn lend_stream(
     let Some((offset, _)) = send.lend_moving_into(count, &mut chunks) else {
         return Ok(None);
     };
-    let offered = chunks
-        .iter()
-        .map(Chunk::len)
-        .sum::<usize>()
-        .saturating_sub(offset);
     // Auto-cork: chunks left behind this send mean another send follows at once, so let the
     // kernel hold a partial segment for it; the batch's last send goes without and flushes.
     let corked = auto_cork && send.chunks() > chunks.len();
@@ -293,12 +295,18 @@ fn lend_stream(
     {
         let mut buf = write_buf(chunk);
         buf.advance(offset);
+        let offered = buf.remaining();
         return Ok(Some((
             Op::send_with_flags(fd, buf, flags),
             flavour,
             offered,
         )));
     }
+    let offered = chunks
+        .iter()
+        .map(Chunk::len)
+        .sum::<usize>()
+        .saturating_sub(offset);
     // Several chunks: one gathered send, whose storage comes back with its completion.
     let mut storage = scratch.storages.borrow_mut().pop().unwrap_or_default();
     let bufs = storage.bufs_mut();

@@ -1,7 +1,7 @@
 //! [`Socket`]: FastSocket's public face: creation, receive, transmit, close, and the event
 //! delivery that lets handlers call back into the socket.
 //!
-//! The state lives in an `Rc<RefCell<Inner>>` shared by the [`Socket`] handle and the ring
+//! The state lives in an `Rc<State>` (a `RefCell<Inner>`) shared by the [`Socket`] handle and the ring
 //! handlers of its operations (the ring is single-threaded). Completions only change that
 //! state and queue [`Event`]s; the user's handler runs afterwards, with the borrow released,
 //! so it may transmit, receive or close re-entrantly. The receive path is in `inbound.rs`,
@@ -67,7 +67,21 @@ impl Handler {
 }
 
 /// The state shared by a socket handle and its operations' handlers.
-pub(crate) type Shared = Rc<RefCell<Inner>>;
+pub(crate) type Shared = Rc<State>;
+
+/// A socket's state cell: a `RefCell` of its [`Inner`] (reached through `Deref`), in a type of
+/// this crate so that it can wait in the ring's end-of-tick flush list
+/// ([`Ring::flush_at_tick_end`]) as itself, with no callback built per flush.
+pub(crate) struct State(RefCell<Inner>);
+
+impl std::ops::Deref for State {
+    type Target = RefCell<Inner>;
+
+    #[inline]
+    fn deref(&self) -> &RefCell<Inner> {
+        &self.0
+    }
+}
 
 /// Where the inbound side stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +133,7 @@ pub(crate) struct Inner {
     pub(crate) offered: usize,
     /// Zero-copy sends whose notification has not arrived yet.
     pub(crate) zc_pending: usize,
-    /// An end-of-tick flush is registered.
+    /// The socket waits in the ring's end-of-tick flush list.
     pub(crate) flush_scheduled: bool,
     /// An end-of-tick event delivery is registered.
     pub(crate) delivery_scheduled: bool,
@@ -338,7 +352,7 @@ impl Socket {
             abandoned: false,
             stats: SocketStats::default(),
         };
-        let shared = Rc::new(RefCell::new(inner));
+        let shared = Rc::new(State(RefCell::new(inner)));
         crate::inbound::arm(&shared, &mut shared.borrow_mut(), ring)?;
         Ok(Socket {
             shared,

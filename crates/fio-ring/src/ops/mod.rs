@@ -54,6 +54,7 @@ pub struct Op {
 }
 
 impl Op {
+    #[inline]
     fn new(entry: squeue::Entry, resources: Resources, kind: OpKind) -> Self {
         Self {
             entry,

@@ -58,6 +58,7 @@ impl Op {
     /// assert_eq!(&got, b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline(always)]
     pub fn send_with_flags(fd: impl AsFd, buf: impl Into<WriteBuf>, flags: SendFlags) -> Op {
         let buf = buf.into();
         let (ptr, len) = buf.pending();
