@@ -15,7 +15,7 @@ use crate::conn::outbox::{self, FileChunk, Payload};
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::state::{Kind, attach_local, caught, close_local, set_suspended};
 use crate::conn::table::{self, Record};
-use crate::engine::CloseMode;
+use crate::engine::{CloseMode, Engine};
 use crate::error::Error;
 use crate::reactor::{Inner, Reactor};
 use crate::thread::Local;

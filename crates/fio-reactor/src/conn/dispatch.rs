@@ -17,7 +17,7 @@ use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
 use crate::conn::{hook, outbox, shutdown, tls};
 use crate::defer::run_task;
-use crate::engine::{CloseMode, Endpoints, EngineEvent};
+use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
 use crate::uuid::Uuid;
 

@@ -572,7 +572,7 @@ fn call<R>(
         let mut engine = local.engine.borrow_mut();
         let mut io = HookIo {
             uuid,
-            engine: engine.as_mut(),
+            engine: &mut *engine,
             urgent,
             received: 0,
             replacement: None,

@@ -23,7 +23,7 @@ use fio_buffer::{Buffer, Chunk, SharedBuffer};
 
 use crate::conn::hook;
 use crate::conn::state::close_local;
-use crate::engine::CloseMode;
+use crate::engine::{CloseMode, Engine};
 use crate::thread::Local;
 use crate::uuid::Uuid;
 

@@ -20,7 +20,7 @@ use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{self, IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
-use crate::engine::{CloseMode, EngineEvent, SEND_SOFT_LIMIT};
+use crate::engine::{CloseMode, Engine, EngineEvent, SEND_SOFT_LIMIT};
 use crate::fd_table::FdTable;
 use crate::panic::message;
 use crate::thread::Local;

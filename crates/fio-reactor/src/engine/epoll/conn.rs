@@ -179,6 +179,7 @@ impl Stream {
     ///
     /// # Errors
     /// - the pool's exhaustion; nothing is queued then.
+    #[inline]
     pub(super) fn queue_copy(
         &mut self,
         data: &[u8],

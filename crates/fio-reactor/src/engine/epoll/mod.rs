@@ -141,6 +141,7 @@ impl EpollEngine {
     }
 
     /// The connection `uuid` names, if it is registered here and not stale.
+    #[inline]
     fn conn(&self, uuid: Uuid) -> io::Result<&PollConn> {
         usize::try_from(uuid.fd())
             .ok()
@@ -157,6 +158,7 @@ impl EpollEngine {
     /// # Errors
     /// - `InvalidInput` for a listener, `BrokenPipe` once closing, `NotFound` for a stale
     ///   uuid, and what `queue` reports.
+    #[inline]
     fn queue_on(
         &mut self,
         conn: Uuid,
@@ -380,17 +382,20 @@ impl Receiving<'_> {
 }
 
 /// The connection registered under descriptor `fd`.
+#[inline]
 fn slot(conns: &mut [Option<PollConn>], fd: RawFd) -> Option<&mut PollConn> {
     let index = usize::try_from(fd).ok()?;
     conns.get_mut(index)?.as_mut()
 }
 
 /// The connection `uuid` names, if it is registered and not stale.
+#[inline]
 fn named(conns: &mut [Option<PollConn>], uuid: Uuid) -> Option<&mut PollConn> {
     slot(conns, uuid.fd()).filter(|conn| conn.uuid == uuid)
 }
 
 /// The stream `uuid` names; `Ok(None)` for a listener.
+#[inline]
 fn stream_mut(conns: &mut [Option<PollConn>], uuid: Uuid) -> io::Result<Option<&mut Stream>> {
     Ok(match &mut named(conns, uuid).ok_or_else(not_found)?.role {
         Role::Stream(stream) => Some(stream),
@@ -592,6 +597,7 @@ impl Engine for EpollEngine {
     }
 
     /// One lookup for the read and, when it found nothing, the end of stream.
+    #[inline]
     fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
             return Ok(Some(0));
@@ -656,6 +662,7 @@ impl Engine for EpollEngine {
         self.queue_on(conn, |stream, _| Ok(stream.queue(chunk, urgent)))
     }
 
+    #[inline]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
     }
@@ -675,6 +682,7 @@ impl Engine for EpollEngine {
     }
 
     /// One lookup for the three answers, instead of the default's three.
+    #[inline]
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         match self.conn(conn).ok().and_then(PollConn::stream) {
             Some(stream) => (
