@@ -292,6 +292,7 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 /// [`read`] on a connection this thread owns and that has no read/write hook, with the one
 /// lookup that finds it; `None` for the general path (not here, a hook, or the thread's
 /// tables busy). Runs no user code.
+#[inline]
 fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<Result<usize, Error>> {
     let mut conns = local.conns.try_borrow_mut().ok()?;
     let conn = conns.map.get_mut(&uuid)?;

@@ -248,8 +248,14 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
                 conn.has_notify(),
             );
             // Nothing waits for this drain and `on_ready` is the default no-op: no one can
-            // observe it.
+            // observe it. Without a hook, the next drains needn't even be reported until
+            // something starts waiting (`want_drained` turns reports back on).
             if waits == (false, false, false, false) && conn.on_ready_is_default {
+                if conn.hook.is_none()
+                    && let Ok(mut engine) = local.engine.try_borrow_mut()
+                {
+                    engine.report_drained(uuid, false);
+                }
                 return;
             }
             waits

@@ -379,6 +379,25 @@ fn put_back(
     }
 }
 
+/// Turns `uuid`'s [`Drained`](EngineEvent::Drained) reports back on (see
+/// [`Engine::report_drained`]): called before anything starts waiting for its queue to drain
+/// (a suspension, a payload behind a file, a notification, a hook, a protocol whose
+/// `on_ready` may not be the default). With the engine borrowed (a hook running) the thread
+/// does it as a task, which runs before the tick's wait unless the task batch is full.
+pub(crate) fn want_drained(local: &Local, uuid: Uuid) {
+    if let Ok(mut engine) = local.engine.try_borrow_mut() {
+        engine.report_drained(uuid, true);
+        return;
+    }
+    local.push_task(Box::new(move || {
+        Local::with_this_thread(|local| {
+            if let Ok(mut engine) = local.engine.try_borrow_mut() {
+                engine.report_drained(uuid, true);
+            }
+        });
+    }));
+}
+
 /// Takes `uuid`'s protocol out of the map for a callback (or a lock); `None` when the
 /// connection isn't here, has no protocol, or a callback already holds it.
 pub(crate) fn take_protocol(local: &Local, uuid: Uuid) -> Option<Box<dyn Protocol>> {
@@ -411,6 +430,7 @@ pub(crate) fn restore_protocol(local: &Local, uuid: Uuid, protocol: Box<dyn Prot
                     Some(next) => {
                         conn.hijacked = next.is_none();
                         conn.set_protocol(next);
+                        want_drained(local, uuid);
                         Some(protocol)
                     }
                     None => {
@@ -554,6 +574,7 @@ pub(crate) fn attach_local(
         }
         conn.hijacked = protocol.is_none();
         let old = conn.set_protocol(protocol);
+        want_drained(local, uuid);
         // Bytes that arrived before the protocol did are its to read.
         let attached = conn.protocol.is_some();
         let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
@@ -583,6 +604,10 @@ pub(crate) fn set_suspended(local: &Local, uuid: Uuid, suspended: bool) {
         conns.schedule_data(uuid);
     }
     drop(conns);
+    if suspended {
+        // Resumed by the drain.
+        want_drained(local, uuid);
+    }
     if let Err(error) = local.engine.borrow_mut().pause_receive(uuid, suspended)
         && error.kind() != io::ErrorKind::NotFound
     {

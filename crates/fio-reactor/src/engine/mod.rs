@@ -365,6 +365,15 @@ pub(crate) trait Engine {
         )
     }
 
+    /// Whether `conn`'s drained send queue is reported ([`EngineEvent::Drained`]); `true` for a
+    /// new connection. The connection layer turns reports off while nothing waits for them (no
+    /// `on_ready`, file, suspension, hook or notification: its `drained` would do nothing)
+    /// and back on before anything starts waiting, which saves an event per reply. An
+    /// engine may keep reporting (the default does): a report is always harmless.
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        let _ = (conn, wanted);
+    }
+
     /// Stops (`true`) or resumes receiving for `conn`, independently of the water marks.
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()>;
 
@@ -556,6 +565,10 @@ impl Engine for Backend {
     #[inline]
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         forward!(self, engine => engine.after_data(conn))
+    }
+
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        forward!(self, engine => engine.report_drained(conn, wanted))
     }
 
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {

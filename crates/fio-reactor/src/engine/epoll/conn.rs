@@ -112,6 +112,10 @@ pub(super) struct Stream {
     pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
     pub(super) sent: u64,
+    /// A flush that empties the queue reports `Drained` (see [`Engine::report_drained`]).
+    ///
+    /// [`Engine::report_drained`]: crate::engine::Engine::report_drained
+    pub(super) report_drained: bool,
     /// A datagram socket: each receive and each queued chunk is one datagram.
     pub(super) datagram: bool,
 }
@@ -131,6 +135,7 @@ impl Stream {
             drain_fully: false,
             retry_queued: false,
             sent: 0,
+            report_drained: true,
             datagram: false,
         }
     }

@@ -237,8 +237,8 @@ impl EpollEngine {
                 conn.finish_graceful(&mut self.spares);
                 self.drop_conn(fd, None, out);
             }
-            Ok(true) => out.push(EngineEvent::Drained { conn: uuid }),
-            Ok(false) => {}
+            Ok(true) if stream.report_drained => out.push(EngineEvent::Drained { conn: uuid }),
+            Ok(_) => {}
             Err(error) => self.drop_conn(fd, Some(error), out),
         }
     }
@@ -354,6 +354,7 @@ impl Receiving<'_> {
     ///
     /// # Errors
     /// - the socket's receive error: the caller drops the connection.
+    #[inline]
     fn receive(
         &mut self,
         uuid: Uuid,
@@ -713,6 +714,12 @@ impl Engine for EpollEngine {
             .ok()
             .and_then(PollConn::stream)
             .map_or(0, |stream| stream.sent)
+    }
+
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        if let Ok(Some(stream)) = stream_mut(&mut self.conns, conn) {
+            stream.report_drained = wanted;
+        }
     }
 
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {

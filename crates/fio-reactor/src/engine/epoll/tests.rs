@@ -96,3 +96,25 @@ fn waits_with_drains_to_report_still_poll_every_other_time() {
     assert_eq!(drains, waits, "a flushed reply's drain went unreported");
     assert_eq!(harness.read_all(conn), b"ping");
 }
+
+#[test]
+fn drains_go_unreported_while_the_connection_layer_needs_none() {
+    let mut harness = harness();
+    // The open's own `Drained` (facil.io's first `on_ready`) came regardless: `pair` took it.
+    let (conn, mut peer) = harness.pair();
+    harness.engine.report_drained(conn, false);
+    harness.engine.write_copy(conn, b"quiet").unwrap();
+    assert_eq!(harness.peer_reads(&mut peer, 5), b"quiet");
+    harness.tick();
+    assert!(
+        !harness.saw(|event| is_drained(event, conn)),
+        "a drain was reported with reports off"
+    );
+    // Turned back on, the next drain is reported again.
+    harness.engine.report_drained(conn, true);
+    harness.engine.write_copy(conn, b"loud").unwrap();
+    assert_eq!(harness.peer_reads(&mut peer, 4), b"loud");
+    harness.expect("the drain after reports came back", |event| {
+        is_drained(event, conn)
+    });
+}
