@@ -211,6 +211,19 @@ impl Conn {
         self.cold.as_mut().and_then(|cold| cold.replacement.take())
     }
 
+    /// Takes the protocol out for an `on_data` call (marking the entry in a callback), with
+    /// the read count to compare after it; clears the queued mark either way. `None` when
+    /// suspended, closing, or without a protocol (one already running included).
+    pub(crate) fn take_for_data(&mut self) -> Option<(Box<dyn Protocol>, u64)> {
+        self.queued = false;
+        if self.suspended || self.closing {
+            return None;
+        }
+        let protocol = self.protocol.take()?;
+        self.in_callback = true;
+        Some((protocol, self.read_total))
+    }
+
     /// Whether a protocol is attached (or running a callback right now).
     pub(crate) fn has_protocol(&self) -> bool {
         self.protocol.is_some() || self.in_callback
@@ -620,21 +633,27 @@ pub(crate) fn set_suspended(local: &Local, uuid: Uuid, suspended: bool) {
 pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     // As `with_protocol`, but the entry is looked up once before the call and once after it
     // (restoring the protocol and deciding what follows together): this runs per request.
-    let (mut protocol, before) = {
+    let taken = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
             return;
         };
-        conn.queued = false;
-        if conn.suspended || conn.closing {
-            return;
-        }
-        let Some(protocol) = conn.protocol.take() else {
-            return;
-        };
-        conn.in_callback = true;
-        (protocol, conn.read_total)
+        conn.take_for_data()
     };
+    if let Some((protocol, before)) = taken {
+        run_taken_data(local, uuid, protocol, before);
+    }
+}
+
+/// [`run_data`] once the protocol was taken out of its entry by
+/// [`Conn::take_for_data`] (`before`: the entry's `read_total` then): a caller that has the
+/// entry at hand takes it there, sparing `run_data`'s lookup.
+pub(crate) fn run_taken_data(
+    local: &Local,
+    uuid: Uuid,
+    mut protocol: Box<dyn Protocol>,
+    before: u64,
+) {
     let returned = caught("on_data", uuid, || protocol.on_data(uuid));
     let mut conns = local.conns.borrow_mut();
     if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {

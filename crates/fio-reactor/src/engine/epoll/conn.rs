@@ -241,6 +241,8 @@ impl Stream {
     /// buffer is cut, as `recvfrom(2)` cuts it. It has no end of stream, and a short receive
     /// is just a small datagram: only `EAGAIN` proves it empty.
     ///
+    /// The caller calls it only when [`can_receive`](Self::can_receive).
+    ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
     pub(super) fn fill(
@@ -253,7 +255,10 @@ impl Stream {
             more: false,
         };
         let mut reads = 0;
-        while self.can_receive() {
+        // The caller checked `can_receive` (the first round needn't look again): each round
+        // ends with a check below.
+        debug_assert!(self.can_receive());
+        loop {
             if reads == READ_BUDGET {
                 filled.more = true;
                 break;
@@ -302,6 +307,9 @@ impl Stream {
                         _ => return Err(error),
                     }
                 }
+            }
+            if !self.can_receive() {
+                break;
             }
         }
         Ok(filled)
