@@ -116,6 +116,9 @@ pub(super) struct Stream {
     ///
     /// [`Engine::report_drained`]: crate::engine::Engine::report_drained
     pub(super) report_drained: bool,
+    /// The engine's wait count when a write last went straight to the socket (see
+    /// [`sends_directly`](Self::sends_directly)).
+    pub(super) sent_directly_in: u64,
     /// A datagram socket: each receive and each queued chunk is one datagram.
     pub(super) datagram: bool,
 }
@@ -136,6 +139,7 @@ impl Stream {
             retry_queued: false,
             sent: 0,
             report_drained: true,
+            sent_directly_in: 0,
             datagram: false,
         }
     }
@@ -163,6 +167,19 @@ impl Stream {
     /// bytes and receiving is allowed.
     pub(super) fn can_receive(&self) -> bool {
         self.readable && self.wants_read()
+    }
+
+    /// Whether a copied write may go straight to the socket, during the engine's wait number
+    /// `wait`: nothing is queued (so nothing can be overtaken), the stream is connected and
+    /// open, and no write went straight out since the last wait. One per wait: a reply goes
+    /// out with no copy and no queue, and a protocol that writes in pieces still has the rest
+    /// gathered into one send at the end of the tick.
+    pub(super) fn sends_directly(&self, wait: u64) -> bool {
+        self.send.is_empty()
+            && !self.connecting
+            && !self.closing
+            && !self.datagram
+            && self.sent_directly_in != wait
     }
 
     /// Queues `chunk`; returns whether the queue was empty before (a flush is then needed).

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig, SpareBuffers};
-use fio_sys::{Epoll, EpollEvent, EventBuffer};
+use fio_sys::{Epoll, EpollEvent, EventBuffer, SendFlags};
 
 use self::conn::{PollConn, Role, Stream, key};
 use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent, EngineKind, Wake};
@@ -114,6 +114,9 @@ pub(crate) struct EpollEngine {
     /// Events that happened outside a wait (an open's first `Drained`, an abortive close),
     /// reported by the next one.
     reports: Vec<EngineEvent>,
+    /// Waits begun so far, from 1: a stream sends one write straight out per wait (see
+    /// [`Stream::sends_directly`]).
+    waits: u64,
 }
 
 impl EpollEngine {
@@ -137,6 +140,7 @@ impl EpollEngine {
             receives_left: RECEIVE_BUDGET,
             polled_last_wait: false,
             reports: Vec::new(),
+            waits: 1,
         })
     }
 
@@ -476,6 +480,7 @@ impl Engine for EpollEngine {
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
         let before = events.len();
+        self.waits += 1;
         events.append(&mut self.reports);
         self.receives_left = RECEIVE_BUDGET;
         let mut dirty = mem::take(&mut self.dirty);
@@ -663,8 +668,33 @@ impl Engine for EpollEngine {
         self.queue_on(conn, |stream, _| Ok(stream.queue(chunk, urgent)))
     }
 
+    /// The first write of a wait to a stream with nothing queued goes straight to the socket,
+    /// as `send(2)` from `data`: no copy into a send buffer, no queue, no flush. What the
+    /// socket doesn't take queues as any write does.
     #[inline]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
+        let wait = self.waits;
+        if let Some(entry) = named(&mut self.conns, conn)
+            && let Role::Stream(stream) = &mut entry.role
+            && !data.is_empty()
+            && stream.sends_directly(wait)
+        {
+            stream.sent_directly_in = wait;
+            // A failed send leaves it all queued: the flush meets the error again and handles
+            // it as always (`WouldBlock` waits for the writable edge, a reset closes).
+            if let Ok(count) = fio_sys::send(entry.registration.as_fd(), data, SendFlags::NOSIGNAL)
+            {
+                stream.sent += count as u64;
+                if count == data.len() {
+                    if stream.report_drained {
+                        self.reports.push(EngineEvent::Drained { conn });
+                    }
+                    return Ok(());
+                }
+                let rest = &data[count..];
+                return self.queue_on(conn, |stream, spares| stream.queue_copy(rest, spares));
+            }
+        }
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
     }
 

@@ -118,3 +118,26 @@ fn drains_go_unreported_while_the_connection_layer_needs_none() {
         is_drained(event, conn)
     });
 }
+
+#[test]
+fn the_first_write_of_a_wait_goes_straight_out_and_later_ones_queue_behind_it() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    harness.engine.write_copy(conn, b"first").unwrap();
+    assert_eq!(
+        harness.engine.queued_bytes(conn),
+        0,
+        "the first write was queued"
+    );
+    assert_eq!(harness.engine.sent(conn), 5);
+    // The same wait's next write queues, and goes out after it at the flush.
+    harness.engine.write_copy(conn, b" second").unwrap();
+    assert_eq!(harness.engine.queued_bytes(conn), 7);
+    assert_eq!(harness.peer_reads(&mut peer, 12), b"first second");
+    assert_eq!(harness.engine.sent(conn), 12);
+    // Past a wait, with the queue empty again, a write goes straight out again.
+    harness.tick();
+    harness.engine.write_copy(conn, b"third").unwrap();
+    assert_eq!(harness.engine.queued_bytes(conn), 0);
+    assert_eq!(harness.peer_reads(&mut peer, 5), b"third");
+}
