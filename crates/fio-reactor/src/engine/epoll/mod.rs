@@ -21,9 +21,12 @@
 //! idle stream costs nothing. Received bytes and copied replies go into pooled buffers (one
 //! [`BufferPool`] per engine, with a few [`SpareBuffers`] in front: a buffer read empty or
 //! sent is kept for the next receive or reply, so a request-reply round trip makes no atomic
-//! pool operation); send queues written during a tick are flushed at the start of the next wait,
-//! before it blocks, so a reply goes out without waiting for writability, and a flush that
-//! the socket cut short resumes on the writable edge the kernel then reports.
+//! pool operation). The first copied write of a wait to a stream with nothing queued goes straight
+//! to the socket from the caller's bytes (no buffer, no queue); other writes, and what a socket
+//! didn't take, wait in send queues flushed at the start of the next wait, before it blocks, so
+//! a reply goes out without waiting for writability, and a flush that the socket cut short
+//! resumes on the writable edge the kernel then reports. A drained queue is reported only while
+//! the connection layer wants it ([`Engine::report_drained`]).
 
 use std::fmt;
 use std::io::{self, IoSlice};
