@@ -74,7 +74,10 @@ impl Requests {
         let mut matched = self.matched;
         // Where the request in progress began in `bytes` (0: before them, `self.head` ago).
         let mut start = 0;
-        for (at, &byte) in bytes.iter().enumerate() {
+        // No index counted beside the walk (it cost as much as the scan's own pointer): a
+        // terminator's position comes from what is left of the walk.
+        let mut rest = bytes.iter();
+        while let Some(&byte) = rest.next() {
             matched = if byte == TERMINATOR[matched] {
                 matched + 1
             } else if byte == b'\r' {
@@ -85,11 +88,11 @@ impl Requests {
                 0
             };
             if matched == TERMINATOR.len() {
-                let end = at + 1;
+                let end = bytes.len() - rest.len();
                 // A request counts only if its head stayed within the limit until its last
                 // byte, as a per-byte check would have stopped it.
                 if self.head + (end - start) > MAX_HEAD + 1 {
-                    self.head += at - start + 1;
+                    self.head += end - start;
                     return complete;
                 }
                 complete += 1;

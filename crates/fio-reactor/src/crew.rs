@@ -19,7 +19,7 @@ use std::thread::{self as os_thread, JoinHandle};
 use crossbeam_deque::{Stealer, Worker};
 
 use crate::defer::Task;
-use crate::engine::{self, Engine, EngineKind, Wake};
+use crate::engine::{self, Backend, Engine, EngineKind, Wake};
 use crate::error::Error;
 use crate::reactor::Inner;
 use crate::thread::{self, ThreadSlot};
@@ -32,7 +32,7 @@ pub(crate) struct Crew {
     /// The reactor the threads run.
     inner: Arc<Inner>,
     /// Thread 0's engine, built on the calling thread, which runs thread 0.
-    first: Box<dyn Engine>,
+    first: Backend,
     /// Thread 0's end of the work-stealing deque.
     first_worker: Worker<Task>,
     /// Every thread's stealer, by index, published when the crew runs.
@@ -219,7 +219,7 @@ impl Drop for Others {
 }
 
 /// Builds thread `index`'s engine on the calling thread.
-fn build(kind: EngineKind, index: usize) -> Result<Box<dyn Engine>, Error> {
+fn build(kind: EngineKind, index: usize) -> Result<Backend, Error> {
     engine::create(kind).map_err(|source| Error::Engine {
         engine: kind.name(),
         thread: index,

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::conn::{self, Conns};
 use crate::defer::{Task, run_task};
-use crate::engine::{Engine, EngineEvent, Wake};
+use crate::engine::{Backend, Engine, EngineEvent, Wake};
 use crate::reactor::{Inner, Reactor, Scope};
 use crate::state::CallbackEvent;
 use crate::timer::{Timer, TimerHeap};
@@ -120,7 +120,7 @@ pub(crate) struct Local {
     /// This thread's timers; borrowed only briefly, never while user code runs.
     timers: RefCell<TimerHeap>,
     /// This thread's engine; borrowed only briefly, never while user code runs.
-    pub(crate) engine: RefCell<Box<dyn Engine>>,
+    pub(crate) engine: RefCell<Backend>,
     /// The connections this thread owns; borrowed only briefly, never while user code runs.
     pub(crate) conns: RefCell<Conns>,
     /// Engine waits so far: tests tell by it which tick ran a callback.
@@ -393,7 +393,7 @@ impl Drop for LocalGuard {
 pub(crate) fn run(
     inner: Arc<Inner>,
     index: usize,
-    engine: Box<dyn Engine>,
+    engine: Backend,
     worker: Worker<Task>,
     slot: Arc<ThreadSlot>,
 ) {

@@ -118,3 +118,51 @@ fn a_write_to_a_closed_connection_reports_invalid_uuid() {
         "{result:?}"
     );
 }
+
+/// Echoes what arrives.
+struct Echo;
+
+impl Protocol for Echo {
+    fn on_data(&mut self, uuid: Uuid) {
+        let mut buf = [0u8; 1024];
+        while let Ok(count @ 1..) = fio_reactor::read(uuid, &mut buf) {
+            fio_reactor::write(uuid, &buf[..count]).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_small_write_after_many_replies_still_reports_that_it_was_sent() {
+    // Replies with nothing waiting for their drain go unreported by the engine; a write that
+    // waits for its drain must turn the reports back on, or it would hear nothing until close.
+    let reactor = reactor(1);
+    let (opened, accepted) = mpsc::channel();
+    let (_listener, addr) = listen_local(&reactor, move |uuid| {
+        fio_reactor::attach(uuid, Echo).unwrap();
+        let _ = opened.send(uuid);
+    });
+    let stopper = reactor.clone();
+    let driver = std::thread::spawn(move || {
+        let mut stream = client(addr);
+        let uuid = accepted.recv_timeout(IO_TIMEOUT).unwrap();
+        for round in 0..4u8 {
+            std::io::Write::write_all(&mut stream, &[round; 3]).unwrap();
+            let mut reply = [0u8; 3];
+            stream.read_exact(&mut reply).unwrap();
+            assert_eq!(reply, [round; 3]);
+        }
+        let (tx, rx) = mpsc::channel();
+        fio_reactor::write_notify(uuid, b"note".to_vec(), move |result| {
+            let _ = tx.send(result);
+        });
+        let mut note = [0u8; 4];
+        stream.read_exact(&mut note).unwrap();
+        let result = rx.recv_timeout(IO_TIMEOUT);
+        stopper.stop();
+        (note, result)
+    });
+    start_bounded(&reactor).unwrap();
+    let (note, result) = driver.join().unwrap();
+    assert_eq!(&note, b"note");
+    assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+}

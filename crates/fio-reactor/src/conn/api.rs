@@ -15,7 +15,7 @@ use crate::conn::outbox::{self, FileChunk, Payload};
 use crate::conn::protocol::{IoEvent, Protocol};
 use crate::conn::state::{Kind, attach_local, caught, close_local, set_suspended};
 use crate::conn::table::{self, Record};
-use crate::engine::CloseMode;
+use crate::engine::{CloseMode, Engine};
 use crate::error::Error;
 use crate::reactor::{Inner, Reactor};
 use crate::thread::Local;
@@ -311,6 +311,7 @@ enum PlainRead {
 /// [`read`] on a connection this thread owns and that has no read/write hook, with the one
 /// lookup that finds it; `Hooked` for one of this thread's with a hook; `None` for the
 /// general path (not here, or the thread's tables busy). Runs no user code.
+#[inline]
 fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<PlainRead> {
     let mut conns = local.conns.try_borrow_mut().ok()?;
     let conn = conns.map.get_mut(&uuid)?;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use fio_buffer::Chunk;
 
 use crate::conn::api::{Route, engine_error, on_owner, route};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::uuid::Uuid;
 

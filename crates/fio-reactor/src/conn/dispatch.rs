@@ -10,14 +10,14 @@ use fio_sys::SockAddr;
 
 use crate::conn::protocol::IoEvent;
 use crate::conn::state::{
-    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, run_ready, set_suspended,
-    with_protocol,
+    Conn, Kind, OnOpen, caught, close_local, finalize, run_data, run_ready, run_taken_data,
+    set_suspended, with_protocol,
 };
 use crate::conn::table::{self, Record};
 use crate::conn::tls::SharedTls;
 use crate::conn::{hook, outbox, shutdown, tls};
 use crate::defer::run_task;
-use crate::engine::{CloseMode, Endpoints, EngineEvent};
+use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent};
 use crate::thread::{Local, ThreadSlot};
 use crate::uuid::Uuid;
 
@@ -74,16 +74,21 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
         && !entry.suspended
         && !entry.closing
         && entry.protocol.is_some();
-    // Queued through the entry at hand when it can't run now: no second lookup.
-    let queue_data = !run_now && entry.mark_data_queued();
-    if queue_flush {
-        conns.flush_queue.push(uuid);
-    }
     if run_now {
+        // Taken through the entry at hand (never closing, so no flush to queue): no second
+        // lookup.
+        let taken = entry.take_for_data();
         drop(conns);
         *budget -= 1;
-        run_data(local, uuid);
+        if let Some((protocol, before)) = taken {
+            run_taken_data(local, uuid, protocol, before);
+        }
         return;
+    }
+    // Queued through the entry at hand when it can't run now: no second lookup.
+    let queue_data = entry.mark_data_queued();
+    if queue_flush {
+        conns.flush_queue.push(uuid);
     }
     if queue_data {
         conns.ready.push_back(uuid);
@@ -248,8 +253,14 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
                 conn.has_notify(),
             );
             // Nothing waits for this drain and `on_ready` is the default no-op: no one can
-            // observe it.
+            // observe it. Without a hook, the next drains needn't even be reported until
+            // something starts waiting (`want_drained` turns reports back on).
             if waits == (false, false, false, false) && conn.on_ready_is_default {
+                if conn.hook.is_none()
+                    && let Ok(mut engine) = local.engine.try_borrow_mut()
+                {
+                    engine.report_drained(uuid, false);
+                }
                 return;
             }
             waits

@@ -11,7 +11,7 @@ use crate::conn::api::{Route, route};
 use crate::conn::hook::flush_one;
 use crate::conn::outbox;
 use crate::conn::shutdown::GRACE;
-use crate::engine::EngineEvent;
+use crate::engine::{Engine, EngineEvent};
 use crate::error::Error;
 use crate::reactor::Inner;
 use crate::thread::Local;

@@ -20,7 +20,7 @@ use fio_buffer::{Buffer, Chunk};
 
 use crate::conn::api::{engine_error, on_owner};
 use crate::conn::shutdown::GRACE;
-use crate::conn::state::{caught, close_local, engine_close};
+use crate::conn::state::{self, caught, close_local, engine_close};
 use crate::engine::{CloseMode, Engine};
 use crate::error::Error;
 use crate::panic::message;
@@ -414,6 +414,8 @@ pub(crate) fn install(local: &Local, uuid: Uuid, hook: Box<dyn RwHook>) {
         conn.hook_held = false;
         std::mem::replace(&mut conn.hook, hook)
     };
+    // A hook may hold bytes until the queue drains.
+    state::want_drained(local, uuid);
     if let Some(old) = old {
         caught("rw hook cleanup", uuid, || drop(old));
     }
@@ -593,7 +595,7 @@ fn call<R>(
         let mut engine = local.engine.borrow_mut();
         let mut io = HookIo {
             uuid,
-            engine: engine.as_mut(),
+            engine: &mut *engine,
             urgent,
             received: 0,
             replacement: None,

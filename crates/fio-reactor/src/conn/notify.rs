@@ -11,6 +11,7 @@ use std::io;
 
 use crate::conn::api::{Route, engine_error, route};
 use crate::conn::outbox::{self, Payload};
+use crate::conn::state;
 use crate::error::Error;
 use crate::thread::Local;
 use crate::uuid::Uuid;
@@ -124,7 +125,12 @@ fn write_here(local: &Local, uuid: Uuid, payload: Payload, notify: Notify) {
     }
     let mut conns = local.conns.borrow_mut();
     match conns.map.get_mut(&uuid) {
-        Some(conn) => conn.push_notify(notify),
+        Some(conn) => {
+            conn.push_notify(notify);
+            drop(conns);
+            // Reported by the drain.
+            state::want_drained(local, uuid);
+        }
         None => {
             drop(conns);
             notify.report(Err(Error::InvalidUuid(uuid)));

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use fio_buffer::{Buffer, Chunk, SharedBuffer};
 
 use crate::conn::hook;
-use crate::conn::state::close_local;
-use crate::engine::CloseMode;
+use crate::conn::state::{self, close_local};
+use crate::engine::{CloseMode, Engine};
 use crate::thread::Local;
 use crate::uuid::Uuid;
 
@@ -308,6 +308,8 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
         Some(chunk) if hooked => hook::write(local, uuid, chunk, urgent),
         Some(chunk) => local.engine.borrow_mut().write(uuid, chunk, urgent),
         None => {
+            // The drains move what waits into the send queue.
+            state::want_drained(local, uuid);
             pump(local, uuid);
             Ok(())
         }
@@ -339,6 +341,7 @@ pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::R
 /// [`write_copy`]'s common case: `uuid` owned here and closing (refused), or with no hook and
 /// nothing waiting in its outbox, so the copy goes straight into the engine's send buffers;
 /// `None` for every other case (a hook, a waiting outbox, not here, the tables busy).
+#[inline]
 pub(crate) fn write_copy_plain(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
     let conns = local.conns.try_borrow().ok()?;
     let conn = conns.map.get(&uuid)?;

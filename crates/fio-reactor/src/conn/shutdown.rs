@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::conn::dispatch::dispatch;
 use crate::conn::protocol::{ShutdownDelay, ShutdownResponse};
 use crate::conn::state::{Conn, Conns, Kind, close_local, finalize, with_protocol};
-use crate::engine::CloseMode;
+use crate::engine::{CloseMode, Engine};
 use crate::thread::Local;
 use crate::uuid::Uuid;
 

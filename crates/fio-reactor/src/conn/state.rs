@@ -20,7 +20,7 @@ use crate::conn::outbox::Outbox;
 use crate::conn::protocol::{self, IoEvent, Protocol};
 use crate::conn::table;
 use crate::conn::tls::SharedTls;
-use crate::engine::{CloseMode, EngineEvent, SEND_SOFT_LIMIT};
+use crate::engine::{CloseMode, Engine, EngineEvent, SEND_SOFT_LIMIT};
 use crate::fd_table::FdTable;
 use crate::panic::message;
 use crate::thread::Local;
@@ -211,6 +211,19 @@ impl Conn {
         self.cold.as_mut().and_then(|cold| cold.replacement.take())
     }
 
+    /// Takes the protocol out for an `on_data` call (marking the entry in a callback), with
+    /// the read count to compare after it; clears the queued mark either way. `None` when
+    /// suspended, closing, or without a protocol (one already running included).
+    pub(crate) fn take_for_data(&mut self) -> Option<(Box<dyn Protocol>, u64)> {
+        self.queued = false;
+        if self.suspended || self.closing {
+            return None;
+        }
+        let protocol = self.protocol.take()?;
+        self.in_callback = true;
+        Some((protocol, self.read_total))
+    }
+
     /// Whether a protocol is attached (or running a callback right now).
     pub(crate) fn has_protocol(&self) -> bool {
         self.protocol.is_some() || self.in_callback
@@ -379,6 +392,25 @@ fn put_back(
     }
 }
 
+/// Turns `uuid`'s [`Drained`](EngineEvent::Drained) reports back on (see
+/// [`Engine::report_drained`]): called before anything starts waiting for its queue to drain
+/// (a suspension, a payload behind a file, a notification, a hook, a protocol whose
+/// `on_ready` may not be the default). With the engine borrowed (a hook running) the thread
+/// does it as a task, which runs before the tick's wait unless the task batch is full.
+pub(crate) fn want_drained(local: &Local, uuid: Uuid) {
+    if let Ok(mut engine) = local.engine.try_borrow_mut() {
+        engine.report_drained(uuid, true);
+        return;
+    }
+    local.push_task(Box::new(move || {
+        Local::with_this_thread(|local| {
+            if let Ok(mut engine) = local.engine.try_borrow_mut() {
+                engine.report_drained(uuid, true);
+            }
+        });
+    }));
+}
+
 /// Takes `uuid`'s protocol out of the map for a callback (or a lock); `None` when the
 /// connection isn't here, has no protocol, or a callback already holds it.
 pub(crate) fn take_protocol(local: &Local, uuid: Uuid) -> Option<Box<dyn Protocol>> {
@@ -411,6 +443,7 @@ pub(crate) fn restore_protocol(local: &Local, uuid: Uuid, protocol: Box<dyn Prot
                     Some(next) => {
                         conn.hijacked = next.is_none();
                         conn.set_protocol(next);
+                        want_drained(local, uuid);
                         Some(protocol)
                     }
                     None => {
@@ -554,6 +587,7 @@ pub(crate) fn attach_local(
         }
         conn.hijacked = protocol.is_none();
         let old = conn.set_protocol(protocol);
+        want_drained(local, uuid);
         // Bytes that arrived before the protocol did are its to read.
         let attached = conn.protocol.is_some();
         let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
@@ -583,6 +617,10 @@ pub(crate) fn set_suspended(local: &Local, uuid: Uuid, suspended: bool) {
         conns.schedule_data(uuid);
     }
     drop(conns);
+    if suspended {
+        // Resumed by the drain.
+        want_drained(local, uuid);
+    }
     if let Err(error) = local.engine.borrow_mut().pause_receive(uuid, suspended)
         && error.kind() != io::ErrorKind::NotFound
     {
@@ -595,21 +633,27 @@ pub(crate) fn set_suspended(local: &Local, uuid: Uuid, suspended: bool) {
 pub(crate) fn run_data(local: &Local, uuid: Uuid) {
     // As `with_protocol`, but the entry is looked up once before the call and once after it
     // (restoring the protocol and deciding what follows together): this runs per request.
-    let (mut protocol, before) = {
+    let taken = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
             return;
         };
-        conn.queued = false;
-        if conn.suspended || conn.closing {
-            return;
-        }
-        let Some(protocol) = conn.protocol.take() else {
-            return;
-        };
-        conn.in_callback = true;
-        (protocol, conn.read_total)
+        conn.take_for_data()
     };
+    if let Some((protocol, before)) = taken {
+        run_taken_data(local, uuid, protocol, before);
+    }
+}
+
+/// [`run_data`] once the protocol was taken out of its entry by
+/// [`Conn::take_for_data`] (`before`: the entry's `read_total` then): a caller that has the
+/// entry at hand takes it there, sparing `run_data`'s lookup.
+pub(crate) fn run_taken_data(
+    local: &Local,
+    uuid: Uuid,
+    mut protocol: Box<dyn Protocol>,
+    before: u64,
+) {
     let returned = caught("on_data", uuid, || protocol.on_data(uuid));
     let mut conns = local.conns.borrow_mut();
     if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {

@@ -1,7 +1,7 @@
 //! The engine conformance suite: one set of tests written against the [`Engine`] trait and run
 //! on every engine, so the io_uring and epoll backends are held to the same contract.
 //!
-//! Each test is a function of a [`Harness`] over a `Box<dyn Engine>` built by [`create`];
+//! Each test is a function of a [`Harness`] over the [`Backend`] built by [`create`];
 //! [`conformance!`] instantiates all of them once per engine, as `conformance::uring::*` and
 //! `conformance::epoll::*`. Peers are plain `std::net` sockets on 127.0.0.1 port 0, and every
 //! wait is bounded: an expectation that doesn't come within [`DEADLINE`] fails the test.
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fio_buffer::{Chunk, WaterMarks};
 
-use super::{CloseMode, Engine, EngineEvent, EngineKind, SEND_SOFT_LIMIT, create};
+use super::{Backend, CloseMode, Engine, EngineEvent, EngineKind, SEND_SOFT_LIMIT, create};
 use crate::uuid::Uuid;
 
 /// How long any one expectation may take before the test fails.
@@ -51,7 +51,7 @@ pub(crate) fn uring_runs_here() -> bool {
 }
 
 /// An engine and the events it reported that no check consumed yet.
-pub(super) struct Harness<E: Engine + ?Sized = dyn Engine> {
+pub(super) struct Harness<E: Engine + ?Sized = Backend> {
     /// The engine under test.
     pub(super) engine: Box<E>,
     /// Reported and not yet taken out by a check.
@@ -72,7 +72,7 @@ impl Harness {
             "asked for {kind}, built another engine"
         );
         Some(Self {
-            engine,
+            engine: Box::new(engine),
             events: Vec::new(),
         })
     }

@@ -365,6 +365,15 @@ pub(crate) trait Engine {
         )
     }
 
+    /// Whether `conn`'s drained send queue is reported ([`EngineEvent::Drained`]); `true` for a
+    /// new connection. The connection layer turns reports off while nothing waits for them (no
+    /// `on_ready`, file, suspension, hook or notification: its `drained` would do nothing)
+    /// and back on before anything starts waiting, which saves an event per reply. An
+    /// engine may keep reporting (the default does): a report is always harmless.
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        let _ = (conn, wanted);
+    }
+
     /// Stops (`true`) or resumes receiving for `conn`, independently of the water marks.
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()>;
 
@@ -422,11 +431,153 @@ pub(crate) fn select_engine(requested: Option<EngineKind>) -> (EngineKind, Optio
 
 /// Builds an engine instance of `kind` (as [`select_engine`] chose it) for the calling
 /// reactor thread, which is the one that will wait on it.
-pub(crate) fn create(kind: EngineKind) -> io::Result<Box<dyn Engine>> {
+pub(crate) fn create(kind: EngineKind) -> io::Result<Backend> {
     Ok(match kind {
-        EngineKind::Uring => Box::new(UringEngine::new()?),
-        EngineKind::Epoll => Box::new(EpollEngine::new()?),
+        EngineKind::Uring => Backend::Uring(Box::new(UringEngine::new()?)),
+        EngineKind::Epoll => Backend::Epoll(Box::new(EpollEngine::new()?)),
     })
+}
+
+/// A reactor thread's engine: one of the backends, chosen at start.
+///
+/// An enum rather than a `Box<dyn Engine>`: the connection layer calls the engine several
+/// times per request (read, write, what is left after `on_data`, the wait), and a match on
+/// a discriminant that never changes is a direct call the compiler can inline, where a
+/// virtual call is a barrier to it.
+pub(crate) enum Backend {
+    /// The io_uring engine.
+    Uring(Box<UringEngine>),
+    /// The epoll engine.
+    Epoll(Box<EpollEngine>),
+}
+
+/// Forwards one [`Engine`] method to whichever backend runs.
+macro_rules! forward {
+    ($self:ident, $engine:ident => $call:expr) => {
+        match $self {
+            Backend::Uring($engine) => $call,
+            Backend::Epoll($engine) => $call,
+        }
+    };
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        forward!(self, engine => fmt::Debug::fmt(engine, f))
+    }
+}
+
+impl Engine for Backend {
+    #[inline]
+    fn kind(&self) -> EngineKind {
+        forward!(self, engine => engine.kind())
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        forward!(self, engine => engine.waker())
+    }
+
+    #[inline]
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Vec<EngineEvent>,
+    ) -> io::Result<usize> {
+        forward!(self, engine => engine.wait(timeout, events))
+    }
+
+    fn listen(&mut self, listener: Uuid, socket: OwnedFd) -> io::Result<()> {
+        forward!(self, engine => engine.listen(listener, socket))
+    }
+
+    fn open(&mut self, conn: Uuid, stream: OwnedFd, connecting: bool) -> io::Result<()> {
+        forward!(self, engine => engine.open(conn, stream, connecting))
+    }
+
+    fn open_datagram(&mut self, conn: Uuid, socket: OwnedFd) -> io::Result<()> {
+        forward!(self, engine => engine.open_datagram(conn, socket))
+    }
+
+    fn recv_from(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        forward!(self, engine => engine.recv_from(conn, buf))
+    }
+
+    fn send_to(&mut self, conn: Uuid, chunk: Chunk, to: SocketAddr) -> io::Result<()> {
+        forward!(self, engine => engine.send_to(conn, chunk, to))
+    }
+
+    #[inline]
+    fn read(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+        forward!(self, engine => engine.read(conn, buf))
+    }
+
+    #[inline]
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        forward!(self, engine => engine.read_or_eof(conn, buf))
+    }
+
+    fn read_buffer(&mut self, conn: Uuid) -> io::Result<Option<Buffer>> {
+        forward!(self, engine => engine.read_buffer(conn))
+    }
+
+    fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
+        forward!(self, engine => engine.send_buffer(conn))
+    }
+
+    #[inline]
+    fn buffered(&self, conn: Uuid) -> usize {
+        forward!(self, engine => engine.buffered(conn))
+    }
+
+    #[inline]
+    fn is_eof(&self, conn: Uuid) -> bool {
+        forward!(self, engine => engine.is_eof(conn))
+    }
+
+    #[inline]
+    fn write(&mut self, conn: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
+        forward!(self, engine => engine.write(conn, chunk, urgent))
+    }
+
+    fn send_now(&mut self, conn: Uuid) {
+        forward!(self, engine => engine.send_now(conn))
+    }
+
+    #[inline]
+    fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
+        forward!(self, engine => engine.write_copy(conn, data))
+    }
+
+    #[inline]
+    fn pending(&self, conn: Uuid) -> usize {
+        forward!(self, engine => engine.pending(conn))
+    }
+
+    fn sent(&self, conn: Uuid) -> u64 {
+        forward!(self, engine => engine.sent(conn))
+    }
+
+    #[inline]
+    fn queued_bytes(&self, conn: Uuid) -> usize {
+        forward!(self, engine => engine.queued_bytes(conn))
+    }
+
+    #[inline]
+    fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
+        forward!(self, engine => engine.after_data(conn))
+    }
+
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        forward!(self, engine => engine.report_drained(conn, wanted))
+    }
+
+    fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {
+        forward!(self, engine => engine.pause_receive(conn, paused))
+    }
+
+    fn close(&mut self, conn: Uuid, mode: CloseMode) -> io::Result<()> {
+        forward!(self, engine => engine.close(conn, mode))
+    }
 }
 
 #[cfg(test)]

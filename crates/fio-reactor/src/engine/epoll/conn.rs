@@ -112,6 +112,13 @@ pub(super) struct Stream {
     pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
     pub(super) sent: u64,
+    /// A flush that empties the queue reports `Drained` (see [`Engine::report_drained`]).
+    ///
+    /// [`Engine::report_drained`]: crate::engine::Engine::report_drained
+    pub(super) report_drained: bool,
+    /// The engine's wait count when a write last went straight to the socket (see
+    /// [`sends_directly`](Self::sends_directly)).
+    pub(super) sent_directly_in: u64,
     /// A datagram socket: each receive and each queued chunk is one datagram.
     pub(super) datagram: bool,
 }
@@ -131,6 +138,8 @@ impl Stream {
             drain_fully: false,
             retry_queued: false,
             sent: 0,
+            report_drained: true,
+            sent_directly_in: 0,
             datagram: false,
         }
     }
@@ -160,6 +169,19 @@ impl Stream {
         self.readable && self.wants_read()
     }
 
+    /// Whether a copied write may go straight to the socket, during the engine's wait number
+    /// `wait`: nothing is queued (so nothing can be overtaken), the stream is connected and
+    /// open, and no write went straight out since the last wait. One per wait: a reply goes
+    /// out with no copy and no queue, and a protocol that writes in pieces still has the rest
+    /// gathered into one send at the end of the tick.
+    pub(super) fn sends_directly(&self, wait: u64) -> bool {
+        self.send.is_empty()
+            && !self.connecting
+            && !self.closing
+            && !self.datagram
+            && self.sent_directly_in != wait
+    }
+
     /// Queues `chunk`; returns whether the queue was empty before (a flush is then needed).
     pub(super) fn queue(&mut self, chunk: Chunk, urgent: bool) -> bool {
         if self.datagram {
@@ -179,6 +201,7 @@ impl Stream {
     ///
     /// # Errors
     /// - the pool's exhaustion; nothing is queued then.
+    #[inline]
     pub(super) fn queue_copy(
         &mut self,
         data: &[u8],
@@ -235,6 +258,8 @@ impl Stream {
     /// buffer is cut, as `recvfrom(2)` cuts it. It has no end of stream, and a short receive
     /// is just a small datagram: only `EAGAIN` proves it empty.
     ///
+    /// The caller calls it only when [`can_receive`](Self::can_receive).
+    ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
     pub(super) fn fill(
@@ -247,7 +272,10 @@ impl Stream {
             more: false,
         };
         let mut reads = 0;
-        while self.can_receive() {
+        // The caller checked `can_receive` (the first round needn't look again): each round
+        // ends with a check below.
+        debug_assert!(self.can_receive());
+        loop {
             if reads == READ_BUDGET {
                 filled.more = true;
                 break;
@@ -296,6 +324,9 @@ impl Stream {
                         _ => return Err(error),
                     }
                 }
+            }
+            if !self.can_receive() {
+                break;
             }
         }
         Ok(filled)

@@ -21,9 +21,12 @@
 //! idle stream costs nothing. Received bytes and copied replies go into pooled buffers (one
 //! [`BufferPool`] per engine, with a few [`SpareBuffers`] in front: a buffer read empty or
 //! sent is kept for the next receive or reply, so a request-reply round trip makes no atomic
-//! pool operation); send queues written during a tick are flushed at the start of the next wait,
-//! before it blocks, so a reply goes out without waiting for writability, and a flush that
-//! the socket cut short resumes on the writable edge the kernel then reports.
+//! pool operation). The first copied write of a wait to a stream with nothing queued goes straight
+//! to the socket from the caller's bytes (no buffer, no queue); other writes, and what a socket
+//! didn't take, wait in send queues flushed at the start of the next wait, before it blocks, so
+//! a reply goes out without waiting for writability, and a flush that the socket cut short
+//! resumes on the writable edge the kernel then reports. A drained queue is reported only while
+//! the connection layer wants it ([`Engine::report_drained`]).
 
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -34,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig, SpareBuffers};
-use fio_sys::{Epoll, EpollEvent, EventBuffer};
+use fio_sys::{Epoll, EpollEvent, EventBuffer, SendFlags};
 
 use self::conn::{PollConn, Role, Stream, key};
 use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent, EngineKind, Wake};
@@ -114,6 +117,9 @@ pub(crate) struct EpollEngine {
     /// Events that happened outside a wait (an open's first `Drained`, an abortive close),
     /// reported by the next one.
     reports: Vec<EngineEvent>,
+    /// Waits begun so far, from 1: a stream sends one write straight out per wait (see
+    /// [`Stream::sends_directly`]).
+    waits: u64,
 }
 
 impl EpollEngine {
@@ -137,10 +143,12 @@ impl EpollEngine {
             receives_left: RECEIVE_BUDGET,
             polled_last_wait: false,
             reports: Vec::new(),
+            waits: 1,
         })
     }
 
     /// The connection `uuid` names, if it is registered here and not stale.
+    #[inline]
     fn conn(&self, uuid: Uuid) -> io::Result<&PollConn> {
         usize::try_from(uuid.fd())
             .ok()
@@ -157,6 +165,7 @@ impl EpollEngine {
     /// # Errors
     /// - `InvalidInput` for a listener, `BrokenPipe` once closing, `NotFound` for a stale
     ///   uuid, and what `queue` reports.
+    #[inline]
     fn queue_on(
         &mut self,
         conn: Uuid,
@@ -235,8 +244,8 @@ impl EpollEngine {
                 conn.finish_graceful(&mut self.spares);
                 self.drop_conn(fd, None, out);
             }
-            Ok(true) => out.push(EngineEvent::Drained { conn: uuid }),
-            Ok(false) => {}
+            Ok(true) if stream.report_drained => out.push(EngineEvent::Drained { conn: uuid }),
+            Ok(_) => {}
             Err(error) => self.drop_conn(fd, Some(error), out),
         }
     }
@@ -352,6 +361,7 @@ impl Receiving<'_> {
     ///
     /// # Errors
     /// - the socket's receive error: the caller drops the connection.
+    #[inline]
     fn receive(
         &mut self,
         uuid: Uuid,
@@ -380,17 +390,20 @@ impl Receiving<'_> {
 }
 
 /// The connection registered under descriptor `fd`.
+#[inline]
 fn slot(conns: &mut [Option<PollConn>], fd: RawFd) -> Option<&mut PollConn> {
     let index = usize::try_from(fd).ok()?;
     conns.get_mut(index)?.as_mut()
 }
 
 /// The connection `uuid` names, if it is registered and not stale.
+#[inline]
 fn named(conns: &mut [Option<PollConn>], uuid: Uuid) -> Option<&mut PollConn> {
     slot(conns, uuid.fd()).filter(|conn| conn.uuid == uuid)
 }
 
 /// The stream `uuid` names; `Ok(None)` for a listener.
+#[inline]
 fn stream_mut(conns: &mut [Option<PollConn>], uuid: Uuid) -> io::Result<Option<&mut Stream>> {
     Ok(match &mut named(conns, uuid).ok_or_else(not_found)?.role {
         Role::Stream(stream) => Some(stream),
@@ -470,6 +483,7 @@ impl Engine for EpollEngine {
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
         let before = events.len();
+        self.waits += 1;
         events.append(&mut self.reports);
         self.receives_left = RECEIVE_BUDGET;
         let mut dirty = mem::take(&mut self.dirty);
@@ -592,6 +606,7 @@ impl Engine for EpollEngine {
     }
 
     /// One lookup for the read and, when it found nothing, the end of stream.
+    #[inline]
     fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let Some(stream) = stream_mut(&mut self.conns, conn)? else {
             return Ok(Some(0));
@@ -656,7 +671,33 @@ impl Engine for EpollEngine {
         self.queue_on(conn, |stream, _| Ok(stream.queue(chunk, urgent)))
     }
 
+    /// The first write of a wait to a stream with nothing queued goes straight to the socket,
+    /// as `send(2)` from `data`: no copy into a send buffer, no queue, no flush. What the
+    /// socket doesn't take queues as any write does.
+    #[inline]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
+        let wait = self.waits;
+        if let Some(entry) = named(&mut self.conns, conn)
+            && let Role::Stream(stream) = &mut entry.role
+            && !data.is_empty()
+            && stream.sends_directly(wait)
+        {
+            stream.sent_directly_in = wait;
+            // A failed send leaves it all queued: the flush meets the error again and handles
+            // it as always (`WouldBlock` waits for the writable edge, a reset closes).
+            if let Ok(count) = fio_sys::send(entry.registration.as_fd(), data, SendFlags::NOSIGNAL)
+            {
+                stream.sent += count as u64;
+                if count == data.len() {
+                    if stream.report_drained {
+                        self.reports.push(EngineEvent::Drained { conn });
+                    }
+                    return Ok(());
+                }
+                let rest = &data[count..];
+                return self.queue_on(conn, |stream, spares| stream.queue_copy(rest, spares));
+            }
+        }
         self.queue_on(conn, |stream, spares| stream.queue_copy(data, spares))
     }
 
@@ -675,6 +716,7 @@ impl Engine for EpollEngine {
     }
 
     /// One lookup for the three answers, instead of the default's three.
+    #[inline]
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         match self.conn(conn).ok().and_then(PollConn::stream) {
             Some(stream) => (
@@ -705,6 +747,12 @@ impl Engine for EpollEngine {
             .ok()
             .and_then(PollConn::stream)
             .map_or(0, |stream| stream.sent)
+    }
+
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        if let Ok(Some(stream)) = stream_mut(&mut self.conns, conn) {
+            stream.report_drained = wanted;
+        }
     }
 
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {

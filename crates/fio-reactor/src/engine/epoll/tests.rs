@@ -96,3 +96,48 @@ fn waits_with_drains_to_report_still_poll_every_other_time() {
     assert_eq!(drains, waits, "a flushed reply's drain went unreported");
     assert_eq!(harness.read_all(conn), b"ping");
 }
+
+#[test]
+fn drains_go_unreported_while_the_connection_layer_needs_none() {
+    let mut harness = harness();
+    // The open's own `Drained` (facil.io's first `on_ready`) came regardless: `pair` took it.
+    let (conn, mut peer) = harness.pair();
+    harness.engine.report_drained(conn, false);
+    harness.engine.write_copy(conn, b"quiet").unwrap();
+    assert_eq!(harness.peer_reads(&mut peer, 5), b"quiet");
+    harness.tick();
+    assert!(
+        !harness.saw(|event| is_drained(event, conn)),
+        "a drain was reported with reports off"
+    );
+    // Turned back on, the next drain is reported again.
+    harness.engine.report_drained(conn, true);
+    harness.engine.write_copy(conn, b"loud").unwrap();
+    assert_eq!(harness.peer_reads(&mut peer, 4), b"loud");
+    harness.expect("the drain after reports came back", |event| {
+        is_drained(event, conn)
+    });
+}
+
+#[test]
+fn the_first_write_of_a_wait_goes_straight_out_and_later_ones_queue_behind_it() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    harness.engine.write_copy(conn, b"first").unwrap();
+    assert_eq!(
+        harness.engine.queued_bytes(conn),
+        0,
+        "the first write was queued"
+    );
+    assert_eq!(harness.engine.sent(conn), 5);
+    // The same wait's next write queues, and goes out after it at the flush.
+    harness.engine.write_copy(conn, b" second").unwrap();
+    assert_eq!(harness.engine.queued_bytes(conn), 7);
+    assert_eq!(harness.peer_reads(&mut peer, 12), b"first second");
+    assert_eq!(harness.engine.sent(conn), 12);
+    // Past a wait, with the queue empty again, a write goes straight out again.
+    harness.tick();
+    harness.engine.write_copy(conn, b"third").unwrap();
+    assert_eq!(harness.engine.queued_bytes(conn), 0);
+    assert_eq!(harness.peer_reads(&mut peer, 5), b"third");
+}
