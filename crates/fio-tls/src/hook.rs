@@ -752,7 +752,7 @@ impl TlsHook {
             ));
         }
         let mut copied = self.flow.plain.take(buf);
-        if self.flow.plain.len() == 0 && (io.received_len() > 0 || self.input.len() > 0) {
+        if self.flow.plain.len() == 0 && (self.input.len() > 0 || io.received_len() > 0) {
             let pumped = self.pump(io, true, &mut buf[copied..], &mut &[][..]);
             self.send_sealed(io)?;
             copied += pumped?;
@@ -897,6 +897,11 @@ impl RwHook for TlsHook {
 
     fn pending(&self) -> usize {
         self.flow.early.len() + self.flow.sealed.len() + usize::from(self.flow.out.is_some())
+    }
+
+    fn drained(&self) -> bool {
+        // Nothing decrypted or undecrypted held, and no failure (whose read reports it).
+        !self.flow.failed && self.flow.plain.len() == 0 && self.input.len() == 0
     }
 
     fn wants_flush(&self) -> bool {

@@ -162,6 +162,15 @@ pub trait RwHook: Any + Send {
         true
     }
 
+    /// Whether a `read` now could only decode raw bytes received from here on: the hook
+    /// holds no decoded bytes and no raw ones of its own. When it says so and nothing raw is
+    /// received, the protocol's [`read`](crate::read) returns 0 without calling the hook,
+    /// which saves taking it out of its connection and putting it back on the read that
+    /// ends every `on_data` loop. The default, `false`, always calls `read`.
+    fn drained(&self) -> bool {
+        false
+    }
+
     /// Writes the hook holds and has not handed to the send queue yet (plaintext waiting
     /// for a TLS handshake, records gathered until the end of the tick), counted as chunks:
     /// [`pending`](crate::pending) adds them, so a protocol sees them as not sent. The
@@ -195,6 +204,9 @@ pub struct HookIo<'a> {
     urgent: bool,
     /// Raw bytes taken from the receive queue, counted as the protocol's read progress.
     received: u64,
+    /// What [`received_len`](Self::received_len) answers until bytes are taken: the reactor
+    /// asked the engine just before the call (see `to_read`).
+    received_known: Option<usize>,
     /// What takes over when the call returns (`replace`, `replace_with`).
     replacement: Option<Replacement>,
 }
@@ -223,6 +235,7 @@ impl HookIo<'_> {
     /// # Errors
     /// - `NotFound` when the connection is gone.
     pub fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.received_known = None;
         let count = self.engine.read(self.uuid, buf)?;
         self.received += count as u64;
         Ok(count)
@@ -241,6 +254,7 @@ impl HookIo<'_> {
     /// # Errors
     /// - `NotFound` when the connection is gone.
     pub fn receive_buffer(&mut self) -> io::Result<Option<Buffer>> {
+        self.received_known = None;
         let buffer = self.engine.read_buffer(self.uuid)?;
         if let Some(buffer) = &buffer {
             self.received += buffer.len() as u64;
@@ -261,7 +275,8 @@ impl HookIo<'_> {
 
     /// Raw bytes received and not yet taken.
     pub fn received_len(&self) -> usize {
-        self.engine.buffered(self.uuid)
+        self.received_known
+            .unwrap_or_else(|| self.engine.buffered(self.uuid))
     }
 
     /// Whether the peer shut its write side and every raw byte was taken.
@@ -433,10 +448,36 @@ pub(crate) fn has_hook(local: &Local, uuid: Uuid) -> bool {
 
 /// The protocol's read through the hook.
 pub(crate) fn read(local: &Local, uuid: Uuid, buf: &mut [u8]) -> io::Result<usize> {
+    let received = match to_read(local, uuid) {
+        Some(0) => return Ok(0),
+        received => received,
+    };
     call(local, uuid, "rw hook read", false, |hook, io| {
+        io.received_known = received;
         hook.read(io, buf)
     })
     .unwrap_or_else(|| Err(panicked()))
+}
+
+/// The raw bytes waiting when `uuid`'s hook is [`drained`](RwHook::drained) (`Some(0)`: a
+/// read would return 0; otherwise the hook's [`HookIo::received_len`] is known without
+/// asking again). `None` when the hook holds bytes, or the tables are busy (a read from
+/// inside a hook takes the usual path and its usual error).
+fn to_read(local: &Local, uuid: Uuid) -> Option<usize> {
+    let conns = local.conns.try_borrow().ok()?;
+    let drained = conns
+        .map
+        .get(&uuid)
+        .and_then(|conn| conn.hook.as_ref())
+        .is_some_and(|hook| hook.drained());
+    if !drained {
+        return None;
+    }
+    local
+        .engine
+        .try_borrow()
+        .ok()
+        .map(|engine| engine.buffered(uuid))
 }
 
 /// The protocol's write through the hook; the hook's flush follows at the end of the tick.
@@ -598,6 +639,7 @@ fn call<R>(
             engine: &mut *engine,
             urgent,
             received: 0,
+            received_known: None,
             replacement: None,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(hook.as_mut(), &mut io)));
