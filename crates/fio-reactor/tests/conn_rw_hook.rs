@@ -2,7 +2,8 @@
 //! and on a reactor client. Data passes through the hook both ways, written bytes wait in the
 //! hook until its flush, a graceful close is delayed for a final record, a hook replaces
 //! itself from inside, every hook's cleanup (its `Drop`) runs exactly once, and a hook whose
-//! writes hold nothing (`wants_flush`) is not flushed for them.
+//! writes hold nothing (`wants_flush`) is not flushed for them, nor asked to read when it
+//! holds nothing and nothing was received (`drained`).
 
 mod util;
 
@@ -474,12 +475,15 @@ struct InPlace {
     sent_buffers: Arc<AtomicUsize>,
     /// `flush` calls: none, as its writes hold nothing (`wants_flush`).
     flushes: Arc<AtomicUsize>,
+    /// `read` calls that found nothing to decode: none, as it says when it is `drained`.
+    empty_reads: Arc<AtomicUsize>,
 }
 
 impl RwHook for InPlace {
     fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
         if self.held.is_none() {
             let Some(mut buffer) = io.receive_buffer()? else {
+                self.empty_reads.fetch_add(1, Ordering::SeqCst);
                 return Ok(0);
             };
             buffer.iter_mut().for_each(|byte| *byte ^= KEY);
@@ -522,6 +526,11 @@ impl RwHook for InPlace {
         false
     }
 
+    fn drained(&self) -> bool {
+        // A read could only decode what is received from here on.
+        self.held.is_none()
+    }
+
     fn buffered(&self) -> usize {
         self.held
             .as_ref()
@@ -534,12 +543,15 @@ fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() 
     let reactor = reactor(1);
     let sent_buffers = Arc::new(AtomicUsize::new(0));
     let flushes = Arc::new(AtomicUsize::new(0));
+    let empty_reads = Arc::new(AtomicUsize::new(0));
     let (counter, flush_counter) = (Arc::clone(&sent_buffers), Arc::clone(&flushes));
+    let empty_read_counter = Arc::clone(&empty_reads);
     let (_listener, addr) = listen_local(&reactor, move |uuid| {
         let hook = InPlace {
             held: None,
             sent_buffers: Arc::clone(&counter),
             flushes: Arc::clone(&flush_counter),
+            empty_reads: Arc::clone(&empty_read_counter),
         };
         fio_reactor::rw_hook_set(uuid, hook).unwrap();
         fio_reactor::attach(uuid, Echo).unwrap();
@@ -577,5 +589,10 @@ fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() 
     assert_eq!(
         flushed, 0,
         "a hook whose writes hold nothing is not flushed"
+    );
+    assert_eq!(
+        empty_reads.load(Ordering::SeqCst),
+        0,
+        "a drained hook is not asked to read when nothing was received"
     );
 }
