@@ -29,7 +29,8 @@
 //!    with its min–max over the rounds and the median and min–max of its per-round ratios to
 //!    the tokio baseline (and, for CPU, to the bare io-uring loop) of that protocol; the
 //!    memory table; then whether each fio contender meets the performance target that applies
-//!    to it. `target/bench/load.svg` draws CPU per request and throughput per server and load
+//!    to it, and the memory target (at most 1 KiB per idle connection; an io_uring server's
+//!    peak RSS at 64 connections no more than tokio's). `target/bench/load.svg` draws CPU per request and throughput per server and load
 //!    as bars with min–max whiskers (`svg`).
 //!
 //! # Adding a contender
@@ -82,7 +83,7 @@ use crate::command::{TaskResult, cargo, project_root, run, target_dir};
 use memory::IdleMemory;
 use parse::{effective_uid, parse_redis_csv, parse_strace_calls, parse_wrk};
 use process::{Server, free_port, run_bounded};
-use report::{Results, json, markdown, verdicts};
+use report::{Results, json, markdown, memory_verdicts, verdicts};
 use svg::svg;
 
 /// A run's outcome: a failed run is reported and the benchmark goes on with the others.
@@ -462,7 +463,8 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
     let memory_rows = results.memory(&tables);
     let markdown = markdown(&tables, &memory_rows, &sizes, started.elapsed());
     println!("\n{markdown}");
-    let verdicts = verdicts(&tables);
+    let mut verdicts = verdicts(&tables);
+    verdicts.lines.extend(memory_verdicts(&memory_rows));
     for line in &verdicts.lines {
         println!("{line}");
     }

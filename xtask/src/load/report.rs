@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::memory::IdleMemory;
-use super::{CONTENDERS, Contender, Load, Role, Run, Sizes, SyscallCount};
+use super::{CONTENDERS, Contender, Load, Protocol, Role, Run, Sizes, SyscallCount};
 
 /// Everything measured, keyed by (index in [`CONTENDERS`], load).
 #[derive(Debug, Default)]
@@ -534,6 +534,52 @@ pub(super) fn verdicts(tables: &[Table]) -> Verdicts {
     verdicts
 }
 
+/// The memory target (issue "fio-reactor fast path"): at most 1 KiB of user memory per idle
+/// connection for every fio server, and an io_uring server's peak RSS under 64 loaded
+/// connections no more than tokio's for the same protocol. One line per fio server.
+pub(super) fn memory_verdicts(memory: &[MemoryRow]) -> Vec<String> {
+    let verdict = |met: bool| if met { "ok" } else { "MISSED" };
+    let baseline_peak = |protocol: Protocol| {
+        memory
+            .iter()
+            .find(|row| {
+                row.contender.role == Role::Baseline && row.contender.serves.contains(&protocol)
+            })
+            .and_then(|row| row.peak_64_mib)
+    };
+    let mut lines = vec![
+        "memory targets: <= 1 KiB per idle connection (io_uring and epoll); io_uring peak RSS \
+         at 64 connections <= tokio's"
+            .to_owned(),
+    ];
+    for row in memory
+        .iter()
+        .filter(|row| matches!(row.contender.role, Role::Uring | Role::Epoll))
+    {
+        let idle = match row.idle.as_ref().and_then(IdleMemory::bytes_per_connection) {
+            Some(bytes) => format!(
+                "{:.2} KiB per idle connection <= 1 {}",
+                bytes / 1024.0,
+                verdict(bytes <= 1024.0)
+            ),
+            None => "per idle connection not measured".to_owned(),
+        };
+        let mut shown = vec![idle];
+        if row.contender.role == Role::Uring {
+            let tokio = row.contender.serves.first().and_then(|&p| baseline_peak(p));
+            shown.push(match (row.peak_64_mib, tokio) {
+                (Some(peak), Some(tokio)) => format!(
+                    "peak {peak:.1} MiB <= tokio's {tokio:.1} {}",
+                    verdict(peak <= tokio)
+                ),
+                _ => "peak RSS not measured".to_owned(),
+            });
+        }
+        lines.push(format!("  {}: {}", row.contender.name, shown.join(", ")));
+    }
+    lines
+}
+
 /// The io_uring target's system calls per request on `load`: no more than the engine made when
 /// the target was set (issue "fio-reactor fast path", under strace), and at most 0.15 at depth
 /// 1 on the echo load, where the bare loop itself makes about 0.29.
@@ -821,6 +867,40 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("syscalls_per_req 0.140 <= 0.15 ok"), "{line}");
+    }
+
+    #[test]
+    fn memory_verdicts_hold_idle_connections_to_1_kib_and_uring_peaks_to_tokio() {
+        let idle = |kib_per_connection: u64| IdleMemory {
+            wanted: 100,
+            opened: 100,
+            accepted: 100,
+            rss_before_kib: 1000,
+            rss_after_kib: 1000 + kib_per_connection * 100 / 2,
+        };
+        let row = |name: &str, idle, peak| MemoryRow {
+            contender: CONTENDERS.iter().find(|c| c.name == name).unwrap(),
+            idle,
+            peak_64_mib: peak,
+        };
+        let memory = [
+            row("tokio-echo", Some(idle(1)), Some(5.0)),
+            row("uring-echo", Some(idle(1)), Some(4.0)),
+            row("epoll-echo", Some(idle(4)), Some(9.0)),
+            row("uring-http", None, Some(6.0)),
+        ];
+        let lines = memory_verdicts(&memory);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "  uring-echo: 0.50 KiB per idle connection <= 1 ok, peak 4.0 MiB <= tokio's 5.0 ok"
+        );
+        assert_eq!(
+            lines[2],
+            "  epoll-echo: 2.00 KiB per idle connection <= 1 MISSED"
+        );
+        assert!(lines[3].contains("not measured"), "{}", lines[3]);
+        assert!(lines[3].contains("peak RSS not measured"), "{}", lines[3]);
     }
 
     #[test]
