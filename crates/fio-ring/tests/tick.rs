@@ -174,6 +174,23 @@ struct Flusher {
     chain: Option<Rc<Flusher>>,
 }
 
+impl Flusher {
+    /// `first`, whose flush enlists `second`, and `second`, both logging to `log`.
+    fn pair(log: &Rc<RefCell<Vec<String>>>) -> (Rc<Self>, Rc<Self>) {
+        let second = Rc::new(Self {
+            name: "second",
+            log: log.clone(),
+            chain: None,
+        });
+        let first = Rc::new(Self {
+            name: "first",
+            log: log.clone(),
+            chain: Some(second.clone()),
+        });
+        (first, second)
+    }
+}
+
 impl TickEndFlush for Flusher {
     fn flush(self: Rc<Self>, ring: &mut Ring) {
         self.log.borrow_mut().push(format!("flush {}", self.name));
@@ -190,16 +207,7 @@ impl TickEndFlush for Flusher {
 fn flush_list_entries_run_after_the_handlers_and_their_followers_in_the_same_tick() {
     let mut ring = util::ring();
     let log = Rc::new(RefCell::new(Vec::new()));
-    let second = Rc::new(Flusher {
-        name: "second",
-        log: log.clone(),
-        chain: None,
-    });
-    let first = Rc::new(Flusher {
-        name: "first",
-        log: log.clone(),
-        chain: Some(second.clone()),
-    });
+    let (first, second) = Flusher::pair(&log);
     let handler_log = log.clone();
     ring.submit(Op::nop(), move |ring, _| {
         handler_log.borrow_mut().push("handler".into());
@@ -225,16 +233,7 @@ fn flush_list_entries_run_after_the_handlers_and_their_followers_in_the_same_tic
 #[test]
 fn a_flush_enlisted_between_ticks_submits_in_that_ticks_entry_and_a_dropped_ring_drops_its_list() {
     let log = Rc::new(RefCell::new(Vec::new()));
-    let second = Rc::new(Flusher {
-        name: "second",
-        log: log.clone(),
-        chain: None,
-    });
-    let first = Rc::new(Flusher {
-        name: "first",
-        log: log.clone(),
-        chain: Some(second.clone()),
-    });
+    let (first, second) = Flusher::pair(&log);
     let mut ring = util::ring();
     ring.flush_at_tick_end(first.clone());
     run_until(&mut ring, || log.borrow().len() == 3);

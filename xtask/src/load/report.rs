@@ -762,6 +762,16 @@ mod tests {
         })
     }
 
+    /// A run that took `cpu` µs per request.
+    fn cpu_run(cpu: f64) -> Option<Run> {
+        Some(Run {
+            per_second: 1.0,
+            p99_ms: None,
+            cpu_us_per_request: cpu,
+            peak_rss_mib: 1.0,
+        })
+    }
+
     #[test]
     fn medians_of_odd_even_and_empty_sets() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
@@ -805,14 +815,6 @@ mod tests {
 
     #[test]
     fn a_wide_cpu_ratio_spread_is_called_unsteady() {
-        let cpu = |cpu| {
-            Some(Run {
-                per_second: 1.0,
-                p99_ms: None,
-                cpu_us_per_request: cpu,
-                peak_rss_mib: 1.0,
-            })
-        };
         let mut results = Results::default();
         // tokio-echo, bare-echo and ring-echo, by their places in CONTENDERS.
         let rows = [
@@ -822,7 +824,7 @@ mod tests {
         ];
         for (index, runs) in rows {
             assert!(CONTENDERS[index].name.ends_with("-echo"));
-            let runs = runs.into_iter().map(cpu).collect();
+            let runs = runs.into_iter().map(cpu_run).collect();
             results.timed.insert((index, Load::RedisP1), runs);
         }
         assert_eq!(unstable_cpu(&results.tables()), ["ring-echo redis-P1"]);
@@ -830,14 +832,6 @@ mod tests {
 
     #[test]
     fn the_uring_target_holds_cpu_to_the_floor_and_syscalls_to_each_load() {
-        let cpu = |cpu| {
-            Some(Run {
-                per_second: 1.0,
-                p99_ms: None,
-                cpu_us_per_request: cpu,
-                peak_rss_mib: 1.0,
-            })
-        };
         let mut results = Results::default();
         // tokio-echo, bare-echo and uring-echo, by their places in CONTENDERS: level with
         // tokio, 5% above the floor.
@@ -845,7 +839,7 @@ mod tests {
             assert!(CONTENDERS[index].name.ends_with("-echo"));
             results
                 .timed
-                .insert((index, Load::RedisP1), vec![cpu(runs)]);
+                .insert((index, Load::RedisP1), vec![cpu_run(runs)]);
         }
         let traced = SyscallCount {
             loaded: 114,

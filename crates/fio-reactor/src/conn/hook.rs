@@ -484,22 +484,25 @@ fn to_read(local: &Local, uuid: Uuid) -> Option<usize> {
 /// (The caller checks that the connection isn't closing: a file still being sent when the
 /// close came keeps writing until it is done.)
 pub(crate) fn write(local: &Local, uuid: Uuid, chunk: Chunk, urgent: bool) -> io::Result<()> {
-    let (written, flush) = call(local, uuid, "rw hook write", urgent, |hook, io| {
-        let written = hook.write(io, chunk);
-        (written, wants_flush(hook, io))
-    })
-    .unwrap_or_else(|| (Err(panicked()), true));
-    if flush {
-        local.conns.borrow_mut().schedule_flush(uuid);
-    }
-    written
+    write_with(local, uuid, urgent, |hook, io| hook.write(io, chunk))
 }
 
 /// The protocol's borrowed write through the hook; the hook's flush follows at the end of the
 /// tick. (The caller checked that the connection isn't closing.)
 pub(crate) fn write_borrowed(local: &Local, uuid: Uuid, data: &[u8]) -> io::Result<()> {
-    let (written, flush) = call(local, uuid, "rw hook write", false, |hook, io| {
-        let written = hook.write_borrowed(io, data);
+    write_with(local, uuid, false, |hook, io| hook.write_borrowed(io, data))
+}
+
+/// Runs one of the hook's writes and schedules the hook's flush unless it says it holds
+/// nothing after it.
+fn write_with(
+    local: &Local,
+    uuid: Uuid,
+    urgent: bool,
+    write: impl FnOnce(&mut dyn RwHook, &mut HookIo<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let (written, flush) = call(local, uuid, "rw hook write", urgent, |hook, io| {
+        let written = write(hook, io);
         (written, wants_flush(hook, io))
     })
     .unwrap_or_else(|| (Err(panicked()), true));
