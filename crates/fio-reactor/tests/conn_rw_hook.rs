@@ -3,7 +3,8 @@
 //! hook until its flush, a graceful close is delayed for a final record, a hook replaces
 //! itself from inside, every hook's cleanup (its `Drop`) runs exactly once, and a hook whose
 //! writes hold nothing (`wants_flush`) is not flushed for them, nor asked to read when it
-//! holds nothing and nothing was received (`drained`).
+//! holds nothing and nothing was received (`drained`), and copies a hook queues
+//! ([`HookIo::send_copy`]) keep their place among its chunks.
 
 mod util;
 
@@ -595,4 +596,69 @@ fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() 
         0,
         "a drained hook is not asked to read when nothing was received"
     );
+}
+
+/// XORs in place like [`InPlace`], and sends each lent write as a chunk of its first byte
+/// followed by a copy of the rest ([`HookIo::send_copy`]): the two keep their order.
+#[derive(Default)]
+struct Copying {
+    /// The encoded write, reused.
+    scratch: Vec<u8>,
+}
+
+impl RwHook for Copying {
+    fn read(&mut self, io: &mut HookIo<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        let count = io.receive(buf)?;
+        buf[..count].iter_mut().for_each(|byte| *byte ^= KEY);
+        Ok(count)
+    }
+
+    fn write_borrowed(&mut self, io: &mut HookIo<'_>, data: &[u8]) -> io::Result<()> {
+        self.scratch.clear();
+        self.scratch.extend(data.iter().map(|byte| byte ^ KEY));
+        let Some((first, rest)) = self.scratch.split_first() else {
+            return Ok(());
+        };
+        io.send(vec![*first])?;
+        io.send_copy(rest)
+    }
+
+    fn wants_flush(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_hooks_copied_sends_keep_their_place_among_its_chunks() {
+    let reactor = reactor(1);
+    let (_listener, addr) = listen_local(&reactor, |uuid| {
+        fio_reactor::rw_hook_set(uuid, Copying::default()).unwrap();
+        fio_reactor::attach(uuid, Echo).unwrap();
+    });
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let message: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = client(addr);
+        let writer = {
+            let mut stream = stream.try_clone().unwrap();
+            let wire: Vec<u8> = message.iter().map(|byte| byte ^ KEY).collect();
+            thread::spawn(move || stream.write_all(&wire).unwrap())
+        };
+        let mut echoed = Vec::new();
+        let mut buf = [0u8; 8192];
+        for _ in 0..100_000 {
+            if echoed.len() >= message.len() {
+                break;
+            }
+            let count = io::Read::read(&mut stream, &mut buf).unwrap();
+            assert!(count > 0, "the server closed before echoing");
+            echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
+        }
+        writer.join().unwrap();
+        stopper.stop();
+        (echoed, message)
+    });
+    start_bounded(&reactor).unwrap();
+    let (echoed, message) = client.join().unwrap();
+    assert!(echoed == message, "the echo came back byte-exact, in order");
 }

@@ -6,11 +6,13 @@
 //! hook's record buffer (`carry`) and the rest of it joined from the next buffer, one record
 //! at a time. What the protocol writes is encrypted straight into pooled send buffers from
 //! [`HookIo::send_buffer`], which go to the send queue as they are, in order (never urgent:
-//! a record can't jump ahead of one encrypted before it). rustls 0.23 itself still moves
-//! each decrypted record into a vector of its own before handing it over (its `ReadTraffic`
-//! says in-place decryption is future work), and builds each encrypted record in a vector
-//! before copying it into our buffer; [`read`](fio_reactor::read) copies the plaintext into
-//! the protocol's buffer.
+//! a record can't jump ahead of one encrypted before it). A short lent write with nothing
+//! waiting before it is encrypted into a small vector of the hook's (`record`) instead and
+//! queued as a copy ([`HookIo::send_copy`]), which costs the engine less than a buffer of
+//! its own. rustls 0.23 itself still moves each decrypted record into a vector of its own
+//! before handing it over (its `ReadTraffic` says in-place decryption is future work), and
+//! builds each encrypted record in a vector before copying it into our buffer;
+//! [`read`](fio_reactor::read) copies the plaintext into the protocol's buffer.
 //!
 //! The hook never calls the reactor while it runs (the reactor forbids it): what must happen
 //! outside it (an ALPN callback, closing after a fatal alert or the peer's close_notify) is
@@ -41,6 +43,10 @@ const RECORD_OVERHEAD: usize = 64;
 /// The most plaintext one record carries (TLS's limit): a piece never makes two records.
 const MAX_FRAGMENT: usize = 16 * 1024;
 
+/// The largest lent write encrypted into the hook's `record` vector and queued as a copy
+/// (see [`Flow::encrypt_copied`]): a 16-deep pipeline of 64-byte messages fits.
+const COPY_LIMIT: usize = 1024;
+
 /// A TLS record header's length: content type, version, payload length.
 const HEADER: usize = 5;
 
@@ -64,6 +70,10 @@ pub(crate) trait Wire {
     fn later(&mut self, task: Box<dyn FnOnce() + Send>);
     /// Sends what is queued now rather than at the end of the tick.
     fn send_now(&mut self) {}
+    /// Queues a copy of `bytes` for sending.
+    fn send_copy(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.send(Chunk::Vec(bytes.to_vec()))
+    }
 }
 
 impl Wire for HookIo<'_> {
@@ -89,6 +99,10 @@ impl Wire for HookIo<'_> {
 
     fn send_now(&mut self) {
         HookIo::send_now(self);
+    }
+
+    fn send_copy(&mut self, bytes: &[u8]) -> io::Result<()> {
+        HookIo::send_copy(self, bytes)
     }
 }
 
@@ -273,6 +287,9 @@ struct Flow {
     early_bytes: usize,
     /// The send buffer being filled.
     out: Option<Buffer>,
+    /// One small record, encrypted here and copied to the send queue (see
+    /// [`encrypt_copied`](Self::encrypt_copied)); grows to the largest such record.
+    record: Vec<u8>,
     /// Filled records, in order, for the send queue. They are sent when the hook returns
     /// from anything but `write` (a lent write is never urgent and sends them at once): a
     /// write may be urgent, and TLS records can't jump the queue.
@@ -396,6 +413,28 @@ impl Flow {
         Ok(())
     }
 
+    /// Encrypts `data`, a small lent write with nothing of the session waiting before it,
+    /// as one record into `record`, and queues a copy of it. The engine copies it into the
+    /// spare room of its last queued send buffer: cheaper than a pooled send buffer of its
+    /// own (taken, queued as a chunk, recycled once sent) for a record this short.
+    fn encrypt_copied<Data>(
+        &mut self,
+        wire: &mut (impl Wire + ?Sized),
+        traffic: &mut WriteTraffic<'_, Data>,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let room = data.len() + RECORD_OVERHEAD;
+        if self.record.len() < room {
+            self.record.resize(room, 0);
+        }
+        match traffic.encrypt(data, &mut self.record[..room]) {
+            Ok(count) => wire.send_copy(&self.record[..count]),
+            // More than the margin: the send buffers' path asks for the room it needs.
+            Err(EncryptError::InsufficientSize(_)) => self.encrypt(wire, traffic, data),
+            Err(error) => Err(io::Error::other(error)),
+        }
+    }
+
     /// Handles one state rustls returned. `sink` is the protocol's buffer (plaintext goes
     /// there first, then to `plain`); `copied` counts what went into it. `lent` is a write
     /// the protocol lent, encrypted after `early` and emptied once it is.
@@ -451,7 +490,11 @@ impl Flow {
                     self.encrypt(wire, &mut traffic, chunk.bytes())?;
                 }
                 if !lent.is_empty() {
-                    self.encrypt(wire, &mut traffic, lent)?;
+                    if lent.len() <= COPY_LIMIT && self.out.is_none() && self.sealed.is_empty() {
+                        self.encrypt_copied(wire, &mut traffic, lent)?;
+                    } else {
+                        self.encrypt(wire, &mut traffic, lent)?;
+                    }
                     *lent = &[];
                 }
                 if self.close_wanted && !self.closed {
@@ -516,6 +559,7 @@ impl TlsHook {
                 early: VecDeque::new(),
                 early_bytes: 0,
                 out: None,
+                record: Vec::new(),
                 sealed: VecDeque::new(),
                 ready: false,
                 close_wanted: false,

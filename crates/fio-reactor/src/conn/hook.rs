@@ -294,6 +294,21 @@ impl HookIo<'_> {
         self.engine.write(self.uuid, chunk.into(), self.urgent)
     }
 
+    /// Queues a copy of `data` for sending, after everything queued before, the way the
+    /// protocol's [`write`](crate::write()) copies: into the spare room of the engine's last
+    /// queued send buffer, so a small piece (a short TLS record) takes no pooled buffer of its
+    /// own, and the small pieces of one tick gather into one send. Inside an urgent
+    /// [`RwHook::write`] it keeps that urgency (as a chunk of its own).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); also the pool's exhaustion (nothing is queued then).
+    pub fn send_copy(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.urgent {
+            return self.send(data.to_vec());
+        }
+        self.engine.write_copy(self.uuid, data)
+    }
+
     /// Sends what is queued now instead of at the end of the tick: for a reply the peer
     /// waits on that took long to make (a TLS handshake flight), so the peer goes on while
     /// this thread serves its other connections. It costs a system call of its own (the end
