@@ -380,7 +380,9 @@ impl Receiving<'_> {
     ///
     /// # Errors
     /// - the socket's receive error: the caller drops the connection.
-    #[inline]
+    // Always inlined: it runs once per readable event, and as a call its prologue and
+    // epilogue cost a quarter of its own instructions.
+    #[inline(always)]
     fn receive(
         &mut self,
         uuid: Uuid,
