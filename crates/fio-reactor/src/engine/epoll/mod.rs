@@ -688,7 +688,8 @@ impl Engine for EpollEngine {
     /// The first write of a wait to a stream with nothing queued goes straight to the socket,
     /// as `send(2)` from `data`: no copy into a send buffer, no queue, no flush. What the
     /// socket doesn't take queues as any write does.
-    #[inline]
+    // Always inlined into the connection layer's write: it runs once per reply.
+    #[inline(always)]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
         let wait = self.waits;
         if let Some(entry) = named(&mut self.conns, conn)
