@@ -63,10 +63,66 @@ impl Requests {
     /// Feeds the next bytes and returns how many requests they completed. Once the request in
     /// progress grows past [`MAX_HEAD`] it stops there: see [`too_large`](Self::too_large).
     ///
-    /// The scan is the load benchmark's (`fio_bench::RequestCounter`), byte for byte; the head
-    /// size is checked once per request and once per feed rather than per byte, so fio's
-    /// server does the same work per byte as the baselines it is measured against.
+    /// The scan is the load benchmark's (`fio_bench::RequestCounter`), byte for byte, so fio's
+    /// server does the same work per byte as the baselines it is measured against. The head
+    /// size is checked once per feed when the bytes can't take any request past the limit
+    /// (the usual case: see [`feed_within_limit`](Self::feed_within_limit)), else once per
+    /// request ([`feed_exact`](Self::feed_exact)); both count the same.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> usize {
+        if self.too_large() {
+            return 0;
+        }
+        if self.head + bytes.len() <= MAX_HEAD + 1
+            && let Some(complete) = self.feed_within_limit(bytes)
+        {
+            return complete;
+        }
+        self.feed_exact(bytes)
+    }
+
+    /// [`feed`](Self::feed) for bytes that can't take any request past [`MAX_HEAD`] (the head
+    /// in progress plus all of them is within the limit): the baselines' loop exactly, with no
+    /// position kept per byte. Where the request in progress began is found afterwards, as
+    /// the end of the last `\r\n\r\n` in `bytes`; `None` (nothing changed) when that can't
+    /// be told from the bytes alone, for the exact path to decide: when the terminator the scan
+    /// counted last may be an overlapping one two bytes earlier (`\r\n\r\n\r\n`), or may have
+    /// begun in an earlier feed.
+    fn feed_within_limit(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut complete = 0;
+        let mut matched = self.matched;
+        for &byte in bytes {
+            matched = if byte == TERMINATOR[matched] {
+                matched + 1
+            } else if byte == b'\r' {
+                1
+            } else {
+                0
+            };
+            if matched == TERMINATOR.len() {
+                complete += 1;
+                matched = 0;
+            }
+        }
+        if complete > 0 {
+            let end = bytes
+                .windows(TERMINATOR.len())
+                .rposition(|window| window == TERMINATOR)?
+                + TERMINATOR.len();
+            // The scan counts a terminator ending at `end` unless it stood two bytes into one
+            // (after "\r\n"), which needs those two bytes in `bytes` and equal to "\r\n".
+            if end < 6 || bytes[end - 6..end - 4] == TERMINATOR[..2] {
+                return None;
+            }
+            self.head = bytes.len() - end;
+        } else {
+            self.head += bytes.len();
+        }
+        self.matched = matched;
+        Some(complete)
+    }
+
+    /// [`feed`](Self::feed) checking each request's head size as its terminator arrives.
+    pub(crate) fn feed_exact(&mut self, bytes: &[u8]) -> usize {
         if self.too_large() {
             return 0;
         }

@@ -133,3 +133,58 @@ fn requests_are_counted_across_pieces() {
     assert_eq!(oversized.feed(b"a\r\n\r\n"), 0);
     assert!(oversized.too_large());
 }
+
+/// Feeds `stream` in pieces of the sizes `cuts` gives, to one counter through `feed` and to
+/// another through `feed_exact`; they must agree after every piece.
+fn feed_both(stream: &[u8], mut cuts: impl FnMut() -> usize) {
+    let (mut fast, mut exact) = (Requests::default(), Requests::default());
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let (piece, after) = rest.split_at(cuts().clamp(1, rest.len()));
+        assert_eq!(
+            fast.feed(piece),
+            exact.feed_exact(piece),
+            "feeding {piece:?}"
+        );
+        assert_eq!(fast, exact, "after {piece:?}");
+        rest = after;
+    }
+}
+
+#[test]
+fn the_per_feed_limit_check_counts_as_the_per_request_one() {
+    // A xorshift generator: the same cases every run, no dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Terminator chains and near misses in every alignment, then long heads around the limit.
+    let alphabet = [b'\r', b'\n', b'G', b' '];
+    for _ in 0..2000 {
+        let len = usize::try_from(next() % 64).unwrap();
+        let stream: Vec<u8> = (0..len)
+            .map(|_| alphabet[usize::try_from(next() % 4).unwrap()])
+            .collect();
+        feed_both(&stream, || usize::try_from(next() % 12).unwrap());
+    }
+    for head in [
+        MAX_HEAD - 10,
+        MAX_HEAD - 3,
+        MAX_HEAD - 2,
+        MAX_HEAD - 1,
+        MAX_HEAD,
+    ] {
+        for tail in [&b"\r\n\r\n"[..], b"\r\n\r\n\r\n", b"\r\n\r\nGET"] {
+            let mut stream = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+            stream.extend(std::iter::repeat_n(b'a', head));
+            stream.extend_from_slice(tail);
+            stream.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            for piece in [1, 7, 64, 4096, 9000, stream.len()] {
+                feed_both(&stream, || piece);
+            }
+        }
+    }
+}

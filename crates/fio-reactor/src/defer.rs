@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::iter;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::RwLock;
@@ -25,6 +26,9 @@ pub(crate) struct DeferQueue {
     injector: Injector<Task>,
     /// One per running reactor thread, by thread index; emptied when the threads stop.
     stealers: RwLock<Vec<Stealer<Task>>>,
+    /// How many `stealers` holds, readable without its lock: a thread looks for others'
+    /// tasks on every tick, and with one thread there are none to look at.
+    threads: AtomicUsize,
 }
 
 impl DeferQueue {
@@ -33,6 +37,7 @@ impl DeferQueue {
         Self {
             injector: Injector::new(),
             stealers: RwLock::new(Vec::new()),
+            threads: AtomicUsize::new(0),
         }
     }
 
@@ -43,12 +48,16 @@ impl DeferQueue {
 
     /// Registers the reactor threads' deques, in thread order, when the reactor starts.
     pub(crate) fn set_stealers(&self, stealers: Vec<Stealer<Task>>) {
-        *self.stealers.write() = stealers;
+        let mut list = self.stealers.write();
+        self.threads.store(stealers.len(), Ordering::Release);
+        *list = stealers;
     }
 
     /// Forgets the threads' deques once they have stopped (each moved its leftovers here).
     pub(crate) fn clear_stealers(&self) {
-        self.stealers.write().clear();
+        let mut list = self.stealers.write();
+        self.threads.store(0, Ordering::Release);
+        list.clear();
     }
 
     /// Moves a stopping thread's leftover tasks to the injector, so none is lost.
@@ -86,6 +95,24 @@ impl DeferQueue {
     /// Whether any task is queued anywhere in this reactor.
     pub(crate) fn has_queue(&self) -> bool {
         !self.injector.is_empty() || self.stealers.read().iter().any(|s| !s.is_empty())
+    }
+
+    /// Whether a task thread `me` could [`find`](Self::find) waits anywhere but in its own
+    /// deque (which the caller looks at directly): in the injector or another thread's deque.
+    /// With a single thread that is the injector alone, looked at without the stealers' lock:
+    /// every tick of every thread asks this twice.
+    pub(crate) fn has_queue_besides(&self, me: usize) -> bool {
+        if !self.injector.is_empty() {
+            return true;
+        }
+        if self.threads.load(Ordering::Acquire) <= 1 {
+            return false;
+        }
+        self.stealers
+            .read()
+            .iter()
+            .enumerate()
+            .any(|(index, stealer)| index != me && !stealer.is_empty())
     }
 
     /// Runs what is left in the injector after the threads stopped, in passes, so clean-up
@@ -159,6 +186,35 @@ mod tests {
         );
         assert_eq!(counter.load(Ordering::Relaxed), 4);
         assert!(!queue.has_queue());
+    }
+
+    #[test]
+    fn only_other_threads_tasks_and_injected_ones_count_as_besides() {
+        let queue = DeferQueue::new();
+        let (a, b) = (Worker::new_fifo(), Worker::new_fifo());
+        let counter = Arc::new(AtomicUsize::new(0));
+        queue.set_stealers(vec![a.stealer()]);
+        a.push(counting_task(&counter));
+        assert!(queue.has_queue());
+        assert!(
+            !queue.has_queue_besides(0),
+            "a single thread's own deque is its own to look at"
+        );
+        queue.inject(counting_task(&counter));
+        assert!(queue.has_queue_besides(0), "injected tasks always count");
+        while let Some(task) = queue.find(0, &a) {
+            run_task(task);
+        }
+        queue.set_stealers(vec![a.stealer(), b.stealer()]);
+        b.push(counting_task(&counter));
+        assert!(queue.has_queue_besides(0), "thread 1's task may be stolen");
+        assert!(!queue.has_queue_besides(1));
+        queue.clear_stealers();
+        assert!(!queue.has_queue_besides(0));
+        while let Some(task) = b.pop() {
+            run_task(task);
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -236,7 +236,7 @@ impl Local {
     fn run_batch(&self) -> (usize, usize) {
         // Looking is cheaper than a failed search (a steal attempt on every queue), and a
         // server's tick mostly finds no task.
-        if self.worker.is_empty() && !self.inner.queue.has_queue() {
+        if self.worker.is_empty() && !self.inner.queue.has_queue_besides(self.index) {
             return (0, 0);
         }
         let idle_before = IDLE_TASKS.with(std::cell::Cell::get);
@@ -291,7 +291,7 @@ impl Local {
     fn has_work(&self, now: Instant, slot: &ThreadSlot) -> bool {
         let draining = self.conns.borrow().shutdown.is_some();
         self.has_local_tasks()
-            || self.inner.queue.has_queue()
+            || self.inner.queue.has_queue_besides(self.index)
             || self.inner.has_timer_inbox()
             || self.inner.should_shut_down(self.index)
             || (self.inner.threads_should_exit() && !draining)

@@ -189,10 +189,7 @@ impl Epoll {
     pub fn wait(&self, events: &mut EventBuffer, timeout: Option<Duration>) -> io::Result<usize> {
         events.len = 0;
         events.woken = false;
-        let timeout_ms = timeout.map_or(-1, |timeout| {
-            let ms = timeout.as_nanos().div_ceil(1_000_000);
-            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
-        });
+        let timeout_ms = timeout.map_or(-1, timeout_millis);
         // The capacity is at most `MAX_CAPACITY`, so it fits.
         let capacity = libc::c_int::try_from(events.slots.len()).unwrap_or(libc::c_int::MAX);
         let slots = events.slots.as_mut_ptr();
@@ -244,6 +241,18 @@ impl Epoll {
             fd: Arc::clone(&self.wake),
         }
     }
+}
+
+/// `timeout` in whole milliseconds for `epoll_wait`, rounded up (so a sub-millisecond timeout
+/// sleeps instead of spinning) and capped at `c_int::MAX`; computed from the seconds and the
+/// sub-second nanoseconds, without the 128-bit division `as_nanos` would need on every wait.
+fn timeout_millis(timeout: Duration) -> libc::c_int {
+    let fraction = u64::from(timeout.subsec_nanos().div_ceil(1_000_000));
+    let ms = timeout
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(fraction);
+    libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
 }
 
 impl fmt::Debug for Epoll {
@@ -385,6 +394,17 @@ impl EventBuffer {
     pub fn clear(&mut self) {
         self.len = 0;
         self.woken = false;
+    }
+
+    /// The last wait's descriptor event number `index` (in the kernel's order), if there is
+    /// one: a caller that handles each event with `&mut` access to what holds this buffer
+    /// reads them one at a time instead of copying them out first.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<EpollEvent> {
+        self.slots[..self.len].get(index).map(|slot| EpollEvent {
+            key: slot.u64,
+            flags: slot.events,
+        })
     }
 
     /// The last wait's descriptor events, in the kernel's order.

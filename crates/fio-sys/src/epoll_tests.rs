@@ -250,6 +250,8 @@ fn a_wake_among_events_is_taken_out_of_them() {
     assert_eq!(epoll.wait(&mut events, LONG).unwrap(), 1);
     assert!(events.woken());
     assert_eq!(events.iter().map(EpollEvent::key).collect::<Vec<_>>(), [6]);
+    assert_eq!(events.get(0).map(EpollEvent::key), Some(6));
+    assert_eq!(events.get(1), None, "the wake-up is not an event");
     assert!(format!("{events:?}").contains("READABLE"));
     // Level-triggered: the byte is reported again, the drained wake-up is not.
     assert_eq!(epoll.wait(&mut events, LONG).unwrap(), 1);
@@ -267,6 +269,24 @@ fn a_sub_millisecond_timeout_still_returns() {
         0
     );
     assert_eq!(epoll.wait(&mut events, Some(Duration::ZERO)).unwrap(), 0);
+}
+
+#[test]
+fn timeouts_round_up_to_whole_milliseconds_and_saturate() {
+    let cases = [
+        (Duration::ZERO, 0),
+        (Duration::from_nanos(1), 1),
+        (Duration::from_micros(999), 1),
+        (Duration::from_millis(1), 1),
+        (Duration::from_micros(1001), 2),
+        (Duration::new(2, 1), 2001),
+        (Duration::from_millis(430), 430),
+        (Duration::from_secs(u64::MAX / 1000 + 1), libc::c_int::MAX),
+        (Duration::MAX, libc::c_int::MAX),
+    ];
+    for (timeout, ms) in cases {
+        assert_eq!(timeout_millis(timeout), ms, "{timeout:?}");
+    }
 }
 
 #[test]

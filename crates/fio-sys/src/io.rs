@@ -87,6 +87,9 @@ flag_set! {
 /// assert_eq!(&buf[..n], b"ping");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+// Inlined where it is hot (the epoll engine's receive loop): the call cost as much as the
+// `syscall(2)` stub it wraps.
+#[inline]
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: RecvFlags) -> io::Result<usize> {
     let (data, len) = (buf.as_mut_ptr().cast::<libc::c_void>(), buf.len());
     // SAFETY: `data` points to `len` writable bytes borrowed for the whole call; no address
@@ -164,6 +167,9 @@ pub fn recv_from(
 /// assert_eq!(&buf, b"pong");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+// Always inlined: the epoll engine sends every reply through it, and as a call it cost as
+// much again as the `syscall(2)` stub it wraps.
+#[inline(always)]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: SendFlags) -> io::Result<usize> {
     let (data, len) = (buf.as_ptr().cast::<libc::c_void>(), buf.len());
     // SAFETY: `data` points to `len` readable bytes borrowed for the whole call; no address

@@ -262,6 +262,8 @@ impl Stream {
     ///
     /// # Errors
     /// - the socket's receive error (`ConnectionReset`...), or the pool's when it is exhausted.
+    // Always inlined into the engine's one receive path: it runs once per readable event.
+    #[inline(always)]
     pub(super) fn fill(
         &mut self,
         fd: BorrowedFd<'_>,
