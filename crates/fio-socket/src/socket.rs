@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) handler: Option<Handler>,
     /// The owning handle was dropped without a close: abort at the next chance.
     pub(crate) abandoned: bool,
+    /// Whether a drained send queue is reported ([`Socket::report_drained`]).
+    pub(crate) report_drained: bool,
     pub(crate) stats: SocketStats,
 }
 
@@ -350,6 +352,7 @@ impl Socket {
             events: VecDeque::new(),
             handler: Some(handler),
             abandoned: false,
+            report_drained: true,
             stats: SocketStats::default(),
         };
         let shared = Rc::new(State(RefCell::new(inner)));
@@ -613,6 +616,15 @@ impl Socket {
         let mut inner = self.shared.borrow_mut();
         inner.receive_paused = paused;
         crate::inbound::arm(&self.shared, &mut inner, ring)
+    }
+
+    /// Whether a send queue drained by a send completion is reported with
+    /// [`Event::Drained`] (`true`, as a new socket does) or not. An owner with nothing
+    /// waiting for the drain (a server whose replies nobody awaits) turns the reports off,
+    /// which spares each reply's completion its event delivery, and back on before it starts
+    /// waiting: only drains completed while on are reported, none is replayed.
+    pub fn report_drained(&self, wanted: bool) {
+        self.shared.borrow_mut().report_drained = wanted;
     }
 
     /// Whether [`pause_receive`](Self::pause_receive) stopped the receive.

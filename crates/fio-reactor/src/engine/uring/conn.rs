@@ -74,6 +74,9 @@ struct Link {
     paused: Cell<bool>,
     /// `close` was asked for: only `Closed` is reported from now on.
     closing: Cell<bool>,
+    /// [`Engine::report_drained`](crate::engine::Engine::report_drained): whether the
+    /// socket reports its drained send queue (applied to the socket once connected).
+    report_drained: Cell<bool>,
     /// The inbox's hand-over count when this stream last reported `Readable`: while it is
     /// the current one, that `Readable` still waits in the inbox and another one would say
     /// nothing new.
@@ -426,6 +429,16 @@ impl Stream {
         }
     }
 
+    /// See [`Engine::report_drained`](crate::engine::Engine::report_drained): the socket
+    /// itself stops (or resumes) reporting, so a reply nobody waits for completes without an
+    /// event delivery.
+    pub(super) fn report_drained(&self, wanted: bool) {
+        self.link.report_drained.set(wanted);
+        if let Phase::Open(socket) = &self.phase {
+            socket.report_drained(wanted);
+        }
+    }
+
     /// Stops the socket's receive and holds `Readable` back (`true`), or resumes both,
     /// reporting what was left unread. A paused stream buffers nothing more: the kernel holds
     /// what the peer sends, and TCP's flow control slows the peer down.
@@ -494,6 +507,7 @@ impl Link {
             error: Cell::new(None),
             paused: Cell::new(false),
             closing: Cell::new(false),
+            report_drained: Cell::new(true),
             // Not reported yet: no hand-over count matches (it would take 2^64 of them).
             readable_at: Cell::new(u64::MAX),
         })
@@ -512,6 +526,7 @@ fn new_socket(
     // The link is the handler: the socket shares it rather than boxing a closure around it.
     let handler: Rc<dyn SharedEventHandler> = Rc::clone(link) as Rc<dyn SharedEventHandler>;
     let socket = Socket::with_shared_handler(ring, fd, config, handler)?;
+    socket.report_drained(link.report_drained.get());
     if paused {
         socket.pause_receive(ring, true)?;
     }

@@ -417,6 +417,12 @@ impl Engine for UringEngine {
         })
     }
 
+    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
+        if let Some(stream) = self.streams.get(&conn) {
+            stream.report_drained(wanted);
+        }
+    }
+
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()> {
         let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
         stream.pause_receive(&mut self.ring, paused)
