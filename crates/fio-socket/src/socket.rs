@@ -765,19 +765,28 @@ pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
         inner.events.is_empty() && !inner.abandoned
     };
     if !idle {
-        deliver_queued(shared, ring);
+        deliver_queued(shared, ring, None);
     }
 }
 
-/// [`deliver`]'s loop, for a socket with events queued or abandoned.
+/// [`deliver`] for a completion that brought `first` to report while nothing was queued:
+/// `first` goes straight to the handler, never through the queue, then whatever the
+/// completion queued after it. A receive completion reports its data this way.
+#[inline]
+pub(crate) fn deliver_first(shared: &Shared, ring: &mut Ring, first: Event) {
+    deliver_queued(shared, ring, Some(first));
+}
+
+/// [`deliver`]'s loop, for a socket with events queued (or `first`, ahead of them) or
+/// abandoned.
 ///
 /// One lent handle serves the whole delivery, and the state stays borrowed except while the
 /// handler runs: most deliveries carry one event, whose cost is mostly this bookkeeping.
 #[inline(never)]
-fn deliver_queued(shared: &Shared, ring: &mut Ring) {
+fn deliver_queued(shared: &Shared, ring: &mut Ring, mut first: Option<Event>) {
     let socket = Socket::lent(shared);
     let mut inner = shared.borrow_mut();
-    while let Some(event) = inner.events.pop_front() {
+    while let Some(event) = first.take().or_else(|| inner.events.pop_front()) {
         // No handler: it is running further up the stack (the outer loop delivers the
         // rest), or the socket reported its last event or was dropped.
         let Some(mut handler) = inner.handler.take() else {
