@@ -271,6 +271,7 @@ impl Stream {
     }
 
     /// See [`Engine::read`](crate::engine::Engine::read); a closing stream reads nothing.
+    #[inline]
     pub(super) fn read(&self, ring: &mut Ring, buf: &mut [u8]) -> io::Result<usize> {
         let Phase::Open(socket) = &self.phase else {
             return Ok(0);
@@ -390,6 +391,7 @@ impl Stream {
 
     /// See [`Engine::write_copy`](crate::engine::Engine::write_copy): into the socket's
     /// pooled send buffers (a datagram socket sends the copy as one datagram).
+    #[inline]
     pub(super) fn write_copy(&mut self, ring: &mut Ring, data: &[u8]) -> io::Result<()> {
         if self.link.closing.get() {
             return Err(broken_pipe());
