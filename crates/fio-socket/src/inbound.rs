@@ -20,7 +20,7 @@ use fio_ring::{Completion, Datagram, Op, OpId, OpKind, Ring};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver};
+use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first};
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
@@ -128,17 +128,18 @@ fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result
 /// A receive completion: queue the data and report it, then re-arm or end. Re-arming waits
 /// until the handler has seen the data, so the water marks judge what it left unread.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    {
+    let readable = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
-        if matches!(
+        let readable = if matches!(
             completion.kind(),
             OpKind::RecvMsg | OpKind::RecvMsgMultishot
         ) {
             on_datagram(inner, &mut completion);
+            None
         } else {
-            on_data(inner, &mut completion);
-        }
+            on_data(inner, &mut completion)
+        };
         if completion.is_final() {
             inner.in_flight -= 1;
             if matches!(
@@ -149,8 +150,12 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
                 inner.inbound = Inbound::Idle;
             }
         }
+        readable
+    };
+    match readable {
+        Some(event) => deliver_first(shared, ring, event),
+        None => deliver(shared, ring),
     }
-    deliver(shared, ring);
     {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
@@ -166,21 +171,30 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 }
 
 /// A receive or read completion: its buffer joins the queue; a final one may end the stream.
-fn on_data(inner: &mut Inner, completion: &mut Completion) {
+/// Returns the `Readable` to deliver ahead of the queue when nothing was queued before it
+/// (the usual case: it then skips the queue), else queues it.
+fn on_data(inner: &mut Inner, completion: &mut Completion) -> Option<Event> {
     let res = completion.raw_result();
     let buffer = completion.take_buffer();
     let open = inner.lifecycle == Lifecycle::Open;
+    let mut readable = None;
     if res > 0
         && open
         && let Some(buffer) = buffer
     {
         inner.stats.bytes_received += buffer.len() as u64;
         inner.recv.push(buffer);
-        let buffered = inner.recv.len();
-        inner.push_event(Event::Readable { buffered });
+        let event = Event::Readable {
+            buffered: inner.recv.len(),
+        };
+        if inner.events.is_empty() {
+            readable = Some(event);
+        } else {
+            inner.push_event(event);
+        }
     }
     if !completion.is_final() || !open {
-        return;
+        return readable;
     }
     match res {
         0 => {
@@ -190,6 +204,7 @@ fn on_data(inner: &mut Inner, completion: &mut Completion) {
         1.. => {}
         _ => on_error(inner, -res),
     }
+    readable
 }
 
 /// A message-mode completion: the datagram joins the queue with its sender; a final error

@@ -366,7 +366,8 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
             on_result(inner, &mut completion);
         }
         start(shared, inner, ring);
-        if inner.sending.is_none()
+        if inner.report_drained
+            && inner.sending.is_none()
             && inner.send.is_empty()
             && inner.lifecycle == Lifecycle::Open
             && inner.broken.is_none()

@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) handler: Option<Handler>,
     /// The owning handle was dropped without a close: abort at the next chance.
     pub(crate) abandoned: bool,
+    /// Whether a drained send queue is reported ([`Socket::report_drained`]).
+    pub(crate) report_drained: bool,
     pub(crate) stats: SocketStats,
 }
 
@@ -350,6 +352,7 @@ impl Socket {
             events: VecDeque::new(),
             handler: Some(handler),
             abandoned: false,
+            report_drained: true,
             stats: SocketStats::default(),
         };
         let shared = Rc::new(State(RefCell::new(inner)));
@@ -615,6 +618,15 @@ impl Socket {
         crate::inbound::arm(&self.shared, &mut inner, ring)
     }
 
+    /// Whether a send queue drained by a send completion is reported with
+    /// [`Event::Drained`] (`true`, as a new socket does) or not. An owner with nothing
+    /// waiting for the drain (a server whose replies nobody awaits) turns the reports off,
+    /// which spares each reply's completion its event delivery, and back on before it starts
+    /// waiting: only drains completed while on are reported, none is replayed.
+    pub fn report_drained(&self, wanted: bool) {
+        self.shared.borrow_mut().report_drained = wanted;
+    }
+
     /// Whether [`pause_receive`](Self::pause_receive) stopped the receive.
     pub fn is_receive_paused(&self) -> bool {
         self.shared.borrow().receive_paused
@@ -753,19 +765,28 @@ pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
         inner.events.is_empty() && !inner.abandoned
     };
     if !idle {
-        deliver_queued(shared, ring);
+        deliver_queued(shared, ring, None);
     }
 }
 
-/// [`deliver`]'s loop, for a socket with events queued or abandoned.
+/// [`deliver`] for a completion that brought `first` to report while nothing was queued:
+/// `first` goes straight to the handler, never through the queue, then whatever the
+/// completion queued after it. A receive completion reports its data this way.
+#[inline]
+pub(crate) fn deliver_first(shared: &Shared, ring: &mut Ring, first: Event) {
+    deliver_queued(shared, ring, Some(first));
+}
+
+/// [`deliver`]'s loop, for a socket with events queued (or `first`, ahead of them) or
+/// abandoned.
 ///
 /// One lent handle serves the whole delivery, and the state stays borrowed except while the
 /// handler runs: most deliveries carry one event, whose cost is mostly this bookkeeping.
 #[inline(never)]
-fn deliver_queued(shared: &Shared, ring: &mut Ring) {
+fn deliver_queued(shared: &Shared, ring: &mut Ring, mut first: Option<Event>) {
     let socket = Socket::lent(shared);
     let mut inner = shared.borrow_mut();
-    while let Some(event) = inner.events.pop_front() {
+    while let Some(event) = first.take().or_else(|| inner.events.pop_front()) {
         // No handler: it is running further up the stack (the outer loop delivers the
         // rest), or the socket reported its last event or was dropped.
         let Some(mut handler) = inner.handler.take() else {

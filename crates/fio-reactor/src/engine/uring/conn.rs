@@ -74,6 +74,9 @@ struct Link {
     paused: Cell<bool>,
     /// `close` was asked for: only `Closed` is reported from now on.
     closing: Cell<bool>,
+    /// [`Engine::report_drained`](crate::engine::Engine::report_drained): whether the
+    /// socket reports its drained send queue (applied to the socket once connected).
+    report_drained: Cell<bool>,
     /// The inbox's hand-over count when this stream last reported `Readable`: while it is
     /// the current one, that `Readable` still waits in the inbox and another one would say
     /// nothing new.
@@ -268,6 +271,7 @@ impl Stream {
     }
 
     /// See [`Engine::read`](crate::engine::Engine::read); a closing stream reads nothing.
+    #[inline]
     pub(super) fn read(&self, ring: &mut Ring, buf: &mut [u8]) -> io::Result<usize> {
         let Phase::Open(socket) = &self.phase else {
             return Ok(0);
@@ -387,6 +391,7 @@ impl Stream {
 
     /// See [`Engine::write_copy`](crate::engine::Engine::write_copy): into the socket's
     /// pooled send buffers (a datagram socket sends the copy as one datagram).
+    #[inline]
     pub(super) fn write_copy(&mut self, ring: &mut Ring, data: &[u8]) -> io::Result<()> {
         if self.link.closing.get() {
             return Err(broken_pipe());
@@ -423,6 +428,16 @@ impl Stream {
         match &self.phase {
             Phase::Open(socket) => socket.stats().bytes_sent,
             _ => 0,
+        }
+    }
+
+    /// See [`Engine::report_drained`](crate::engine::Engine::report_drained): the socket
+    /// itself stops (or resumes) reporting, so a reply nobody waits for completes without an
+    /// event delivery.
+    pub(super) fn report_drained(&self, wanted: bool) {
+        self.link.report_drained.set(wanted);
+        if let Phase::Open(socket) = &self.phase {
+            socket.report_drained(wanted);
         }
     }
 
@@ -494,6 +509,7 @@ impl Link {
             error: Cell::new(None),
             paused: Cell::new(false),
             closing: Cell::new(false),
+            report_drained: Cell::new(true),
             // Not reported yet: no hand-over count matches (it would take 2^64 of them).
             readable_at: Cell::new(u64::MAX),
         })
@@ -512,6 +528,7 @@ fn new_socket(
     // The link is the handler: the socket shares it rather than boxing a closure around it.
     let handler: Rc<dyn SharedEventHandler> = Rc::clone(link) as Rc<dyn SharedEventHandler>;
     let socket = Socket::with_shared_handler(ring, fd, config, handler)?;
+    socket.report_drained(link.report_drained.get());
     if paused {
         socket.pause_receive(ring, true)?;
     }
