@@ -253,12 +253,11 @@ fn drained(local: &Local, uuid: Uuid, now: Instant) {
                 conn.has_notify(),
             );
             // Nothing waits for this drain and `on_ready` is the default no-op: no one can
-            // observe it. Without a hook, the next drains needn't even be reported until
-            // something starts waiting (`want_drained` turns reports back on).
+            // observe it. The next drains needn't even be reported until something starts
+            // waiting (`want_drained` turns reports back on; a hook that comes to hold bytes
+            // does, in `hook::flush_one`).
             if waits == (false, false, false, false) && conn.on_ready_is_default {
-                if conn.hook.is_none()
-                    && let Ok(mut engine) = local.engine.try_borrow_mut()
-                {
+                if let Ok(mut engine) = local.engine.try_borrow_mut() {
                     engine.report_drained(uuid, false);
                 }
                 return;

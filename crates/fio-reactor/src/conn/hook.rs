@@ -604,11 +604,12 @@ pub(crate) fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize
             return Err(engine_error(uuid, error));
         }
     };
-    let close = {
+    let (close, newly_held) = {
         let mut conns = local.conns.borrow_mut();
         let Some(conn) = conns.map.get_mut(&uuid) else {
             return Ok(held);
         };
+        let newly_held = held > 0 && !conn.hook_held;
         conn.hook_held = held > 0;
         let waiting = conn.close_after_flush();
         // The flush took raw bytes and holds decoded ones: the protocol reads them.
@@ -619,15 +620,21 @@ pub(crate) fn flush_one(local: &Local, uuid: Uuid, now: Instant) -> Result<usize
         if held > 0 {
             conns.schedule_flush(uuid);
         }
-        match waiting {
+        let close = match waiting {
             Some(_) if held == 0 => Some(CloseMode::Graceful),
             Some(since) if now.saturating_duration_since(since) >= GRACE => {
                 log::debug!("the rw hook of {uuid} held {held} bytes past the grace period");
                 Some(CloseMode::Abort)
             }
             _ => None,
-        }
+        };
+        (close, newly_held)
     };
+    if newly_held {
+        // The hook waits for room in the send queue: its drain must be reported (reports
+        // are off while nothing waits for them).
+        state::want_drained(local, uuid);
+    }
     if let Some(mode) = close {
         engine_close(local, uuid, mode);
     }

@@ -367,9 +367,9 @@ pub(crate) trait Engine {
 
     /// Whether `conn`'s drained send queue is reported ([`EngineEvent::Drained`]); `true` for a
     /// new connection. The connection layer turns reports off while nothing waits for them (no
-    /// `on_ready`, file, suspension, hook or notification: its `drained` would do nothing)
-    /// and back on before anything starts waiting, which saves an event per reply. An
-    /// engine may keep reporting (the default does): a report is always harmless.
+    /// `on_ready`, file, suspension, notification or hook holding bytes: its `drained` would
+    /// do nothing) and back on before anything starts waiting, which saves an event per
+    /// reply. An engine may keep reporting (the default does): a report is always harmless.
     fn report_drained(&mut self, conn: Uuid, wanted: bool) {
         let _ = (conn, wanted);
     }
