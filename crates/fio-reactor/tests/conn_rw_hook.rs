@@ -496,8 +496,11 @@ impl RwHook for InPlace {
         let count = buf.len().min(buffer.len() - *at);
         buf[..count].copy_from_slice(&buffer[*at..*at + count]);
         *at += count;
-        if *at == buffer.len() {
-            self.held = None;
+        if *at == buffer.len()
+            && let Some((emptied, _)) = self.held.take()
+        {
+            // The engine receives into it again: the echo below stays byte-exact.
+            io.recycle_buffer(emptied);
         }
         Ok(count)
     }

@@ -1,8 +1,9 @@
 //! The read/write hook: a rustls unbuffered session over a fio connection's buffers.
 //!
 //! Records are decrypted where the engine received them: the hook takes each received
-//! buffer with [`HookIo::receive_buffer`] and hands rustls the undecrypted part of it. A
-//! record that spans two receive buffers is the exception: its start is copied into the
+//! buffer with [`HookIo::receive_buffer`] and hands rustls the undecrypted part of it; a
+//! buffer rustls used up goes back with [`HookIo::recycle_buffer`], so the engine receives
+//! into it again rather than taking another from its pool. A record that spans two receive buffers is the exception: its start is copied into the
 //! hook's record buffer (`carry`) and the rest of it joined from the next buffer, one record
 //! at a time. What the protocol writes is encrypted straight into pooled send buffers from
 //! [`HookIo::send_buffer`], which go to the send queue as they are, in order (never urgent:
@@ -74,11 +75,19 @@ pub(crate) trait Wire {
     fn send_copy(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.send(Chunk::Vec(bytes.to_vec()))
     }
+    /// Gives back a received buffer that was decrypted and is no longer needed.
+    fn recycle(&mut self, buffer: Buffer) {
+        drop(buffer);
+    }
 }
 
 impl Wire for HookIo<'_> {
     fn receive_buffer(&mut self) -> io::Result<Option<Buffer>> {
         HookIo::receive_buffer(self)
+    }
+
+    fn recycle(&mut self, buffer: Buffer) {
+        HookIo::recycle_buffer(self, buffer);
     }
 
     fn send_buffer(&mut self) -> io::Result<Buffer> {
@@ -172,8 +181,9 @@ impl Input {
         }
     }
 
-    /// rustls consumed `count` bytes of what [`next_slice`](Self::next_slice) gave it.
-    fn discard(&mut self, count: usize) {
+    /// rustls consumed `count` bytes of what [`next_slice`](Self::next_slice) gave it; a
+    /// received buffer it used up goes back to `wire`.
+    fn discard(&mut self, wire: &mut (impl Wire + ?Sized), count: usize) {
         if count == 0 {
             return;
         }
@@ -182,8 +192,15 @@ impl Input {
         } else if let Some((buffer, at)) = &mut self.held {
             *at = (*at + count).min(buffer.len());
             if *at == buffer.len() {
-                self.held = None;
+                self.release(wire);
             }
+        }
+    }
+
+    /// Gives the received buffer held back to `wire`: everything in it was used.
+    fn release(&mut self, wire: &mut (impl Wire + ?Sized)) {
+        if let Some((buffer, _)) = self.held.take() {
+            wire.recycle(buffer);
         }
     }
 
@@ -196,9 +213,10 @@ impl Input {
                 // buffer, and the record's rest comes from the next buffer.
                 Some((buffer, at)) if *at < buffer.len() => {
                     self.carry.extend_from_slice(&buffer[*at..]);
-                    self.held = None;
+                    self.release(wire);
                 }
                 _ => {
+                    self.release(wire);
                     self.held = wire.receive_buffer()?.map(|buffer| (buffer, 0));
                     return Ok(self.held.is_some());
                 }
@@ -216,6 +234,7 @@ impl Input {
             .as_ref()
             .is_none_or(|(buffer, at)| *at == buffer.len())
         {
+            self.release(wire);
             self.held = wire.receive_buffer()?.map(|buffer| (buffer, 0));
         }
         let Some((buffer, at)) = &mut self.held else {
@@ -225,7 +244,7 @@ impl Input {
         self.carry.extend_from_slice(&buffer[*at..*at + take]);
         *at += take;
         if *at == buffer.len() {
-            self.held = None;
+            self.release(wire);
         }
         Ok(take > 0)
     }
@@ -661,7 +680,7 @@ impl TlsHook {
                     (discard, flow.handle(wire, status, sink, copied, lent))
                 }
             };
-            input.discard(discard);
+            input.discard(wire, discard);
             match next? {
                 Next::Again => {}
                 // Each record costs rustls a call of its own; once the last one received is

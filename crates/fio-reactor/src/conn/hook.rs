@@ -273,6 +273,13 @@ impl HookIo<'_> {
         self.engine.send_buffer(self.uuid)
     }
 
+    /// Gives back a buffer from [`receive_buffer`](Self::receive_buffer) the hook has
+    /// decoded and no longer needs: the engine receives into it again, which is cheaper than
+    /// dropping it (its pool takes it back then, and the engine takes another).
+    pub fn recycle_buffer(&mut self, buffer: Buffer) {
+        self.engine.recycle_buffer(buffer);
+    }
+
     /// Raw bytes received and not yet taken.
     pub fn received_len(&self) -> usize {
         self.received_known

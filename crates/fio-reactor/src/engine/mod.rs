@@ -314,6 +314,13 @@ pub(crate) trait Engine {
     /// - the pool's exhaustion; `NotFound` for a uuid this engine doesn't serve.
     fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer>;
 
+    /// Takes back a buffer a hook is done with (one from [`read_buffer`](Self::read_buffer),
+    /// decoded and emptied), to receive into again: cheaper than dropping it into its pool
+    /// and taking another. An engine with no use for it drops it (the default).
+    fn recycle_buffer(&mut self, buffer: Buffer) {
+        drop(buffer);
+    }
+
     /// Bytes received and not yet read.
     fn buffered(&self, conn: Uuid) -> usize;
 
@@ -522,6 +529,11 @@ impl Engine for Backend {
 
     fn send_buffer(&mut self, conn: Uuid) -> io::Result<Buffer> {
         forward!(self, engine => engine.send_buffer(conn))
+    }
+
+    #[inline]
+    fn recycle_buffer(&mut self, buffer: Buffer) {
+        forward!(self, engine => engine.recycle_buffer(buffer))
     }
 
     #[inline]

@@ -667,6 +667,11 @@ impl Engine for EpollEngine {
         self.spares.take().map_err(io::Error::from)
     }
 
+    fn recycle_buffer(&mut self, buffer: Buffer) {
+        // A buffer of another pool, or one more than the spares keep, goes back to its pool.
+        drop(self.spares.try_give(buffer));
+    }
+
     fn buffered(&self, conn: Uuid) -> usize {
         self.conn(conn)
             .ok()

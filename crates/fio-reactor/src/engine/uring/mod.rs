@@ -385,6 +385,11 @@ impl Engine for UringEngine {
         pool.take().map_err(io::Error::from)
     }
 
+    fn recycle_buffer(&mut self, buffer: Buffer) {
+        // Back to the buffer group it was received into (or its pool, if none takes it).
+        self.ring.recycle_buffer(buffer);
+    }
+
     fn buffered(&self, conn: Uuid) -> usize {
         self.streams.get(&conn).map_or(0, Stream::buffered)
     }
