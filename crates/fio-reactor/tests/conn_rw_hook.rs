@@ -10,6 +10,7 @@ mod util;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -542,6 +543,30 @@ impl RwHook for InPlace {
     }
 }
 
+/// Writes `len` patterned bytes XOR-encoded to the server at `addr` while reading its echo
+/// back; returns the echo, decoded, and what was sent.
+fn xor_echo(addr: SocketAddr, len: u32) -> (Vec<u8>, Vec<u8>) {
+    let message: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut stream = client(addr);
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let wire: Vec<u8> = message.iter().map(|byte| byte ^ KEY).collect();
+        thread::spawn(move || stream.write_all(&wire).unwrap())
+    };
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 8192];
+    for _ in 0..100_000 {
+        if echoed.len() >= message.len() {
+            break;
+        }
+        let count = io::Read::read(&mut stream, &mut buf).unwrap();
+        assert!(count > 0, "the server closed before echoing");
+        echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
+    }
+    writer.join().unwrap();
+    (echoed, message)
+}
+
 #[test]
 fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() {
     let reactor = reactor(1);
@@ -563,24 +588,7 @@ fn a_hook_decodes_in_the_receive_buffers_and_encodes_into_pooled_send_buffers() 
     let stopper = reactor.clone();
     let client = thread::spawn(move || {
         // Several receive buffers' worth, so buffers are taken one after another.
-        let message: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let mut stream = client(addr);
-        let writer = {
-            let mut stream = stream.try_clone().unwrap();
-            let wire: Vec<u8> = message.iter().map(|byte| byte ^ KEY).collect();
-            thread::spawn(move || stream.write_all(&wire).unwrap())
-        };
-        let mut echoed = Vec::new();
-        let mut buf = [0u8; 8192];
-        for _ in 0..100_000 {
-            if echoed.len() >= message.len() {
-                break;
-            }
-            let count = io::Read::read(&mut stream, &mut buf).unwrap();
-            assert!(count > 0, "the server closed before echoing");
-            echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
-        }
-        writer.join().unwrap();
+        let (echoed, message) = xor_echo(addr, 100_000);
         // Every write is echoed: none of them asked for a flush.
         let flushed = flushes.load(Ordering::SeqCst);
         stopper.stop();
@@ -640,24 +648,7 @@ fn a_hooks_copied_sends_keep_their_place_among_its_chunks() {
     });
     let stopper = reactor.clone();
     let client = thread::spawn(move || {
-        let message: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        let mut stream = client(addr);
-        let writer = {
-            let mut stream = stream.try_clone().unwrap();
-            let wire: Vec<u8> = message.iter().map(|byte| byte ^ KEY).collect();
-            thread::spawn(move || stream.write_all(&wire).unwrap())
-        };
-        let mut echoed = Vec::new();
-        let mut buf = [0u8; 8192];
-        for _ in 0..100_000 {
-            if echoed.len() >= message.len() {
-                break;
-            }
-            let count = io::Read::read(&mut stream, &mut buf).unwrap();
-            assert!(count > 0, "the server closed before echoing");
-            echoed.extend(buf[..count].iter().map(|byte| byte ^ KEY));
-        }
-        writer.join().unwrap();
+        let (echoed, message) = xor_echo(addr, 20_000);
         stopper.stop();
         (echoed, message)
     });
