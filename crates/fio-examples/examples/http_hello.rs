@@ -91,13 +91,7 @@ impl Requests {
         let mut complete = 0;
         let mut matched = self.matched;
         for &byte in bytes {
-            matched = if byte == TERMINATOR[matched] {
-                matched + 1
-            } else if byte == b'\r' {
-                1
-            } else {
-                0
-            };
+            matched = next_matched(matched, byte);
             if matched == TERMINATOR.len() {
                 complete += 1;
                 matched = 0;
@@ -134,15 +128,7 @@ impl Requests {
         // terminator's position comes from what is left of the walk.
         let mut rest = bytes.iter();
         while let Some(&byte) = rest.next() {
-            matched = if byte == TERMINATOR[matched] {
-                matched + 1
-            } else if byte == b'\r' {
-                // Only "\r" can restart a match: no longer prefix of "\r\n\r\n" is a suffix of
-                // another.
-                1
-            } else {
-                0
-            };
+            matched = next_matched(matched, byte);
             if matched == TERMINATOR.len() {
                 let end = bytes.len() - rest.len();
                 // A request counts only if its head stayed within the limit until its last
@@ -165,6 +151,21 @@ impl Requests {
     /// Whether the request in progress is longer than [`MAX_HEAD`] bytes.
     pub(crate) fn too_large(&self) -> bool {
         self.head > MAX_HEAD
+    }
+}
+
+/// How many bytes of [`TERMINATOR`] the stream ends with after `byte`, given it ended with
+/// `matched` before: the scan's one step (the baselines', byte for byte).
+#[inline(always)]
+fn next_matched(matched: usize, byte: u8) -> usize {
+    if byte == TERMINATOR[matched] {
+        matched + 1
+    } else if byte == b'\r' {
+        // Only "\r" can restart a match: no longer prefix of "\r\n\r\n" is a suffix of
+        // another.
+        1
+    } else {
+        0
     }
 }
 
