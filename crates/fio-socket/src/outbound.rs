@@ -302,11 +302,7 @@ fn lend_stream(
             offered,
         )));
     }
-    let offered = chunks
-        .iter()
-        .map(Chunk::len)
-        .sum::<usize>()
-        .saturating_sub(offset);
+    let offered = offered_bytes(&chunks, offset);
     // Several chunks: one gathered send, whose storage comes back with its completion.
     let mut storage = scratch.storages.borrow_mut().pop().unwrap_or_default();
     let bufs = storage.bufs_mut();
@@ -324,11 +320,16 @@ fn lend_stream(
 
 /// The bytes lent chunks offer the kernel: all of them but those of the first already sent.
 fn lent_bytes(lent: &Lent) -> usize {
-    lent.chunks
+    offered_bytes(&lent.chunks, lent.offset)
+}
+
+/// The bytes of `chunks` but the first `offset`, already sent.
+fn offered_bytes(chunks: &[Chunk], offset: usize) -> usize {
+    chunks
         .iter()
         .map(Chunk::len)
         .sum::<usize>()
-        .saturating_sub(lent.offset)
+        .saturating_sub(offset)
 }
 
 /// The ring's view of one lent chunk.
