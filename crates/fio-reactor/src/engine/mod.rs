@@ -291,13 +291,8 @@ pub(crate) trait Engine {
     /// [`read`](Self::read), and when it copied nothing into a non-empty `buf`, whether that
     /// is the end of the stream ([`is_eof`](Self::is_eof)): then `Ok(None)`. The connection
     /// layer's `read` asks this, and a protocol's read loop ends with the read that finds
-    /// nothing. The default asks the two; an engine whose lookups cost more than a few loads
-    /// answers with one (the epoll engine does).
-    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        let count = self.read(conn, buf)?;
-        let ended = count == 0 && !buf.is_empty() && self.is_eof(conn);
-        Ok((!ended).then_some(count))
-    }
+    /// nothing, so both engines answer with one lookup.
+    fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>>;
 
     /// Takes the front received buffer of a stream out without copying (what a partial
     /// [`read`](Self::read) left of it, moved to its start); `Ok(None)` when none is buffered.
@@ -316,10 +311,9 @@ pub(crate) trait Engine {
 
     /// Takes back a buffer a hook is done with (one from [`read_buffer`](Self::read_buffer),
     /// decoded and emptied), to receive into again: cheaper than dropping it into its pool
-    /// and taking another. An engine with no use for it drops it (the default).
-    fn recycle_buffer(&mut self, buffer: Buffer) {
-        drop(buffer);
-    }
+    /// and taking another. A buffer the engine can't use (another pool's, or one more than
+    /// it keeps) goes back to its pool.
+    fn recycle_buffer(&mut self, buffer: Buffer);
 
     /// Bytes received and not yet read.
     fn buffered(&self, conn: Uuid) -> usize;
@@ -362,24 +356,15 @@ pub(crate) trait Engine {
 
     /// [`buffered`](Self::buffered), [`is_eof`](Self::is_eof) and
     /// [`queued_bytes`](Self::queued_bytes) at once, as the connection layer asks after every
-    /// `on_data`. The default asks the three; an engine whose lookups cost more than a few
-    /// loads answers with one (the io_uring engine does).
-    fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
-        (
-            self.buffered(conn),
-            self.is_eof(conn),
-            self.queued_bytes(conn),
-        )
-    }
+    /// `on_data`, with one lookup.
+    fn after_data(&self, conn: Uuid) -> (usize, bool, usize);
 
     /// Whether `conn`'s drained send queue is reported ([`EngineEvent::Drained`]); `true` for a
     /// new connection. The connection layer turns reports off while nothing waits for them (no
     /// `on_ready`, file, suspension, notification or hook holding bytes: its `drained` would
     /// do nothing) and back on before anything starts waiting, which saves an event per
-    /// reply. An engine may keep reporting (the default does): a report is always harmless.
-    fn report_drained(&mut self, conn: Uuid, wanted: bool) {
-        let _ = (conn, wanted);
-    }
+    /// reply. A report is always harmless: reporting more than asked is never wrong.
+    fn report_drained(&mut self, conn: Uuid, wanted: bool);
 
     /// Stops (`true`) or resumes receiving for `conn`, independently of the water marks.
     fn pause_receive(&mut self, conn: Uuid, paused: bool) -> io::Result<()>;

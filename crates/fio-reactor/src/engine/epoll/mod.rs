@@ -735,7 +735,7 @@ impl Engine for EpollEngine {
         }
     }
 
-    /// One lookup for the three answers, instead of the default's three.
+    /// One lookup for the three answers.
     #[inline]
     fn after_data(&self, conn: Uuid) -> (usize, bool, usize) {
         match self.conn(conn).ok().and_then(PollConn::stream) {

@@ -362,8 +362,7 @@ impl Engine for UringEngine {
         stream.read(&mut self.ring, buf)
     }
 
-    /// One lookup for the read and the end-of-stream check (the default looks twice when
-    /// the read finds nothing).
+    /// One lookup for the read and the end-of-stream check.
     #[inline]
     fn read_or_eof(&mut self, conn: Uuid, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let stream = self.streams.get(&conn).ok_or_else(|| not_found(conn))?;
