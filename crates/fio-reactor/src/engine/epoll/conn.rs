@@ -104,10 +104,13 @@ pub(super) struct Stream {
     /// The socket may hold bytes (or an end of stream, or an error) not received yet: a
     /// readable edge came after the last receive that found the socket empty.
     pub(super) readable: bool,
-    /// An event said the peer shut its write side, hung up, failed or sent urgent data: a
-    /// short receive may then stop before something no new edge will announce, so only
-    /// `EAGAIN` or the end of stream proves the socket empty (see [`fill`](Self::fill)).
+    /// An event said the peer hung up, the socket failed or urgent data came: a short
+    /// receive may then stop before something no new edge will announce, so only `EAGAIN` or
+    /// the end of stream proves the socket empty (see [`fill`](Self::fill)).
     pub(super) drain_fully: bool,
+    /// An event said the peer shut its write side (`EPOLLRDHUP`): nothing can arrive after
+    /// what the socket holds, so a short receive ends the stream (see [`fill`](Self::fill)).
+    pub(super) peer_shut: bool,
     /// The stream waits in the engine's list of streams to receive on at the next wait.
     pub(super) retry_queued: bool,
     /// Bytes sent so far, for the connection layer's activity check.
@@ -136,6 +139,7 @@ impl Stream {
             closing: false,
             readable: false,
             drain_fully: false,
+            peer_shut: false,
             retry_queued: false,
             sent: 0,
             report_drained: true,
@@ -247,12 +251,15 @@ impl Stream {
     /// A receive that fills less than its buffer took everything the socket held: a stream
     /// socket hands over all it has queued up to the buffer's size, and bytes that arrive
     /// later raise a new edge, so the receive that would only say `EAGAIN` is skipped (as
-    /// tokio does on Linux). Two things can hide behind a short receive, though: the peer's end
-    /// of stream, when it came together with the last bytes (a receive stops before it), and
-    /// bytes past TCP's urgent mark. Neither raises another edge, but the edge that brought
-    /// them says so (`EPOLLRDHUP`, `EPOLLPRI`), which sets [`drain_fully`](Self::drain_fully):
-    /// then a short receive proves nothing, and receiving goes on to the end of stream or
-    /// `EAGAIN`. Until the socket is known drained, [`readable`](Self::readable) stays set.
+    /// tokio does on Linux). The peer's end of stream can hide behind a short receive, when it
+    /// came together with the last bytes (a receive stops before it), and raises no edge of its
+    /// own; but the edge that brought it says so (`EPOLLRDHUP`, which sets
+    /// [`peer_shut`](Self::peer_shut)), and nothing can follow it: a short receive then ends
+    /// the stream, which saves the receive that would only return 0. Bytes past TCP's urgent
+    /// mark, a hang-up or an error can hide behind a short receive too (`EPOLLPRI`,
+    /// `EPOLLHUP`, `EPOLLERR` set [`drain_fully`](Self::drain_fully)): then a short receive
+    /// proves nothing, and receiving goes on to the end of stream or `EAGAIN`. Until the
+    /// socket is known drained, [`readable`](Self::readable) stays set.
     ///
     /// A datagram socket receives one datagram per buffer, with its sender; one larger than a
     /// buffer is cut, as `recvfrom(2)` cuts it. It has no end of stream, and a short receive
@@ -306,6 +313,9 @@ impl Stream {
                         None => {
                             if count < buffer.capacity() && !self.drain_fully {
                                 self.readable = false;
+                                // The socket is empty and the peer's end of stream came
+                                // before this receive: it is next.
+                                self.eof = self.peer_shut;
                             }
                             self.recv.push(buffer);
                         }

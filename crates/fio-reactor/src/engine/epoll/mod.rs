@@ -71,20 +71,23 @@ struct Readiness {
     readable: bool,
     /// Writable, hung up or failed.
     writable: bool,
-    /// Something a short receive could stop before may wait: the peer's end of stream, a
-    /// hang-up, an error, or urgent data.
+    /// Something a short receive could stop before may wait: a hang-up, an error, or urgent
+    /// data.
     drain_fully: bool,
+    /// The peer shut its write side: a short receive takes the last bytes.
+    peer_shut: bool,
 }
 
 impl From<EpollEvent> for Readiness {
     fn from(event: EpollEvent) -> Self {
-        let drain_fully =
-            event.read_closed() || event.hangup() || event.error() || event.priority();
+        let drain_fully = event.hangup() || event.error() || event.priority();
+        let peer_shut = event.read_closed();
         Self {
             key: event.key(),
-            readable: event.readable() || drain_fully,
+            readable: event.readable() || drain_fully || peer_shut,
             writable: event.writable() || event.hangup() || event.error(),
             drain_fully,
+            peer_shut,
         }
     }
 }
@@ -316,6 +319,7 @@ impl EpollEngine {
         // Edge-triggered: remember what the edge said until a receive proves it spent.
         stream.readable |= event.readable;
         stream.drain_fully |= event.drain_fully;
+        stream.peer_shut |= event.peer_shut;
         if stream.connecting {
             // The connect ends with a writable edge, or a failure (reported writable too).
             if !event.writable {

@@ -47,6 +47,19 @@ fn an_idle_stream_leaves_nothing_to_check() {
 }
 
 #[test]
+fn bytes_that_came_with_the_peers_shutdown_end_the_stream() {
+    let mut harness = harness();
+    let (conn, mut peer) = harness.pair();
+    peer.write_all(b"bye").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    harness.expect("the bytes", |event| is_readable(event, conn));
+    // `EPOLLRDHUP` came with them: the short receive ends the stream (no receive for the 0).
+    let stream = harness.engine.conn(conn).unwrap().stream().unwrap();
+    assert!(stream.eof && !stream.readable && stream.peer_shut);
+    assert_eq!(harness.read_all(conn), b"bye");
+}
+
+#[test]
 fn a_request_and_its_reply_recycle_their_buffers() {
     let mut harness = harness();
     let (conn, mut peer) = harness.pair();
