@@ -133,7 +133,13 @@ fn tokio_server() {
                 let mut buf = vec![0u8; 16384];
                 loop {
                     match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
+                        // TLS 1.3 has each side send close_notify before closing its write
+                        // side (RFC 8446 6.1), as fio does: the baseline does the same work.
+                        Ok(0) => {
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                        Err(_) => return,
                         Ok(count) => {
                             if stream.write_all(&buf[..count]).await.is_err() {
                                 return;
