@@ -1,9 +1,10 @@
 //! The fallback engine: epoll, called directly through [`fio_sys::Epoll`].
 //!
-//! A wait is one `epoll_wait` with the timer deadline as its timeout, or none at all when the
-//! wait already has something to report (the `Drained` of replies it flushed) and the wait
-//! before it polled: the caller's next wait polls instead, so a request-reply tick costs one
-//! `epoll_wait`, not two. Other threads end it
+//! A wait is one `epoll_wait`, or none at all when the wait already has something to report
+//! (the `Drained` of replies it flushed) and the wait before it polled: the caller's next wait
+//! polls instead, so a request-reply tick costs one `epoll_wait`, not two. A wait that may
+//! block has no timeout of its own: its deadline is kept in a timer descriptor in the set (see
+//! [`alarm`](self::alarm)), set again only when the deadline comes earlier. Other threads end it
 //! through the set's [`Waker`](fio_sys::Waker) (an eventfd registered in the same set, read
 //! only on the waits it ended), which is sticky: a wake that lands before the wait makes that
 //! wait return at once.
@@ -39,10 +40,12 @@ use std::time::Duration;
 use fio_buffer::{Buffer, BufferPool, Chunk, PoolConfig, SpareBuffers};
 use fio_sys::{Epoll, EpollEvent, EventBuffer, SendFlags};
 
+use self::alarm::{ALARM_KEY, Alarm};
 use self::conn::{PollConn, Role, Stream, key};
 use crate::engine::{CloseMode, Endpoints, Engine, EngineEvent, EngineKind, Wake};
 use crate::uuid::Uuid;
 
+mod alarm;
 mod conn;
 #[cfg(test)]
 mod tests;
@@ -98,6 +101,8 @@ pub(crate) struct EpollEngine {
     epoll: Epoll,
     /// Reused between waits so waiting never allocates.
     events: EventBuffer,
+    /// Ends blocking waits at their deadline (see [`alarm`](self::alarm)).
+    alarm: Alarm,
     /// Registered descriptors, indexed by descriptor number.
     conns: Vec<Option<PollConn>>,
     /// Receive and send buffers for every connection of this thread: a pool with a few
@@ -128,9 +133,12 @@ impl EpollEngine {
 
     /// Creates the epoll set (with its wake-up eventfd) and the buffer pool.
     pub(crate) fn new() -> io::Result<Self> {
+        let epoll = Epoll::new()?;
+        let alarm = Alarm::new(&epoll)?;
         Ok(Self {
-            epoll: Epoll::new()?,
+            epoll,
             events: EventBuffer::default(),
+            alarm,
             conns: Vec::new(),
             spares: SpareBuffers::new(
                 BufferPool::new(PoolConfig::default()).map_err(io::Error::from)?,
@@ -538,24 +546,32 @@ impl Engine for EpollEngine {
             return Ok(handled);
         }
         self.polled_last_wait = true;
-        // Something to report already: look at the set without blocking.
-        let timeout = if reporting {
-            Some(Duration::ZERO)
-        } else {
-            timeout
+        // Something to report already: look at the set without blocking. A wait that may
+        // block leaves its deadline to the alarm.
+        let timeout = match timeout {
+            _ if reporting => Some(Duration::ZERO),
+            Some(timeout) if !timeout.is_zero() && self.alarm.ring_within(timeout)? => None,
+            timeout => timeout,
         };
         // A signal landing on this thread ends the wait early with no events; the loop simply
         // goes round.
         let count = self.epoll.wait(&mut self.events, timeout)?;
+        let mut io_events = count;
         // Read one at a time rather than copied out first: handling an event needs the
         // engine, and an event is two words.
         for index in 0..count {
             let Some(event) = self.events.get(index) else {
                 break;
             };
+            if event.key() == ALARM_KEY {
+                // Like a wake-up, the alarm is not an IO event.
+                self.alarm.rang();
+                io_events -= 1;
+                continue;
+            }
             self.ready(Readiness::from(event), events);
         }
-        Ok(handled + count)
+        Ok(handled + io_events)
     }
 
     fn listen(&mut self, listener: Uuid, socket: OwnedFd) -> io::Result<()> {

@@ -154,3 +154,33 @@ fn the_first_write_of_a_wait_goes_straight_out_and_later_ones_queue_behind_it() 
     assert_eq!(harness.engine.queued_bytes(conn), 0);
     assert_eq!(harness.peer_reads(&mut peer, 5), b"third");
 }
+
+#[test]
+fn the_alarm_is_set_again_only_for_an_earlier_deadline() {
+    let mut engine = EpollEngine::new().unwrap();
+    let alarm = &mut engine.alarm;
+    assert!(alarm.ring_within(Duration::from_secs(60)).unwrap());
+    let first = alarm.due().expect("set");
+    // A later deadline keeps it: it ends that wait early, and the next one sets it again.
+    assert!(alarm.ring_within(Duration::from_secs(120)).unwrap());
+    assert_eq!(alarm.due(), Some(first));
+    // An earlier one sets it again.
+    assert!(alarm.ring_within(Duration::from_secs(30)).unwrap());
+    assert!(alarm.due().expect("set") < first);
+    // Too far to express: no alarm, the wait has no limit.
+    assert!(!alarm.ring_within(Duration::MAX).unwrap());
+}
+
+#[test]
+fn a_blocking_wait_ends_when_the_alarm_goes_off() {
+    let mut engine = EpollEngine::new().unwrap();
+    let mut events = Vec::new();
+    // Nothing registered, nothing to report: only the alarm can end these waits.
+    for _ in 0..3 {
+        engine
+            .wait(Some(Duration::from_millis(2)), &mut events)
+            .unwrap();
+    }
+    assert!(events.is_empty());
+    assert_eq!(engine.alarm.due(), None, "it went off");
+}
