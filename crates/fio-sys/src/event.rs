@@ -51,14 +51,16 @@ pub fn eventfd_write(fd: BorrowedFd<'_>, value: u64) -> io::Result<()> {
 /// - `WouldBlock` when the counter is zero on a non-blocking eventfd;
 /// - `EINVAL` or `EBADF` when `fd` is not a readable eventfd.
 pub fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    read_counter(fd, "short eventfd read")
+}
+
+/// Reads the 8-byte counter an eventfd or a timerfd hands out (and resets).
+fn read_counter(fd: BorrowedFd<'_>, short: &'static str) -> io::Result<u64> {
     let mut bytes = [0u8; 8];
     // SAFETY: `bytes` is a live, writable 8-byte buffer for the duration of the call.
     let read = unsafe { syscall!(read(fd.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len())) }?;
     if read != 8 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "short eventfd read",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, short));
     }
     Ok(u64::from_ne_bytes(bytes))
 }
@@ -143,16 +145,7 @@ pub fn timerfd_set(fd: BorrowedFd<'_>, after: Option<Duration>) -> io::Result<()
 /// - `WouldBlock` when it has not expired since;
 /// - `EINVAL` or `EBADF` when `fd` is not a timer descriptor.
 pub fn timerfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    let mut bytes = [0u8; 8];
-    // SAFETY: `bytes` is a live, writable 8-byte buffer for the duration of the call.
-    let read = unsafe { syscall!(read(fd.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len())) }?;
-    if read != 8 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "short timerfd read",
-        ));
-    }
-    Ok(u64::from_ne_bytes(bytes))
+    read_counter(fd, "short timerfd read")
 }
 
 /// Creates a pipe with both ends close-on-exec, returning `(read_end, write_end)`.
