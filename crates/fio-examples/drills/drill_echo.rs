@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = match support::Options::parse(rest, &[]) {
+    let options = match support::Options::parse(rest) {
         Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");

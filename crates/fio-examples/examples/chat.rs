@@ -5,7 +5,8 @@
 //!
 //! The room lives in one process: run it with the default `--workers 1`.
 //!
-//! Usage: `cargo run -p fio-examples --example chat -- [--url URL | --port N] [--threads N]`,
+//! Usage: `cargo run -p fio-examples --example chat -- [--url URL | --port N] [--threads N]
+//! [--raw]`,
 //! then in two terminals `nc 127.0.0.1 3000` and type.
 
 use std::process::ExitCode;
@@ -22,10 +23,11 @@ use fio_reactor::{
 use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
-const USAGE: &str = "usage: chat [--url URL | --port N] [--threads N]
+const USAGE: &str = "usage: chat [--url URL | --port N] [--threads N] [--raw]
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
+  --raw          no status line every ten seconds (for load tests)
 Type lines to send them to everyone else; /quit leaves.";
 
 /// The longest line relayed; a longer one is cut into pieces of this size.
@@ -175,19 +177,21 @@ fn run(options: &Options) -> Result<(), Error> {
     let reactor = Reactor::current();
     let (listener, room) = listen(&reactor, &options.url)?;
     let address = support::addresses(&[listener], &options.url);
-    reactor.run_every(
-        STATUS_EVERY,
-        Repeat::Forever,
-        move || {
-            log::info!(
-                "status: {} clients, {} lines relayed",
-                room.len(),
-                room.relayed()
-            );
-            true
-        },
-        || {},
-    )?;
+    if !options.raw {
+        reactor.run_every(
+            STATUS_EVERY,
+            Repeat::Forever,
+            move || {
+                log::info!(
+                    "status: {} clients, {} lines relayed",
+                    room.len(),
+                    room.relayed()
+                );
+                true
+            },
+            || {},
+        )?;
+    }
     reactor.state_callback_add(CallbackEvent::OnStart, move || {
         log::info!(
             "chat listening on {address} ({} engine)",
@@ -199,5 +203,5 @@ fn run(options: &Options) -> Result<(), Error> {
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]
 fn main() -> ExitCode {
-    support::main("chat", USAGE, &[], |options| run(&options))
+    support::main("chat", USAGE, |options| run(&options))
 }

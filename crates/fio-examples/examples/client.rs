@@ -17,10 +17,11 @@ use fio_reactor::{Concurrency, ConnectArgs, Error, Protocol, Reactor, Uuid};
 use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
-const USAGE: &str = "usage: client [--url URL | --port N] [--threads N]
+const USAGE: &str = "usage: client [--url URL | --port N] [--threads N] [--raw]
   --url URL      the server (default tcp://0.0.0.0:3000, which is this host)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; one is plenty)
+  --raw          print only the body, without the status line and headers
 Sends GET / HTTP/1.0 and prints the answer.";
 
 /// How long connecting may take.
@@ -155,10 +156,21 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     match answer {
-        Some(Ok(bytes)) => Ok(std::io::stdout().write_all(&bytes)?),
+        Some(Ok(bytes)) => {
+            let shown = if options.raw { body(&bytes) } else { &bytes };
+            Ok(std::io::stdout().write_all(shown)?)
+        }
         Some(Err(message)) => Err(message.into()),
         None => Err("stopped before an answer came".into()),
     }
+}
+
+/// What follows the head of an HTTP answer (all of it when there is no head's end).
+pub(crate) fn body(answer: &[u8]) -> &[u8] {
+    answer
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map_or(answer, |end| &answer[end + 4..])
 }
 
 /// Adapts a boxed error for [`support::main`], which wants a concrete error type.
@@ -179,7 +191,5 @@ impl std::error::Error for Failure {
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `fetch` directly"))]
 fn main() -> ExitCode {
-    support::main("client", USAGE, &[], |options| {
-        run(&options).map_err(Failure)
-    })
+    support::main("client", USAGE, |options| run(&options).map_err(Failure))
 }

@@ -197,7 +197,7 @@ pub(crate) fn listen_secured(
 /// - what [`listen`] reports (for example the port is taken);
 /// - what `fio_cluster::start` reports.
 pub(crate) fn run(options: &Options) -> Result<(), Error> {
-    let service = if options.switches.contains(&"--raw") {
+    let service = if options.raw {
         Service::RAW
     } else {
         Service::SPEC
@@ -225,5 +225,5 @@ pub(crate) fn run(options: &Options) -> Result<(), Error> {
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]
 fn main() -> ExitCode {
-    support::main("echo", USAGE, &["--raw"], |options| run(&options))
+    support::main("echo", USAGE, |options| run(&options))
 }

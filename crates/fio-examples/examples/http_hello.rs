@@ -8,7 +8,7 @@
 //! the load benchmark's (`fio_bench::HTTP_RESPONSE`).
 //!
 //! Usage: `cargo run --release -p fio-examples --example http_hello -- [--url URL | --port N]
-//! [--threads N] [--workers N]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
+//! [--threads N] [--workers N] [--raw]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
 //! it gracefully.
 
 use std::process::ExitCode;
@@ -21,12 +21,13 @@ use fio_reactor::{CallbackEvent, Error, ListenArgs, Protocol, Reactor, Uuid};
 use fio_examples::support::{self, LogFailure, Options};
 
 /// What `--help` prints.
-const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--workers N]
+const USAGE: &str = "usage: http_hello [--url URL | --port N] [--threads N] [--workers N] [--raw]
                   [--tls | --cert PEM --key PEM]
   --url URL      where to listen (default tcp://0.0.0.0:3000)
   --port N       shorthand for --url tcp://0.0.0.0:N
   --threads N    reactor threads (default 4; negative: a fraction of the cores)
   --workers N    worker processes (default 1; more are forked by fio-cluster)
+  --raw          the examples' load-test switch: nothing to leave out here (no timeout, no logs)
   --tls          TLS with a self-signed certificate for localhost (fingerprint logged)
   --cert PEM     TLS with this certificate chain (needs --key)
   --key PEM      the private key of --cert";
@@ -295,5 +296,5 @@ pub(crate) fn run(options: &Options) -> Result<(), Error> {
 
 #[cfg_attr(test, allow(dead_code, reason = "the tests call `listen` directly"))]
 fn main() -> ExitCode {
-    support::main("http_hello", USAGE, &[], |options| run(&options))
+    support::main("http_hello", USAGE, |options| run(&options))
 }

@@ -6,7 +6,7 @@
 //! ```
 //! use fio_examples::support::Options;
 //! let args = ["--port", "8080", "--threads", "-2"].map(String::from);
-//! let options = Options::parse(args, &[]).expect("valid").expect("not --help");
+//! let options = Options::parse(args).expect("valid").expect("not --help");
 //! assert_eq!(options.url, "tcp://0.0.0.0:8080");
 //! // `--threads` takes facil.io's signed count: -2 is half the cores.
 //! assert_eq!(options.threads, fio_reactor::Concurrency::from_c(-2));
@@ -61,8 +61,9 @@ pub struct Options {
     pub threads: Concurrency,
     /// Worker processes (`fio_start`'s `.workers`); above 1, fio-cluster forks them.
     pub workers: Concurrency,
-    /// The example's own switches that were given, e.g. `--raw`.
-    pub switches: Vec<&'static str>,
+    /// `--raw`: the example's load-test form, nothing but its protocol's bytes and no
+    /// periodic work (each example's `--help` says what that leaves out).
+    pub raw: bool,
     /// Whether and how connections are secured (`--tls`, `--cert`/`--key`).
     pub tls: TlsSource,
 }
@@ -91,23 +92,23 @@ impl Default for Options {
             url: DEFAULT_URL.to_owned(),
             threads: FOUR_THREADS,
             workers: Concurrency::ONE,
-            switches: Vec::new(),
+            raw: false,
             tls: TlsSource::Off,
         }
     }
 }
 
 impl Options {
-    /// Parses the arguments after the program name. `known` lists the example's own switches
-    /// (flags without a value). Options take `--opt V` or `--opt=V`; `--port N` is a shorthand
-    /// for `--url tcp://0.0.0.0:N`, the form the load benchmark uses.
+    /// Parses the arguments after the program name, the same for every example. Options take
+    /// `--opt V` or `--opt=V`; `--port N` is a shorthand for `--url tcp://0.0.0.0:N`, the form
+    /// the load benchmark uses; `--raw` and `--tls` take no value.
     ///
     /// Returns `Ok(None)` for `--help`.
     ///
     /// # Errors
     /// A message naming the argument, when one is unknown, lacks its value, or its value is
     /// not a number in range.
-    pub fn parse<I>(args: I, known: &[&'static str]) -> Result<Option<Self>, String>
+    pub fn parse<I>(args: I) -> Result<Option<Self>, String>
     where
         I: IntoIterator<Item = String>,
     {
@@ -122,10 +123,8 @@ impl Options {
                 options.tls = TlsSource::SelfSigned;
                 continue;
             }
-            if let Some(&switch) = known.iter().find(|&&switch| switch == argument) {
-                if !options.switches.contains(&switch) {
-                    options.switches.push(switch);
-                }
+            if argument == "--raw" {
+                options.raw = true;
                 continue;
             }
             let (option, inline) = match argument.split_once('=') {
@@ -335,16 +334,15 @@ impl<T> LogFailure for Result<T, fio_reactor::Error> {
     }
 }
 
-/// An example's `main`: parses the command line (`known` switches, `usage` for `--help` and
-/// mistakes), runs `run`, and turns a failure into a message on stderr and exit status 1
+/// An example's `main`: parses the command line (`usage` for `--help` and mistakes), runs
+/// `run`, and turns a failure into a message on stderr and exit status 1
 /// (2 for a bad command line).
 pub fn main<E: Error>(
     name: &str,
     usage: &str,
-    known: &[&'static str],
     run: impl FnOnce(Options) -> Result<(), E>,
 ) -> ExitCode {
-    match Options::parse(std::env::args().skip(1), known) {
+    match Options::parse(std::env::args().skip(1)) {
         Ok(Some(options)) => match run(options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -109,3 +109,12 @@ fn a_refused_connection_is_reported() {
         assert!(answer.unwrap_err().contains("connecting failed"));
     }
 }
+
+#[test]
+fn raw_output_is_the_body_alone() {
+    let answer = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    assert_eq!(client::body(answer), b"hello");
+    // No end of head: nothing to cut.
+    assert_eq!(client::body(b"hello"), b"hello");
+    assert_eq!(client::body(b"HTTP/1.0 204 No Content\r\n\r\n"), b"");
+}

@@ -179,7 +179,7 @@ fn http_hello_with_cert_and_key_files_serves_curl() {
 #[test]
 fn the_tls_command_line() {
     use fio_examples::support::{Options, TlsSource};
-    let parse = |args: &[&str]| Options::parse(args.iter().map(|arg| arg.to_string()), &[]);
+    let parse = |args: &[&str]| Options::parse(args.iter().map(|arg| arg.to_string()));
     assert_eq!(parse(&[]).unwrap().unwrap().tls, TlsSource::Off);
     assert_eq!(
         parse(&["--tls"]).unwrap().unwrap().tls,
