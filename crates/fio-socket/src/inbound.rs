@@ -128,7 +128,7 @@ fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result
 /// A receive completion: queue the data and report it, then re-arm or end. Re-arming waits
 /// until the handler has seen the data, so the water marks judge what it left unread.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    let readable = {
+    let (readable, quick) = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         let readable = if matches!(
@@ -150,9 +150,20 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
                 inner.inbound = Inbound::Idle;
             }
         }
-        readable
+        // A handler that only takes note of new data hears of it at once, without the event
+        // delivery (not while it runs further up the stack: it then has no handler here).
+        let quick = match (&readable, &inner.handler) {
+            (Some(_), Some(handler)) if !inner.abandoned => handler.shared().map(Rc::clone),
+            _ => None,
+        };
+        (readable, quick)
     };
     match readable {
+        Some(Event::Readable { buffered })
+            if quick.is_some_and(|handler| handler.on_readable(buffered)) =>
+        {
+            deliver(shared, ring);
+        }
         Some(event) => deliver_first(shared, ring, event),
         None => deliver(shared, ring),
     }

@@ -49,6 +49,16 @@ pub type EventHandler = Box<dyn FnMut(&mut Ring, &Socket, Event)>;
 pub trait SharedEventHandler {
     /// One event of the socket.
     fn on_event(&self, ring: &mut Ring, socket: &Socket, event: Event);
+
+    /// A quicker `Readable { buffered }` for a handler that only takes note of it: called
+    /// straight from the receive completion, without the socket handle and the event
+    /// delivery [`on_event`](Self::on_event) costs. It must not reach the socket (a handle
+    /// kept elsewhere included). Returns whether it took the event; `false` (the default)
+    /// has it delivered to [`on_event`](Self::on_event) as usual.
+    fn on_readable(&self, buffered: usize) -> bool {
+        let _ = buffered;
+        false
+    }
 }
 
 /// The handler a socket calls: boxed, or shared.
@@ -58,6 +68,15 @@ pub(crate) enum Handler {
 }
 
 impl Handler {
+    /// The shared handler to offer a `Readable` first ([`SharedEventHandler::on_readable`]).
+    #[inline]
+    pub(crate) fn shared(&self) -> Option<&Rc<dyn SharedEventHandler>> {
+        match self {
+            Self::Boxed(_) => None,
+            Self::Shared(handler) => Some(handler),
+        }
+    }
+
     fn call(&mut self, ring: &mut Ring, socket: &Socket, event: Event) {
         match self {
             Self::Boxed(handler) => handler(ring, socket, event),
