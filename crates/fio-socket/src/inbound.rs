@@ -159,11 +159,9 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
         (readable, quick)
     };
     match readable {
+        // Nothing was queued behind it (a `Readable` only skips an empty queue): no delivery.
         Some(Event::Readable { buffered })
-            if quick.is_some_and(|handler| handler.on_readable(buffered)) =>
-        {
-            deliver(shared, ring);
-        }
+            if quick.is_some_and(|handler| handler.on_readable(buffered)) => {}
         Some(event) => deliver_first(shared, ring, event),
         None => deliver(shared, ring),
     }
