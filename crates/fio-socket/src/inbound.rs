@@ -20,7 +20,7 @@ use fio_ring::{Completion, Datagram, Op, OpId, OpKind, Ring};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first};
+use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first, deliver_pending};
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
@@ -165,7 +165,7 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
         Some(event) => deliver_first(shared, ring, event),
         None => deliver(shared, ring),
     }
-    {
+    let pending = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         if let Err(error) = arm(shared, inner, ring) {
@@ -175,8 +175,11 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
             }
         }
         crate::close::advance(shared, inner, ring);
+        inner.has_delivery()
+    };
+    if pending {
+        deliver_pending(shared, ring);
     }
-    deliver(shared, ring);
 }
 
 /// A receive or read completion: its buffer joins the queue; a final one may end the stream.

@@ -20,7 +20,7 @@ use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::socket::{Inner, Lifecycle, Shared, State, deliver};
+use crate::socket::{Inner, Lifecycle, Shared, State, deliver, deliver_pending};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
@@ -371,7 +371,7 @@ fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
 
 /// A send completion: advance the queue, continue at once if more is queued, report a drain.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    {
+    let pending = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         if completion.is_final() {
@@ -395,8 +395,11 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
             inner.push_event(Event::Drained);
         }
         crate::close::advance(shared, inner, ring);
+        inner.has_delivery()
+    };
+    if pending {
+        deliver_pending(shared, ring);
     }
-    deliver(shared, ring);
 }
 
 /// Applies a send's result to the queue, with the chunks that moved into it (pooled buffers

@@ -215,6 +215,12 @@ impl Inner {
         self.events.push_back(event);
     }
 
+    /// Whether [`deliver`] has anything to do: queued events, or an abandoned socket to abort.
+    #[inline]
+    pub(crate) fn has_delivery(&self) -> bool {
+        !self.events.is_empty() || self.abandoned
+    }
+
     /// Whether the socket still takes data to send.
     pub(crate) fn check_writable(&self) -> Result<(), Error> {
         if self.lifecycle != Lifecycle::Open {
@@ -779,13 +785,17 @@ impl<T> Empty for Option<T> {
 /// decided here, inlined, so only calls with work pay for the delivery loop.
 #[inline]
 pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
-    let idle = {
-        let inner = shared.borrow();
-        inner.events.is_empty() && !inner.abandoned
-    };
-    if !idle {
-        deliver_queued(shared, ring, None);
+    let pending = shared.borrow().has_delivery();
+    if pending {
+        deliver_pending(shared, ring);
     }
+}
+
+/// [`deliver`] for a caller that saw [`Inner::has_delivery`] while it held the state, sparing
+/// a second borrow to look again.
+#[inline]
+pub(crate) fn deliver_pending(shared: &Shared, ring: &mut Ring) {
+    deliver_queued(shared, ring, None);
 }
 
 /// [`deliver`] for a completion that brought `first` to report while nothing was queued:

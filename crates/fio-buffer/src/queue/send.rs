@@ -681,7 +681,9 @@ impl SendQueue {
     }
 
     /// [`finish_recycling`](Self::finish_recycling) in general: every returned chunk back
-    /// into its slot, then the queue advanced.
+    /// into its slot, then the queue advanced. Never inlined, so the usual completion's fast
+    /// path stays small.
+    #[inline(never)]
     fn finish_restoring(
         &mut self,
         sent: usize,
