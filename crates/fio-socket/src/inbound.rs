@@ -20,7 +20,7 @@ use fio_ring::{Completion, Datagram, Op, OpId, OpKind, Ring};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first};
+use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first, deliver_pending};
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
@@ -128,7 +128,7 @@ fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result
 /// A receive completion: queue the data and report it, then re-arm or end. Re-arming waits
 /// until the handler has seen the data, so the water marks judge what it left unread.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    let readable = {
+    let (readable, quick) = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         let readable = if matches!(
@@ -150,13 +150,22 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
                 inner.inbound = Inbound::Idle;
             }
         }
-        readable
+        // A handler that only takes note of new data hears of it at once, without the event
+        // delivery (not while it runs further up the stack: it then has no handler here).
+        let quick = match (&readable, &inner.handler) {
+            (Some(_), Some(handler)) if !inner.abandoned => handler.shared().map(Rc::clone),
+            _ => None,
+        };
+        (readable, quick)
     };
     match readable {
+        // Nothing was queued behind it (a `Readable` only skips an empty queue): no delivery.
+        Some(Event::Readable { buffered })
+            if quick.is_some_and(|handler| handler.on_readable(buffered)) => {}
         Some(event) => deliver_first(shared, ring, event),
         None => deliver(shared, ring),
     }
-    {
+    let pending = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         if let Err(error) = arm(shared, inner, ring) {
@@ -166,8 +175,11 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
             }
         }
         crate::close::advance(shared, inner, ring);
+        inner.has_delivery()
+    };
+    if pending {
+        deliver_pending(shared, ring);
     }
-    deliver(shared, ring);
 }
 
 /// A receive or read completion: its buffer joins the queue; a final one may end the stream.

@@ -20,7 +20,7 @@ use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::socket::{Inner, Lifecycle, Shared, State, deliver};
+use crate::socket::{Inner, Lifecycle, Shared, State, deliver, deliver_pending};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
@@ -137,11 +137,19 @@ impl TickEndFlush for State {
     }
 }
 
-/// Starts the next send when none is in flight and data is queued.
+/// Starts the next send when none is in flight and data is queued. Inlined: a send
+/// completion nearly always finds nothing more to send, which then costs no call.
+#[inline]
 pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     if inner.sending.is_some() || inner.send.is_empty() || inner.broken.is_some() {
         return;
     }
+    start_send(shared, inner, ring);
+}
+
+/// [`start`] once a send can start.
+#[inline(never)]
+fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
@@ -276,6 +284,16 @@ fn lend_stream(
     count: usize,
     auto_cork: bool,
 ) -> Result<Option<Built>, Error> {
+    // The usual send (one reply queued): its chunk goes straight into the operation, with no
+    // list to fill and empty, and no `MSG_MORE` (nothing waits behind it).
+    if send.chunks() == 1
+        && let Some((chunk, offset)) = send.lend_only_moving()
+    {
+        let mut buf = write_buf(chunk);
+        buf.advance(offset);
+        let offered = buf.remaining();
+        return Ok(Some((Op::send(fd, buf), Flavour::Plain, offered)));
+    }
     let mut chunks = scratch.chunks.borrow_mut();
     // Pooled buffers move into the send (no shared handle, no clone): a plain send gives
     // them back with its completion, to be recycled as spares once fully sent.
@@ -353,7 +371,7 @@ fn write_bufs(lent: Lent) -> Vec<WriteBuf> {
 
 /// A send completion: advance the queue, continue at once if more is queued, report a drain.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    {
+    let pending = {
         let mut inner = shared.borrow_mut();
         let inner = &mut *inner;
         if completion.is_final() {
@@ -377,8 +395,11 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
             inner.push_event(Event::Drained);
         }
         crate::close::advance(shared, inner, ring);
+        inner.has_delivery()
+    };
+    if pending {
+        deliver_pending(shared, ring);
     }
-    deliver(shared, ring);
 }
 
 /// Applies a send's result to the queue, with the chunks that moved into it (pooled buffers

@@ -49,6 +49,16 @@ pub type EventHandler = Box<dyn FnMut(&mut Ring, &Socket, Event)>;
 pub trait SharedEventHandler {
     /// One event of the socket.
     fn on_event(&self, ring: &mut Ring, socket: &Socket, event: Event);
+
+    /// A quicker `Readable { buffered }` for a handler that only takes note of it: called
+    /// straight from the receive completion, without the socket handle and the event
+    /// delivery [`on_event`](Self::on_event) costs. It must not reach the socket (a handle
+    /// kept elsewhere included). Returns whether it took the event; `false` (the default)
+    /// has it delivered to [`on_event`](Self::on_event) as usual.
+    fn on_readable(&self, buffered: usize) -> bool {
+        let _ = buffered;
+        false
+    }
 }
 
 /// The handler a socket calls: boxed, or shared.
@@ -58,6 +68,15 @@ pub(crate) enum Handler {
 }
 
 impl Handler {
+    /// The shared handler to offer a `Readable` first ([`SharedEventHandler::on_readable`]).
+    #[inline]
+    pub(crate) fn shared(&self) -> Option<&Rc<dyn SharedEventHandler>> {
+        match self {
+            Self::Boxed(_) => None,
+            Self::Shared(handler) => Some(handler),
+        }
+    }
+
     fn call(&mut self, ring: &mut Ring, socket: &Socket, event: Event) {
         match self {
             Self::Boxed(handler) => handler(ring, socket, event),
@@ -194,6 +213,12 @@ impl Inner {
             return;
         }
         self.events.push_back(event);
+    }
+
+    /// Whether [`deliver`] has anything to do: queued events, or an abandoned socket to abort.
+    #[inline]
+    pub(crate) fn has_delivery(&self) -> bool {
+        !self.events.is_empty() || self.abandoned
     }
 
     /// Whether the socket still takes data to send.
@@ -760,13 +785,17 @@ impl<T> Empty for Option<T> {
 /// decided here, inlined, so only calls with work pay for the delivery loop.
 #[inline]
 pub(crate) fn deliver(shared: &Shared, ring: &mut Ring) {
-    let idle = {
-        let inner = shared.borrow();
-        inner.events.is_empty() && !inner.abandoned
-    };
-    if !idle {
-        deliver_queued(shared, ring, None);
+    let pending = shared.borrow().has_delivery();
+    if pending {
+        deliver_pending(shared, ring);
     }
+}
+
+/// [`deliver`] for a caller that saw [`Inner::has_delivery`] while it held the state, sparing
+/// a second borrow to look again.
+#[inline]
+pub(crate) fn deliver_pending(shared: &Shared, ring: &mut Ring) {
+    deliver_queued(shared, ring, None);
 }
 
 /// [`deliver`] for a completion that brought `first` to report while nothing was queued:

@@ -169,3 +169,74 @@ fn the_handler_receives_nothing_after_the_final_event() {
     harness.run_until_idle();
     assert_eq!(calls.get(), after_close);
 }
+
+/// A shared handler that takes `Readable` quickly (counting it) and records the rest.
+struct QuickReader {
+    quick: Cell<usize>,
+    refuse: bool,
+    events: RefCell<Vec<Event>>,
+}
+
+impl fio_socket::SharedEventHandler for QuickReader {
+    fn on_event(&self, _ring: &mut fio_ring::Ring, _socket: &fio_socket::Socket, event: Event) {
+        self.events.borrow_mut().push(event);
+    }
+
+    fn on_readable(&self, buffered: usize) -> bool {
+        assert!(buffered > 0);
+        if !self.refuse {
+            self.quick.set(self.quick.get() + 1);
+        }
+        !self.refuse
+    }
+}
+
+#[test]
+fn a_shared_handler_can_take_readable_without_the_event() {
+    for refuse in [false, true] {
+        let mut harness = Harness::new(4096, 16);
+        let (ours, mut peer) = tcp_pair();
+        let reader = Rc::new(QuickReader {
+            quick: Cell::new(0),
+            refuse,
+            events: RefCell::new(Vec::new()),
+        });
+        let config = harness.config();
+        let socket = fio_socket::Socket::with_shared_handler(
+            &mut harness.ring,
+            ours.into(),
+            config,
+            Rc::clone(&reader) as Rc<dyn fio_socket::SharedEventHandler>,
+        )
+        .expect("socket creation");
+        peer.write_all(b"hello").unwrap();
+        harness.run_until(10, |_| socket.buffered() == 5);
+        let readable_events = reader
+            .events
+            .borrow()
+            .iter()
+            .filter(|event| matches!(event, Event::Readable { .. }))
+            .count();
+        if refuse {
+            assert_eq!((reader.quick.get(), readable_events), (0, 1));
+        } else {
+            assert_eq!((reader.quick.get(), readable_events), (1, 0));
+        }
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            socket.receive(&mut harness.ring, &mut buf, false).unwrap(),
+            5
+        );
+        assert_eq!(&buf[..5], b"hello");
+        // The end of stream is still an event.
+        drop(peer);
+        harness.run_until(10, |_| {
+            reader.events.borrow().contains(&Event::Closed {
+                reason: CloseReason::Remote,
+            })
+        });
+        socket.close(&mut harness.ring).unwrap();
+        harness.run_until_idle();
+        assert!(socket.is_closed());
+    }
+}

@@ -524,6 +524,48 @@ impl SendQueue {
         self.lend_with(count, chunks, true)
     }
 
+    /// [`lend_moving_into`](Self::lend_moving_into) for the usual send, a stream's only queued
+    /// chunk when it is a pooled buffer or a `Vec`: returns the moved chunk and the bytes of it
+    /// already sent, with no list to fill. `None` (nothing lent) in any other case.
+    ///
+    /// # Examples
+    /// ```
+    /// use fio_buffer::{BufferPool, PoolConfig, SendQueue, SpareBuffers};
+    /// let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(4096))?, 4);
+    /// let mut queue = SendQueue::new(1 << 20);
+    /// queue.push_copy_from(b"pong", &mut spares)?;
+    /// let (chunk, offset) = queue.lend_only_moving().expect("one pooled chunk");
+    /// assert_eq!((chunk.len(), offset), (4, 0));
+    /// assert!(queue.lend_only_moving().is_none(), "already lent");
+    /// assert!(queue.finish_recycling(4, Some(chunk), &mut spares));
+    /// assert!(queue.is_empty());
+    /// # Ok::<(), fio_buffer::Error>(())
+    /// ```
+    #[inline]
+    pub fn lend_only_moving(&mut self) -> Option<(Chunk, usize)> {
+        if self.lent > 0 || self.items.len() != 1 {
+            return None;
+        }
+        let item = self.items.front_mut()?;
+        if item.to.is_some()
+            || !matches!(item.stored, Stored::Held(Chunk::Buffer(_) | Chunk::Vec(_)))
+        {
+            return None;
+        }
+        let len = item.stored.len();
+        match std::mem::replace(&mut item.stored, Stored::Lent(len)) {
+            Stored::Held(chunk) => {
+                self.lent = 1;
+                self.lent_moved = 1;
+                Some((chunk, self.offset))
+            }
+            lent @ Stored::Lent(_) => {
+                item.stored = lent;
+                None
+            }
+        }
+    }
+
     /// [`lend_into`](Self::lend_into), moving `Buffer`s when `move_buffers`.
     #[inline]
     fn lend_with(
@@ -639,7 +681,9 @@ impl SendQueue {
     }
 
     /// [`finish_recycling`](Self::finish_recycling) in general: every returned chunk back
-    /// into its slot, then the queue advanced.
+    /// into its slot, then the queue advanced. Never inlined, so the usual completion's fast
+    /// path stays small.
+    #[inline(never)]
     fn finish_restoring(
         &mut self,
         sent: usize,

@@ -104,6 +104,13 @@ impl Link {
 }
 
 impl SharedEventHandler for Link {
+    /// New data only needs reporting: straight from the receive completion.
+    #[inline]
+    fn on_readable(&self, _buffered: usize) -> bool {
+        self.report_readable();
+        true
+    }
+
     /// The socket's event handler.
     fn on_event(&self, ring: &mut Ring, socket: &Socket, event: Event) {
         match event {
