@@ -9,9 +9,9 @@ use io_uring::cqueue;
 use crate::completion::Completion;
 use crate::features::OpKind;
 use crate::handler::{CompletionHead, StoredHandler};
-use crate::inflight::{IGNORED_USER_DATA, OpId};
+use crate::inflight::{IGNORED_USER_DATA, Lookup, OpId};
 use crate::ops::Resources;
-use crate::ring::{RawCqe, Receiver, Ring};
+use crate::ring::{OpSlot, RawCqe, Receiver, Ring};
 
 /// How many times one end of tick drains the flush list (entries enlisted by the previous
 /// round's flushes included) before leaving the rest to the next tick.
@@ -46,23 +46,47 @@ impl Ring {
         handled
     }
 
-    /// Routes one completion; returns whether a user handler ran.
+    /// Routes one completion; returns whether a user handler ran. One slot lookup covers the
+    /// two hot cases, as a bare loop's `match user_data` would: the final completion of a
+    /// plain operation and more data of a multishot receive.
     #[inline(always)]
     fn dispatch_one(&mut self, cqe: RawCqe) -> bool {
         if cqe.user_data == IGNORED_USER_DATA {
             return false;
         }
         let id = OpId::from_user_data(cqe.user_data);
-        let Some(slot) = self.ops.get_mut(id) else {
+        let more = cqueue::more(cqe.flags);
+        // The plain path: the final completion of an operation with no buffer group and
+        // nothing the ring re-arms or post-processes, which is what most completions are.
+        let Some(found) = self.ops.get_or_vacate(id, |slot| !more && slot.plain) else {
             log::trace!("dropping completion for stale {id} (res {})", cqe.res);
             return false;
         };
-        // The plain path: the final completion of an operation with no buffer group and
-        // nothing the ring re-arms or post-processes, which is what most completions are.
-        if !cqueue::more(cqe.flags) && slot.plain {
-            self.complete(id, cqe.res, cqe.flags, None)
-        } else {
-            self.dispatch_special(id, cqe)
+        match found {
+            Lookup::Vacated(slot) => {
+                let parts = FinalParts::take(slot, cqe.res);
+                // A plain op has no buffer group: nothing to select.
+                self.finish(id, cqe.res, cqe.flags, None, parts)
+            }
+            // More data of a multishot receive, one per received buffer: nothing to re-arm,
+            // starve or finish: take the buffer and run the handler.
+            Lookup::Live(slot)
+                if more
+                    && slot.kind == OpKind::RecvMultishot
+                    && slot.receiver == Receiver::User =>
+            {
+                let group = slot.group;
+                let handler = slot.handler.take();
+                self.run_handler(
+                    id,
+                    OpKind::RecvMultishot,
+                    cqe.res,
+                    cqe.flags,
+                    group,
+                    handler,
+                )
+            }
+            Lookup::Live(_) => self.dispatch_special(id, cqe),
         }
     }
 
@@ -74,20 +98,6 @@ impl Ring {
             return false;
         };
         let more = cqueue::more(cqe.flags);
-        // The hot case, one per received buffer: more data of a multishot receive. Nothing
-        // to re-arm, starve or finish: take the buffer and run the handler.
-        if more && slot.kind == OpKind::RecvMultishot && slot.receiver == Receiver::User {
-            let group = slot.group;
-            let handler = slot.handler.take();
-            return self.run_handler(
-                id,
-                OpKind::RecvMultishot,
-                cqe.res,
-                cqe.flags,
-                group,
-                handler,
-            );
-        }
         let mut res = cqe.res;
         let mut is_final = !more;
         let mut rearm = false;
@@ -193,29 +203,31 @@ impl Ring {
     /// Frees `id`'s slot and hands its resources to its handler with the final completion.
     #[inline(always)]
     fn complete(&mut self, id: OpId, res: i32, flags: u32, group: Option<u16>) -> bool {
-        // Release the slot and empty it in place (nothing claims it before this function
-        // is done with it), rather than moving it out whole: one lookup.
         let Some(slot) = self.ops.vacate(id) else {
             return false;
         };
-        let kind = slot.kind;
-        let handler = slot.handler.take();
-        let owned = !matches!(slot.resources, Resources::None);
-        let mut resources = if owned {
-            slot.take_resources()
-        } else {
-            Resources::None
-        };
-        let count = if kind == OpKind::SendZc {
-            slot.transferred
-        } else {
-            res
-        };
-        drop(slot.rearm.take());
-        if owned && count >= 0 {
-            resources.apply_transfer(count as usize);
-        }
-        let selected = cqueue::buffer_select(flags).is_some();
+        let parts = FinalParts::take(slot, res);
+        self.finish(id, res, flags, group, parts)
+    }
+
+    /// Calls the handler of a freed slot with its final completion: the resources it owned,
+    /// or the buffer the completion carries from `group`.
+    #[inline(always)]
+    fn finish(
+        &mut self,
+        id: OpId,
+        res: i32,
+        flags: u32,
+        group: Option<u16>,
+        parts: FinalParts,
+    ) -> bool {
+        let FinalParts {
+            kind,
+            handler,
+            mut resources,
+            owned,
+        } = parts;
+        let selected = group.is_some() && cqueue::buffer_select(flags).is_some();
         if selected && let Some(buffer) = self.select(group, flags, res) {
             resources = Resources::Selected(buffer);
         }
@@ -333,6 +345,48 @@ impl Ring {
             if let Some(entry) = slot.rearm_entry(id, &self.providers) {
                 self.stage_one(&entry);
             }
+        }
+    }
+}
+
+/// What a freed slot hands to its final completion, emptied out of the slot before anything
+/// can claim it again.
+struct FinalParts {
+    kind: OpKind,
+    handler: Option<StoredHandler>,
+    /// The op's resources, the transfer count already applied.
+    resources: Resources,
+    /// Whether `resources` holds anything (`Resources::None` needs no drop).
+    owned: bool,
+}
+
+impl FinalParts {
+    /// Empties a vacated slot back to its vacant state, in place (nothing claims it before
+    /// the caller is done with it), rather than moving it out whole.
+    #[inline(always)]
+    fn take(slot: &mut OpSlot, res: i32) -> Self {
+        let kind = slot.kind;
+        let handler = slot.handler.take();
+        let owned = !matches!(slot.resources, Resources::None);
+        let mut resources = if owned {
+            slot.take_resources()
+        } else {
+            Resources::None
+        };
+        let count = if kind == OpKind::SendZc {
+            slot.transferred
+        } else {
+            res
+        };
+        drop(slot.rearm.take());
+        if owned && count >= 0 {
+            resources.apply_transfer(count as usize);
+        }
+        Self {
+            kind,
+            handler,
+            resources,
+            owned,
         }
     }
 }
