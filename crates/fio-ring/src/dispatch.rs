@@ -180,10 +180,7 @@ impl Ring {
         mut handler: Option<StoredHandler>,
     ) -> bool {
         // A buffer picked from a group leaves the provider now, whatever happens next.
-        let resources = match self.select(group, flags, res) {
-            Some(buffer) => Resources::Selected(buffer),
-            None => Resources::None,
-        };
+        let resources = self.select(group, flags, res);
         let handled = match &mut handler {
             Some(handler) => {
                 handler.call(
@@ -228,8 +225,11 @@ impl Ring {
             owned,
         } = parts;
         let selected = group.is_some() && cqueue::buffer_select(flags).is_some();
-        if selected && let Some(buffer) = self.select(group, flags, res) {
-            resources = Resources::Selected(buffer);
+        if selected {
+            let picked = self.select(group, flags, res);
+            if !matches!(picked, Resources::None) {
+                resources = picked;
+            }
         }
         let Some(handler) = handler else {
             drop(resources);
@@ -246,23 +246,30 @@ impl Ring {
         true
     }
 
-    /// Takes the buffer a completion carries out of its group, if it carries one.
+    /// Takes the buffer a completion carries out of its group, if it carries one, as the
+    /// completion's resources (`Resources::None` otherwise): built where it is returned, not
+    /// moved from an `Option` into a `Resources` into the completion.
     #[inline]
-    fn select(&mut self, group: Option<u16>, flags: u32, res: i32) -> Option<fio_buffer::Buffer> {
+    fn select(&mut self, group: Option<u16>, flags: u32, res: i32) -> Resources {
         match (cqueue::buffer_select(flags), group) {
             (Some(bid), Some(group)) => self.take_from_group(group, bid, res),
-            _ => None,
+            _ => Resources::None,
         }
     }
 
     /// Out of line: only buffer-group receives get here, and keeping it apart keeps the
     /// plain completion path small. Not cold: a receiving server takes it on every read.
     #[inline(never)]
-    fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Option<fio_buffer::Buffer> {
-        self.providers
+    fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Resources {
+        let taken = self
+            .providers
             .iter_mut()
             .find(|provider| provider.id() == group)
-            .and_then(|provider| provider.take(bid, res))
+            .and_then(|provider| provider.take(bid, res));
+        match taken {
+            Some(buffer) => Resources::Selected(buffer),
+            None => Resources::None,
+        }
     }
 
     /// Runs the end-of-tick callbacks, then refills buffer groups and re-arms starved ops.
@@ -380,7 +387,11 @@ impl FinalParts {
         };
         drop(slot.rearm.take());
         if owned && count >= 0 {
-            resources.apply_transfer(count as usize);
+            match &mut resources {
+                // A send's source, the usual case: advanced here rather than in a call.
+                Resources::Write(buf) => buf.advance(count as usize),
+                other => other.apply_transfer(count as usize),
+            }
         }
         Self {
             kind,
