@@ -63,6 +63,13 @@ impl Ring {
             return false;
         };
         match found {
+            // Nothing owned (nops, closes, cancels): the resources are not moved at all.
+            Lookup::Vacated(slot) if matches!(slot.resources, Resources::None) => {
+                let kind = slot.kind;
+                let handler = slot.handler.take();
+                drop(slot.rearm.take());
+                self.finish_bare(id, kind, cqe.res, cqe.flags, handler)
+            }
             Lookup::Vacated(slot) => {
                 let parts = FinalParts::take(slot, cqe.res);
                 // A plain op has no buffer group: nothing to select.
@@ -231,18 +238,33 @@ impl Ring {
                 resources = picked;
             }
         }
+        if !owned && !selected {
+            // Nothing to pass but the scalars.
+            mem::forget(resources);
+            return self.finish_bare(id, kind, res, flags, handler);
+        }
         let Some(handler) = handler else {
             drop(resources);
             return false;
         };
-        let head = CompletionHead::new(id, kind, res, flags);
-        if owned || selected {
-            handler.finish(self, head, resources);
-        } else {
-            // The common case (nops, closes, cancels): nothing to pass but the scalars.
-            mem::forget(resources);
-            handler.finish_bare(self, head);
-        }
+        handler.finish(self, CompletionHead::new(id, kind, res, flags), resources);
+        true
+    }
+
+    /// Calls the handler of a freed slot that owned nothing with its final completion.
+    #[inline(always)]
+    fn finish_bare(
+        &mut self,
+        id: OpId,
+        kind: OpKind,
+        res: i32,
+        flags: u32,
+        handler: Option<StoredHandler>,
+    ) -> bool {
+        let Some(handler) = handler else {
+            return false;
+        };
+        handler.finish_bare(self, CompletionHead::new(id, kind, res, flags));
         true
     }
 
