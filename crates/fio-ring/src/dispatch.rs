@@ -70,10 +70,22 @@ impl Ring {
                 drop(slot.rearm.take());
                 self.finish_bare(id, kind, cqe.res, cqe.flags, handler)
             }
+            // Owned resources (a send's source, a read's target): moved out once, to the
+            // handler, with no buffer group to select from.
             Lookup::Vacated(slot) => {
-                let parts = FinalParts::take(slot, cqe.res);
-                // A plain op has no buffer group: nothing to select.
-                self.finish(id, cqe.res, cqe.flags, None, parts)
+                let kind = slot.kind;
+                let handler = slot.handler.take();
+                drop(slot.rearm.take());
+                let count = transfer_count(slot, cqe.res);
+                let mut resources = slot.take_resources();
+                apply_transfer(&mut resources, count);
+                let Some(handler) = handler else {
+                    drop(resources);
+                    return false;
+                };
+                let head = CompletionHead::new(id, kind, cqe.res, cqe.flags);
+                handler.finish(self, head, resources);
+                true
             }
             // More data of a multishot receive, one per received buffer: nothing to re-arm,
             // starve or finish: take the buffer and run the handler.
@@ -402,18 +414,10 @@ impl FinalParts {
         } else {
             Resources::None
         };
-        let count = if kind == OpKind::SendZc {
-            slot.transferred
-        } else {
-            res
-        };
+        let count = transfer_count(slot, res);
         drop(slot.rearm.take());
-        if owned && count >= 0 {
-            match &mut resources {
-                // A send's source, the usual case: advanced here rather than in a call.
-                Resources::Write(buf) => buf.advance(count as usize),
-                other => other.apply_transfer(count as usize),
-            }
+        if owned {
+            apply_transfer(&mut resources, count);
         }
         Self {
             kind,
@@ -421,5 +425,29 @@ impl FinalParts {
             resources,
             owned,
         }
+    }
+}
+
+/// The bytes an op moved: its result, or for a zero-copy send the count its first completion
+/// reported (the final one is the notification).
+#[inline(always)]
+fn transfer_count(slot: &OpSlot, res: i32) -> i32 {
+    if slot.kind == OpKind::SendZc {
+        slot.transferred
+    } else {
+        res
+    }
+}
+
+/// Records a successful transfer of `count` bytes in an op's own resources.
+#[inline(always)]
+fn apply_transfer(resources: &mut Resources, count: i32) {
+    let Ok(count) = usize::try_from(count) else {
+        return;
+    };
+    match resources {
+        // A send's source, the usual case: advanced here rather than in a call.
+        Resources::Write(buf) => buf.advance(count),
+        other => other.apply_transfer(count),
     }
 }
