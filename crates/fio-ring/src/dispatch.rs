@@ -9,9 +9,9 @@ use io_uring::cqueue;
 use crate::completion::Completion;
 use crate::features::OpKind;
 use crate::handler::{CompletionHead, StoredHandler};
-use crate::inflight::{IGNORED_USER_DATA, OpId};
+use crate::inflight::{IGNORED_USER_DATA, Lookup, OpId};
 use crate::ops::Resources;
-use crate::ring::{RawCqe, Receiver, Ring};
+use crate::ring::{OpSlot, RawCqe, Receiver, Ring};
 
 /// How many times one end of tick drains the flush list (entries enlisted by the previous
 /// round's flushes included) before leaving the rest to the next tick.
@@ -46,23 +46,66 @@ impl Ring {
         handled
     }
 
-    /// Routes one completion; returns whether a user handler ran.
+    /// Routes one completion; returns whether a user handler ran. One slot lookup covers the
+    /// two hot cases, as a bare loop's `match user_data` would: the final completion of a
+    /// plain operation and more data of a multishot receive.
     #[inline(always)]
     fn dispatch_one(&mut self, cqe: RawCqe) -> bool {
         if cqe.user_data == IGNORED_USER_DATA {
             return false;
         }
         let id = OpId::from_user_data(cqe.user_data);
-        let Some(slot) = self.ops.get_mut(id) else {
+        let more = cqueue::more(cqe.flags);
+        // The plain path: the final completion of an operation with no buffer group and
+        // nothing the ring re-arms or post-processes, which is what most completions are.
+        let Some(found) = self.ops.get_or_vacate(id, |slot| !more && slot.plain) else {
             log::trace!("dropping completion for stale {id} (res {})", cqe.res);
             return false;
         };
-        // The plain path: the final completion of an operation with no buffer group and
-        // nothing the ring re-arms or post-processes, which is what most completions are.
-        if !cqueue::more(cqe.flags) && slot.plain {
-            self.complete(id, cqe.res, cqe.flags, None)
-        } else {
-            self.dispatch_special(id, cqe)
+        match found {
+            // Nothing owned (nops, closes, cancels): the resources are not moved at all.
+            Lookup::Vacated(slot) if matches!(slot.resources, Resources::None) => {
+                let kind = slot.kind;
+                let handler = slot.handler.take();
+                drop(slot.rearm.take());
+                self.finish_bare(id, kind, cqe.res, cqe.flags, handler)
+            }
+            // Owned resources (a send's source, a read's target): moved out once, to the
+            // handler, with no buffer group to select from.
+            Lookup::Vacated(slot) => {
+                let kind = slot.kind;
+                let handler = slot.handler.take();
+                drop(slot.rearm.take());
+                let count = transfer_count(slot, cqe.res);
+                let mut resources = slot.take_resources();
+                apply_transfer(&mut resources, count);
+                let Some(handler) = handler else {
+                    drop(resources);
+                    return false;
+                };
+                let head = CompletionHead::new(id, kind, cqe.res, cqe.flags);
+                handler.finish(self, head, resources);
+                true
+            }
+            // More data of a multishot receive, one per received buffer: nothing to re-arm,
+            // starve or finish: take the buffer and run the handler.
+            Lookup::Live(slot)
+                if more
+                    && slot.kind == OpKind::RecvMultishot
+                    && slot.receiver == Receiver::User =>
+            {
+                let group = slot.group;
+                let handler = slot.handler.take();
+                self.run_handler(
+                    id,
+                    OpKind::RecvMultishot,
+                    cqe.res,
+                    cqe.flags,
+                    group,
+                    handler,
+                )
+            }
+            Lookup::Live(_) => self.dispatch_special(id, cqe),
         }
     }
 
@@ -74,20 +117,6 @@ impl Ring {
             return false;
         };
         let more = cqueue::more(cqe.flags);
-        // The hot case, one per received buffer: more data of a multishot receive. Nothing
-        // to re-arm, starve or finish: take the buffer and run the handler.
-        if more && slot.kind == OpKind::RecvMultishot && slot.receiver == Receiver::User {
-            let group = slot.group;
-            let handler = slot.handler.take();
-            return self.run_handler(
-                id,
-                OpKind::RecvMultishot,
-                cqe.res,
-                cqe.flags,
-                group,
-                handler,
-            );
-        }
         let mut res = cqe.res;
         let mut is_final = !more;
         let mut rearm = false;
@@ -170,10 +199,7 @@ impl Ring {
         mut handler: Option<StoredHandler>,
     ) -> bool {
         // A buffer picked from a group leaves the provider now, whatever happens next.
-        let resources = match self.select(group, flags, res) {
-            Some(buffer) => Resources::Selected(buffer),
-            None => Resources::None,
-        };
+        let resources = self.select(group, flags, res);
         let handled = match &mut handler {
             Some(handler) => {
                 handler.call(
@@ -193,64 +219,91 @@ impl Ring {
     /// Frees `id`'s slot and hands its resources to its handler with the final completion.
     #[inline(always)]
     fn complete(&mut self, id: OpId, res: i32, flags: u32, group: Option<u16>) -> bool {
-        // Release the slot and empty it in place (nothing claims it before this function
-        // is done with it), rather than moving it out whole: one lookup.
         let Some(slot) = self.ops.vacate(id) else {
             return false;
         };
-        let kind = slot.kind;
-        let handler = slot.handler.take();
-        let owned = !matches!(slot.resources, Resources::None);
-        let mut resources = if owned {
-            slot.take_resources()
-        } else {
-            Resources::None
-        };
-        let count = if kind == OpKind::SendZc {
-            slot.transferred
-        } else {
-            res
-        };
-        drop(slot.rearm.take());
-        if owned && count >= 0 {
-            resources.apply_transfer(count as usize);
+        let parts = FinalParts::take(slot, res);
+        self.finish(id, res, flags, group, parts)
+    }
+
+    /// Calls the handler of a freed slot with its final completion: the resources it owned,
+    /// or the buffer the completion carries from `group`.
+    #[inline(always)]
+    fn finish(
+        &mut self,
+        id: OpId,
+        res: i32,
+        flags: u32,
+        group: Option<u16>,
+        parts: FinalParts,
+    ) -> bool {
+        let FinalParts {
+            kind,
+            handler,
+            mut resources,
+            owned,
+        } = parts;
+        let selected = group.is_some() && cqueue::buffer_select(flags).is_some();
+        if selected {
+            let picked = self.select(group, flags, res);
+            if !matches!(picked, Resources::None) {
+                resources = picked;
+            }
         }
-        let selected = cqueue::buffer_select(flags).is_some();
-        if selected && let Some(buffer) = self.select(group, flags, res) {
-            resources = Resources::Selected(buffer);
+        if !owned && !selected {
+            // Nothing to pass but the scalars.
+            mem::forget(resources);
+            return self.finish_bare(id, kind, res, flags, handler);
         }
         let Some(handler) = handler else {
             drop(resources);
             return false;
         };
-        let head = CompletionHead::new(id, kind, res, flags);
-        if owned || selected {
-            handler.finish(self, head, resources);
-        } else {
-            // The common case (nops, closes, cancels): nothing to pass but the scalars.
-            mem::forget(resources);
-            handler.finish_bare(self, head);
-        }
+        handler.finish(self, CompletionHead::new(id, kind, res, flags), resources);
         true
     }
 
-    /// Takes the buffer a completion carries out of its group, if it carries one.
+    /// Calls the handler of a freed slot that owned nothing with its final completion.
+    #[inline(always)]
+    fn finish_bare(
+        &mut self,
+        id: OpId,
+        kind: OpKind,
+        res: i32,
+        flags: u32,
+        handler: Option<StoredHandler>,
+    ) -> bool {
+        let Some(handler) = handler else {
+            return false;
+        };
+        handler.finish_bare(self, CompletionHead::new(id, kind, res, flags));
+        true
+    }
+
+    /// Takes the buffer a completion carries out of its group, if it carries one, as the
+    /// completion's resources (`Resources::None` otherwise): built where it is returned, not
+    /// moved from an `Option` into a `Resources` into the completion.
     #[inline]
-    fn select(&mut self, group: Option<u16>, flags: u32, res: i32) -> Option<fio_buffer::Buffer> {
+    fn select(&mut self, group: Option<u16>, flags: u32, res: i32) -> Resources {
         match (cqueue::buffer_select(flags), group) {
             (Some(bid), Some(group)) => self.take_from_group(group, bid, res),
-            _ => None,
+            _ => Resources::None,
         }
     }
 
     /// Out of line: only buffer-group receives get here, and keeping it apart keeps the
     /// plain completion path small. Not cold: a receiving server takes it on every read.
     #[inline(never)]
-    fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Option<fio_buffer::Buffer> {
-        self.providers
+    fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Resources {
+        let taken = self
+            .providers
             .iter_mut()
             .find(|provider| provider.id() == group)
-            .and_then(|provider| provider.take(bid, res))
+            .and_then(|provider| provider.take(bid, res));
+        match taken {
+            Some(buffer) => Resources::Selected(buffer),
+            None => Resources::None,
+        }
     }
 
     /// Runs the end-of-tick callbacks, then refills buffer groups and re-arms starved ops.
@@ -334,5 +387,67 @@ impl Ring {
                 self.stage_one(&entry);
             }
         }
+    }
+}
+
+/// What a freed slot hands to its final completion, emptied out of the slot before anything
+/// can claim it again.
+struct FinalParts {
+    kind: OpKind,
+    handler: Option<StoredHandler>,
+    /// The op's resources, the transfer count already applied.
+    resources: Resources,
+    /// Whether `resources` holds anything (`Resources::None` needs no drop).
+    owned: bool,
+}
+
+impl FinalParts {
+    /// Empties a vacated slot back to its vacant state, in place (nothing claims it before
+    /// the caller is done with it), rather than moving it out whole.
+    #[inline(always)]
+    fn take(slot: &mut OpSlot, res: i32) -> Self {
+        let kind = slot.kind;
+        let handler = slot.handler.take();
+        let owned = !matches!(slot.resources, Resources::None);
+        let mut resources = if owned {
+            slot.take_resources()
+        } else {
+            Resources::None
+        };
+        let count = transfer_count(slot, res);
+        drop(slot.rearm.take());
+        if owned {
+            apply_transfer(&mut resources, count);
+        }
+        Self {
+            kind,
+            handler,
+            resources,
+            owned,
+        }
+    }
+}
+
+/// The bytes an op moved: its result, or for a zero-copy send the count its first completion
+/// reported (the final one is the notification).
+#[inline(always)]
+fn transfer_count(slot: &OpSlot, res: i32) -> i32 {
+    if slot.kind == OpKind::SendZc {
+        slot.transferred
+    } else {
+        res
+    }
+}
+
+/// Records a successful transfer of `count` bytes in an op's own resources.
+#[inline(always)]
+fn apply_transfer(resources: &mut Resources, count: i32) {
+    let Ok(count) = usize::try_from(count) else {
+        return;
+    };
+    match resources {
+        // A send's source, the usual case: advanced here rather than in a call.
+        Resources::Write(buf) => buf.advance(count),
+        other => other.apply_transfer(count),
     }
 }

@@ -75,6 +75,14 @@ struct Slot<T> {
     value: T,
 }
 
+/// What [`Slab::get_or_vacate`] found: the value of a slot it freed, or of one still live.
+pub(crate) enum Lookup<'a, T> {
+    /// The slot was freed; the value is the caller's to empty (see [`Slab::vacate`]).
+    Vacated(&'a mut T),
+    /// The slot is still live.
+    Live(&'a mut T),
+}
+
 /// A generational slab. Freed slots are reused LIFO, which keeps the hot set small and the
 /// memory warm for the common "submit, complete, submit again" loop.
 #[derive(Debug)]
@@ -176,17 +184,35 @@ impl<T: Default> Slab<T> {
     /// `None` when the id is stale. One lookup where `get_mut` and `release` take two.
     #[inline(always)]
     pub(crate) fn vacate(&mut self, id: OpId) -> Option<&mut T> {
+        match self.get_or_vacate(id, |_| true)? {
+            Lookup::Vacated(value) | Lookup::Live(value) => Some(value),
+        }
+    }
+
+    /// Looks `id` up once and, when `vacate` says so of its value, frees the slot as
+    /// [`vacate`](Self::vacate) does; `None` when the id is stale. For a caller that decides
+    /// from the value whether this is its end, without a second lookup either way.
+    #[inline(always)]
+    pub(crate) fn get_or_vacate(
+        &mut self,
+        id: OpId,
+        vacate: impl FnOnce(&T) -> bool,
+    ) -> Option<Lookup<'_, T>> {
         let slot = self.slots.get_mut(id.slot())?;
         if !slot.live || slot.generation != id.generation() {
             return None;
         }
+        if !vacate(&slot.value) {
+            return Some(Lookup::Live(&mut slot.value));
+        }
         slot.live = false;
+        // Generation 0 is never issued, so a zeroed `user_data` can never look valid.
         slot.generation = match slot.generation.wrapping_add(1) {
             0 => 1,
             next => next,
         };
         self.free.push(id.slot() as u32);
-        Some(&mut slot.value)
+        Some(Lookup::Vacated(&mut slot.value))
     }
 
     /// Ids of every live entry, in slot order.
@@ -259,6 +285,26 @@ mod tests {
         let next = slab.insert(6).unwrap();
         assert_ne!(next, id);
         assert_eq!(slab.get(next), Some(&6));
+    }
+
+    #[test]
+    fn get_or_vacate_frees_only_when_asked() {
+        let mut slab = Slab::with_capacity(1);
+        let id = slab.insert(5).unwrap();
+        assert!(matches!(
+            slab.get_or_vacate(id, |value| *value == 6),
+            Some(Lookup::Live(&mut 5))
+        ));
+        assert_eq!(slab.len(), 1);
+        assert!(matches!(
+            slab.get_or_vacate(id, |value| *value == 5),
+            Some(Lookup::Vacated(&mut 5))
+        ));
+        assert_eq!(slab.len(), 0);
+        assert!(
+            slab.get_or_vacate(id, |_| true).is_none(),
+            "stale once vacated"
+        );
     }
 
     #[test]
