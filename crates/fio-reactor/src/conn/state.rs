@@ -224,6 +224,15 @@ impl Conn {
         Some((protocol, self.read_total))
     }
 
+    /// Whether a protocol was attached (or detached) while a callback ran, to replace the
+    /// one that runs when it returns.
+    #[inline]
+    fn replacement_pending(&self) -> bool {
+        self.cold
+            .as_ref()
+            .is_some_and(|cold| cold.replacement.is_some())
+    }
+
     /// Whether a protocol is attached (or running a callback right now).
     pub(crate) fn has_protocol(&self) -> bool {
         self.protocol.is_some() || self.in_callback
@@ -377,13 +386,7 @@ fn put_back(
     returned: bool,
 ) -> Option<Box<dyn Protocol>> {
     match conn {
-        Some(conn)
-            if returned
-                && conn
-                    .cold
-                    .as_ref()
-                    .is_none_or(|cold| cold.replacement.is_none()) =>
-        {
+        Some(conn) if returned && !conn.replacement_pending() => {
             conn.in_callback = false;
             conn.protocol = Some(protocol);
             None
@@ -656,20 +659,29 @@ pub(crate) fn run_taken_data(
 ) {
     let returned = caught("on_data", uuid, || protocol.on_data(uuid));
     let mut conns = local.conns.borrow_mut();
-    if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
-        drop(conns);
-        settle(local, uuid, protocol, returned);
-        conns = local.conns.borrow_mut();
-    }
-    let Some(conn) = conns.map.get(&uuid) else {
-        return;
+    // The common case (the protocol goes back, nothing replaced it) reads what decides the
+    // next step through the same lookup that restores it: this runs per request.
+    let after = match conns.map.get_mut(&uuid) {
+        Some(conn) if returned && !conn.replacement_pending() => {
+            conn.in_callback = false;
+            conn.protocol = Some(protocol);
+            AfterData::of(conn)
+        }
+        _ => {
+            drop(conns);
+            settle(local, uuid, protocol, returned);
+            conns = local.conns.borrow_mut();
+            match conns.map.get(&uuid) {
+                Some(conn) => AfterData::of(conn),
+                None => return,
+            }
+        }
     };
-    // Plaintext a hook holds counts as buffered, and keeps the end of stream from closing.
-    let held = conn.hook.as_ref().map_or(0, |hook| hook.buffered());
     let (buffered, eof, queued) = local.engine.borrow().after_data(uuid);
-    let (buffered, eof) = (buffered + held, eof && held == 0);
-    let progressed = conn.read_total > before;
-    let (suspended, closing) = (conn.suspended, conn.closing);
+    // Plaintext a hook holds counts as buffered, and keeps the end of stream from closing.
+    let (buffered, eof) = (buffered + after.held, eof && after.held == 0);
+    let progressed = after.read_total > before;
+    let (suspended, closing) = (after.suspended, after.closing);
     // Answers pile up faster than the peer reads them: no more `on_data` (and no more
     // receiving) until the send queue drains, which resumes it as it does after `suspend`.
     let backlogged = queued >= SEND_SOFT_LIMIT;
@@ -681,5 +693,30 @@ pub(crate) fn run_taken_data(
         set_suspended(local, uuid, true);
     } else if buffered > 0 && progressed && !suspended {
         conns.schedule_data(uuid);
+    }
+}
+
+/// What [`run_taken_data`] reads from the entry after `on_data` to decide what follows.
+struct AfterData {
+    /// Plaintext the connection's hook holds.
+    held: usize,
+    /// The entry's `read_total`.
+    read_total: u64,
+    /// Whether `on_data` is suspended.
+    suspended: bool,
+    /// Whether the connection is closing.
+    closing: bool,
+}
+
+impl AfterData {
+    /// The entry's state as it is now.
+    #[inline]
+    fn of(conn: &Conn) -> Self {
+        Self {
+            held: conn.hook.as_ref().map_or(0, |hook| hook.buffered()),
+            read_total: conn.read_total,
+            suspended: conn.suspended,
+            closing: conn.closing,
+        }
     }
 }

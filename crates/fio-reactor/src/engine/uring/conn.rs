@@ -405,7 +405,7 @@ impl Stream {
         }
         match &mut self.phase {
             Phase::Connecting(connecting) => {
-                connecting.queued.push((Chunk::Vec(data.to_vec()), false));
+                connecting.queue_copy(data);
                 Ok(())
             }
             Phase::Open(socket) => socket.transmit(ring, data).map_err(io::Error::from),
@@ -569,7 +569,18 @@ fn not_datagram() -> io::Error {
     )
 }
 
+impl Connecting {
+    /// Queues a copy of `data` until the connect finishes. Out of line and cold: inlined, its
+    /// allocation made every per-reply [`Stream::write_copy`] save registers for it.
+    #[cold]
+    #[inline(never)]
+    fn queue_copy(&mut self, data: &[u8]) {
+        self.queued.push((Chunk::Vec(data.to_vec()), false));
+    }
+}
+
 /// The error of a write to a stream that failed or is closing.
+#[cold]
 fn broken_pipe() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,

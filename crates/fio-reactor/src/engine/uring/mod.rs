@@ -406,8 +406,10 @@ impl Engine for UringEngine {
     /// per reply.
     #[inline]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
-        let stream = self.streams.get_mut(&conn).ok_or_else(|| not_found(conn))?;
-        stream.write_copy(&mut self.ring, data)
+        match self.streams.get_mut(&conn) {
+            Some(stream) => stream.write_copy(&mut self.ring, data),
+            None => Err(not_found(conn)),
+        }
     }
 
     fn send_now(&mut self, conn: Uuid) {
@@ -457,6 +459,7 @@ impl Engine for UringEngine {
 }
 
 /// The error for a uuid this engine doesn't serve (never opened here, or already closed).
+#[cold]
 fn not_found(uuid: Uuid) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
