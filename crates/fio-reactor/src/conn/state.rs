@@ -354,7 +354,7 @@ pub(crate) fn with_protocol(
     };
     let returned = caught(what, uuid, || f(protocol.as_mut()));
     let mut conns = local.conns.borrow_mut();
-    if let Some(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
+    if let Err(protocol) = put_back(conns.map.get_mut(&uuid), protocol, returned) {
         drop(conns);
         settle(local, uuid, protocol, returned);
     }
@@ -377,21 +377,22 @@ pub(crate) fn run_ready(local: &Local, uuid: Uuid) {
 }
 
 /// The common end of a callback, in the caller's borrow of the entry: the callback returned
-/// and no protocol was attached meanwhile, so `protocol` simply goes back. Otherwise (or
-/// when the entry is gone) `protocol` is handed back for [`restore_protocol`] and, after a
-/// panic, the close.
+/// and no protocol was attached meanwhile, so `protocol` simply goes back (`Ok`, with the
+/// entry). Otherwise (or when the entry is gone) `protocol` is handed back for
+/// [`restore_protocol`] and, after a panic, the close.
+#[inline]
 fn put_back(
     conn: Option<&mut Conn>,
     protocol: Box<dyn Protocol>,
     returned: bool,
-) -> Option<Box<dyn Protocol>> {
+) -> Result<&mut Conn, Box<dyn Protocol>> {
     match conn {
         Some(conn) if returned && !conn.replacement_pending() => {
             conn.in_callback = false;
             conn.protocol = Some(protocol);
-            None
+            Ok(conn)
         }
-        _ => Some(protocol),
+        _ => Err(protocol),
     }
 }
 
@@ -661,13 +662,9 @@ pub(crate) fn run_taken_data(
     let mut conns = local.conns.borrow_mut();
     // The common case (the protocol goes back, nothing replaced it) reads what decides the
     // next step through the same lookup that restores it: this runs per request.
-    let after = match conns.map.get_mut(&uuid) {
-        Some(conn) if returned && !conn.replacement_pending() => {
-            conn.in_callback = false;
-            conn.protocol = Some(protocol);
-            AfterData::of(conn)
-        }
-        _ => {
+    let after = match put_back(conns.map.get_mut(&uuid), protocol, returned) {
+        Ok(conn) => AfterData::of(conn),
+        Err(protocol) => {
             drop(conns);
             settle(local, uuid, protocol, returned);
             conns = local.conns.borrow_mut();
