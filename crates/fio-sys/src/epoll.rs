@@ -401,18 +401,12 @@ impl EventBuffer {
     /// reads them one at a time instead of copying them out first.
     #[inline]
     pub fn get(&self, index: usize) -> Option<EpollEvent> {
-        self.slots[..self.len].get(index).map(|slot| EpollEvent {
-            key: slot.u64,
-            flags: slot.events,
-        })
+        self.slots[..self.len].get(index).map(EpollEvent::from_slot)
     }
 
     /// The last wait's descriptor events, in the kernel's order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = EpollEvent> + '_ {
-        self.slots[..self.len].iter().map(|slot| EpollEvent {
-            key: slot.u64,
-            flags: slot.events,
-        })
+        self.slots[..self.len].iter().map(EpollEvent::from_slot)
     }
 }
 
@@ -443,6 +437,15 @@ pub struct EpollEvent {
 }
 
 impl EpollEvent {
+    /// The event the kernel wrote into `slot`.
+    #[inline]
+    fn from_slot(slot: &libc::epoll_event) -> Self {
+        Self {
+            key: slot.u64,
+            flags: slot.events,
+        }
+    }
+
     /// The key the descriptor was registered (or last modified) with.
     pub fn key(self) -> u64 {
         self.key
