@@ -8,8 +8,8 @@
 //! the load benchmark's (`fio_bench::HTTP_RESPONSE`).
 //!
 //! Usage: `cargo run --release -p fio-examples --example http_hello -- [--url URL | --port N]
-//! [--threads N] [--workers N] [--raw]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or SIGTERM) stops
-//! it gracefully.
+//! [--threads N] [--workers N] [--raw]`, then `curl http://127.0.0.1:3000/`. Ctrl-C (or
+//! SIGTERM) stops it gracefully.
 
 use std::process::ExitCode;
 use std::sync::Arc;

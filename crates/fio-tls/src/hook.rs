@@ -5,9 +5,10 @@
 //! buffer rustls used up goes back with [`HookIo::recycle_buffer`], so the engine receives
 //! into it again rather than taking another from its pool. A record that spans two receive
 //! buffers is the exception: its start is copied into the hook's record buffer (`carry`) and
-//! the rest of it joined from the next buffer, one record at a time. What the protocol writes is encrypted straight into pooled send buffers from
-//! [`HookIo::send_buffer`], which go to the send queue as they are, in order (never urgent:
-//! a record can't jump ahead of one encrypted before it). A short lent write with nothing
+//! the rest of it joined from the next buffer, one record at a time. What the protocol
+//! writes is encrypted straight into pooled send buffers from [`HookIo::send_buffer`], which
+//! go to the send queue as they are, in order (never urgent: a record can't jump ahead of
+//! one encrypted before it). A short lent write with nothing
 //! waiting before it is encrypted into a small vector of the hook's (`record`) instead and
 //! queued as a copy ([`HookIo::send_copy`]), which costs the engine less than a buffer of
 //! its own. rustls 0.23 itself still moves each decrypted record into a vector of its own
