@@ -20,7 +20,7 @@ use fio_ring::{Completion, Datagram, Op, OpId, OpKind, Ring};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver, deliver_first, deliver_pending};
+use crate::socket::{Inbound, Inner, Lifecycle, Shared, deliver_first, deliver_pending};
 
 /// Brings the inbound side in line with the queue and the socket's state: arms a receive when
 /// there is room, switches a multishot to one-shot receives above the low-water mark, and
@@ -128,42 +128,44 @@ fn submit_receive(shared: &Shared, inner: &mut Inner, ring: &mut Ring) -> Result
 /// A receive completion: queue the data and report it, then re-arm or end. Re-arming waits
 /// until the handler has seen the data, so the water marks judge what it left unread.
 fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
-    let (readable, quick) = {
-        let mut inner = shared.borrow_mut();
-        let inner = &mut *inner;
-        let readable = if matches!(
-            completion.kind(),
-            OpKind::RecvMsg | OpKind::RecvMsgMultishot
+    let mut inner = shared.borrow_mut();
+    let readable = if matches!(
+        completion.kind(),
+        OpKind::RecvMsg | OpKind::RecvMsgMultishot
+    ) {
+        on_datagram(&mut inner, &mut completion);
+        None
+    } else {
+        on_data(&mut inner, &mut completion)
+    };
+    if completion.is_final() {
+        inner.in_flight -= 1;
+        if matches!(
+            inner.inbound,
+            Inbound::Multishot(id) | Inbound::Oneshot(id) | Inbound::Cancelling(id)
+                if id == completion.id()
         ) {
-            on_datagram(inner, &mut completion);
-            None
-        } else {
-            on_data(inner, &mut completion)
-        };
-        if completion.is_final() {
-            inner.in_flight -= 1;
-            if matches!(
-                inner.inbound,
-                Inbound::Multishot(id) | Inbound::Oneshot(id) | Inbound::Cancelling(id)
-                    if id == completion.id()
-            ) {
-                inner.inbound = Inbound::Idle;
-            }
+            inner.inbound = Inbound::Idle;
         }
+    }
+    if let Some(buffered) = readable {
         // A handler that only takes note of new data hears of it at once, without the event
         // delivery (not while it runs further up the stack: it then has no handler here).
-        let quick = match (&readable, &inner.handler) {
-            (Some(_), Some(handler)) if !inner.abandoned => handler.shared().map(Rc::clone),
-            _ => None,
+        let quick = match &inner.handler {
+            Some(handler) if !inner.abandoned => handler.shared().map(Rc::clone),
+            None | Some(_) => None,
         };
-        (readable, quick)
-    };
-    match readable {
+        drop(inner);
         // Nothing was queued behind it (a `Readable` only skips an empty queue): no delivery.
-        Some(Event::Readable { buffered })
-            if quick.is_some_and(|handler| handler.on_readable(buffered)) => {}
-        Some(event) => deliver_first(shared, ring, event),
-        None => deliver(shared, ring),
+        if !quick.is_some_and(|handler| handler.on_readable(buffered)) {
+            deliver_first(shared, ring, Event::Readable { buffered });
+        }
+    } else {
+        let pending = inner.has_delivery();
+        drop(inner);
+        if pending {
+            deliver_pending(shared, ring);
+        }
     }
     let pending = {
         let mut inner = shared.borrow_mut();
@@ -183,26 +185,25 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 }
 
 /// A receive or read completion: its buffer joins the queue; a final one may end the stream.
-/// Returns the `Readable` to deliver ahead of the queue when nothing was queued before it
-/// (the usual case: it then skips the queue), else queues it.
-fn on_data(inner: &mut Inner, completion: &mut Completion) -> Option<Event> {
+/// Returns the bytes buffered when a `Readable` reporting them is to go ahead of the queue
+/// (the usual case: nothing was queued before it, so it skips the queue), else queues it.
+fn on_data(inner: &mut Inner, completion: &mut Completion) -> Option<usize> {
     let res = completion.raw_result();
-    let buffer = completion.take_buffer();
     let open = inner.lifecycle == Lifecycle::Open;
     let mut readable = None;
+    // Taken only to be queued: a buffer that came too late stays in the completion, which
+    // gives it back with itself.
     if res > 0
         && open
-        && let Some(buffer) = buffer
+        && let Some(buffer) = completion.take_buffer()
     {
         inner.stats.bytes_received += buffer.len() as u64;
         inner.recv.push(buffer);
-        let event = Event::Readable {
-            buffered: inner.recv.len(),
-        };
+        let buffered = inner.recv.len();
         if inner.events.is_empty() {
-            readable = Some(event);
+            readable = Some(buffered);
         } else {
-            inner.push_event(event);
+            inner.push_event(Event::Readable { buffered });
         }
     }
     if !completion.is_final() || !open {
