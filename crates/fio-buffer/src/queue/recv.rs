@@ -305,12 +305,12 @@ impl RecvQueue {
         };
         let unread = front.unread();
         if only_one || unread.len() >= out.len() {
-            let count = unread.len().min(out.len());
+            let available = unread.len();
+            let count = available.min(out.len());
             copy_bytes(&mut out[..count], &unread[..count]);
-            front.start += count;
-            if front.start == front.buffer.len()
-                && let Some(buffer) = self.pop_read()
-            {
+            if count < available {
+                front.start += count;
+            } else if let Some(buffer) = self.pop_read() {
                 emptied(buffer);
             }
             self.bytes -= count;
