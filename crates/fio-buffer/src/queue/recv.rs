@@ -570,6 +570,36 @@ mod tests {
     }
 
     #[test]
+    fn the_front_slot_refills_from_the_buffers_behind_it_in_order() {
+        let pool = pool();
+        let mut queue = RecvQueue::new(WaterMarks::default());
+        queue.push(filled(&pool, b"abcd"));
+        queue.push(filled(&pool, b"ef"));
+        let mut two = [0u8; 2];
+        assert_eq!(queue.read(&mut two, false), 2);
+        assert_eq!(&two, b"ab");
+        queue.push(filled(&pool, b"ghi"));
+        assert_eq!((queue.len(), queue.segments()), (7, 3));
+        // Exactly the front's rest: the next buffer moves up to the front slot.
+        assert_eq!(queue.read(&mut two, false), 2);
+        assert_eq!((&two, queue.segments()), (b"cd", 2));
+        let rest = queue.take_buffer().unwrap();
+        assert_eq!(&*rest, b"ef");
+        let mut out = [0u8; 8];
+        assert_eq!(queue.read(&mut out, false), 3);
+        assert_eq!(&out[..3], b"ghi");
+        assert!(queue.is_empty());
+        assert_eq!((queue.segments(), queue.len()), (0, 0));
+        queue.push(filled(&pool, b"jk"));
+        queue.push(filled(&pool, b"lm"));
+        assert_eq!(queue.clear(), 4);
+        assert!(queue.is_empty() && queue.segments() == 0);
+        queue.push(filled(&pool, b"n"));
+        assert_eq!(queue.read(&mut out, false), 1);
+        assert_eq!(out[0], b'n');
+    }
+
+    #[test]
     fn copies_of_every_short_length_are_exact() {
         let src: Vec<u8> = (1..=80).collect();
         for len in 0..=80 {
