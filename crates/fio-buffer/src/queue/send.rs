@@ -322,7 +322,37 @@ impl SendQueue {
         data: &[u8],
         spares: &mut SpareBuffers,
     ) -> Result<(), crate::Error> {
+        // The usual copy (a reply per request, into an idle queue or behind a lent send): one
+        // fresh buffer takes it whole, with none of the general path's appending or undoing.
+        if !data.is_empty() && !self.has_open_tail() {
+            let mut buffer = spares.take()?;
+            if data.len() <= buffer.capacity() {
+                buffer.extend_from_slice(data);
+                self.items.push_back(Item {
+                    stored: Stored::Held(Chunk::Buffer(buffer)),
+                    to: None,
+                    ends_message: true,
+                });
+                self.bytes += data.len();
+                return Ok(());
+            }
+            spares.give(buffer);
+        }
         self.push_copy_with(data, || spares.take())
+    }
+
+    /// Whether the last queued chunk is a pooled buffer still open for copies (filled by
+    /// [`push_copy`](Self::push_copy) and not lent).
+    #[inline]
+    fn has_open_tail(&self) -> bool {
+        self.items.len() > self.lent
+            && matches!(
+                self.items.back(),
+                Some(Item {
+                    stored: Stored::Held(Chunk::Buffer(_)),
+                    ..
+                })
+            )
     }
 
     /// [`push_copy`](Self::push_copy) with new buffers from `take`.
@@ -1292,6 +1322,34 @@ mod tests {
             .expect("the pinned chunk is the front one");
         assert_eq!(front.as_ptr(), pin.as_ptr());
         front.to_vec()
+    }
+
+    #[test]
+    fn a_copy_larger_than_a_buffer_spans_fresh_buffers_all_or_nothing() {
+        let pool = BufferPool::new(
+            PoolConfig::new(4096)
+                .with_buffers_per_chunk(2)
+                .with_max_buffers(2),
+        )
+        .unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(1 << 20);
+        let data: Vec<u8> = (0..6000u32).map(|i| i as u8).collect();
+        queue.push_copy_from(&data, &mut spares).unwrap();
+        assert_eq!((queue.len(), queue.chunks()), (6000, 2));
+        let mut out = Vec::new();
+        let mut slices = Vec::new();
+        queue.io_slices(8, &mut slices);
+        for slice in &slices {
+            out.extend_from_slice(slice);
+        }
+        assert_eq!(out, data);
+        // The pool is spent: a copy into a fresh buffer fails and queues nothing.
+        queue.advance_recycling(6000, &mut spares);
+        let hold = (spares.take().unwrap(), spares.take().unwrap());
+        assert!(queue.push_copy_from(b"x", &mut spares).is_err());
+        assert!(queue.is_empty());
+        drop(hold);
     }
 
     #[test]
