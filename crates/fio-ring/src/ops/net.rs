@@ -78,24 +78,25 @@ impl Op {
     /// use std::io::Read;
     /// use std::net::{TcpListener, TcpStream};
     /// use std::{cell::RefCell, rc::Rc};
-    /// use fio_buffer::{Chunk, SendQueue};
-    /// use fio_ring::{Op, Ring, RingConfig, SendFlags};
+    /// use fio_ring::{BufferPool, Op, PoolConfig, Ring, RingConfig, SendFlags, SendQueue};
+    /// use fio_ring::SpareBuffers;
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let client = TcpStream::connect(listener.local_addr()?)?;
     /// let (mut server, _) = listener.accept()?;
     /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let spares = Rc::new(RefCell::new(SpareBuffers::new(
+    ///     BufferPool::new(PoolConfig::new(4096))?,
+    ///     4,
+    /// )));
     /// let queue = Rc::new(RefCell::new(SendQueue::new(1 << 20)));
-    /// queue.borrow_mut().push(Chunk::from(b"hello".to_vec()));
+    /// queue.borrow_mut().push_copy_from(b"hello", &mut spares.borrow_mut())?;
     /// let pin = queue.borrow_mut().lend_pinned().expect("one owned chunk");
-    /// let sent = queue.clone();
+    /// let (sent, recycled) = (queue.clone(), spares.clone());
     /// ring.submit(Op::send_pinned(&client, pin, SendFlags::empty()), move |_, mut done| {
     ///     let pin = done.take_send_pin().expect("a pinned send");
     ///     let count = done.result().unwrap_or(0) as usize;
-    ///     let mut spares = fio_buffer::SpareBuffers::new(
-    ///         fio_buffer::BufferPool::new(fio_buffer::PoolConfig::new(64)).unwrap(),
-    ///         1,
-    ///     );
+    ///     let mut spares = recycled.borrow_mut();
     ///     assert!(sent.borrow_mut().finish_pinned(pin, count, &mut spares));
     /// })?;
     /// for _ in 0..10 {
