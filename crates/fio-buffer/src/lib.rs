@@ -69,7 +69,7 @@ pub use config::{ARENA_ALIGN, BUFFER_ALIGN, MAX_BUFFERS_LIMIT, MAX_CHUNKS_LIMIT,
 pub use counting::CountingAllocator;
 pub use error::Error;
 pub use pool::{BufferPool, PoolStats};
-pub use queue::{Chunk, Lent, RecvQueue, SendQueue, WaterMarks};
+pub use queue::{Chunk, Lent, RecvQueue, SendPin, SendQueue, WaterMarks};
 pub use shared::SharedBuffer;
 pub use size_classes::SizeClasses;
 pub use spares::SpareBuffers;

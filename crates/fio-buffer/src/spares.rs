@@ -96,10 +96,13 @@ impl SpareBuffers {
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
     #[inline]
-    pub fn give(&mut self, mut buffer: Buffer) {
+    pub fn give(&mut self, buffer: Buffer) {
         if self.spares.len() < self.limit && buffer.is_from(&self.pool) {
-            buffer.clear();
+            // Emptied where it lands: clearing it first made one more copy of the buffer.
             self.spares.push(buffer);
+            if let Some(spare) = self.spares.last_mut() {
+                spare.clear();
+            }
         } else {
             give_back(buffer);
         }

@@ -305,6 +305,22 @@ impl Completion {
         }
     }
 
+    /// The pin of an [`Op::send_pinned`](crate::Op::send_pinned), for its queue to advance
+    /// past the bytes sent ([`SendQueue::finish_pinned`](fio_buffer::SendQueue::finish_pinned)).
+    #[inline]
+    pub fn take_send_pin(&mut self) -> Option<fio_buffer::SendPin> {
+        if !matches!(*self.resources, Resources::Pinned(_)) {
+            return None;
+        }
+        match mem::take(&mut *self.resources) {
+            Resources::Pinned(pin) => Some(pin),
+            other => {
+                *self.resources = other;
+                None
+            }
+        }
+    }
+
     /// The sources of a vectored write or `sendmsg`, advanced past the bytes written.
     pub fn take_write_bufs(&mut self) -> Vec<WriteBuf> {
         match mem::take(&mut *self.resources) {

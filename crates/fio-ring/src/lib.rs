@@ -95,8 +95,11 @@ pub use ops::{AcceptFlags, MAX_IOVECS, Op, SendFlags, SendStorage};
 pub use provider::{BufferGroup, BufferProvider, MAX_GROUP_ENTRIES};
 pub use ring::{Handler, Ring, TickEnd, TickEndFlush};
 
-/// The pool types receive buffers come from, so users need not depend on `fio-buffer`.
-pub use fio_buffer::{Buffer, BufferPool, PoolConfig, SharedBuffer};
+/// The pool types receive buffers come from, and the send queue whose pins
+/// [`Op::send_pinned`] sends from, so users need not depend on `fio-buffer`.
+pub use fio_buffer::{
+    Buffer, BufferPool, PoolConfig, SendPin, SendQueue, SharedBuffer, SpareBuffers,
+};
 /// The raw io_uring crate, for [`Ring::push_raw`] entries.
 pub use io_uring;
 /// The `libc` crate, for the raw `O_*`, `AT_*` and `STATX_*` constants of [`Op::openat`] and

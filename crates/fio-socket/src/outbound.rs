@@ -5,6 +5,8 @@
 //! send in message mode). The chunks are lent to the operation (see
 //! [`SendQueue`](crate::SendQueue)); its completion gives them back and advances the queue by
 //! the count the kernel took, so a short send continues from the first unsent byte, at once.
+//! The usual send, of a stream's one queued chunk, moves nothing: the operation reads the chunk
+//! in place through a pin the completion gives back.
 //! In zero-copy mode a large pooled front chunk goes alone through `SEND_ZC`; the operation
 //! keeps its clone of the chunk until the kernel's notification, while the queue moves on.
 //! In auto-cork mode every send that leaves data queued behind it carries `MSG_MORE`, so the
@@ -14,7 +16,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use fio_buffer::{Chunk, Lent, SendQueue};
+use fio_buffer::{Chunk, Lent, SendPin, SendQueue};
 use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 
 use crate::config::{Mode, SendScratch, SocketConfig};
@@ -179,8 +181,9 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
             }
         }
         Err(error) => {
-            // The refused op dropped its lent chunks: a `Vec` among them is gone, so the
-            // stream cannot go on intact.
+            // The refused op dropped what it was lent: a `Vec` among moved chunks is gone,
+            // and a pinned chunk stays parked for good (its pin is gone), so the stream
+            // cannot go on intact.
             log::warn!("fd {}: the ring refused a send: {error}", inner.raw_fd);
             inner.send.finish(0, Vec::new());
             inner.fail(Error::from(error).errno());
@@ -284,15 +287,18 @@ fn lend_stream(
     count: usize,
     auto_cork: bool,
 ) -> Result<Option<Built>, Error> {
-    // The usual send (one reply queued): its chunk goes straight into the operation, with no
-    // list to fill and empty, and no `MSG_MORE` (nothing waits behind it).
+    // The usual send (one reply queued): the operation reads its chunk in place, so nothing
+    // moves out of the queue and back; no list to fill, and no `MSG_MORE` (nothing waits
+    // behind it).
     if send.chunks() == 1
-        && let Some((chunk, offset)) = send.lend_only_moving()
+        && let Some(pin) = send.lend_pinned()
     {
-        let mut buf = write_buf(chunk);
-        buf.advance(offset);
-        let offered = buf.remaining();
-        return Ok(Some((Op::send(fd, buf), Flavour::Plain, offered)));
+        let offered = pin.len();
+        return Ok(Some((
+            Op::send_pinned(fd, pin, SendFlags::empty()),
+            Flavour::Plain,
+            offered,
+        )));
     }
     let mut chunks = scratch.chunks.borrow_mut();
     // Pooled buffers move into the send (no shared handle, no clone): a plain send gives
@@ -406,8 +412,10 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 /// and `Vec`s; shared and static chunks were clones).
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
-    // A single-buffer send (the common case) has no gathered storage to look for.
-    if let Some(single) = completion.take_write_buf() {
+    // The usual send read its chunk in place: the pin goes back to the queue.
+    if let Some(pin) = completion.take_send_pin() {
+        on_pinned(inner, res, pin);
+    } else if let Some(single) = completion.take_write_buf() {
         on_returned(inner, res, single.into_owned_chunk().into_iter());
     } else if let Some(mut taken) = completion.take_send_storage() {
         // The moved chunks go straight from the storage into their slots (no allocation);
@@ -424,6 +432,41 @@ fn on_result(inner: &mut Inner, completion: &mut Completion) {
         scratch.storages.borrow_mut().push(taken);
     } else {
         on_returned(inner, res, std::iter::empty());
+    }
+}
+
+/// [`on_result`] for a send that read its chunk in place ([`SendQueue::lend_pinned`]).
+fn on_pinned(inner: &mut Inner, res: i32, pin: SendPin) {
+    let sent = usize::try_from(res).unwrap_or(0);
+    let offered = pin.len();
+    let dropped = inner.broken.is_some() || !inner.send.is_lent();
+    let mut spares = inner.config.scratch.spares.borrow_mut();
+    // Given back even when the queue was dropped (abort or failure) while the send was in
+    // flight: the cleared queue parked the chunk until now.
+    let ours = inner.send.finish_pinned(pin, sent, &mut spares);
+    drop(spares);
+    if dropped {
+        return;
+    }
+    if !ours {
+        log::error!(
+            "fd {}: a send came back with another queue's pin",
+            inner.raw_fd
+        );
+        inner.fail(libc::EIO);
+        return;
+    }
+    if res >= 0 {
+        inner.stats.sends += 1;
+        inner.stats.bytes_sent += sent as u64;
+        if sent < offered {
+            inner.stats.short_sends += 1;
+        }
+    }
+    match -res {
+        ..=0 => {}
+        libc::EAGAIN | libc::EINTR => {}
+        errno => inner.fail(errno),
     }
 }
 

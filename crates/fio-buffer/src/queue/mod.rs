@@ -10,4 +10,4 @@ mod recv;
 mod send;
 
 pub use recv::{RecvQueue, WaterMarks};
-pub use send::{Chunk, Lent, SendQueue};
+pub use send::{Chunk, Lent, SendPin, SendQueue};

@@ -13,11 +13,15 @@
 //! [`finish`](SendQueue::finish) puts it back. [`lend_moving_into`](SendQueue::lend_moving_into)
 //! moves pooled [`Buffer`]s the same way, for a send that gives its buffers back on its one
 //! completion: no shared handle, no clone, and a fully sent buffer can become a spare
-//! ([`finish_recycling`](SendQueue::finish_recycling)). At most one send is lent at a time.
+//! ([`finish_recycling`](SendQueue::finish_recycling)). The usual send, of a stream's only
+//! queued chunk, moves nothing at all: [`lend_pinned`](SendQueue::lend_pinned) leaves the chunk
+//! in its slot and hands the operation a [`SendPin`] on its unsent bytes, which the queue keeps
+//! valid until the pin comes back. At most one send is lent at a time.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
+use std::mem;
 use std::net::SocketAddr;
 
 use crate::{Buffer, BufferPool, SharedBuffer, SpareBuffers};
@@ -154,6 +158,56 @@ pub struct Lent {
     pub to: Option<SocketAddr>,
 }
 
+/// The unsent bytes of a queued chunk that a send reads in place, from
+/// [`SendQueue::lend_pinned`].
+///
+/// The queue keeps the chunk where it is, unchanged, for as long as the pin is out: only
+/// [`SendQueue::finish_pinned`], given the pin back, lets it go. A queue cleared meanwhile
+/// parks the chunk until then, and a queue dropped with a pin out leaks it, so the bytes stay
+/// valid however the pin ends. That is what lets a ring operation hold a pin instead of the
+/// chunk itself: nothing moves out of the queue and back per send.
+///
+/// # Examples
+/// ```
+/// use fio_buffer::{Chunk, SendQueue};
+/// let mut queue = SendQueue::new(1 << 20);
+/// queue.push(Chunk::from(b"hello".to_vec()));
+/// let pin = queue.lend_pinned().expect("one owned chunk, nothing in flight");
+/// assert_eq!(pin.len(), 5);
+/// ```
+pub struct SendPin {
+    /// The first unsent byte.
+    ptr: *const u8,
+    len: usize,
+}
+
+impl SendPin {
+    /// The address of the first pinned byte; the `len` bytes from it stay valid and unchanged
+    /// for as long as the pin lives.
+    #[inline]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// The bytes pinned: the unsent bytes of the chunk when it was lent.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no byte is pinned.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for SendPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SendPin({:p}, {} bytes)", self.ptr, self.len)
+    }
+}
+
 /// An ordered queue of outgoing chunks with a cursor into the front one.
 ///
 /// # Examples
@@ -186,6 +240,12 @@ pub struct SendQueue {
     /// Above this many queued bytes, writers should wait until the queue drains (fio-socket
     /// reports that as its `Event::Drained`, the reactor as `on_ready`).
     soft_limit: usize,
+    /// The address of the [`SendPin`] out, 0 when none is: the front chunk's unsent bytes, or
+    /// those of `parked`.
+    pinned_at: usize,
+    /// The pinned chunk, when it left the queue (cleared, or advanced past) before its pin
+    /// came back.
+    parked: Option<Chunk>,
 }
 
 impl SendQueue {
@@ -198,6 +258,8 @@ impl SendQueue {
             lent: 0,
             lent_moved: 0,
             soft_limit,
+            pinned_at: 0,
+            parked: None,
         }
     }
 
@@ -260,7 +322,37 @@ impl SendQueue {
         data: &[u8],
         spares: &mut SpareBuffers,
     ) -> Result<(), crate::Error> {
+        // The usual copy (a reply per request, into an idle queue or behind a lent send): one
+        // fresh buffer takes it whole, with none of the general path's appending or undoing.
+        if !data.is_empty() && !self.has_open_tail() {
+            let mut buffer = spares.take()?;
+            if data.len() <= buffer.capacity() {
+                buffer.extend_from_slice(data);
+                self.items.push_back(Item {
+                    stored: Stored::Held(Chunk::Buffer(buffer)),
+                    to: None,
+                    ends_message: true,
+                });
+                self.bytes += data.len();
+                return Ok(());
+            }
+            spares.give(buffer);
+        }
         self.push_copy_with(data, || spares.take())
+    }
+
+    /// Whether the last queued chunk is a pooled buffer still open for copies (filled by
+    /// [`push_copy`](Self::push_copy) and not lent).
+    #[inline]
+    fn has_open_tail(&self) -> bool {
+        self.items.len() > self.lent
+            && matches!(
+                self.items.back(),
+                Some(Item {
+                    stored: Stored::Held(Chunk::Buffer(_)),
+                    ..
+                })
+            )
     }
 
     /// [`push_copy`](Self::push_copy) with new buffers from `take`.
@@ -352,7 +444,7 @@ impl SendQueue {
         }
         let index = self
             .lent
-            .max(usize::from(self.offset > 0))
+            .max(usize::from(self.offset > 0 || self.front_pinned()))
             .min(self.items.len());
         self.bytes += chunk.len();
         self.items.insert(
@@ -451,7 +543,7 @@ impl SendQueue {
     /// ```
     #[inline]
     pub fn only_chunk(&self) -> Option<&[u8]> {
-        if self.lent > 0 || self.items.len() != 1 {
+        if self.lent > 0 || self.pinned_at != 0 || self.items.len() != 1 {
             return None;
         }
         match &self.items.front()?.stored {
@@ -524,9 +616,11 @@ impl SendQueue {
         self.lend_with(count, chunks, true)
     }
 
-    /// [`lend_moving_into`](Self::lend_moving_into) for the usual send, a stream's only queued
-    /// chunk when it is a pooled buffer or a `Vec`: returns the moved chunk and the bytes of it
-    /// already sent, with no list to fill. `None` (nothing lent) in any other case.
+    /// Lends the front chunk's unsent bytes in place, for the usual send (a stream's next
+    /// chunk): the chunk stays in its slot and the operation holds only the returned pin, to
+    /// give back with its completion ([`finish_pinned`](Self::finish_pinned)). `None` when the
+    /// queue is empty, a send is lent, or the front chunk is not an owned one (a pooled
+    /// [`Buffer`] or a `Vec`) or belongs to an addressed datagram.
     ///
     /// # Examples
     /// ```
@@ -534,36 +628,95 @@ impl SendQueue {
     /// let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(4096))?, 4);
     /// let mut queue = SendQueue::new(1 << 20);
     /// queue.push_copy_from(b"pong", &mut spares)?;
-    /// let (chunk, offset) = queue.lend_only_moving().expect("one pooled chunk");
-    /// assert_eq!((chunk.len(), offset), (4, 0));
-    /// assert!(queue.lend_only_moving().is_none(), "already lent");
-    /// assert!(queue.finish_recycling(4, Some(chunk), &mut spares));
+    /// let pin = queue.lend_pinned().expect("one chunk, nothing in flight");
+    /// assert!(queue.lend_pinned().is_none(), "already lent");
+    /// // The send took all 4 bytes: the buffer leaves the queue and is a spare again.
+    /// assert!(queue.finish_pinned(pin, 4, &mut spares));
     /// assert!(queue.is_empty());
+    /// assert_eq!(spares.len(), 1);
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
     #[inline]
-    pub fn lend_only_moving(&mut self) -> Option<(Chunk, usize)> {
-        if self.lent > 0 || self.items.len() != 1 {
+    pub fn lend_pinned(&mut self) -> Option<SendPin> {
+        if self.lent > 0 || self.pinned_at != 0 {
             return None;
         }
-        let item = self.items.front_mut()?;
-        if item.to.is_some()
-            || !matches!(item.stored, Stored::Held(Chunk::Buffer(_) | Chunk::Vec(_)))
-        {
+        let item = self.items.front()?;
+        // Only memory the queue owns alone is pinned, so no other queue's pin can have the
+        // same address (shared and static chunks are lent as clones instead).
+        let Stored::Held(chunk @ (Chunk::Buffer(_) | Chunk::Vec(_))) = &item.stored else {
+            return None;
+        };
+        if item.to.is_some() {
             return None;
         }
-        let len = item.stored.len();
-        match std::mem::replace(&mut item.stored, Stored::Lent(len)) {
-            Stored::Held(chunk) => {
-                self.lent = 1;
-                self.lent_moved = 1;
-                Some((chunk, self.offset))
-            }
-            lent @ Stored::Lent(_) => {
-                item.stored = lent;
-                None
-            }
+        let pending = chunk.bytes().get(self.offset..)?;
+        let pin = SendPin {
+            ptr: pending.as_ptr(),
+            len: pending.len(),
+        };
+        self.pinned_at = pin.ptr as usize;
+        self.lent = 1;
+        self.lent_moved = 0;
+        Some(pin)
+    }
+
+    /// Ends the send of a [`lend_pinned`](Self::lend_pinned) pin: advances past the `sent`
+    /// bytes, the chunk keeping its slot after a short send, and a fully sent copy's buffer
+    /// becoming a spare. Returns `false` when the pin is not this queue's (nothing changes).
+    /// After a [`clear`](Self::clear) the parked chunk is let go and nothing else changes.
+    #[inline]
+    pub fn finish_pinned(&mut self, pin: SendPin, sent: usize, spares: &mut SpareBuffers) -> bool {
+        if self.pinned_at != pin.ptr as usize || self.pinned_at == 0 {
+            return false;
         }
+        self.pinned_at = 0;
+        if let Some(parked) = self.parked.take() {
+            recycle(parked, spares);
+            return true;
+        }
+        self.lent = 0;
+        let sent = sent.min(pin.len);
+        // The usual completion: the whole chunk went, it leaves the queue.
+        if sent == pin.len {
+            self.offset = 0;
+            self.bytes -= sent;
+            if let Some(Item {
+                stored: Stored::Held(chunk),
+                ..
+            }) = self.items.pop_front()
+            {
+                recycle(chunk, spares);
+            }
+            return true;
+        }
+        self.advance_recycling(sent, spares);
+        true
+    }
+
+    /// Keeps the pinned chunk out of the queue until its pin comes back. Only a misuse (a
+    /// pinned chunk advanced past, twice) finds one parked already: it is leaked, as its pin
+    /// may still be out.
+    #[cold]
+    fn park(&mut self, chunk: Chunk) {
+        if let Some(older) = self.parked.replace(chunk) {
+            mem::forget(older);
+        }
+    }
+
+    /// The pinned bytes while the pinned chunk is the front one (tests).
+    #[cfg(test)]
+    fn only_pinned(&self) -> Option<&[u8]> {
+        match &self.items.front()?.stored {
+            Stored::Held(chunk) if self.front_pinned() => chunk.bytes().get(self.offset..),
+            _ => None,
+        }
+    }
+
+    /// Whether the front chunk is the pinned one, still in the queue.
+    #[inline]
+    fn front_pinned(&self) -> bool {
+        self.pinned_at != 0 && self.parked.is_none()
     }
 
     /// [`lend_into`](Self::lend_into), moving `Buffer`s when `move_buffers`.
@@ -575,7 +728,7 @@ impl SendQueue {
         move_buffers: bool,
     ) -> Option<(usize, Option<SocketAddr>)> {
         chunks.clear();
-        if self.lent > 0 || self.items.is_empty() {
+        if self.lent > 0 || self.pinned_at != 0 || self.items.is_empty() {
             return None;
         }
         // The usual send (a reply per request): one queued copy, moved. No loop, and no
@@ -711,9 +864,13 @@ impl SendQueue {
         self.lent_moved = 0;
         let mut dropped = 0;
         for _ in 0..count {
+            let pinned = self.front_pinned();
             if let Some(item) = self.items.pop_front() {
                 dropped += item.stored.len() - self.offset;
                 self.offset = 0;
+                if pinned && let Stored::Held(chunk) = item.stored {
+                    self.park(chunk);
+                }
             }
         }
         self.bytes -= dropped;
@@ -768,12 +925,17 @@ impl SendQueue {
             }
             left -= pending;
             self.offset = 0;
+            let pinned = self.front_pinned();
             if let Some(Item {
                 stored: Stored::Held(chunk),
                 ..
             }) = self.items.pop_front()
             {
-                sent(chunk);
+                if pinned {
+                    self.park(chunk);
+                } else {
+                    sent(chunk);
+                }
             }
         }
     }
@@ -782,6 +944,14 @@ impl SendQueue {
     /// completion will then be ignored. Returns the bytes dropped.
     pub fn clear(&mut self) -> usize {
         let dropped = self.bytes;
+        if self.front_pinned()
+            && let Some(Item {
+                stored: Stored::Held(chunk),
+                ..
+            }) = self.items.pop_front()
+        {
+            self.park(chunk);
+        }
         self.items.clear();
         self.offset = 0;
         self.bytes = 0;
@@ -809,6 +979,30 @@ impl SendQueue {
             }
         }
         complete
+    }
+}
+
+/// Lets a sent chunk go: a pooled buffer becomes a spare, anything else is dropped. Always
+/// inlined: every reply's completion ends here, and the call copied the chunk once more.
+#[inline(always)]
+fn recycle(chunk: Chunk, spares: &mut SpareBuffers) {
+    if let Chunk::Buffer(buffer) = chunk {
+        spares.give(buffer);
+    }
+}
+
+impl Drop for SendQueue {
+    /// A pin still out (its send in flight as the socket goes away with its ring) may be read
+    /// by the kernel later: its chunk is leaked rather than freed.
+    fn drop(&mut self) {
+        if self.pinned_at == 0 {
+            return;
+        }
+        if let Some(parked) = self.parked.take() {
+            mem::forget(parked);
+        } else if let Some(front) = self.items.pop_front() {
+            mem::forget(front);
+        }
     }
 }
 
@@ -1118,5 +1312,152 @@ mod tests {
         let _lent = queue.lend(3).unwrap();
         assert_eq!(queue.clear(), expected.len());
         assert!(queue.is_empty() && !queue.is_lent());
+    }
+
+    /// The bytes a pin covers, read through its address only as a test may: the queue still
+    /// holds the chunk, whose bytes `expected` must equal.
+    fn pinned_bytes(queue: &SendQueue, pin: &SendPin) -> Vec<u8> {
+        let front = queue
+            .only_pinned()
+            .expect("the pinned chunk is the front one");
+        assert_eq!(front.as_ptr(), pin.as_ptr());
+        front.to_vec()
+    }
+
+    #[test]
+    fn a_copy_larger_than_a_buffer_spans_fresh_buffers_all_or_nothing() {
+        let pool = BufferPool::new(
+            PoolConfig::new(4096)
+                .with_buffers_per_chunk(2)
+                .with_max_buffers(2),
+        )
+        .unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(1 << 20);
+        let data: Vec<u8> = (0..6000u32).map(|i| i as u8).collect();
+        queue.push_copy_from(&data, &mut spares).unwrap();
+        assert_eq!((queue.len(), queue.chunks()), (6000, 2));
+        let mut out = Vec::new();
+        let mut slices = Vec::new();
+        queue.io_slices(8, &mut slices);
+        for slice in &slices {
+            out.extend_from_slice(slice);
+        }
+        assert_eq!(out, data);
+        // The pool is spent: a copy into a fresh buffer fails and queues nothing.
+        queue.advance_recycling(6000, &mut spares);
+        let hold = (spares.take().unwrap(), spares.take().unwrap());
+        assert!(queue.push_copy_from(b"x", &mut spares).is_err());
+        assert!(queue.is_empty());
+        drop(hold);
+    }
+
+    #[test]
+    fn a_pinned_send_resumes_from_the_first_unsent_byte() {
+        let pool = BufferPool::new(PoolConfig::new(4096)).unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(1 << 20);
+        queue.push_copy_from(b"hello world", &mut spares).unwrap();
+        let pin = queue.lend_pinned().unwrap();
+        assert_eq!(pinned_bytes(&queue, &pin), b"hello world");
+        assert!(queue.is_lent() && queue.lend(4).is_none() && queue.only_chunk().is_none());
+        // Copies made meanwhile go behind the pinned chunk, never into it.
+        queue.push_copy_from(b"!", &mut spares).unwrap();
+        assert_eq!(queue.chunks(), 2);
+        assert!(queue.finish_pinned(pin, 6, &mut spares));
+        assert_eq!(queue.len(), 6);
+        let pin = queue.lend_pinned().unwrap();
+        assert_eq!(pinned_bytes(&queue, &pin), b"world");
+        assert!(queue.finish_pinned(pin, 5, &mut spares));
+        assert_eq!(spares.len(), 1, "the sent copy's buffer is a spare");
+        assert_eq!(queue.only_chunk(), Some(&b"!"[..]));
+    }
+
+    #[test]
+    fn a_cleared_queue_keeps_the_pinned_chunk_until_the_pin_comes_back() {
+        let pool = BufferPool::new(PoolConfig::new(4096)).unwrap();
+        let mut spares = SpareBuffers::new(pool.clone(), 4);
+        let mut queue = SendQueue::new(1 << 20);
+        queue.push_copy_from(b"pong", &mut spares).unwrap();
+        let pin = queue.lend_pinned().unwrap();
+        assert_eq!(queue.clear(), 4);
+        assert!(queue.is_empty() && !queue.is_lent());
+        assert_eq!(pool.stats().in_use, 1, "parked, not given back");
+        queue.push(Chunk::from(b"next".to_vec()));
+        assert!(queue.lend_pinned().is_none(), "one pin at a time");
+        assert!(queue.finish_pinned(pin, 4, &mut spares));
+        assert_eq!(queue.len(), 4, "the queue itself did not move");
+        assert_eq!(spares.len(), 1);
+        let pin = queue.lend_pinned().expect("the pin is back");
+        assert!(queue.finish_pinned(pin, 4, &mut spares));
+    }
+
+    #[test]
+    fn a_pinned_chunk_advanced_past_by_mistake_is_parked() {
+        let mut queue = SendQueue::new(1 << 20);
+        queue.push(Chunk::from(b"abc".to_vec()));
+        let pin = queue.lend_pinned().unwrap();
+        // A general finish while the pin is out must not free the pinned bytes.
+        assert!(queue.finish(3, Vec::new()));
+        assert!(queue.is_empty());
+        queue.push(Chunk::from(b"d".to_vec()));
+        assert!(queue.lend(1).is_none() && queue.lend_pinned().is_none());
+        let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(64)).unwrap(), 1);
+        assert!(queue.finish_pinned(pin, 3, &mut spares));
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn another_queues_pin_is_refused() {
+        let mut spares = SpareBuffers::new(BufferPool::new(PoolConfig::new(64)).unwrap(), 1);
+        let mut ours = SendQueue::new(1 << 20);
+        let mut theirs = SendQueue::new(1 << 20);
+        ours.push(Chunk::from(b"ours".to_vec()));
+        // Their pin is lost here, so their queue leaks its chunk: a buffer of a pool kept
+        // reachable, not to upset the leak sanitizer.
+        theirs.push_copy(b"theirs", &kept_pool()).unwrap();
+        let our_pin = ours.lend_pinned().unwrap();
+        let their_pin = theirs.lend_pinned().unwrap();
+        assert!(!ours.finish_pinned(their_pin, 6, &mut spares));
+        assert!(ours.is_lent() && ours.len() == 4);
+        assert!(ours.finish_pinned(our_pin, 4, &mut spares));
+        assert!(ours.is_empty());
+    }
+
+    #[test]
+    fn shared_and_static_chunks_are_not_pinned() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut queue = SendQueue::new(1 << 20);
+        queue.push(Chunk::Static(b"static"));
+        assert!(queue.lend_pinned().is_none());
+        queue.advance(6);
+        queue.push(Chunk::Shared(pool.take().unwrap().into_shared()));
+        assert!(queue.lend_pinned().is_none());
+    }
+
+    #[test]
+    fn a_queue_dropped_with_a_pin_out_leaks_the_chunk() {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        let mut queue = SendQueue::new(1 << 20);
+        queue.push_copy(b"x", &pool).unwrap();
+        let pin = queue.lend_pinned().unwrap();
+        drop(queue);
+        let _lost = pin;
+        assert_eq!(pool.stats().in_use, 1, "the kernel might still read it");
+        // Kept reachable, so that the leak sanitizer sees the leaked buffer's pool in use.
+        kept_pools().lock().unwrap().push(pool);
+    }
+
+    /// Pools that tests leak buffers of on purpose, kept reachable for the leak sanitizer.
+    fn kept_pools() -> &'static std::sync::Mutex<Vec<BufferPool>> {
+        static POOLS: std::sync::Mutex<Vec<BufferPool>> = std::sync::Mutex::new(Vec::new());
+        &POOLS
+    }
+
+    /// A pool kept reachable for good (see [`kept_pools`]).
+    fn kept_pool() -> BufferPool {
+        let pool = BufferPool::new(PoolConfig::new(64)).unwrap();
+        kept_pools().lock().unwrap().push(pool.clone());
+        pool
     }
 }

@@ -97,6 +97,8 @@ pub(crate) enum Resources {
     Read(IoBuf),
     /// A write or send source.
     Write(WriteBuf),
+    /// The bytes of a send read in place from its queue ([`Op::send_pinned`]).
+    Pinned(fio_buffer::SendPin),
     /// Vectored read targets and the `iovec` array describing them.
     ReadVectored(Vec<IoBuf>, Vec<libc::iovec>),
     /// Vectored write sources and the `iovec` array describing them.

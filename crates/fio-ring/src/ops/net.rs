@@ -68,6 +68,57 @@ impl Op {
         Op::new(entry, Resources::Write(buf), OpKind::Send)
     }
 
+    /// As [`send_with_flags`](Self::send_with_flags), reading the bytes `pin` holds in place
+    /// in its [`SendQueue`](fio_buffer::SendQueue): nothing moves into the operation, which
+    /// gives the pin back through
+    /// [`take_send_pin`](crate::Completion::take_send_pin) for the queue to advance.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::{cell::RefCell, rc::Rc};
+    /// use fio_ring::{BufferPool, Op, PoolConfig, Ring, RingConfig, SendFlags, SendQueue};
+    /// use fio_ring::SpareBuffers;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let spares = Rc::new(RefCell::new(SpareBuffers::new(
+    ///     BufferPool::new(PoolConfig::new(4096))?,
+    ///     4,
+    /// )));
+    /// let queue = Rc::new(RefCell::new(SendQueue::new(1 << 20)));
+    /// queue.borrow_mut().push_copy_from(b"hello", &mut spares.borrow_mut())?;
+    /// let pin = queue.borrow_mut().lend_pinned().expect("one owned chunk");
+    /// let (sent, recycled) = (queue.clone(), spares.clone());
+    /// ring.submit(Op::send_pinned(&client, pin, SendFlags::empty()), move |_, mut done| {
+    ///     let pin = done.take_send_pin().expect("a pinned send");
+    ///     let count = done.result().unwrap_or(0) as usize;
+    ///     let mut spares = recycled.borrow_mut();
+    ///     assert!(sent.borrow_mut().finish_pinned(pin, count, &mut spares));
+    /// })?;
+    /// for _ in 0..10 {
+    ///     if queue.borrow().is_empty() { break; }
+    ///     ring.wait(None)?;
+    /// }
+    /// let mut got = [0u8; 5];
+    /// server.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn send_pinned(fd: impl AsFd, pin: fio_buffer::SendPin, flags: SendFlags) -> Op {
+        // The pin's bytes stay valid for as long as it lives (its queue parks or leaks the
+        // chunk otherwise), and the op owns it until its completion.
+        let len = u32::try_from(pin.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Send::new(raw(fd), pin.as_ptr(), len)
+            .flags(flags.with_nosignal())
+            .build();
+        Op::new(entry, Resources::Pinned(pin), OpKind::Send)
+    }
+
     /// Sends several buffers as one message (`sendmsg(2)` with `MSG_NOSIGNAL`), to `to` when
     /// given (unconnected datagram sockets). The completion returns the buffers through
     /// [`take_write_bufs`](crate::Completion::take_write_bufs).
