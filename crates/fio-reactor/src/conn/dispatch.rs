@@ -80,8 +80,8 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
         let taken = entry.take_for_data();
         drop(conns);
         *budget -= 1;
-        if let Some((protocol, before)) = taken {
-            run_taken_data(local, uuid, protocol, before);
+        if let Some((protocol, before, plain)) = taken {
+            run_taken_data(local, uuid, protocol, before, plain);
         }
         return;
     }
