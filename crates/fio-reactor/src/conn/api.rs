@@ -81,6 +81,7 @@ where
 }
 
 /// Maps an engine error on `uuid` to the crate's error.
+#[cold]
 pub(crate) fn engine_error(uuid: Uuid, error: io::Error) -> Error {
     match error.kind() {
         io::ErrorKind::NotFound => Error::InvalidUuid(uuid),
@@ -384,11 +385,17 @@ fn read_result(uuid: Uuid, read: io::Result<Option<usize>>) -> Result<usize, Err
 ///   routed and these are only logged.
 pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     // On the owner the copy goes straight into pooled send buffers.
-    if let Some(Some(written)) =
-        Local::with_this_thread(|local| outbox::write_copy_plain(local, uuid, data))
-    {
-        return written.map_err(|error| engine_error(uuid, error));
+    match Local::with_this_thread(|local| outbox::write_copy_plain(local, uuid, data)) {
+        Some(Some(Ok(()))) => Ok(()),
+        Some(Some(Err(error))) => Err(engine_error(uuid, error)),
+        _ => write_looked_up(uuid, data),
     }
+}
+
+/// [`write`] where its common case doesn't apply (a hook, a waiting outbox, another thread's
+/// connection). Out of line, so that the common case stays small.
+#[inline(never)]
+fn write_looked_up(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     if let Some(local) = Local::on_this_thread()
         && let Some(written) = outbox::write_copy(&local, uuid, data)
     {

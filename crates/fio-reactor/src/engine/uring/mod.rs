@@ -403,8 +403,8 @@ impl Engine for UringEngine {
     }
 
     /// Inlined into the connection layer's write, as the stream's part is: one call less
-    /// per reply.
-    #[inline]
+    /// per reply (a plain `#[inline]` left it out of line).
+    #[inline(always)]
     fn write_copy(&mut self, conn: Uuid, data: &[u8]) -> io::Result<()> {
         match self.streams.get_mut(&conn) {
             Some(stream) => stream.write_copy(&mut self.ring, data),
