@@ -65,10 +65,6 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
     entry.active = now;
     #[cfg(test)]
     tests::READABLE_AT.set(local.waits.get());
-    let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
-    // A closing connection's hook gets what arrived through its flush, since `on_data` no
-    // longer runs: it may need it to finish (a TLS handshake).
-    let queue_flush = entry.closing && entry.mark_flush_scheduled();
     let run_now = *budget > 0
         && !entry.queued
         && !entry.suspended
@@ -85,6 +81,11 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
         }
         return;
     }
+    // Read only here, off the common path above.
+    let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
+    // A closing connection's hook gets what arrived through its flush, since `on_data` no
+    // longer runs: it may need it to finish (a TLS handshake).
+    let queue_flush = entry.closing && entry.mark_flush_scheduled();
     // Queued through the entry at hand when it can't run now: no second lookup.
     let queue_data = entry.mark_data_queued();
     if queue_flush {

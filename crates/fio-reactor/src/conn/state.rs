@@ -336,20 +336,35 @@ impl fmt::Debug for Conns {
 /// each save a lookup. Whatever could change one of the three conditions forgets it
 /// ([`forget`](Self::forget)); the engine still checks the uuid itself, so a connection gone
 /// meanwhile is still refused.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PlainData {
-    /// The connection, while its `on_data` runs and the conditions hold.
-    uuid: Cell<Option<Uuid>>,
+    /// The connection (its [`Uuid::as_u64`]), while its `on_data` runs and the conditions
+    /// hold; else [`PlainData::NONE`]. One word rather than an `Option`: one compare per
+    /// call.
+    uuid: Cell<u64>,
     /// Whether the running `on_data` read bytes through the owner path: its progress,
     /// besides what the entry's `read_total` counts.
     read: Cell<bool>,
 }
 
+impl Default for PlainData {
+    fn default() -> Self {
+        Self {
+            uuid: Cell::new(Self::NONE),
+            read: Cell::new(false),
+        }
+    }
+}
+
 impl PlainData {
+    /// No connection: no uuid is this value, whose descriptor half is beyond any
+    /// descriptor's (see [`Uuid::from_u64`]).
+    const NONE: u64 = u64::MAX;
+
     /// Whether `uuid`'s `read` and `write` may take the owner path now.
     #[inline]
     pub(crate) fn is(&self, uuid: Uuid) -> bool {
-        self.uuid.get() == Some(uuid)
+        self.uuid.get() == uuid.as_u64()
     }
 
     /// Notes `count` bytes read through the owner path.
@@ -362,13 +377,14 @@ impl PlainData {
     /// connection takes the owner path until the next `on_data`.
     #[inline]
     pub(crate) fn forget(&self) {
-        self.uuid.set(None);
+        self.uuid.set(Self::NONE);
     }
 
     /// `uuid`'s `on_data` is about to run; `plain`: whether its entry meets the conditions.
     #[inline]
     fn enter(&self, uuid: Uuid, plain: bool) {
-        self.uuid.set(plain.then_some(uuid));
+        self.uuid
+            .set(if plain { uuid.as_u64() } else { Self::NONE });
         self.read.set(false);
     }
 
@@ -377,7 +393,7 @@ impl PlainData {
     /// path, and hide its reads from it, as if it had read nothing that way.
     #[inline]
     fn leave(&self) -> bool {
-        self.uuid.set(None);
+        self.uuid.set(Self::NONE);
         self.read.get()
     }
 }
