@@ -360,23 +360,20 @@ pub(crate) fn tick(local: &Local, slot: &ThreadSlot, now: Instant) -> usize {
             work += 1;
         }
     }
-    let forced: Vec<_> = {
-        let mut conns = local.conns.borrow_mut();
-        if conns.forced.is_empty() {
-            Vec::new()
-        } else {
-            conns.forced.drain(..).collect()
-        }
-    };
-    for (uuid, event) in forced {
-        work += 1;
-        match event {
-            IoEvent::OnData => run_data(local, uuid),
-            IoEvent::OnReady => run_ready(local, uuid),
-            IoEvent::OnTimeout => {
-                with_protocol(local, uuid, "on_timeout", |protocol| {
-                    protocol.on_timeout(uuid);
-                });
+    // Looked at first, like the sources above: an empty vector made and dropped each tick
+    // cost more than the look.
+    if !local.conns.borrow().forced.is_empty() {
+        let forced: Vec<_> = local.conns.borrow_mut().forced.drain(..).collect();
+        for (uuid, event) in forced {
+            work += 1;
+            match event {
+                IoEvent::OnData => run_data(local, uuid),
+                IoEvent::OnReady => run_ready(local, uuid),
+                IoEvent::OnTimeout => {
+                    with_protocol(local, uuid, "on_timeout", |protocol| {
+                        protocol.on_timeout(uuid);
+                    });
+                }
             }
         }
     }
