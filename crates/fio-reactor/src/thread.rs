@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::Worker;
 use parking_lot::Mutex;
 
-use crate::conn::{self, Conns};
+use crate::conn::{self, Conns, PlainData};
 use crate::defer::{Task, run_task};
 use crate::engine::{Backend, Engine, EngineEvent, Wake};
 use crate::reactor::{Inner, Reactor, Scope};
@@ -123,6 +123,8 @@ pub(crate) struct Local {
     pub(crate) engine: RefCell<Backend>,
     /// The connections this thread owns; borrowed only briefly, never while user code runs.
     pub(crate) conns: RefCell<Conns>,
+    /// The connection whose `on_data` runs, when its own reads and writes may skip `conns`.
+    pub(crate) plain_data: PlainData,
     /// Engine waits so far: tests tell by it which tick ran a callback.
     #[cfg(test)]
     pub(crate) waits: std::cell::Cell<u64>,
@@ -405,6 +407,7 @@ pub(crate) fn run(
         timers: RefCell::new(TimerHeap::default()),
         engine: RefCell::new(engine),
         conns: RefCell::new(Conns::default()),
+        plain_data: PlainData::default(),
         #[cfg(test)]
         waits: std::cell::Cell::new(0),
     });

@@ -81,6 +81,7 @@ where
 }
 
 /// Maps an engine error on `uuid` to the crate's error.
+#[cold]
 pub(crate) fn engine_error(uuid: Uuid, error: io::Error) -> Error {
     match error.kind() {
         io::ErrorKind::NotFound => Error::InvalidUuid(uuid),
@@ -254,10 +255,34 @@ fn adopt(uuid: Uuid, fd: OwnedFd, protocol: Box<dyn Protocol>) -> Result<(), Err
 /// on_data(fio_reactor::Uuid::from_parts(0, 0)); // a stale uuid: `InvalidUuid`
 /// ```
 pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
-    // The common case, a protocol reading its own hook-less connection: one lookup.
-    let hooked_here = match Local::with_this_thread(|local| read_plain(local, uuid, buf)).flatten()
-    {
-        Some(PlainRead::Done(read)) => return read,
+    // The common case, `on_data` reading its own hook-less connection: no lookup at all.
+    if let Some(Some(count)) = Local::with_this_thread(|local| read_owned(local, uuid, buf)) {
+        return Ok(count);
+    }
+    read_looked_up(uuid, buf)
+}
+
+/// [`read`] on the owner path ([`PlainData`](crate::conn::PlainData)): `Some` with the bytes
+/// read, `None` when it doesn't apply or found no bytes but the end of the stream or an
+/// error, which the general path then finds (and reports) the same way. Runs no user code.
+#[inline]
+fn read_owned(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<usize> {
+    if !local.plain_data.is(uuid) {
+        return None;
+    }
+    let mut engine = local.engine.try_borrow_mut().ok()?;
+    let count = engine.read_or_eof(uuid, buf).ok()??;
+    local.plain_data.note_read(count);
+    Some(count)
+}
+
+/// [`read`] off the owner path, with the lookups that find the connection. Out of line, so
+/// that the owner path stays small.
+#[inline(never)]
+fn read_looked_up(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
+    // A protocol reading its own hook-less connection: one lookup.
+    let hooked_here = match Local::with_this_thread(|local| read_plain(local, uuid, buf)) {
+        Some(PlainRead::Done(read)) => return read_result(uuid, read),
         // Its own connection through a hook (TLS): the same lookup found both.
         Some(PlainRead::Hooked) => Local::on_this_thread(),
         _ => None,
@@ -302,31 +327,47 @@ pub fn read(uuid: Uuid, buf: &mut [u8]) -> Result<usize, Error> {
 
 /// What [`read_plain`] found.
 enum PlainRead {
-    /// The read is done.
-    Done(Result<usize, Error>),
+    /// The read is done: the engine's answer, for [`read_result`] (it stays small until
+    /// then, where the crate's error would be copied on the way out).
+    Done(io::Result<Option<usize>>),
     /// A connection this thread owns, with a read/write hook.
     Hooked,
+    /// Not one of this thread's connections, or the thread's tables are busy.
+    Elsewhere,
 }
 
 /// [`read`] on a connection this thread owns and that has no read/write hook, with the one
-/// lookup that finds it; `Hooked` for one of this thread's with a hook; `None` for the
+/// lookup that finds it; `Hooked` for one of this thread's with a hook; `Elsewhere` for the
 /// general path (not here, or the thread's tables busy). Runs no user code.
 #[inline]
-fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<PlainRead> {
-    let mut conns = local.conns.try_borrow_mut().ok()?;
-    let conn = conns.map.get_mut(&uuid)?;
+fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> PlainRead {
+    let Ok(mut conns) = local.conns.try_borrow_mut() else {
+        return PlainRead::Elsewhere;
+    };
+    let Some(conn) = conns.map.get_mut(&uuid) else {
+        return PlainRead::Elsewhere;
+    };
     if conn.hook.is_some() {
-        return Some(PlainRead::Hooked);
+        return PlainRead::Hooked;
     }
-    let mut engine = local.engine.try_borrow_mut().ok()?;
-    Some(PlainRead::Done(match engine.read_or_eof(uuid, buf) {
-        Ok(Some(count)) => {
-            conn.read_total += count as u64;
-            Ok(count)
-        }
+    let Ok(mut engine) = local.engine.try_borrow_mut() else {
+        return PlainRead::Elsewhere;
+    };
+    let read = engine.read_or_eof(uuid, buf);
+    if let Ok(Some(count)) = read {
+        conn.read_total += count as u64;
+    }
+    PlainRead::Done(read)
+}
+
+/// What [`read`] returns for the engine's `read_or_eof` answer.
+#[inline]
+fn read_result(uuid: Uuid, read: io::Result<Option<usize>>) -> Result<usize, Error> {
+    match read {
+        Ok(Some(count)) => Ok(count),
         Ok(None) => Err(Error::Eof(uuid)),
         Err(error) => Err(engine_error(uuid, error)),
-    }))
+    }
 }
 
 /// Queues a copy of `data` for `uuid` (facil.io's `fio_write`); it is sent at the end of the
@@ -344,11 +385,17 @@ fn read_plain(local: &Local, uuid: Uuid, buf: &mut [u8]) -> Option<PlainRead> {
 ///   routed and these are only logged.
 pub fn write(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     // On the owner the copy goes straight into pooled send buffers.
-    if let Some(Some(written)) =
-        Local::with_this_thread(|local| outbox::write_copy_plain(local, uuid, data))
-    {
-        return written.map_err(|error| engine_error(uuid, error));
+    match Local::with_this_thread(|local| outbox::write_copy_plain(local, uuid, data)) {
+        Some(Some(Ok(()))) => Ok(()),
+        Some(Some(Err(error))) => Err(engine_error(uuid, error)),
+        _ => write_looked_up(uuid, data),
     }
+}
+
+/// [`write`] where its common case doesn't apply (a hook, a waiting outbox, another thread's
+/// connection). Out of line, so that the common case stays small.
+#[inline(never)]
+fn write_looked_up(uuid: Uuid, data: &[u8]) -> Result<(), Error> {
     if let Some(local) = Local::on_this_thread()
         && let Some(written) = outbox::write_copy(&local, uuid, data)
     {

@@ -449,6 +449,8 @@ pub(crate) fn install(local: &Local, uuid: Uuid, hook: Box<dyn RwHook>) {
             return;
         };
         conn.hook_held = false;
+        // Its reads and writes must now go through the hook.
+        local.plain_data.forget();
         std::mem::replace(&mut conn.hook, hook)
     };
     // A hook may hold bytes until the queue drains.

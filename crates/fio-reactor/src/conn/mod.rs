@@ -55,4 +55,4 @@ pub use tls::Tls;
 
 pub(crate) use dispatch::{dispatch, has_work, next_deadline, tick};
 pub(crate) use shutdown::{begin as begin_shutdown, finish as finish_shutdown, progress};
-pub(crate) use state::Conns;
+pub(crate) use state::{Conns, PlainData};

@@ -298,6 +298,8 @@ pub(crate) fn write(local: &Local, uuid: Uuid, payload: Payload, urgent: bool) -
         match payload {
             Payload::Data(chunk) if urgent || conn.outbox.is_empty() => (Some(chunk), hooked),
             queued => {
+                // Its writes must now wait behind what the outbox holds.
+                local.plain_data.forget();
                 conn.outbox.push_back(queued);
                 (None, hooked)
             }
@@ -339,10 +341,17 @@ pub(crate) fn write_copy(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::R
 }
 
 /// [`write_copy`]'s common case: `uuid` owned here and closing (refused), or with no hook and
-/// nothing waiting in its outbox, so the copy goes straight into the engine's send buffers;
+/// nothing waiting in its outbox, so the copy goes straight into the engine's send buffers
+/// (from its own `on_data` without even a lookup: the owner path,
+/// [`PlainData`](crate::conn::PlainData));
 /// `None` for every other case (a hook, a waiting outbox, not here, the tables busy).
 #[inline]
 pub(crate) fn write_copy_plain(local: &Local, uuid: Uuid, data: &[u8]) -> Option<io::Result<()>> {
+    if local.plain_data.is(uuid) {
+        // The owner path: the entry was found plain when `on_data` began, and still is.
+        let mut engine = local.engine.try_borrow_mut().ok()?;
+        return Some(engine.write_copy(uuid, data));
+    }
     let conns = local.conns.try_borrow().ok()?;
     let conn = conns.map.get(&uuid)?;
     if conn.closing {
@@ -424,6 +433,7 @@ pub(crate) fn pump(local: &Local, uuid: Uuid) {
 /// Returns a file being read to the front of the outbox.
 fn put_back(local: &Local, uuid: Uuid, payload: Payload) {
     if let Some(conn) = local.conns.borrow_mut().map.get_mut(&uuid) {
+        local.plain_data.forget();
         conn.outbox.push_front(payload);
     }
 }

@@ -6,6 +6,7 @@
 //! afterwards, so callbacks can use the whole API on their own connection (and `attach` a new
 //! protocol, which replaces the running one when it returns).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -212,16 +213,19 @@ impl Conn {
     }
 
     /// Takes the protocol out for an `on_data` call (marking the entry in a callback), with
-    /// the read count to compare after it; clears the queued mark either way. `None` when
-    /// suspended, closing, or without a protocol (one already running included).
-    pub(crate) fn take_for_data(&mut self) -> Option<(Box<dyn Protocol>, u64)> {
+    /// the read count to compare after it and whether the call may use the owner path
+    /// ([`PlainData`]); clears the queued mark either way. `None` when suspended, closing, or
+    /// without a protocol (one already running included).
+    #[inline]
+    pub(crate) fn take_for_data(&mut self) -> Option<(Box<dyn Protocol>, u64, bool)> {
         self.queued = false;
         if self.suspended || self.closing {
             return None;
         }
         let protocol = self.protocol.take()?;
         self.in_callback = true;
-        Some((protocol, self.read_total))
+        let plain = self.hook.is_none() && self.outbox.is_empty();
+        Some((protocol, self.read_total, plain))
     }
 
     /// Whether a protocol was attached (or detached) while a callback ran, to replace the
@@ -322,6 +326,75 @@ impl fmt::Debug for Conns {
             .field("ready", &self.ready.len())
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
+    }
+}
+
+/// The owner path of `on_data`: the connection whose `on_data` runs now, while its own `read`
+/// and `write` need nothing from its entry (it has no read/write hook, nothing waits in its
+/// outbox, and it isn't closing). Those calls then go straight to the engine, without
+/// borrowing the thread's connections or looking the entry up: a request's read and reply
+/// each save a lookup. Whatever could change one of the three conditions forgets it
+/// ([`forget`](Self::forget)); the engine still checks the uuid itself, so a connection gone
+/// meanwhile is still refused.
+#[derive(Debug)]
+pub(crate) struct PlainData {
+    /// The connection (its [`Uuid::as_u64`]), while its `on_data` runs and the conditions
+    /// hold; else [`PlainData::NONE`]. One word rather than an `Option`: one compare per
+    /// call.
+    uuid: Cell<u64>,
+    /// Whether the running `on_data` read bytes through the owner path: its progress,
+    /// besides what the entry's `read_total` counts.
+    read: Cell<bool>,
+}
+
+impl Default for PlainData {
+    fn default() -> Self {
+        Self {
+            uuid: Cell::new(Self::NONE),
+            read: Cell::new(false),
+        }
+    }
+}
+
+impl PlainData {
+    /// No connection: no uuid is this value, whose descriptor half is beyond any
+    /// descriptor's (see [`Uuid::from_u64`]).
+    const NONE: u64 = u64::MAX;
+
+    /// Whether `uuid`'s `read` and `write` may take the owner path now.
+    #[inline]
+    pub(crate) fn is(&self, uuid: Uuid) -> bool {
+        self.uuid.get() == uuid.as_u64()
+    }
+
+    /// Notes `count` bytes read through the owner path.
+    #[inline]
+    pub(crate) fn note_read(&self, count: usize) {
+        self.read.set(self.read.get() | (count > 0));
+    }
+
+    /// Something that may add a hook, queue behind a file or close a connection ran: no
+    /// connection takes the owner path until the next `on_data`.
+    #[inline]
+    pub(crate) fn forget(&self) {
+        self.uuid.set(Self::NONE);
+    }
+
+    /// `uuid`'s `on_data` is about to run; `plain`: whether its entry meets the conditions.
+    #[inline]
+    fn enter(&self, uuid: Uuid, plain: bool) {
+        self.uuid
+            .set(if plain { uuid.as_u64() } else { Self::NONE });
+        self.read.set(false);
+    }
+
+    /// The `on_data` returned (or panicked): whether it read bytes through the owner path.
+    /// An `on_data` nested in it (none is known to happen) would only leave it the longer
+    /// path, and hide its reads from it, as if it had read nothing that way.
+    #[inline]
+    fn leave(&self) -> bool {
+        self.uuid.set(Self::NONE);
+        self.read.get()
     }
 }
 
@@ -476,6 +549,8 @@ pub(crate) fn close_local(local: &Local, uuid: Uuid, mode: CloseMode) {
             return;
         };
         conn.closing = true;
+        // Its writes must now be refused.
+        local.plain_data.forget();
         let connecting = matches!(conn.kind, Kind::Connecting { .. });
         if mode == CloseMode::Graceful && conn.close_after_flush().is_some() {
             // Already waiting for the hook to flush its last bytes.
@@ -644,21 +719,24 @@ pub(crate) fn run_data(local: &Local, uuid: Uuid) {
         };
         conn.take_for_data()
     };
-    if let Some((protocol, before)) = taken {
-        run_taken_data(local, uuid, protocol, before);
+    if let Some((protocol, before, plain)) = taken {
+        run_taken_data(local, uuid, protocol, before, plain);
     }
 }
 
-/// [`run_data`] once the protocol was taken out of its entry by
-/// [`Conn::take_for_data`] (`before`: the entry's `read_total` then): a caller that has the
-/// entry at hand takes it there, sparing `run_data`'s lookup.
+/// [`run_data`] once the protocol was taken out of its entry by [`Conn::take_for_data`]
+/// (`before`: the entry's `read_total` then; `plain`: the owner path may be taken): a caller
+/// that has the entry at hand takes it there, sparing `run_data`'s lookup.
 pub(crate) fn run_taken_data(
     local: &Local,
     uuid: Uuid,
     mut protocol: Box<dyn Protocol>,
     before: u64,
+    plain: bool,
 ) {
+    local.plain_data.enter(uuid, plain);
     let returned = caught("on_data", uuid, || protocol.on_data(uuid));
+    let read_plainly = local.plain_data.leave();
     let mut conns = local.conns.borrow_mut();
     // The common case (the protocol goes back, nothing replaced it) reads what decides the
     // next step through the same lookup that restores it: this runs per request.
@@ -677,7 +755,7 @@ pub(crate) fn run_taken_data(
     let (buffered, eof, queued) = local.engine.borrow().after_data(uuid);
     // Plaintext a hook holds counts as buffered, and keeps the end of stream from closing.
     let (buffered, eof) = (buffered + after.held, eof && after.held == 0);
-    let progressed = after.read_total > before;
+    let progressed = read_plainly || after.read_total > before;
     let (suspended, closing) = (after.suspended, after.closing);
     // Answers pile up faster than the peer reads them: no more `on_data` (and no more
     // receiving) until the send queue drains, which resumes it as it does after `suspend`.
