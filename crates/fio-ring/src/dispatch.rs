@@ -51,34 +51,41 @@ impl Ring {
     /// plain operation and more data of a multishot receive.
     #[inline(always)]
     fn dispatch_one(&mut self, cqe: RawCqe) -> bool {
-        if cqe.user_data == IGNORED_USER_DATA {
-            return false;
-        }
+        // `IGNORED_USER_DATA` (an internal cancel's) needs no test of its own: it names a slot
+        // past the table's largest, so the lookup below finds nothing.
         let id = OpId::from_user_data(cqe.user_data);
         let more = cqueue::more(cqe.flags);
         // The plain path: the final completion of an operation with no buffer group and
         // nothing the ring re-arms or post-processes, which is what most completions are.
         let Some(found) = self.ops.get_or_vacate(id, |slot| !more && slot.plain) else {
-            log::trace!("dropping completion for stale {id} (res {})", cqe.res);
+            if cqe.user_data != IGNORED_USER_DATA {
+                log::trace!("dropping completion for stale {id} (res {})", cqe.res);
+            }
             return false;
         };
         match found {
-            // Nothing owned (nops, closes, cancels): the resources are not moved at all.
+            // Nothing owned (nops, closes, cancels): the resources are not moved at all. A
+            // plain op keeps no entry to re-arm (only manually repeating timeouts do, and they
+            // are not plain), so its slot needs no more emptying than the handler.
             Lookup::Vacated(slot) if matches!(slot.resources, Resources::None) => {
+                debug_assert!(slot.rearm.is_none(), "a plain op kept an entry to re-arm");
                 let kind = slot.kind;
                 let handler = slot.handler.take();
-                drop(slot.rearm.take());
                 self.finish_bare(id, kind, cqe.res, cqe.flags, handler)
             }
             // Owned resources (a send's source, a read's target): moved out once, to the
-            // handler, with no buffer group to select from.
+            // handler, with no buffer group to select from. Not a zero-copy send (never
+            // plain), so the result is the byte count.
             Lookup::Vacated(slot) => {
+                debug_assert!(slot.rearm.is_none(), "a plain op kept an entry to re-arm");
+                debug_assert!(
+                    slot.kind != OpKind::SendZc,
+                    "a zero-copy send is never plain"
+                );
                 let kind = slot.kind;
                 let handler = slot.handler.take();
-                drop(slot.rearm.take());
-                let count = transfer_count(slot, cqe.res);
                 let mut resources = slot.take_resources();
-                apply_transfer(&mut resources, count);
+                apply_transfer(&mut resources, cqe.res);
                 let Some(handler) = handler else {
                     drop(resources);
                     return false;
