@@ -91,7 +91,8 @@ impl Ring {
                     return false;
                 };
                 let head = CompletionHead::new(id, kind, cqe.res, cqe.flags);
-                handler.finish(self, head, resources);
+                handler.finish(self, head, &mut resources);
+                forget_taken(resources);
                 true
             }
             // More data of a multishot receive, one per received buffer: nothing to re-arm,
@@ -206,21 +207,27 @@ impl Ring {
         mut handler: Option<StoredHandler>,
     ) -> bool {
         // A buffer picked from a group leaves the provider now, whatever happens next.
-        let resources = self.select(group, flags, res);
-        let handled = match &mut handler {
-            Some(handler) => {
-                handler.call(
-                    self,
-                    Completion::new(id, kind, res, flags, false, resources),
-                );
-                true
-            }
-            None => false,
+        let mut resources = self.select(group, flags, res);
+        let Some(stored) = &mut handler else {
+            drop(resources);
+            return false;
         };
+        stored.call_more(
+            self,
+            CompletionHead::new(id, kind, res, flags),
+            &mut resources,
+        );
+        forget_taken(resources);
         if let Some(slot) = self.ops.get_mut(id) {
-            slot.handler = handler;
+            // The handler was taken out of this live slot and nothing puts one back meanwhile
+            // (only a vacant slot is given a handler): no old one to drop, or to test for.
+            debug_assert!(
+                slot.handler.is_none(),
+                "slot got a handler while its own ran"
+            );
+            mem::forget(mem::replace(&mut slot.handler, handler));
         }
-        handled
+        true
     }
 
     /// Frees `id`'s slot and hands its resources to its handler with the final completion.
@@ -266,7 +273,9 @@ impl Ring {
             drop(resources);
             return false;
         };
-        handler.finish(self, CompletionHead::new(id, kind, res, flags), resources);
+        let head = CompletionHead::new(id, kind, res, flags);
+        handler.finish(self, head, &mut resources);
+        forget_taken(resources);
         true
     }
 
@@ -433,6 +442,17 @@ impl FinalParts {
             owned,
         }
     }
+}
+
+/// Disposes of resources a handler call took (leaving `Resources::None`) without the drop
+/// glue's test and call: nothing is left to drop.
+#[inline(always)]
+fn forget_taken(resources: Resources) {
+    debug_assert!(
+        matches!(resources, Resources::None),
+        "resources left behind"
+    );
+    mem::forget(resources);
 }
 
 /// The bytes an op moved: its result, or for a zero-copy send the count its first completion
