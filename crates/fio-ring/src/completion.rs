@@ -67,7 +67,23 @@ impl Completion {
         is_final: bool,
         resources: Resources,
     ) -> Self {
-        let fd = if res >= 0 && creates_fd(kind) {
+        Self::assemble(id, kind, res, flags, is_final, creates_fd(kind), resources)
+    }
+
+    /// As [`new`](Self::new), with whether `kind` creates descriptors ([`creates_fd`])
+    /// decided by the caller.
+    #[inline(always)]
+    pub(crate) fn assemble(
+        id: OpId,
+        kind: OpKind,
+        res: i32,
+        flags: u32,
+        is_final: bool,
+        creates_fd: bool,
+        resources: Resources,
+    ) -> Self {
+        debug_assert_eq!(creates_fd, self::creates_fd(kind));
+        let fd = if res >= 0 && creates_fd {
             // SAFETY: for these opcodes a non-negative result is a descriptor the kernel has
             // just installed in our table and handed to nobody else.
             Some(unsafe { OwnedFd::from_raw_fd(res) })
@@ -398,7 +414,9 @@ impl fmt::Debug for Completion {
     }
 }
 
-fn creates_fd(kind: OpKind) -> bool {
+/// Whether a non-negative result of `kind` is a descriptor the kernel installed.
+#[inline(always)]
+pub(crate) fn creates_fd(kind: OpKind) -> bool {
     matches!(
         kind,
         OpKind::Accept | OpKind::AcceptMultishot | OpKind::OpenAt | OpKind::Socket

@@ -51,40 +51,48 @@ impl Ring {
     /// plain operation and more data of a multishot receive.
     #[inline(always)]
     fn dispatch_one(&mut self, cqe: RawCqe) -> bool {
-        if cqe.user_data == IGNORED_USER_DATA {
-            return false;
-        }
+        // `IGNORED_USER_DATA` (an internal cancel's) needs no test of its own: it names a slot
+        // past the table's largest, so the lookup below finds nothing.
         let id = OpId::from_user_data(cqe.user_data);
         let more = cqueue::more(cqe.flags);
         // The plain path: the final completion of an operation with no buffer group and
         // nothing the ring re-arms or post-processes, which is what most completions are.
         let Some(found) = self.ops.get_or_vacate(id, |slot| !more && slot.plain) else {
-            log::trace!("dropping completion for stale {id} (res {})", cqe.res);
+            if cqe.user_data != IGNORED_USER_DATA {
+                log::trace!("dropping completion for stale {id} (res {})", cqe.res);
+            }
             return false;
         };
         match found {
-            // Nothing owned (nops, closes, cancels): the resources are not moved at all.
+            // Nothing owned (nops, closes, cancels): the resources are not moved at all. A
+            // plain op keeps no entry to re-arm (only manually repeating timeouts do, and they
+            // are not plain), so its slot needs no more emptying than the handler.
             Lookup::Vacated(slot) if matches!(slot.resources, Resources::None) => {
+                debug_assert!(slot.rearm.is_none(), "a plain op kept an entry to re-arm");
                 let kind = slot.kind;
                 let handler = slot.handler.take();
-                drop(slot.rearm.take());
                 self.finish_bare(id, kind, cqe.res, cqe.flags, handler)
             }
             // Owned resources (a send's source, a read's target): moved out once, to the
-            // handler, with no buffer group to select from.
+            // handler, with no buffer group to select from. Not a zero-copy send (never
+            // plain), so the result is the byte count.
             Lookup::Vacated(slot) => {
+                debug_assert!(slot.rearm.is_none(), "a plain op kept an entry to re-arm");
+                debug_assert!(
+                    slot.kind != OpKind::SendZc,
+                    "a zero-copy send is never plain"
+                );
                 let kind = slot.kind;
                 let handler = slot.handler.take();
-                drop(slot.rearm.take());
-                let count = transfer_count(slot, cqe.res);
                 let mut resources = slot.take_resources();
-                apply_transfer(&mut resources, count);
+                apply_transfer(&mut resources, cqe.res);
                 let Some(handler) = handler else {
                     drop(resources);
                     return false;
                 };
                 let head = CompletionHead::new(id, kind, cqe.res, cqe.flags);
-                handler.finish(self, head, resources);
+                handler.finish(self, head, &mut resources);
+                forget_taken(resources);
                 true
             }
             // More data of a multishot receive, one per received buffer: nothing to re-arm,
@@ -199,21 +207,27 @@ impl Ring {
         mut handler: Option<StoredHandler>,
     ) -> bool {
         // A buffer picked from a group leaves the provider now, whatever happens next.
-        let resources = self.select(group, flags, res);
-        let handled = match &mut handler {
-            Some(handler) => {
-                handler.call(
-                    self,
-                    Completion::new(id, kind, res, flags, false, resources),
-                );
-                true
-            }
-            None => false,
+        let mut resources = self.select(group, flags, res);
+        let Some(stored) = &mut handler else {
+            drop(resources);
+            return false;
         };
+        stored.call_more(
+            self,
+            CompletionHead::new(id, kind, res, flags),
+            &mut resources,
+        );
+        forget_taken(resources);
         if let Some(slot) = self.ops.get_mut(id) {
-            slot.handler = handler;
+            // The handler was taken out of this live slot and nothing puts one back meanwhile
+            // (only a vacant slot is given a handler): no old one to drop, or to test for.
+            debug_assert!(
+                slot.handler.is_none(),
+                "slot got a handler while its own ran"
+            );
+            mem::forget(mem::replace(&mut slot.handler, handler));
         }
-        handled
+        true
     }
 
     /// Frees `id`'s slot and hands its resources to its handler with the final completion.
@@ -259,7 +273,9 @@ impl Ring {
             drop(resources);
             return false;
         };
-        handler.finish(self, CompletionHead::new(id, kind, res, flags), resources);
+        let head = CompletionHead::new(id, kind, res, flags);
+        handler.finish(self, head, &mut resources);
+        forget_taken(resources);
         true
     }
 
@@ -426,6 +442,17 @@ impl FinalParts {
             owned,
         }
     }
+}
+
+/// Disposes of resources a handler call took (leaving `Resources::None`) without the drop
+/// glue's test and call: nothing is left to drop.
+#[inline(always)]
+fn forget_taken(resources: Resources) {
+    debug_assert!(
+        matches!(resources, Resources::None),
+        "resources left behind"
+    );
+    mem::forget(resources);
 }
 
 /// The bytes an op moved: its result, or for a zero-copy send the count its first completion

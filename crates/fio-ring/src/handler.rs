@@ -5,14 +5,14 @@
 //! `Box<dyn FnMut>` would cost an allocation and a free per submitted operation, more than
 //! the rest of a nop's round trip. Closures of up to [`INLINE_WORDS`] words (pointer
 //! alignment at most) are stored in place; larger ones are boxed, and the box, one pointer,
-//! is stored in place instead. A per-type table of two function pointers stands in for the
+//! is stored in place instead. A per-type table of function pointers stands in for the
 //! `dyn` vtable.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{self, MaybeUninit};
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 
-use crate::completion::Completion;
+use crate::completion::{Completion, creates_fd};
 use crate::features::OpKind;
 use crate::inflight::OpId;
 use crate::ops::Resources;
@@ -38,6 +38,9 @@ pub(crate) struct CompletionHead {
     res_flags: u64,
     id: OpId,
     kind: OpKind,
+    /// Whether a non-negative result is a new descriptor: decided where the head is built,
+    /// where the kind is often a constant.
+    creates_fd: bool,
 }
 
 impl CompletionHead {
@@ -48,17 +51,21 @@ impl CompletionHead {
             res_flags: u64::from(res as u32) | (u64::from(flags) << 32),
             id,
             kind,
+            creates_fd: creates_fd(kind),
         }
     }
 
+    /// The completion these scalars and `resources` make; `is_final` says whether it is the
+    /// operation's last.
     #[inline(always)]
-    fn completion(self, resources: Resources) -> Completion {
-        Completion::new(
+    fn completion(self, is_final: bool, resources: Resources) -> Completion {
+        Completion::assemble(
             self.id,
             self.kind,
             self.res_flags as u32 as i32,
             (self.res_flags >> 32) as u32,
-            true,
+            is_final,
+            self.creates_fd,
             resources,
         )
     }
@@ -68,9 +75,12 @@ impl CompletionHead {
 struct Table {
     /// Calls the closure stored at the pointer.
     call: unsafe fn(*mut (), &mut Ring, Completion),
+    /// Calls the closure stored at the pointer with a completion that is not the final one
+    /// (more of a multishot operation), built in the callee as `finish` builds its own.
+    call_more: unsafe fn(*mut (), &mut Ring, CompletionHead, &mut Resources),
     /// Calls the closure held in the two storage words with a final completion, built in the
     /// callee, and drops the closure.
-    finish: unsafe fn(Word, Word, &mut Ring, CompletionHead, Resources),
+    finish: unsafe fn(Word, Word, &mut Ring, CompletionHead, &mut Resources),
     /// As `finish`, for a final completion without resources (nops, most closes and cancels).
     finish_bare: unsafe fn(Word, Word, &mut Ring, CompletionHead),
     /// Drops the closure stored at the pointer; `None` when it has no drop glue.
@@ -127,6 +137,7 @@ impl StoredHandler {
             table: const {
                 &Table {
                     call: call_in_place::<F>,
+                    call_more: call_more_in_place::<F>,
                     finish: finish_by_value::<F>,
                     finish_bare: finish_bare_by_value::<F>,
                     drop: if mem::needs_drop::<F>() {
@@ -158,10 +169,29 @@ impl StoredHandler {
 }
 
 impl StoredHandler {
-    /// Calls the handler with its operation's final completion, then drops it.
+    /// Calls the handler with a completion that is not its operation's last, made of `head`
+    /// and what `resources` held (taken, leaving `Resources::None`).
+    ///
+    /// The resources go by address: passed by value, their 56 bytes would be copied once
+    /// more at the call, a by-value argument being a fresh copy the callee owns.
     #[inline(always)]
-    pub(crate) fn finish(self, ring: &mut Ring, head: CompletionHead, resources: Resources) {
-        let this = mem::ManuallyDrop::new(self);
+    pub(crate) fn call_more(
+        &mut self,
+        ring: &mut Ring,
+        head: CompletionHead,
+        resources: &mut Resources,
+    ) {
+        let place = self.storage.as_mut_ptr().cast::<()>();
+        // SAFETY: as in `call`.
+        unsafe { (self.table.call_more)(place, ring, head, resources) }
+    }
+
+    /// Calls the handler with its operation's final completion, made of `head` and what
+    /// `resources` held (taken, leaving `Resources::None`; by address as in
+    /// [`call_more`](Self::call_more)), then drops it.
+    #[inline(always)]
+    pub(crate) fn finish(self, ring: &mut Ring, head: CompletionHead, resources: &mut Resources) {
+        let this = ManuallyDrop::new(self);
         let [first, second] = this.storage;
         // SAFETY: the words hold a live closure of the type `table` was made for, and `this`
         // never drops it, so the callee takes the only copy in use.
@@ -171,7 +201,7 @@ impl StoredHandler {
     /// As [`finish`](Self::finish), for a completion without resources.
     #[inline(always)]
     pub(crate) fn finish_bare(self, ring: &mut Ring, head: CompletionHead) {
-        let this = mem::ManuallyDrop::new(self);
+        let this = ManuallyDrop::new(self);
         let [first, second] = this.storage;
         // SAFETY: as in `finish`.
         unsafe { (this.table.finish_bare)(first, second, ring, head) }
@@ -209,6 +239,23 @@ where
     handler(ring, completion);
 }
 
+/// Calls the `F` stored at `place` with a completion that is not the final one, built here.
+///
+/// # Safety
+/// `place` must point to a live `F` that nothing else accesses during the call.
+unsafe fn call_more_in_place<F>(
+    place: *mut (),
+    ring: &mut Ring,
+    head: CompletionHead,
+    resources: &mut Resources,
+) where
+    F: FnMut(&mut Ring, Completion),
+{
+    // SAFETY: `place` points to a live, unaliased `F` (this function's contract).
+    let handler = unsafe { &mut *place.cast::<F>() };
+    handler(ring, head.completion(false, mem::take(resources)));
+}
+
 /// Moves the `F` held in the two words out, calls it once with a final completion built here
 /// and drops it.
 ///
@@ -220,7 +267,7 @@ unsafe fn finish_by_value<F>(
     second: Word,
     ring: &mut Ring,
     head: CompletionHead,
-    resources: Resources,
+    resources: &mut Resources,
 ) where
     F: FnMut(&mut Ring, Completion),
 {
@@ -228,7 +275,7 @@ unsafe fn finish_by_value<F>(
     // SAFETY: the storage holds a live `F` that this call now owns (this function's
     // contract); it is read from a local copy, aligned as the original storage was.
     let mut handler = unsafe { storage.as_ptr().cast::<F>().read() };
-    handler(ring, head.completion(resources));
+    handler(ring, head.completion(true, mem::take(resources)));
 }
 
 /// As [`finish_by_value`], with no resources.
@@ -242,7 +289,7 @@ where
     let storage: Storage = [first, second];
     // SAFETY: as in `finish_by_value`.
     let mut handler = unsafe { storage.as_ptr().cast::<F>().read() };
-    handler(ring, head.completion(Resources::None));
+    handler(ring, head.completion(true, Resources::None));
 }
 
 /// Drops the `F` stored at `place`.

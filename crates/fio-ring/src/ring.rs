@@ -645,7 +645,7 @@ impl Ring {
         debug_assert!(slot.handler.is_none(), "slot was not vacant");
         mem::forget(slot.handler.replace(handler));
         slot.plain = group.is_none() && !matches!(kind, OpKind::Timeout | OpKind::SendZc);
-        slot.set_resources(resources);
+        slot.set_resources(kind, resources);
         slot.group = group;
         slot.repeat_manually = repeat_manually;
         slot.cancelled = false;
@@ -762,17 +762,24 @@ impl Default for OpSlot {
 }
 
 impl OpSlot {
-    /// Stores resources in a vacant slot. The slot's previous resources are known to be
-    /// `None` (a vacant slot's), so they need no drop.
-    #[inline]
-    fn set_resources(&mut self, resources: Resources) {
+    /// Stores the resources of an op of `kind` in a vacant slot. The slot's previous
+    /// resources are known to be `None` (a vacant slot's), so they need no drop.
+    ///
+    /// Kinds that never own anything skip the copy: the slot already holds `None`, and
+    /// copying a value whose tag alone was written stalls store forwarding. The test is on
+    /// the kind, not on the value: testing the value made the compiler stage every other
+    /// one (a send's source) in a stack copy on its way in, 56 bytes more per submission.
+    #[inline(always)]
+    fn set_resources(&mut self, kind: OpKind, resources: Resources) {
         debug_assert!(
             matches!(self.resources, Resources::None),
             "slot was not vacant"
         );
-        if matches!(resources, Resources::None) {
-            // The vacant slot already holds `None`: skip the copy (and the store-forwarding
-            // stall of copying a value whose tag alone was written).
+        if OWNS_NOTHING & kind.bit() != 0 {
+            debug_assert!(
+                matches!(resources, Resources::None),
+                "an op of {kind:?} owns resources"
+            );
             mem::forget(resources);
             return;
         }
@@ -826,6 +833,17 @@ impl OpSlot {
         }
     }
 }
+
+/// The kinds whose ops never own resources (their constructors pass `Resources::None`), one
+/// bit each ([`OpKind::bit`]).
+const OWNS_NOTHING: u64 = OpKind::Nop.bit()
+    | OpKind::Fsync.bit()
+    | OpKind::Splice.bit()
+    | OpKind::Accept.bit()
+    | OpKind::AcceptMultishot.bit()
+    | OpKind::Shutdown.bit()
+    | OpKind::Socket.bit()
+    | OpKind::Poll.bit();
 
 fn table_full() -> Error {
     Error::InvalidArgument {
