@@ -2,11 +2,12 @@
 
 mod util;
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fio_reactor::{CallbackEvent, Error, Repeat};
+use fio_reactor::{CallbackEvent, Error, ListenArgs, Repeat};
 
 const TICK: Duration = Duration::from_millis(1);
 
@@ -195,4 +196,65 @@ fn an_unstarted_reactor_finishes_its_timers_when_dropped() {
     assert_eq!(counts.finished(), 0);
     drop(reactor);
     assert_eq!(counts.finished(), 1);
+}
+
+/// Bytes the server sends a slowly reading client: many partial sends, each completing on its
+/// own while the client reads.
+const SLOW_DOWNLOAD: usize = 2 << 20;
+
+#[test]
+fn a_timer_keeps_firing_during_a_long_download() {
+    // The io_uring engine waits again when a wait's completions leave the connection layer
+    // nothing to do (a send done); timers must still run on time meanwhile.
+    let reactor = util::reactor(1);
+    let counts = Counts::default();
+    let runs = Arc::clone(&counts.runs);
+    reactor
+        .run_every(
+            Duration::from_millis(5),
+            Repeat::Forever,
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                true
+            },
+            || {},
+        )
+        .unwrap();
+    // A small send buffer (inherited by accepted sockets) keeps the download going for a
+    // while, its sends completing as the client reads.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fio_sys::set_send_buffer_size(std::os::fd::AsFd::as_fd(&socket), 16 << 10).unwrap();
+    let addr = socket.local_addr().unwrap();
+    reactor
+        .listen(ListenArgs::inherited(OwnedFd::from(socket), |uuid| {
+            fio_reactor::write2(uuid, vec![7u8; SLOW_DOWNLOAD], false).unwrap();
+        }))
+        .unwrap();
+    let stopper = reactor.clone();
+    let timer_runs = counts.clone();
+    let client = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stream = util::client(addr);
+        let mut buf = vec![0u8; 64 << 10];
+        let mut received = 0;
+        let first_runs = timer_runs.runs();
+        let mut runs_while_reading = 0;
+        while received < SLOW_DOWNLOAD {
+            let count = stream.read(&mut buf).unwrap();
+            assert!(count > 0, "the download ended early at {received} bytes");
+            assert!(buf[..count].iter().all(|&byte| byte == 7));
+            received += count;
+            std::thread::sleep(Duration::from_millis(1));
+            runs_while_reading = timer_runs.runs() - first_runs;
+        }
+        stopper.stop();
+        runs_while_reading
+    });
+    util::start_bounded(&reactor).unwrap();
+    let runs_while_reading = client.join().unwrap();
+    // The download takes hundreds of reads of 1 ms: the 5 ms timer runs dozens of times.
+    assert!(
+        runs_while_reading >= 3,
+        "the timer ran {runs_while_reading} times during the download"
+    );
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::opcode;
@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     notified: AtomicBool,
     /// Set when the ring is dropped: queued work would never run.
     closed: AtomicBool,
+    /// Completions of the wake-up read so far ([`Ring::wakes_seen`]); written only by the
+    /// ring's thread.
+    wakes: AtomicU64,
     eventfd: OwnedFd,
     /// The ring's read of `eventfd`: it keeps this slot (and id) across re-arms and gives it
     /// up only when the read ends for good, which [`Ring::wake_armed`] looks up.
@@ -160,6 +163,7 @@ impl Ring {
             jobs: Mutex::new(Vec::new()),
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            wakes: AtomicU64::new(0),
             eventfd,
             read: id,
         });
@@ -190,6 +194,37 @@ impl Ring {
         self.handle
             .as_ref()
             .is_some_and(|shared| self.ops.get(shared.read).is_some())
+    }
+
+    /// How many times the wake-up read of [`handle`](Self::handle) has completed: a `wait`
+    /// during which this grew dispatched a wake, so it returned after a [`RingHandle::wake`]
+    /// (or `queue`) that may have published work for this thread. A caller that waits again
+    /// when a wait brought it nothing to do compares this across the wait, so it never sleeps
+    /// through a wake. 0 before the first `handle` call.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use fio_ring::{Ring, RingConfig};
+    ///
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let handle = ring.handle()?;
+    /// let before = ring.wakes_seen();
+    /// handle.wake()?;
+    /// for _ in 0..100 {
+    ///     if ring.wakes_seen() != before {
+    ///         break;
+    ///     }
+    ///     ring.wait(Some(Duration::from_millis(10)))?;
+    /// }
+    /// assert_eq!(ring.wakes_seen(), before + 1);
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    #[inline]
+    pub fn wakes_seen(&self) -> u64 {
+        self.handle
+            .as_ref()
+            .map_or(0, |shared| shared.wakes.load(Ordering::Relaxed))
     }
 
     /// Jobs queued by handles and not yet run.
@@ -230,6 +265,10 @@ impl Ring {
         // Clear the flag before taking the queue: a job pushed after the take sees it clear
         // and writes the eventfd again, so no job is stranded.
         shared.notified.store(false, Ordering::SeqCst);
+        // Only this thread writes it: a load and a store, no read-modify-write.
+        shared
+            .wakes
+            .store(shared.wakes.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         let jobs = std::mem::take(&mut *shared.jobs.lock().unwrap_or_else(PoisonError::into_inner));
         for job in jobs {
             job(self);

@@ -4,9 +4,11 @@
 //! them, which tie it to the thread that created it. So the reactor builds each thread's
 //! engine on the thread itself (see `launch.rs`), and only the [`RingHandle`] crosses threads.
 //!
-//! Waiting is one [`Ring::wait`]: a single `io_uring_enter` that blocks in the kernel until a
+//! Waiting is a [`Ring::wait`]: a single `io_uring_enter` that blocks in the kernel until a
 //! completion or the timeout. The ring's handle keeps a read of an eventfd in flight for the
-//! ring's whole life, so an idle ring always has something to block on and never spins.
+//! ring's whole life, so an idle ring always has something to block on and never spins. When
+//! a blocking wait's completions leave nothing to report (a send finished), the engine waits
+//! again for the rest of the timeout rather than returning for an empty tick; a wake ends it.
 //!
 //! Wakes are sticky, which the reactor's idle hand-shake (`thread.rs`) relies on:
 //! [`RingHandle::wake`] writes the eventfd unless a write is already pending, and the ring
@@ -14,6 +16,8 @@
 //! So a wake either writes the eventfd (the current or next wait returns), or finds a write
 //! not yet dispatched, whose completion also ends the current or next wait, and that wait
 //! returns after the wake, so the woken thread re-checks for work after it was published.
+//! The engine's own waiting again stops at any wait that dispatched the wake-up read
+//! ([`Ring::wakes_seen`] grew), so it keeps that guarantee.
 //!
 //! Connections (`accept.rs`, `conn.rs`): a listener is one multishot accept; a stream is a
 //! `fio_socket::Socket` over the engine's shared receive buffer group, whose events its
@@ -39,7 +43,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fio_buffer::{Buffer, Chunk, WaterMarks};
 use fio_ring::{BufferPool, Features, PoolConfig, Ring, RingConfig, RingHandle, SetupRefusal};
@@ -316,13 +320,38 @@ impl Engine for UringEngine {
         }
         // Events reported outside a tick (the first `Drained`, a listener closed at once)
         // must not wait behind a blocking tick; a zero timeout still flushes the sends.
-        let timeout = if self.inbox.is_empty() {
+        let mut timeout = if self.inbox.is_empty() {
             timeout
         } else {
             Some(Duration::ZERO)
         };
-        let handled = self.ring.wait(timeout).map_err(io::Error::from)?;
-        self.finish_connects();
+        // A blocking wait often ends with completions the sockets settle alone (a send done,
+        // its buffer recycled): nothing for the connection layer, whose tick would find no
+        // work. At depth 1 that is every other wait, so such a wait goes on, for what is left
+        // of its timeout, until an event, a wake (work another thread published), or the
+        // deadline. The clock is read only for a bounded blocking wait.
+        let limit = timeout.filter(|limit| !limit.is_zero());
+        let started = limit.map(|_| Instant::now());
+        let mut handled = 0;
+        loop {
+            let wakes = self.ring.wakes_seen();
+            let settled = self.ring.wait(timeout).map_err(io::Error::from)?;
+            handled += settled;
+            self.finish_connects();
+            if settled == 0
+                || !self.inbox.is_empty()
+                || self.ring.wakes_seen() != wakes
+                || timeout == Some(Duration::ZERO)
+            {
+                break;
+            }
+            if let (Some(limit), Some(started)) = (limit, started) {
+                match limit.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => timeout = Some(left),
+                    _ => break,
+                }
+            }
+        }
         let before = events.len();
         self.hand_over(events);
         Ok(handled.max(events.len() - before))
