@@ -319,14 +319,20 @@ impl Ring {
     /// plain completion path small. Not cold: a receiving server takes it on every read.
     #[inline(never)]
     fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Resources {
-        // The group's tail moved (a fresh buffer took this one's place) or it is a buffer
-        // short: either way the end of the tick has work for it.
-        self.replenish_due = true;
-        let taken = self
+        let Some(provider) = self
             .providers
             .iter_mut()
             .find(|provider| provider.id() == group)
-            .and_then(|provider| provider.take(bid, res));
+        else {
+            return Resources::None;
+        };
+        let taken = provider.take(bid, res);
+        // The usual take stages a fresh buffer in its place, which only the tail's publish
+        // at the end of the tick has to show the kernel; a group left short needs a refill.
+        self.publish_due = true;
+        if provider.is_short() {
+            self.replenish_due = true;
+        }
         match taken {
             Some(buffer) => Resources::Selected(buffer),
             None => Resources::None,
@@ -409,6 +415,18 @@ impl Ring {
     pub(crate) fn replenish(&mut self) {
         if self.replenish_due {
             self.replenish_groups();
+        } else if self.publish_due {
+            self.publish_groups();
+        }
+    }
+
+    /// Publishes every group's staged entries: the tick took buffers and staged their
+    /// replacements at once, so there is nothing to refill.
+    #[inline(always)]
+    fn publish_groups(&mut self) {
+        self.publish_due = false;
+        for provider in &mut self.providers {
+            provider.publish();
         }
     }
 
@@ -416,6 +434,7 @@ impl Ring {
     /// every tick.
     #[inline(never)]
     fn replenish_groups(&mut self) {
+        self.publish_due = false;
         let mut short = false;
         for provider in &mut self.providers {
             // A group whose taken buffers were all replaced at once only publishes.

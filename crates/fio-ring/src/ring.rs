@@ -195,10 +195,13 @@ pub struct Ring {
     pub(crate) providers: Vec<BufferProvider>,
     /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
     pub(crate) starved: Vec<OpId>,
-    /// A buffer group handed out a buffer, ran dry or is short of its target, or a receive
-    /// starved, since the last replenish: the next one has work. Lets a tick without
-    /// receives skip the groups with one test.
+    /// A buffer group ran dry or is short of its target, or a receive starved, since the
+    /// last replenish: the next one has refilling or re-arming to do. Lets a tick skip the
+    /// groups with one test.
     pub(crate) replenish_due: bool,
+    /// A buffer group staged entries (a received buffer's replacement) that the kernel
+    /// does not see yet: the end of the tick publishes its tail.
+    pub(crate) publish_due: bool,
     pub(crate) handle: Option<Arc<Shared>>,
     /// The wake-up read of [`handle`](Self::handle) is in flight: set when it is first
     /// armed, cleared when it ends for good.
@@ -257,6 +260,7 @@ impl Ring {
             providers: Vec::new(),
             starved: Vec::new(),
             replenish_due: false,
+            publish_due: false,
             handle: None,
             wake_read_armed: false,
             features,
