@@ -30,17 +30,24 @@ impl Ring {
             let cqe = self.synthetic.remove(0);
             handled += usize::from(self.dispatch_one(cqe));
         }
-        let available = self.uring.completion().len();
-        for _ in 0..available {
-            let Some(cqe) = self.uring.completion().next() else {
-                break;
-            };
+        // The first entry comes from the look that counts them: one view of the queue less.
+        let mut queue = self.uring.completion();
+        let mut available = queue.len();
+        let mut next = queue.next();
+        drop(queue);
+        while let Some(cqe) = next {
             let cqe = RawCqe {
                 user_data: cqe.user_data(),
                 res: cqe.result(),
                 flags: cqe.flags(),
             };
             handled += usize::from(self.dispatch_one(cqe));
+            available -= 1;
+            next = if available > 0 {
+                self.uring.completion().next()
+            } else {
+                None
+            };
         }
         self.dispatching = false;
         handled
@@ -168,6 +175,7 @@ impl Ring {
         if starve {
             slot.starved = true;
             self.starved.push(id);
+            self.replenish_due = true;
             // The group ran dry: the next refill lends more buffers (up to its entries).
             if let Some(group) = group
                 && let Some(provider) = self.providers.iter_mut().find(|p| p.id() == group)
@@ -311,11 +319,20 @@ impl Ring {
     /// plain completion path small. Not cold: a receiving server takes it on every read.
     #[inline(never)]
     fn take_from_group(&mut self, group: u16, bid: u16, res: i32) -> Resources {
-        let taken = self
+        let Some(provider) = self
             .providers
             .iter_mut()
             .find(|provider| provider.id() == group)
-            .and_then(|provider| provider.take(bid, res));
+        else {
+            return Resources::None;
+        };
+        let taken = provider.take(bid, res);
+        // The usual take stages a fresh buffer in its place, which only the tail's publish
+        // at the end of the tick has to show the kernel; a group left short needs a refill.
+        self.publish_due = true;
+        if provider.is_short() {
+            self.replenish_due = true;
+        }
         match taken {
             Some(buffer) => Resources::Selected(buffer),
             None => Resources::None,
@@ -323,69 +340,121 @@ impl Ring {
     }
 
     /// Runs the end-of-tick callbacks, then refills buffer groups and re-arms starved ops.
+    /// Both are tested here, inline: a tick that enlisted nothing and took no buffer does
+    /// nothing more.
+    #[inline(always)]
     pub(crate) fn end_tick(&mut self) {
-        self.run_tick_end();
+        if !self.flushes.is_empty() || !self.tick_end.is_empty() {
+            self.run_tick_end();
+        }
         self.replenish();
     }
 
     /// Drains the flush list, then runs the end-of-tick callbacks registered so far (those
     /// they register run next tick), then drains what they enlisted in the flush list.
+    #[inline(never)]
     pub(crate) fn run_tick_end(&mut self) {
-        if self.flushes.is_empty() && self.tick_end.is_empty() {
-            return;
-        }
         self.dispatching = true;
         self.run_flushes();
         if !self.tick_end.is_empty() {
-            let spare = mem::take(&mut self.tick_end_spare);
-            let mut running = mem::replace(&mut self.tick_end, spare);
-            for mut callback in running.drain(..) {
-                callback.call(self, Completion::tick_end());
-            }
-            self.tick_end_spare = running;
-            self.run_flushes();
+            self.run_tick_end_callbacks();
         }
         self.dispatching = false;
+    }
+
+    /// The end-of-tick callbacks registered so far, then the flushes they enlisted. Out of
+    /// line: sockets enlist flushes, and callbacks are the rarer kind.
+    #[inline(never)]
+    fn run_tick_end_callbacks(&mut self) {
+        let spare = mem::take(&mut self.tick_end_spare);
+        let mut running = mem::replace(&mut self.tick_end, spare);
+        for mut callback in running.drain(..) {
+            callback.call(self, Completion::tick_end());
+        }
+        self.tick_end_spare = running;
+        self.run_flushes();
     }
 
     /// Flushes every enlisted entry, and those enlisted meanwhile, for a bounded number of
     /// rounds: entries that keep enlisting each other past that wait for the next tick
     /// (which then does not block).
+    #[inline(always)]
     fn run_flushes(&mut self) {
         for _ in 0..FLUSH_ROUNDS {
-            if self.flushes.is_empty() {
-                return;
+            match self.flushes.len() {
+                0 => return,
+                // The usual case (one socket wrote this tick), without trading lists: the
+                // entry is taken out before it runs, so what it enlists is the next round.
+                1 => {
+                    if let Some(item) = self.flushes.pop() {
+                        item.flush(self);
+                    }
+                }
+                _ => self.flush_round(),
             }
-            let spare = mem::take(&mut self.flushes_spare);
-            let mut running = mem::replace(&mut self.flushes, spare);
-            for item in running.drain(..) {
-                item.flush(self);
-            }
-            self.flushes_spare = running;
         }
     }
 
-    /// Refills every buffer group from its pool, publishes the new tails (one release store
-    /// per group) and re-arms the starved receives whose group has buffers again.
-    #[inline]
-    pub(crate) fn replenish(&mut self) {
-        if self.providers.is_empty() && self.starved.is_empty() {
-            return;
+    /// One round of [`run_flushes`](Self::run_flushes) over several entries: the list trades
+    /// places with its spare, so what they enlist waits for the next round.
+    #[inline(never)]
+    fn flush_round(&mut self) {
+        let spare = mem::take(&mut self.flushes_spare);
+        let mut running = mem::replace(&mut self.flushes, spare);
+        for item in running.drain(..) {
+            item.flush(self);
         }
-        self.replenish_groups();
+        self.flushes_spare = running;
+    }
+
+    /// Refills every buffer group from its pool, publishes the new tails (one release store
+    /// per group) and re-arms the starved receives whose group has buffers again: when
+    /// something since the last replenish (a buffer taken, a receive starved, a group left
+    /// short) gave it work, which one test tells.
+    #[inline(always)]
+    pub(crate) fn replenish(&mut self) {
+        if self.replenish_due {
+            self.replenish_groups();
+        } else if self.publish_due {
+            self.publish_groups();
+        }
+    }
+
+    /// Publishes every group's staged entries: the tick took buffers and staged their
+    /// replacements at once, so there is nothing to refill.
+    #[inline(always)]
+    fn publish_groups(&mut self) {
+        self.publish_due = false;
+        for provider in &mut self.providers {
+            provider.publish();
+        }
     }
 
     /// Out of line for rings without buffer groups; not cold: a receiving server runs it
     /// every tick.
     #[inline(never)]
     fn replenish_groups(&mut self) {
+        self.publish_due = false;
+        let mut short = false;
         for provider in &mut self.providers {
-            provider.refill();
+            // A group whose taken buffers were all replaced at once only publishes.
+            if provider.is_short() {
+                provider.refill();
+            }
             provider.publish();
+            // A pool that ran out leaves the group short: refilling is retried every
+            // replenish until it is whole again (buffers come back without telling us).
+            short |= provider.is_short();
         }
-        if self.starved.is_empty() {
-            return;
+        if !self.starved.is_empty() {
+            self.rearm_starved();
         }
+        self.replenish_due = short || !self.starved.is_empty();
+    }
+
+    /// Re-arms the starved receives whose group has buffers again.
+    #[inline(never)]
+    fn rearm_starved(&mut self) {
         for id in mem::take(&mut self.starved) {
             let Some(slot) = self.ops.get_mut(id) else {
                 continue;

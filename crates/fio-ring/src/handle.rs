@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     wakes: AtomicU64,
     eventfd: OwnedFd,
     /// The ring's read of `eventfd`: it keeps this slot (and id) across re-arms and gives it
-    /// up only when the read ends for good, which [`Ring::wake_armed`] looks up.
+    /// up only when the read ends for good (when `Ring::wake_read_armed` is cleared).
     read: OpId,
 }
 
@@ -159,6 +159,7 @@ impl Ring {
             slot.rearm = Some(Box::new(entry.clone()));
         }
         self.stage_entry(entry);
+        self.wake_read_armed = true;
         let shared = Arc::new(Shared {
             jobs: Mutex::new(Vec::new()),
             notified: AtomicBool::new(false),
@@ -190,10 +191,17 @@ impl Ring {
     /// assert!(ring.wake_armed());
     /// # Ok::<(), fio_ring::Error>(())
     /// ```
+    #[inline]
     pub fn wake_armed(&self) -> bool {
-        self.handle
-            .as_ref()
-            .is_some_and(|shared| self.ops.get(shared.read).is_some())
+        // A flag, not a lookup of the read's slot: a reactor asks before every tick.
+        debug_assert_eq!(
+            self.wake_read_armed,
+            self.handle
+                .as_ref()
+                .is_some_and(|shared| self.ops.get(shared.read).is_some()),
+            "the wake-up read's flag disagrees with its slot"
+        );
+        self.wake_read_armed
     }
 
     /// How many times the wake-up read of [`handle`](Self::handle) has completed: a `wait`
@@ -257,6 +265,7 @@ impl Ring {
                     );
                 }
                 drop(self.ops.remove(id));
+                self.wake_read_armed = false;
             }
         }
         let Some(shared) = self.handle.clone() else {

@@ -214,6 +214,13 @@ impl BufferProvider {
         self.spares.len()
     }
 
+    /// Whether the next refill has work: fewer buffers lent than the target, or a receive
+    /// found the group dry since the last refill (the target grows).
+    #[inline]
+    pub(crate) fn is_short(&self) -> bool {
+        self.available < self.target || self.ran_dry
+    }
+
     /// Records that a receive found the group dry (`ENOBUFS`).
     pub(crate) fn note_dry(&mut self) {
         self.ran_dry = true;
@@ -291,6 +298,7 @@ impl BufferProvider {
     }
 
     /// Makes every staged entry visible to the kernel: one release store of the tail.
+    #[inline]
     pub(crate) fn publish(&mut self) {
         if self.tail != self.published {
             self.memory.tail().store(self.tail, Ordering::Release);
@@ -429,6 +437,7 @@ impl Ring {
             })?;
         let provider = BufferProvider::register(&self.uring, id, pool, initial, entries)?;
         let group = provider.group();
+        self.replenish_due |= provider.is_short();
         self.providers.push(provider);
         Ok(group)
     }

@@ -195,7 +195,17 @@ pub struct Ring {
     pub(crate) providers: Vec<BufferProvider>,
     /// Buffer-group receives that ended with `ENOBUFS` and wait for buffers.
     pub(crate) starved: Vec<OpId>,
+    /// A buffer group ran dry or is short of its target, or a receive starved, since the
+    /// last replenish: the next one has refilling or re-arming to do. Lets a tick skip the
+    /// groups with one test.
+    pub(crate) replenish_due: bool,
+    /// A buffer group staged entries (a received buffer's replacement) that the kernel
+    /// does not see yet: the end of the tick publishes its tail.
+    pub(crate) publish_due: bool,
     pub(crate) handle: Option<Arc<Shared>>,
+    /// The wake-up read of [`handle`](Self::handle) is in flight: set when it is first
+    /// armed, cleared when it ends for good.
+    pub(crate) wake_read_armed: bool,
     pub(crate) features: Features,
     pub(crate) config: RingConfig,
     /// Set while handlers and tick-end callbacks run, to refuse a re-entrant `wait`.
@@ -249,7 +259,10 @@ impl Ring {
             flushes_spare: Vec::new(),
             providers: Vec::new(),
             starved: Vec::new(),
+            replenish_due: false,
+            publish_due: false,
             handle: None,
+            wake_read_armed: false,
             features,
             config,
             dispatching: false,
@@ -510,7 +523,9 @@ impl Ring {
         // Buffers returned since the last tick may let starved receives go again; they must be
         // armed before this tick's kernel entry or it could block with nothing to wake it.
         self.replenish();
-        self.stage_backlog()?;
+        if !self.backlog.is_empty() {
+            self.stage_backlog()?;
+        }
         let ready = flushed
             || !self.synthetic.is_empty()
             || !self.tick_end.is_empty()
@@ -697,7 +712,9 @@ impl Ring {
         self.backlog.push_back(staged);
     }
 
-    /// Moves backlogged entries into the submission queue, submitting when it fills.
+    /// Moves backlogged entries into the submission queue, submitting when it fills. Out of
+    /// line: the backlog is empty unless a tick staged more than the submission queue holds.
+    #[inline(never)]
     fn stage_backlog(&mut self) -> Result<(), Error> {
         let mut rounds = 0;
         while let Some(staged) = self.backlog.front() {
