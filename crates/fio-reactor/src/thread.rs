@@ -292,12 +292,11 @@ impl Local {
 
     /// Whether there is anything to do before blocking.
     fn has_work(&self, now: Instant, slot: &ThreadSlot) -> bool {
-        let draining = self.conns.borrow().shutdown.is_some();
         self.has_local_tasks()
             || self.inner.queue.has_queue_besides(self.index)
             || self.inner.has_timer_inbox()
             || self.inner.should_shut_down(self.index)
-            || (self.inner.threads_should_exit() && !draining)
+            || (self.inner.threads_should_exit() && self.conns.borrow().shutdown.is_none())
             || conn::has_work(self, slot)
             || self
                 .timers

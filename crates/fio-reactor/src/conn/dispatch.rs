@@ -51,8 +51,9 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
     }
 }
 
-/// Turns one event into its callback.
-#[inline]
+/// Turns one event into its callback; inlined into both of `dispatch`'s paths, as a call per
+/// event cost a batch more than the drain it spares a lone event.
+#[inline(always)]
 fn handle(local: &Local, event: EngineEvent, now: Instant, budget: &mut usize) {
     match event {
         EngineEvent::Accepted {
