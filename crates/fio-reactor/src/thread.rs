@@ -1,8 +1,9 @@
 //! One reactor thread: its loop, its own engine, deque and timers, and how other threads wake it.
 //!
-//! A tick: note the time, adopt timers added from other threads, fire due timers, run a batch of
-//! tasks. A thread with nothing to do blocks in its engine's wait until the earliest timer
-//! deadline; other threads wake it through its [`ThreadSlot`]. The idle hand-shake is the
+//! A tick: note the time, turn the previous wait's events into callbacks, adopt timers added
+//! from other threads, fire due timers, run a batch of tasks, then wait in the engine. A thread
+//! with nothing to do blocks in its engine's wait until the earliest timer deadline; other
+//! threads wake it through its [`ThreadSlot`]. The idle hand-shake is the
 //! classic one: the thread publishes `idle = true`, fences, then re-checks for work; a producer
 //! publishes the work, fences, then checks `idle`. One of the two always sees the other, and the
 //! engine's wake is sticky, so no wake-up is lost.
@@ -445,10 +446,16 @@ pub(crate) fn run(
     let guard = LocalGuard::install(Rc::clone(&local));
     let mut events = Vec::new();
     loop {
+        let now = Instant::now();
+        // The previous wait's events, dispatched as its tick's last step used to be, but
+        // after this tick's clock reading: one reading serves both.
+        if !events.is_empty() {
+            inner.note_work();
+            conn::dispatch_at(&local, &mut events, now);
+        }
         if inner.should_shut_down(index) {
             inner.shut_down();
         }
-        let now = Instant::now();
         if inner.threads_should_exit() {
             if local.conns.borrow().shutdown.is_none() {
                 conn::begin_shutdown(&local, now);
@@ -477,10 +484,6 @@ pub(crate) fn run(
         );
         #[cfg(test)]
         local.waits.set(local.waits.get() + 1);
-        if !events.is_empty() {
-            inner.note_work();
-            conn::dispatch(&local, &mut events);
-        }
     }
     conn::finish_shutdown(&local);
     // Operations routed here too late find their connections closed (attach runs on_close).

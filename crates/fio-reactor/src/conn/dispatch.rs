@@ -36,7 +36,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// in one dispatch, the rest wait in the `on_data` queue for the tick's budgeted turn, so
 /// a burst of events can't hold the thread's timers and tasks back without bound.
 pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
-    let now = Instant::now();
+    dispatch_at(local, events, Instant::now());
+}
+
+/// [`dispatch`] with the clock already read: `now` is when the wait returned the events.
+pub(crate) fn dispatch_at(local: &Local, events: &mut Vec<EngineEvent>, now: Instant) {
     let mut budget = DATA_BUDGET;
     // A lone event, what a wait returns while the server keeps up with its clients, is
     // popped: cheaper than setting up a drain and dropping it.
