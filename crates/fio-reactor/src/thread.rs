@@ -326,11 +326,12 @@ impl Local {
     ///
     /// `now` is the tick's start (`now_nanos` the same after the clock origin): an idle tick
     /// ran no timer, task or connection work since, so reading the clock again would tell the
-    /// same.
+    /// same, unless it `dispatched` a wait's events (callbacks that may have taken a while).
     fn poll(
         &self,
         busy: bool,
         (now, now_nanos): (Instant, u64),
+        dispatched: bool,
         slot: &ThreadSlot,
         events: &mut Vec<EngineEvent>,
     ) {
@@ -358,6 +359,13 @@ impl Local {
             Some(Duration::ZERO)
         } else {
             let timer = self.timers.borrow().next_deadline();
+            // A timer due while the events' callbacks ran must not wait for their duration
+            // longer; the connections' once-a-second deadlines can.
+            let now_nanos = if dispatched && timer.is_some() {
+                inner.nanos_since_origin(Instant::now())
+            } else {
+                now_nanos
+            };
             let deadline = match (timer, conn::next_deadline(self)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -449,7 +457,8 @@ pub(crate) fn run(
         let now = Instant::now();
         // The previous wait's events, dispatched as its tick's last step used to be, but
         // after this tick's clock reading: one reading serves both.
-        if !events.is_empty() {
+        let dispatched = !events.is_empty();
+        if dispatched {
             inner.note_work();
             conn::dispatch_at(&local, &mut events, now);
         }
@@ -479,6 +488,7 @@ pub(crate) fn run(
         local.poll(
             fired + ran + handled > 0,
             (now, now_nanos),
+            dispatched,
             &slot,
             &mut events,
         );
