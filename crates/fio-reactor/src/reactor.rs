@@ -25,6 +25,9 @@ use crate::state::{CallbackEvent, CallbackId, StateCallbacks};
 use crate::thread::{Local, ThreadSlot};
 use crate::timer::{Repeat, Timer};
 
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
 thread_local! {
     /// The reactor the free functions act on from this thread, when it is not the default.
     static CURRENT: RefCell<Option<Reactor>> = const { RefCell::new(None) };
@@ -75,6 +78,17 @@ static RUNNING: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 pub struct Reactor {
     /// Shared with every clone and every reactor thread.
     inner: Arc<Inner>,
+}
+
+/// A reactor thread's pass through its idle path, from [`Inner::enter_idle`] to
+/// [`Inner::leave_idle`].
+#[derive(Debug)]
+#[must_use = "hand the visit back to `leave_idle`"]
+pub(crate) struct IdleVisit {
+    /// The thread was counted in `idle_threads` (more than one thread runs).
+    counted: bool,
+    /// The whole reactor just went idle after doing work: `OnIdle` is due.
+    pub(crate) went_idle: bool,
 }
 
 /// The state shared by a reactor's handles and threads.
@@ -633,11 +647,23 @@ impl Inner {
         *self.slots.write() = slots;
     }
 
-    /// Records the start of a tick for `last_tick`.
-    pub(crate) fn touch(&self, now: Instant) {
-        let nanos = now.saturating_duration_since(self.clock_origin).as_nanos();
-        self.last_tick_nanos
-            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    /// Records the start of a tick for `last_tick`; returns `now` as
+    /// [`nanos_since_origin`](Self::nanos_since_origin), which the thread reuses for its wait's
+    /// timeout.
+    pub(crate) fn touch(&self, now: Instant) -> u64 {
+        let nanos = self.nanos_since_origin(now);
+        self.last_tick_nanos.store(nanos, Ordering::Relaxed);
+        nanos
+    }
+
+    /// `instant` in nanoseconds after the reactor's clock origin (0 before it, saturating
+    /// after 584 years): u64 arithmetic, cheaper than `Duration::as_nanos`'s u128 on every tick.
+    pub(crate) fn nanos_since_origin(&self, instant: Instant) -> u64 {
+        let since = instant.saturating_duration_since(self.clock_origin);
+        since
+            .as_secs()
+            .saturating_mul(NANOS_PER_SEC)
+            .saturating_add(u64::from(since.subsec_nanos()))
     }
 
     /// How many reactor threads run (0 when the reactor isn't running).
@@ -751,18 +777,31 @@ impl Inner {
         self.did_work.store(true, Ordering::Relaxed);
     }
 
-    /// A thread enters its idle path; returns true when the whole reactor just went idle after
-    /// doing work (this thread then runs `OnIdle`).
-    pub(crate) fn enter_idle(&self) -> bool {
-        let idle = self.idle_threads.fetch_add(1, Ordering::SeqCst) + 1;
-        idle == self.thread_count.load(Ordering::SeqCst)
+    /// A thread enters its idle path; `went_idle` is true when the whole reactor just went idle
+    /// after doing work (this thread then runs `OnIdle`). Hand the visit back to
+    /// [`leave_idle`](Self::leave_idle).
+    ///
+    /// A loaded server passes here nearly every tick, so the common cases cost no atomic
+    /// read-modify-write (each a full barrier): a lone thread is idle exactly while it is here
+    /// and isn't counted, and `did_work` is only consumed when an `OnIdle` callback exists (it
+    /// stays set meanwhile, so a callback registered later fires on the next idle).
+    pub(crate) fn enter_idle(&self) -> IdleVisit {
+        // Constant while the threads run: `leave_idle` undoes exactly what this did.
+        let threads = self.thread_count.load(Ordering::Relaxed);
+        let counted = threads != 1;
+        let all_idle = !counted || self.idle_threads.fetch_add(1, Ordering::SeqCst) + 1 == threads;
+        let went_idle = all_idle
+            && self.callbacks.has(CallbackEvent::OnIdle)
             && self.did_work.swap(false, Ordering::AcqRel)
-            && !self.stop_requested.load(Ordering::SeqCst)
+            && !self.stop_requested.load(Ordering::SeqCst);
+        IdleVisit { counted, went_idle }
     }
 
     /// A thread leaves its idle path.
-    pub(crate) fn leave_idle(&self) {
-        self.idle_threads.fetch_sub(1, Ordering::SeqCst);
+    pub(crate) fn leave_idle(&self, visit: IdleVisit) {
+        if visit.counted {
+            self.idle_threads.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Whether `stop` was called (the reactor is stopping or stopped).

@@ -1,13 +1,14 @@
 //! One reactor thread: its loop, its own engine, deque and timers, and how other threads wake it.
 //!
-//! A tick: note the time, adopt timers added from other threads, fire due timers, run a batch of
-//! tasks. A thread with nothing to do blocks in its engine's wait until the earliest timer
-//! deadline; other threads wake it through its [`ThreadSlot`]. The idle hand-shake is the
+//! A tick: note the time, turn the previous wait's events into callbacks, adopt timers added
+//! from other threads, fire due timers, run a batch of tasks, then wait in the engine. A thread
+//! with nothing to do blocks in its engine's wait until the earliest timer deadline; other
+//! threads wake it through its [`ThreadSlot`]. The idle hand-shake is the
 //! classic one: the thread publishes `idle = true`, fences, then re-checks for work; a producer
 //! publishes the work, fences, then checks `idle`. One of the two always sees the other, and the
 //! engine's wake is sticky, so no wake-up is lost.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
     /// `OnIdle` callbacks run as tasks on this thread since the last look: they don't count
     /// as work, or going idle would schedule them again and again.
-    static IDLE_TASKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static IDLE_TASKS: Cell<usize> = const { Cell::new(0) };
 }
 
 /// What other threads see of a reactor thread: how to wake it and whether it needs waking.
@@ -125,9 +126,12 @@ pub(crate) struct Local {
     pub(crate) conns: RefCell<Conns>,
     /// The connection whose `on_data` runs, when its own reads and writes may skip `conns`.
     pub(crate) plain_data: PlainData,
+    /// The latest wait deadline and its [`Inner::nanos_since_origin`]: the deadline (the
+    /// timeout sweep's, mostly) stays the same for many ticks, so its conversion is cached.
+    deadline_nanos: Cell<Option<(Instant, u64)>>,
     /// Engine waits so far: tests tell by it which tick ran a callback.
     #[cfg(test)]
-    pub(crate) waits: std::cell::Cell<u64>,
+    pub(crate) waits: Cell<u64>,
 }
 
 impl Local {
@@ -241,7 +245,7 @@ impl Local {
         if self.worker.is_empty() && !self.inner.queue.has_queue_besides(self.index) {
             return (0, 0);
         }
-        let idle_before = IDLE_TASKS.with(std::cell::Cell::get);
+        let idle_before = IDLE_TASKS.with(Cell::get);
         let mut ran = 0;
         while ran < TASK_BATCH {
             let Some(task) = self.inner.queue.find(self.index, &self.worker) else {
@@ -250,9 +254,7 @@ impl Local {
             run_task(task);
             ran += 1;
         }
-        let idle = IDLE_TASKS
-            .with(std::cell::Cell::get)
-            .wrapping_sub(idle_before);
+        let idle = IDLE_TASKS.with(Cell::get).wrapping_sub(idle_before);
         (ran, ran.saturating_sub(idle))
     }
 
@@ -291,12 +293,11 @@ impl Local {
 
     /// Whether there is anything to do before blocking.
     fn has_work(&self, now: Instant, slot: &ThreadSlot) -> bool {
-        let draining = self.conns.borrow().shutdown.is_some();
         self.has_local_tasks()
             || self.inner.queue.has_queue_besides(self.index)
             || self.inner.has_timer_inbox()
             || self.inner.should_shut_down(self.index)
-            || (self.inner.threads_should_exit() && !draining)
+            || (self.inner.threads_should_exit() && self.conns.borrow().shutdown.is_none())
             || conn::has_work(self, slot)
             || self
                 .timers
@@ -305,12 +306,35 @@ impl Local {
                 .is_some_and(|deadline| deadline <= now)
     }
 
+    /// The wait's timeout until `deadline` from a tick that began `now_nanos` after the clock
+    /// origin: `deadline.saturating_duration_since(now)`, without converting an `Instant`
+    /// on every tick.
+    fn timeout_until(&self, deadline: Instant, now_nanos: u64) -> Duration {
+        let deadline_nanos = match self.deadline_nanos.get() {
+            Some((cached, nanos)) if cached == deadline => nanos,
+            _ => {
+                let nanos = self.inner.nanos_since_origin(deadline);
+                self.deadline_nanos.set(Some((deadline, nanos)));
+                nanos
+            }
+        };
+        Duration::from_nanos(deadline_nanos.saturating_sub(now_nanos))
+    }
+
     /// Waits in the engine for IO: without blocking when `busy`, else (the thread is idle)
     /// until an event, a wake, the next timer deadline or the connections' next deadline.
     ///
-    /// `now` is the tick's start: an idle tick ran no timer, task or connection work since,
-    /// so reading the clock again would tell the same.
-    fn poll(&self, busy: bool, now: Instant, slot: &ThreadSlot, events: &mut Vec<EngineEvent>) {
+    /// `now` is the tick's start (`now_nanos` the same after the clock origin): an idle tick
+    /// ran no timer, task or connection work since, so reading the clock again would tell the
+    /// same, unless it `dispatched` a wait's events (callbacks that may have taken a while).
+    fn poll(
+        &self,
+        busy: bool,
+        (now, now_nanos): (Instant, u64),
+        dispatched: bool,
+        slot: &ThreadSlot,
+        events: &mut Vec<EngineEvent>,
+    ) {
         let inner = &self.inner;
         if busy {
             let waited = self.engine.borrow_mut().wait(Some(Duration::ZERO), events);
@@ -319,28 +343,43 @@ impl Local {
             }
             return;
         }
-        if inner.enter_idle() {
+        let visit = inner.enter_idle();
+        if visit.went_idle {
             // The last busy thread went idle after real work: the reactor is idle.
             self.schedule_idle();
         }
-        slot.idle.store(true, Ordering::SeqCst);
+        // The store may be relaxed: the SeqCst fence after it orders it before the work
+        // checks below, and a producer publishes its work, then runs a SeqCst fence, then
+        // reads `idle`. The two fences are ordered one way or the other: if ours comes first,
+        // the producer's read sees `idle` true and wakes us; if theirs does, our checks see
+        // the work. One fence (no locked store besides) is the whole cost per idle tick.
+        slot.idle.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let timeout = if self.has_work(now, slot) {
             Some(Duration::ZERO)
         } else {
             let timer = self.timers.borrow().next_deadline();
+            // A timer due while the events' callbacks ran must not wait for their duration
+            // longer; the connections' once-a-second deadlines can.
+            let now_nanos = if dispatched && timer.is_some() {
+                inner.nanos_since_origin(Instant::now())
+            } else {
+                now_nanos
+            };
             let deadline = match (timer, conn::next_deadline(self)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            deadline.map(|deadline| deadline.saturating_duration_since(now))
+            deadline.map(|deadline| self.timeout_until(deadline, now_nanos))
         };
         let waited = self.engine.borrow_mut().wait(timeout, events);
         if let Err(error) = waited {
             self.engine_failed(&error);
         }
-        slot.idle.store(false, Ordering::SeqCst);
-        inner.leave_idle();
+        // Relaxed too: it only spares producers needless wakes while the thread runs, and
+        // the next idle period's store follows it in `idle`'s modification order anyway.
+        slot.idle.store(false, Ordering::Relaxed);
+        inner.leave_idle(visit);
     }
 
     /// A broken engine can't be waited on again without spinning: stop the reactor.
@@ -408,16 +447,24 @@ pub(crate) fn run(
         engine: RefCell::new(engine),
         conns: RefCell::new(Conns::default()),
         plain_data: PlainData::default(),
+        deadline_nanos: Cell::new(None),
         #[cfg(test)]
-        waits: std::cell::Cell::new(0),
+        waits: Cell::new(0),
     });
     let guard = LocalGuard::install(Rc::clone(&local));
     let mut events = Vec::new();
     loop {
+        let now = Instant::now();
+        // The previous wait's events, dispatched as its tick's last step used to be, but
+        // after this tick's clock reading: one reading serves both.
+        let dispatched = !events.is_empty();
+        if dispatched {
+            inner.note_work();
+            conn::dispatch_at(&local, &mut events, now);
+        }
         if inner.should_shut_down(index) {
             inner.shut_down();
         }
-        let now = Instant::now();
         if inner.threads_should_exit() {
             if local.conns.borrow().shutdown.is_none() {
                 conn::begin_shutdown(&local, now);
@@ -426,7 +473,7 @@ pub(crate) fn run(
                 break;
             }
         }
-        inner.touch(now);
+        let now_nanos = inner.touch(now);
         if inner.has_timer_inbox() {
             for timer in inner.take_timer_inbox() {
                 local.push_timer(timer);
@@ -438,13 +485,15 @@ pub(crate) fn run(
         if worked + handled > 0 {
             inner.note_work();
         }
-        local.poll(fired + ran + handled > 0, now, &slot, &mut events);
+        local.poll(
+            fired + ran + handled > 0,
+            (now, now_nanos),
+            dispatched,
+            &slot,
+            &mut events,
+        );
         #[cfg(test)]
         local.waits.set(local.waits.get() + 1);
-        if !events.is_empty() {
-            inner.note_work();
-            conn::dispatch(&local, &mut events);
-        }
     }
     conn::finish_shutdown(&local);
     // Operations routed here too late find their connections closed (attach runs on_close).

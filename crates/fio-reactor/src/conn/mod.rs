@@ -53,6 +53,6 @@ pub use socket::{
 pub use task::{ProtocolGuard, defer_io_task, protocol_try_lock};
 pub use tls::Tls;
 
-pub(crate) use dispatch::{dispatch, has_work, next_deadline, tick};
+pub(crate) use dispatch::{dispatch_at, has_work, next_deadline, tick};
 pub(crate) use shutdown::{begin as begin_shutdown, finish as finish_shutdown, progress};
 pub(crate) use state::{Conns, PlainData};

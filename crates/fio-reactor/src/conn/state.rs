@@ -317,6 +317,17 @@ impl Conns {
     pub(crate) fn has_work(&self) -> bool {
         !self.ready.is_empty() || !self.forced.is_empty() || !self.stashed.is_empty()
     }
+
+    /// Whether a tick at `now` would find nothing to do here: no queued callbacks or hook
+    /// flushes, and the timeout sweep neither due nor to be planned or dropped.
+    pub(crate) fn quiet(&self, now: Instant) -> bool {
+        !self.has_work()
+            && self.flush_queue.is_empty()
+            && match self.next_sweep {
+                None => self.map.is_empty(),
+                Some(next) => now < next && !self.map.is_empty(),
+            }
+    }
 }
 
 impl fmt::Debug for Conns {
