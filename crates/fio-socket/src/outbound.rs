@@ -155,7 +155,12 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let (op, flavour, offered) = match build(&mut inner.send, &inner.config, inner.zc_pending, fd) {
+    let (op, flavour, offered) = match build(
+        &mut inner.send,
+        &inner.config,
+        inner.zc_pending as usize,
+        fd,
+    ) {
         Ok(Some(built)) => built,
         Ok(None) => return,
         Err(error) => {

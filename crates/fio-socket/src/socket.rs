@@ -151,7 +151,7 @@ pub(crate) struct Inner {
     /// Bytes the send in flight offered the kernel: fewer sent is a short send.
     pub(crate) offered: usize,
     /// Zero-copy sends whose notification has not arrived yet.
-    pub(crate) zc_pending: usize,
+    pub(crate) zc_pending: u32,
     /// The socket waits in the ring's end-of-tick flush list.
     pub(crate) flush_scheduled: bool,
     /// An end-of-tick event delivery is registered.
@@ -166,7 +166,7 @@ pub(crate) struct Inner {
     /// `Closed { Remote | Error }` was reported (at most once).
     pub(crate) hangup_reported: bool,
     /// Operations in flight that capture this state; the descriptor is closed at zero.
-    pub(crate) in_flight: usize,
+    pub(crate) in_flight: u32,
     pub(crate) events: VecDeque<Event>,
     /// The user's handler; `None` while it runs and after the final event.
     pub(crate) handler: Option<Handler>,
@@ -698,14 +698,14 @@ impl Socket {
     pub fn stats(&self) -> SocketStats {
         let inner = self.shared.borrow();
         SocketStats {
-            zero_copy_pending: inner.zc_pending,
+            zero_copy_pending: inner.zc_pending as usize,
             ..inner.stats
         }
     }
 
     /// Operations of this socket in flight on the ring.
     pub fn in_flight(&self) -> usize {
-        self.shared.borrow().in_flight
+        self.shared.borrow().in_flight as usize
     }
 
     /// A non-owning handle on the same socket, for handlers.

@@ -23,8 +23,9 @@ use crate::{Buffer, SpareBuffers};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WaterMarks {
-    high: usize,
-    low: usize,
+    // Stored in 32 bits: every stream socket keeps a copy, and no queue holds 4 GiB.
+    high: u32,
+    low: u32,
 }
 
 impl WaterMarks {
@@ -33,31 +34,44 @@ impl WaterMarks {
     /// The default low-water mark: 64 KiB.
     pub const DEFAULT_LOW: usize = 64 * 1024;
 
-    /// Marks at `high` and `low` bytes; `None` unless `0 < high` and `low <= high`.
+    /// Marks at `high` and `low` bytes; `None` unless `0 < high` and `low <= high`. Marks
+    /// above 4 GiB count as 4 GiB.
     pub const fn new(high: usize, low: usize) -> Option<Self> {
         if high == 0 || low > high {
             None
         } else {
-            Some(Self { high, low })
+            Some(Self {
+                high: clamp_mark(high),
+                low: clamp_mark(low),
+            })
         }
     }
 
     /// Stop receiving at this many buffered bytes.
     pub const fn high(self) -> usize {
-        self.high
+        self.high as usize
     }
 
     /// Resume receiving at this many buffered bytes or fewer.
     pub const fn low(self) -> usize {
-        self.low
+        self.low as usize
+    }
+}
+
+/// A mark in the 32 bits [`WaterMarks`] keeps.
+const fn clamp_mark(bytes: usize) -> u32 {
+    if bytes > u32::MAX as usize {
+        u32::MAX
+    } else {
+        bytes as u32
     }
 }
 
 impl Default for WaterMarks {
     fn default() -> Self {
         Self {
-            high: Self::DEFAULT_HIGH,
-            low: Self::DEFAULT_LOW,
+            high: clamp_mark(Self::DEFAULT_HIGH),
+            low: clamp_mark(Self::DEFAULT_LOW),
         }
     }
 }
@@ -121,9 +135,44 @@ pub struct RecvQueue {
     rest: VecDeque<Segment>,
     /// The senders of the queued segments, front first: empty while no datagram is queued
     /// (a stream never fills it), else exactly one per segment (`None` for stream bytes).
-    senders: VecDeque<Option<SocketAddr>>,
+    senders: Senders,
     bytes: usize,
     marks: WaterMarks,
+}
+
+/// [`RecvQueue`]'s datagram senders, boxed on first use: a stream never has any, and every
+/// stream socket's queue is two words smaller for it (memory per idle connection).
+#[derive(Debug, Default)]
+#[allow(
+    clippy::box_collection,
+    reason = "the box is the point: one word in every stream queue instead of the deque's four"
+)]
+struct Senders(Option<Box<VecDeque<Option<SocketAddr>>>>);
+
+impl Senders {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|senders| senders.is_empty())
+    }
+
+    fn resize(&mut self, len: usize, sender: Option<SocketAddr>) {
+        self.0.get_or_insert_default().resize(len, sender);
+    }
+
+    fn push_back(&mut self, sender: Option<SocketAddr>) {
+        self.0.get_or_insert_default().push_back(sender);
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<Option<SocketAddr>> {
+        self.0.as_mut()?.pop_front()
+    }
+
+    fn clear(&mut self) {
+        if let Some(senders) = &mut self.0 {
+            senders.clear();
+        }
+    }
 }
 
 impl RecvQueue {
@@ -132,7 +181,7 @@ impl RecvQueue {
         Self {
             front: None,
             rest: VecDeque::new(),
-            senders: VecDeque::new(),
+            senders: Senders::default(),
             bytes: 0,
             marks,
         }
@@ -227,13 +276,13 @@ impl RecvQueue {
     /// Whether the queue holds the high-water mark or more: stop receiving.
     #[inline]
     pub fn is_above_high_water(&self) -> bool {
-        self.bytes >= self.marks.high
+        self.bytes >= self.marks.high()
     }
 
     /// Whether the queue holds the low-water mark or less: receiving may resume.
     #[inline]
     pub fn is_below_low_water(&self) -> bool {
-        self.bytes <= self.marks.low
+        self.bytes <= self.marks.low()
     }
 
     /// Copies unread stream bytes into `out` and returns how many: 0 when nothing is

@@ -244,8 +244,9 @@ pub struct SendQueue {
     /// those of `parked`.
     pinned_at: usize,
     /// The pinned chunk, when it left the queue (cleared, or advanced past) before its pin
-    /// came back.
-    parked: Option<Chunk>,
+    /// came back. Boxed: it is rare (an abort during a send), and every connection's queue
+    /// is smaller for it.
+    parked: Option<Box<Chunk>>,
 }
 
 impl SendQueue {
@@ -672,7 +673,7 @@ impl SendQueue {
         }
         self.pinned_at = 0;
         if let Some(parked) = self.parked.take() {
-            recycle(parked, spares);
+            recycle(*parked, spares);
             return true;
         }
         self.lent = 0;
@@ -699,7 +700,7 @@ impl SendQueue {
     /// may still be out.
     #[cold]
     fn park(&mut self, chunk: Chunk) {
-        if let Some(older) = self.parked.replace(chunk) {
+        if let Some(older) = self.parked.replace(Box::new(chunk)) {
             mem::forget(older);
         }
     }
