@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use fio_reactor::{Protocol, Uuid};
-use util::{client, listen_local, reactor, read_to_end, start_bounded};
+use util::{client, listen_local, reactor, read_to_end, run_exchange, start_bounded};
 
 /// Bytes a server writes before closing: far more than socket buffers hold, so most of it
 /// is still queued when the close is requested.
@@ -57,16 +57,7 @@ fn run(force: bool) -> (usize, usize) {
             },
         );
     });
-    let stopper = reactor.clone();
-    let client = thread::spawn(move || {
-        let mut stream = client(addr);
-        stream.write_all(b"go").unwrap();
-        let received = read_to_end(&mut stream);
-        stopper.stop();
-        received
-    });
-    start_bounded(&reactor).unwrap();
-    let received = client.join().unwrap();
+    let received = run_exchange(&reactor, addr, b"go");
     assert!(
         received
             .iter()

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use fio_reactor::{IoEvent, Protocol, Uuid};
-use util::{client, listen_local, reactor, read_to_end, start_bounded};
+use util::{client, listen_local, reactor, read_to_end, run_exchange, start_bounded};
 
 /// What the server saw, in order.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -196,16 +196,7 @@ fn a_detached_connection_stays_open_without_callbacks() {
         };
         fio_reactor::attach(uuid, protocol).unwrap();
     });
-    let stopper = reactor.clone();
-    let client = thread::spawn(move || {
-        let mut stream = client(addr);
-        stream.write_all(b"take me").unwrap();
-        let received = read_to_end(&mut stream);
-        stopper.stop();
-        received
-    });
-    start_bounded(&reactor).unwrap();
-    assert_eq!(client.join().unwrap(), b"hijacked");
+    assert_eq!(run_exchange(&reactor, addr, b"take me"), b"hijacked");
     assert_eq!(
         closes.load(Ordering::SeqCst),
         1,

@@ -8,10 +8,9 @@ mod util;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::thread;
 
 use fio_reactor::{Error, HookIo, Protocol, RwHook, Uuid};
-use util::{client, listen_local, reactor, read_to_end, start_bounded};
+use util::{listen_local, reactor, run_exchange};
 
 /// Larger than the socket buffers, so the file is still being sent when the tail is written.
 const FILE_LEN: usize = 1 << 20;
@@ -96,16 +95,7 @@ fn run(scenario: Scenario, file: Option<File>) -> Vec<u8> {
         };
         fio_reactor::attach(uuid, server).unwrap();
     });
-    let stopper = reactor.clone();
-    let client = thread::spawn(move || {
-        let mut stream = client(addr);
-        stream.write_all(b"go").unwrap();
-        let received = read_to_end(&mut stream);
-        stopper.stop();
-        received
-    });
-    start_bounded(&reactor).unwrap();
-    client.join().unwrap()
+    run_exchange(&reactor, addr, b"go")
 }
 
 #[test]

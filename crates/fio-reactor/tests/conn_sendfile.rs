@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use fio_reactor::{FileChunk, Protocol, Uuid};
-use util::{client, listen_local, reactor, read_to_end, start_bounded};
+use util::{client, listen_local, reactor, read_to_end, run_exchange, start_bounded};
 
 /// Larger than the socket buffers and many file pieces, so the file is sent across many ticks.
 const FILE_LEN: usize = 3 << 20;
@@ -85,16 +85,7 @@ fn send_slice(offset: u64, len: u64) -> (Vec<u8>, Vec<usize>) {
             },
         );
     });
-    let stopper = reactor.clone();
-    let client = thread::spawn(move || {
-        let mut stream = client(addr);
-        stream.write_all(b"go").unwrap();
-        let received = read_to_end(&mut stream);
-        stopper.stop();
-        received
-    });
-    start_bounded(&reactor).unwrap();
-    let received = client.join().unwrap();
+    let received = run_exchange(&reactor, addr, b"go");
     let seen = pending_seen.lock().unwrap().clone();
     (received, seen)
 }

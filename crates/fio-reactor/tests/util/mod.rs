@@ -154,3 +154,23 @@ impl fio_reactor::Protocol for Pinger {
         }
     }
 }
+
+/// Runs `reactor` while a client thread sends `request` to `addr` and reads until the server
+/// ends the stream; the client then stops the reactor. Returns what the client read.
+pub(crate) fn run_exchange(
+    reactor: &Reactor,
+    addr: std::net::SocketAddr,
+    request: &'static [u8],
+) -> Vec<u8> {
+    use std::io::Write;
+    let stopper = reactor.clone();
+    let client = thread::spawn(move || {
+        let mut stream = client(addr);
+        stream.write_all(request).expect("send the request");
+        let received = read_to_end(&mut stream);
+        stopper.stop();
+        received
+    });
+    start_bounded(reactor).expect("the reactor runs");
+    client.join().expect("the client thread")
+}
