@@ -330,8 +330,9 @@ impl Engine for UringEngine {
         // work. At depth 1 that is every other wait, so such a wait goes on, for what is left
         // of its timeout, until an event, a wake (work another thread published), or the
         // deadline. The clock is read only for a bounded blocking wait.
-        let limit = timeout.filter(|limit| !limit.is_zero());
-        let started = limit.map(|_| Instant::now());
+        let bounded = timeout
+            .filter(|limit| !limit.is_zero())
+            .map(|limit| (limit, Instant::now()));
         let mut handled = 0;
         loop {
             let wakes = self.ring.wakes_seen();
@@ -345,7 +346,7 @@ impl Engine for UringEngine {
             {
                 break;
             }
-            if let (Some(limit), Some(started)) = (limit, started) {
+            if let Some((limit, started)) = bounded {
                 match limit.checked_sub(started.elapsed()) {
                     Some(left) if !left.is_zero() => timeout = Some(left),
                     _ => break,
