@@ -461,18 +461,8 @@ fn on_pinned(inner: &mut Inner, res: i32, pin: SendPin) {
         inner.fail(libc::EIO);
         return;
     }
-    if res >= 0 {
-        inner.stats.sends += 1;
-        inner.stats.bytes_sent += sent as u64;
-        if sent < offered {
-            inner.stats.short_sends += 1;
-        }
-    }
-    match -res {
-        ..=0 => {}
-        libc::EAGAIN | libc::EINTR => {}
-        errno => inner.fail(errno),
-    }
+    count_send(inner, res, offered);
+    fail_on_error(inner, res);
 }
 
 /// [`on_result`] once the send's moved chunks are back.
@@ -489,14 +479,7 @@ fn on_returned(inner: &mut Inner, res: i32, returned: impl Iterator<Item = Chunk
         return;
     }
     let sent = usize::try_from(res).unwrap_or(0);
-    let offered = inner.offered;
-    if res >= 0 {
-        inner.stats.sends += 1;
-        inner.stats.bytes_sent += sent as u64;
-        if sent < offered {
-            inner.stats.short_sends += 1;
-        }
-    }
+    count_send(inner, res, inner.offered);
     let mut spares = inner.config.scratch.spares.borrow_mut();
     let complete = inner.send.finish_recycling(sent, returned, &mut spares);
     drop(spares);
@@ -505,6 +488,25 @@ fn on_returned(inner: &mut Inner, res: i32, returned: impl Iterator<Item = Chunk
         inner.fail(libc::EIO);
         return;
     }
+    fail_on_error(inner, res);
+}
+
+/// Counts a stream send's result in the socket's stats: the bytes the kernel took of the
+/// `offered`, and whether it cut the send short.
+#[inline]
+fn count_send(inner: &mut Inner, res: i32, offered: usize) {
+    if let Ok(sent) = usize::try_from(res) {
+        inner.stats.sends += 1;
+        inner.stats.bytes_sent += sent as u64;
+        if sent < offered {
+            inner.stats.short_sends += 1;
+        }
+    }
+}
+
+/// Breaks the stream on a send error; an interrupted or would-block send just goes on.
+#[inline]
+fn fail_on_error(inner: &mut Inner, res: i32) {
     match -res {
         ..=0 => {}
         libc::EAGAIN | libc::EINTR => {}
