@@ -198,9 +198,14 @@ fn an_unstarted_reactor_finishes_its_timers_when_dropped() {
     assert_eq!(counts.finished(), 1);
 }
 
-/// Bytes the server sends a slowly reading client: many partial sends, each completing on its
-/// own while the client reads.
-const SLOW_DOWNLOAD: usize = 2 << 20;
+/// Bytes the server sends a slowly reading client: many sends, each completing on its own
+/// while the client reads, about 8 KiB a millisecond.
+const SLOW_DOWNLOAD: usize = 4 << 20;
+
+/// The period of the timer that must keep running during the slow download: much longer
+/// than the gaps between the download's send completions, so a wait that started over for
+/// its whole timeout after each completion would never reach the timer's deadline.
+const DOWNLOAD_TIMER_PERIOD: Duration = Duration::from_millis(50);
 
 #[test]
 fn a_timer_keeps_firing_during_a_long_download() {
@@ -211,7 +216,7 @@ fn a_timer_keeps_firing_during_a_long_download() {
     let runs = Arc::clone(&counts.runs);
     reactor
         .run_every(
-            Duration::from_millis(5),
+            DOWNLOAD_TIMER_PERIOD,
             Repeat::Forever,
             move || {
                 runs.fetch_add(1, Ordering::SeqCst);
@@ -235,7 +240,10 @@ fn a_timer_keeps_firing_during_a_long_download() {
     let client = std::thread::spawn(move || {
         use std::io::Read;
         let mut stream = util::client(addr);
-        let mut buf = vec![0u8; 64 << 10];
+        // A small, fixed receive buffer (no autotuning) holds the download back at the
+        // server, which so gets a send completion every read or so and no other event.
+        fio_sys::set_recv_buffer_size(std::os::fd::AsFd::as_fd(&stream), 16 << 10).unwrap();
+        let mut buf = vec![0u8; 8 << 10];
         let mut received = 0;
         let first_runs = timer_runs.runs();
         let mut runs_while_reading = 0;
@@ -252,7 +260,7 @@ fn a_timer_keeps_firing_during_a_long_download() {
     });
     util::start_bounded(&reactor).unwrap();
     let runs_while_reading = client.join().unwrap();
-    // The download takes hundreds of reads of 1 ms: the 5 ms timer runs dozens of times.
+    // The download takes about 500 reads of 1 ms or more: the 50 ms timer runs about ten times.
     assert!(
         runs_while_reading >= 3,
         "the timer ran {runs_while_reading} times during the download"
