@@ -10,12 +10,12 @@
 //!    command to run.
 //! 2. Builds every contender in release (`CARGO_TARGET_DIR` is respected).
 //! 3. For each round (5 by default, `--rounds N`; 1 with `--quick` and shorter loads), for each
-//!    contender in
-//!    [`CONTENDERS`] order, for each load it serves: starts the server on a free port pinned to
+//!    load, for each contender that serves it: starts the server on a free port pinned to
 //!    cpu 0, waits until it accepts a connection, reads its `utime + stime` from `/proc/PID/stat`,
 //!    runs the load pinned to cpu 1, reads the times and `VmHWM` again, and stops the server
-//!    (`SIGTERM`, then `SIGKILL`). Servers are interleaved A B C, A B C, so a noisy neighbour
-//!    hits every contender alike.
+//!    (`SIGTERM`, then `SIGKILL`). The servers a ratio compares run back to back, and their
+//!    order rotates by one each round (A B C, B C A, C A B: [`round_order`]), so a noisy
+//!    neighbour hits every contender alike and no contender always has the first slot.
 //! 4. For each contender and load, counts the server's system calls under `strace -f -c` over a
 //!    fixed number of requests, minus an idle start-and-stop of the same server (startup and
 //!    shutdown calls are not per request), in 3 interleaved repetitions (1 with `--quick`),
@@ -396,25 +396,23 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
 
     let mut results = Results::default();
     for round in 1..=sizes.rounds {
-        for (index, contender) in CONTENDERS.iter().enumerate() {
-            for load in served_loads(contender) {
-                let outcome = bench.timed_run(contender, load);
-                let shown = match &outcome {
-                    Ok(run) => run.to_string(),
-                    Err(error) => format!("FAILED: {error}"),
-                };
-                println!(
-                    "[round {round}/{}] {} {}: {shown}",
-                    sizes.rounds,
-                    contender.name,
-                    load.name()
-                );
-                results
-                    .timed
-                    .entry((index, load))
-                    .or_default()
-                    .push(outcome.ok());
-            }
+        for (index, contender, load) in round_order(round) {
+            let outcome = bench.timed_run(contender, load);
+            let shown = match &outcome {
+                Ok(run) => run.to_string(),
+                Err(error) => format!("FAILED: {error}"),
+            };
+            println!(
+                "[round {round}/{}] {} {}: {shown}",
+                sizes.rounds,
+                contender.name,
+                load.name()
+            );
+            results
+                .timed
+                .entry((index, load))
+                .or_default()
+                .push(outcome.ok());
         }
     }
     for repeat in 1..=sizes.strace_repeats {
@@ -483,6 +481,26 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
         return Err(format!("{failed} load runs failed (see the FAILED lines above)").into());
     }
     Ok(())
+}
+
+/// The timed runs of round `round` (from 1), as (index in [`CONTENDERS`], contender, load):
+/// load by load, every contender that serves it back to back, so the runs a ratio compares lie
+/// close together in time; and the contenders' order rotated by one each round, so no
+/// contender always runs first after a load change (a slot that a machine's rhythm could
+/// favour).
+fn round_order(round: usize) -> Vec<(usize, &'static Contender, Load)> {
+    let count = CONTENDERS.len();
+    let mut order = Vec::new();
+    for load in Load::ALL {
+        for offset in 0..count {
+            let index = (offset + round - 1) % count;
+            let contender = &CONTENDERS[index];
+            if contender.serves.contains(&load.protocol()) {
+                order.push((index, contender, load));
+            }
+        }
+    }
+    order
 }
 
 /// The loads a contender serves, in table order.
@@ -769,6 +787,34 @@ mod tests {
 
     fn sizes(args: &[&str]) -> Result<Sizes, String> {
         parse_sizes(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_round_runs_each_contender_once_per_load_it_serves_with_the_order_rotated() {
+        let served: usize = CONTENDERS.iter().map(|c| served_loads(c).count()).sum();
+        let mut firsts = Vec::new();
+        for round in 1..=CONTENDERS.len() {
+            let order = round_order(round);
+            assert_eq!(order.len(), served);
+            let mut pairs: Vec<(usize, Load)> = order
+                .iter()
+                .map(|&(index, _, load)| (index, load))
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            assert_eq!(pairs.len(), served, "round {round} repeats a run");
+            // Load by load: all of a load's runs are adjacent.
+            let loads: Vec<Load> = order.iter().map(|&(_, _, load)| load).collect();
+            let changes = loads.windows(2).filter(|pair| pair[0] != pair[1]).count();
+            assert_eq!(changes + 1, Load::ALL.len());
+            firsts.push(order[0].0);
+        }
+        firsts.sort_unstable();
+        firsts.dedup();
+        assert!(
+            firsts.len() > 1,
+            "every round starts with the same contender"
+        );
     }
 
     #[test]
