@@ -115,6 +115,9 @@ struct Inbox {
     /// Connect polls that ended, with their raw result, for `wait` to finish: opening the
     /// socket needs the engine's buffer group, which a handler can't reach.
     connects: RefCell<Vec<(Uuid, i32)>>,
+    /// Whether `events` or `connects` holds anything: `wait` asks after every ring wait, and
+    /// one flag is cheaper to look at than two borrowed vectors.
+    pending: Cell<bool>,
 }
 
 impl Inbox {
@@ -126,15 +129,17 @@ impl Inbox {
             self.closed.borrow_mut().push(*conn);
         }
         self.events.borrow_mut().push(event);
+        self.pending.set(true);
     }
 
     fn push_connect(&self, conn: Uuid, res: i32) {
         self.connects.borrow_mut().push((conn, res));
+        self.pending.set(true);
     }
 
     /// Whether anything waits to be handed over, so `wait` must not block.
     fn is_empty(&self) -> bool {
-        self.events.borrow().is_empty() && self.connects.borrow().is_empty()
+        !self.pending.get()
     }
 }
 
@@ -248,8 +253,11 @@ impl UringEngine {
     }
 
     /// Moves the inbox's events to `events` (by swapping the vectors when `events` is empty,
-    /// as the reactor's loop passes it), forgetting the connections they close.
+    /// as the reactor's loop passes it), forgetting the connections they close. Called after
+    /// [`finish_connects`](Self::finish_connects), so the inbox is then empty.
     fn hand_over(&mut self, events: &mut Vec<EngineEvent>) {
+        debug_assert!(self.inbox.connects.borrow().is_empty());
+        self.inbox.pending.set(false);
         {
             let mut inbox = self.inbox.events.borrow_mut();
             if events.is_empty() {
@@ -331,17 +339,16 @@ impl Engine for UringEngine {
         // of its timeout after `since`, until an event, a wake (work another thread
         // published), or the deadline. The clock is read only to wait again.
         let bounded = timeout.filter(|limit| !limit.is_zero());
+        let polling = timeout == Some(Duration::ZERO);
+        // Looked at once: any wake ends the waiting, so the count can't change between waits.
+        let wakes = self.ring.wakes_seen();
         let mut handled = 0;
         loop {
-            let wakes = self.ring.wakes_seen();
             let settled = self.ring.wait(timeout).map_err(io::Error::from)?;
             handled += settled;
             // An ended connect is in the inbox too: it stops the waiting, and is finished
             // below, once per call rather than after every wait.
-            if settled == 0
-                || !self.inbox.is_empty()
-                || self.ring.wakes_seen() != wakes
-                || timeout == Some(Duration::ZERO)
+            if settled == 0 || !self.inbox.is_empty() || self.ring.wakes_seen() != wakes || polling
             {
                 break;
             }
