@@ -135,6 +135,10 @@ pub(crate) struct Inner {
     shutdown_draining: AtomicUsize,
     /// Reference point for `last_tick`, which is kept as nanoseconds after it.
     clock_origin: Instant,
+    /// The [`fio_sys::monotonic_nanos`] reading taken just after `clock_origin`: ticks read
+    /// the clock that way and count from here, so their instants trail the real ones by the
+    /// few nanoseconds between the two readings, never lead them.
+    clock_origin_nanos: u64,
     /// When a thread last began a tick, in nanoseconds after `clock_origin`.
     last_tick_nanos: AtomicU64,
     /// The engine chosen by the latest `start`.
@@ -154,6 +158,8 @@ impl Reactor {
     /// assert!(!reactor.is_running());
     /// ```
     pub fn new(args: StartArgs) -> Self {
+        // Read first: the tick clock's origin must not come before it (see `clock_origin_nanos`).
+        let clock_origin = Instant::now();
         Self::from_inner(Arc::new(Inner {
             args: Mutex::new(args),
             queue: DeferQueue::new(),
@@ -173,7 +179,8 @@ impl Reactor {
             exit_threads: AtomicBool::new(false),
             shutdown_begun: AtomicUsize::new(0),
             shutdown_draining: AtomicUsize::new(0),
-            clock_origin: Instant::now(),
+            clock_origin,
+            clock_origin_nanos: fio_sys::monotonic_nanos(),
             last_tick_nanos: AtomicU64::new(0),
             engine: Mutex::new(None),
             initialized: AtomicBool::new(false),
@@ -647,13 +654,33 @@ impl Inner {
         *self.slots.write() = slots;
     }
 
-    /// Records the start of a tick for `last_tick`; returns `now` as
-    /// [`nanos_since_origin`](Self::nanos_since_origin), which the thread reuses for its wait's
-    /// timeout.
-    pub(crate) fn touch(&self, now: Instant) -> u64 {
-        let nanos = self.nanos_since_origin(now);
+    /// Reads the clock for a tick: the instant (what timers and connections compare), and the
+    /// same reading in nanoseconds after the clock origin (what [`touch`](Self::touch) and the
+    /// wait's timeout use). One vDSO call and integer arithmetic: `Instant::now` and then
+    /// `duration_since` cost three times as much, in checked `timespec` arithmetic.
+    #[inline]
+    pub(crate) fn read_clock(&self) -> (Instant, u64) {
+        let nanos = self.nanos_now();
+        (self.clock_origin + Duration::from_nanos(nanos), nanos)
+    }
+
+    /// Now, in nanoseconds after the clock origin (see [`read_clock`](Self::read_clock)).
+    #[inline]
+    pub(crate) fn nanos_now(&self) -> u64 {
+        fio_sys::monotonic_nanos().saturating_sub(self.clock_origin_nanos)
+    }
+
+    /// A [`fio_sys::monotonic_nanos`] reading for `nanos` after the clock origin, which is what
+    /// an engine's wait counts its timeout from.
+    #[inline]
+    pub(crate) fn monotonic_at(&self, nanos: u64) -> u64 {
+        self.clock_origin_nanos.wrapping_add(nanos)
+    }
+
+    /// Records the start of a tick, `nanos` after the clock origin, for `last_tick`.
+    #[inline]
+    pub(crate) fn touch(&self, nanos: u64) {
         self.last_tick_nanos.store(nanos, Ordering::Relaxed);
-        nanos
     }
 
     /// `instant` in nanoseconds after the reactor's clock origin (0 before it, saturating

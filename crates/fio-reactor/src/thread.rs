@@ -291,19 +291,15 @@ impl Local {
         fired
     }
 
-    /// Whether there is anything to do before blocking.
-    fn has_work(&self, now: Instant, slot: &ThreadSlot) -> bool {
+    /// Whether there is anything to do before blocking. A timer already due needs no look
+    /// here: the wait's timeout until it is zero.
+    fn has_work(&self, slot: &ThreadSlot) -> bool {
         self.has_local_tasks()
             || self.inner.queue.has_queue_besides(self.index)
             || self.inner.has_timer_inbox()
             || self.inner.should_shut_down(self.index)
             || (self.inner.threads_should_exit() && self.conns.borrow().shutdown.is_none())
             || conn::has_work(self, slot)
-            || self
-                .timers
-                .borrow()
-                .next_deadline()
-                .is_some_and(|deadline| deadline <= now)
     }
 
     /// The wait's timeout until `deadline` from a tick that began `now_nanos` after the clock
@@ -324,20 +320,24 @@ impl Local {
     /// Waits in the engine for IO: without blocking when `busy`, else (the thread is idle)
     /// until an event, a wake, the next timer deadline or the connections' next deadline.
     ///
-    /// `now` is the tick's start (`now_nanos` the same after the clock origin): an idle tick
-    /// ran no timer, task or connection work since, so reading the clock again would tell the
-    /// same, unless it `dispatched` a wait's events (callbacks that may have taken a while).
+    /// `now_nanos` is the tick's start after the clock origin: an idle tick ran no timer, task
+    /// or connection work since, so reading the clock again would tell the same, unless it
+    /// `dispatched` a wait's events (callbacks that may have taken a while).
     fn poll(
         &self,
         busy: bool,
-        (now, now_nanos): (Instant, u64),
+        mut now_nanos: u64,
         dispatched: bool,
         slot: &ThreadSlot,
         events: &mut Vec<EngineEvent>,
     ) {
         let inner = &self.inner;
         if busy {
-            let waited = self.engine.borrow_mut().wait(Some(Duration::ZERO), events);
+            let since = inner.monotonic_at(now_nanos);
+            let waited = self
+                .engine
+                .borrow_mut()
+                .wait_since(Some(Duration::ZERO), since, events);
             if let Err(error) = waited {
                 self.engine_failed(&error);
             }
@@ -355,24 +355,25 @@ impl Local {
         // the work. One fence (no locked store besides) is the whole cost per idle tick.
         slot.idle.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        let timeout = if self.has_work(now, slot) {
+        let timeout = if self.has_work(slot) {
             Some(Duration::ZERO)
         } else {
             let timer = self.timers.borrow().next_deadline();
             // A timer due while the events' callbacks ran must not wait for their duration
             // longer; the connections' once-a-second deadlines can.
-            let now_nanos = if dispatched && timer.is_some() {
-                inner.nanos_since_origin(Instant::now())
-            } else {
-                now_nanos
-            };
+            if dispatched && timer.is_some() {
+                now_nanos = inner.nanos_now();
+            }
             let deadline = match (timer, conn::next_deadline(self)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             deadline.map(|deadline| self.timeout_until(deadline, now_nanos))
         };
-        let waited = self.engine.borrow_mut().wait(timeout, events);
+        // The timeout counts from `now_nanos`: a wait the engine must repeat ends at the
+        // deadline without reading the clock first.
+        let since = inner.monotonic_at(now_nanos);
+        let waited = self.engine.borrow_mut().wait_since(timeout, since, events);
         if let Err(error) = waited {
             self.engine_failed(&error);
         }
@@ -454,7 +455,7 @@ pub(crate) fn run(
     let guard = LocalGuard::install(Rc::clone(&local));
     let mut events = Vec::new();
     loop {
-        let now = Instant::now();
+        let (now, now_nanos) = inner.read_clock();
         // The previous wait's events, dispatched as its tick's last step used to be, but
         // after this tick's clock reading: one reading serves both.
         let dispatched = !events.is_empty();
@@ -473,7 +474,7 @@ pub(crate) fn run(
                 break;
             }
         }
-        let now_nanos = inner.touch(now);
+        inner.touch(now_nanos);
         if inner.has_timer_inbox() {
             for timer in inner.take_timer_inbox() {
                 local.push_timer(timer);
@@ -487,7 +488,7 @@ pub(crate) fn run(
         }
         local.poll(
             fired + ran + handled > 0,
-            (now, now_nanos),
+            now_nanos,
             dispatched,
             &slot,
             &mut events,

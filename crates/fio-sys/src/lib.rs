@@ -25,7 +25,8 @@
 //!   [`server_socket`] and [`client_socket`] turn one into a socket;
 //! - readiness: [`Epoll`], an epoll set with a cross-thread [`Waker`], whose
 //!   [`EpollRegistration`]s leave the set before their descriptors close;
-//! - wake-ups and memory: [`eventfd`], [`timerfd`], [`pipe`], [`Mmap`];
+//! - wake-ups, time and memory: [`eventfd`], [`timerfd`], [`pipe`], [`monotonic_nanos`],
+//!   [`Mmap`];
 //! - limits: [`raise_nofile_limit`], [`memlock_limit`], [`core_count`], [`host_name`],
 //!   [`kernel_version`];
 //! - processes and signals: [`fork`], [`waitpid`], [`kill`], [`parent_pid`],
@@ -57,6 +58,7 @@
 
 mod activation;
 mod addr;
+mod clock;
 mod endpoint;
 mod epoll;
 mod event;
@@ -78,6 +80,7 @@ pub mod system;
 
 pub use activation::listen_fds;
 pub use addr::{Domain, RawSockAddr, SockAddr, UNIX_PATH_MAX, local_addr, peer_addr};
+pub use clock::monotonic_nanos;
 pub use endpoint::{client_socket, resolve, server_socket};
 pub use epoll::{Epoll, EpollEvent, EpollRegistration, EventBuffer, Interest, Waker};
 pub use event::{eventfd, eventfd_read, eventfd_write, pipe, timerfd, timerfd_read, timerfd_set};

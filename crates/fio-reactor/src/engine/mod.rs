@@ -256,6 +256,19 @@ pub(crate) trait Engine {
         &mut self,
         timeout: Option<Duration>,
         events: &mut Vec<EngineEvent>,
+    ) -> io::Result<usize> {
+        self.wait_since(timeout, fio_sys::monotonic_nanos(), events)
+    }
+
+    /// [`wait`](Self::wait) with the timeout counted from `since`, a
+    /// [`fio_sys::monotonic_nanos`] reading the caller took (the reactor's tick start): an
+    /// engine that blocks more than once in a call stops at that deadline without first
+    /// reading the clock itself.
+    fn wait_since(
+        &mut self,
+        timeout: Option<Duration>,
+        since: u64,
+        events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize>;
 
     /// Starts accepting on a bound, listening, non-blocking socket; each accepted stream is
@@ -470,12 +483,13 @@ impl Engine for Backend {
     }
 
     #[inline]
-    fn wait(
+    fn wait_since(
         &mut self,
         timeout: Option<Duration>,
+        since: u64,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
-        forward!(self, engine => engine.wait(timeout, events))
+        forward!(self, engine => engine.wait_since(timeout, since, events))
     }
 
     fn listen(&mut self, listener: Uuid, socket: OwnedFd) -> io::Result<()> {

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fio_sys::{Epoll, EpollRegistration, Interest};
 
@@ -17,16 +17,16 @@ use fio_sys::{Epoll, EpollRegistration, Interest};
 /// `conn::key`), nor the wake-up's (`u64::MAX`).
 pub(super) const ALARM_KEY: u64 = u64::MAX - 2;
 
-/// How late the alarm may go off: a deadline at most this much earlier than the one it holds
-/// keeps it. `epoll_wait`'s timeout, in whole milliseconds rounded up, was as late.
-const SLACK: Duration = Duration::from_millis(1);
+/// How late the alarm may go off, in nanoseconds: a deadline at most this much earlier than the
+/// one it holds keeps it. `epoll_wait`'s timeout, in whole milliseconds rounded up, was as late.
+const SLACK_NANOS: u64 = 1_000_000;
 
 /// A timer descriptor in the engine's epoll set, and when it goes off.
 pub(super) struct Alarm {
     /// The timer descriptor, edge-triggered: each expiry is one event, nothing to read.
     timer: EpollRegistration,
-    /// When it goes off, if it is set.
-    due: Option<Instant>,
+    /// When it goes off, if it is set, as a [`fio_sys::monotonic_nanos`] reading.
+    due: Option<u64>,
 }
 
 impl Alarm {
@@ -40,21 +40,26 @@ impl Alarm {
         Ok(Self { timer, due: None })
     }
 
-    /// Makes sure a wait without a timeout ends at most [`SLACK`] after `timeout` from now.
+    /// Makes sure a wait without a timeout ends at most [`SLACK_NANOS`] after `timeout` from
+    /// `since` (a [`fio_sys::monotonic_nanos`] reading: the caller's, so this reads no clock).
     /// An alarm due earlier than that is kept: it ends a wait early, and the next one sets it
     /// again. Returns `false` when the deadline is too far to express (no limit, then).
     ///
     /// # Errors
     /// - `timerfd_settime(2)`'s, which refuses only a bad descriptor.
-    pub(super) fn ring_within(&mut self, timeout: Duration) -> io::Result<bool> {
-        let now = Instant::now();
-        let Some(wanted) = now.checked_add(timeout) else {
+    pub(super) fn ring_within(&mut self, timeout: Duration, since: u64) -> io::Result<bool> {
+        let wanted = u64::try_from(timeout.as_nanos())
+            .ok()
+            .and_then(|timeout| since.checked_add(timeout));
+        let Some(wanted) = wanted else {
             return Ok(false);
         };
-        // Past due, it went off (its event is delivered or pending): set it again.
+        // Past due, it went off (its event is delivered or pending): set it again. Set from
+        // a later clock reading than `since`, it goes off a little after `due`, no later than
+        // an alarm set from a reading of its own went off after the wait's deadline.
         if let Some(due) = self.due
-            && due > now
-            && due <= wanted + SLACK
+            && due > since
+            && due <= wanted.saturating_add(SLACK_NANOS)
         {
             return Ok(true);
         }
@@ -70,7 +75,7 @@ impl Alarm {
 
     /// When the alarm goes off, if it is set and not past.
     #[cfg(test)]
-    pub(super) fn due(&self) -> Option<Instant> {
-        self.due.filter(|due| *due > Instant::now())
+    pub(super) fn due(&self) -> Option<u64> {
+        self.due.filter(|due| *due > fio_sys::monotonic_nanos())
     }
 }

@@ -510,9 +510,10 @@ impl Engine for EpollEngine {
         Arc::new(EpollWake(self.epoll.waker()))
     }
 
-    fn wait(
+    fn wait_since(
         &mut self,
         timeout: Option<Duration>,
+        since: u64,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
         let before = events.len();
@@ -550,7 +551,7 @@ impl Engine for EpollEngine {
         // block leaves its deadline to the alarm.
         let timeout = match timeout {
             _ if reporting => Some(Duration::ZERO),
-            Some(timeout) if !timeout.is_zero() && self.alarm.ring_within(timeout)? => None,
+            Some(timeout) if !timeout.is_zero() && self.alarm.ring_within(timeout, since)? => None,
             timeout => timeout,
         };
         // A signal landing on this thread ends the wait early with no events; the loop simply

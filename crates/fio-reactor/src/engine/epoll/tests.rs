@@ -159,16 +159,32 @@ fn the_first_write_of_a_wait_goes_straight_out_and_later_ones_queue_behind_it() 
 fn the_alarm_is_set_again_only_for_an_earlier_deadline() {
     let mut engine = EpollEngine::new().unwrap();
     let alarm = &mut engine.alarm;
-    assert!(alarm.ring_within(Duration::from_secs(60)).unwrap());
+    assert!(
+        alarm
+            .ring_within(Duration::from_secs(60), fio_sys::monotonic_nanos())
+            .unwrap()
+    );
     let first = alarm.due().expect("set");
     // A later deadline keeps it: it ends that wait early, and the next one sets it again.
-    assert!(alarm.ring_within(Duration::from_secs(120)).unwrap());
+    assert!(
+        alarm
+            .ring_within(Duration::from_secs(120), fio_sys::monotonic_nanos())
+            .unwrap()
+    );
     assert_eq!(alarm.due(), Some(first));
     // An earlier one sets it again.
-    assert!(alarm.ring_within(Duration::from_secs(30)).unwrap());
+    assert!(
+        alarm
+            .ring_within(Duration::from_secs(30), fio_sys::monotonic_nanos())
+            .unwrap()
+    );
     assert!(alarm.due().expect("set") < first);
     // Too far to express: no alarm, the wait has no limit.
-    assert!(!alarm.ring_within(Duration::MAX).unwrap());
+    assert!(
+        !alarm
+            .ring_within(Duration::MAX, fio_sys::monotonic_nanos())
+            .unwrap()
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fio_buffer::{Buffer, Chunk, WaterMarks};
 use fio_ring::{BufferPool, Features, PoolConfig, Ring, RingConfig, RingHandle, SetupRefusal};
@@ -115,6 +115,9 @@ struct Inbox {
     /// Connect polls that ended, with their raw result, for `wait` to finish: opening the
     /// socket needs the engine's buffer group, which a handler can't reach.
     connects: RefCell<Vec<(Uuid, i32)>>,
+    /// Whether `events` or `connects` holds anything: `wait` asks after every ring wait, and
+    /// one flag is cheaper to look at than two borrowed vectors.
+    pending: Cell<bool>,
 }
 
 impl Inbox {
@@ -126,15 +129,17 @@ impl Inbox {
             self.closed.borrow_mut().push(*conn);
         }
         self.events.borrow_mut().push(event);
+        self.pending.set(true);
     }
 
     fn push_connect(&self, conn: Uuid, res: i32) {
         self.connects.borrow_mut().push((conn, res));
+        self.pending.set(true);
     }
 
     /// Whether anything waits to be handed over, so `wait` must not block.
     fn is_empty(&self) -> bool {
-        self.events.borrow().is_empty() && self.connects.borrow().is_empty()
+        !self.pending.get()
     }
 }
 
@@ -226,7 +231,7 @@ impl UringEngine {
 
     /// Finishes the connects whose poll ended during the tick.
     ///
-    /// Called twice per wait, and nearly always with nothing to do: the look is inlined.
+    /// Called once per wait, and nearly always with nothing to do: the look is inlined.
     #[inline]
     fn finish_connects(&mut self) {
         if !self.inbox.connects.borrow().is_empty() {
@@ -248,8 +253,11 @@ impl UringEngine {
     }
 
     /// Moves the inbox's events to `events` (by swapping the vectors when `events` is empty,
-    /// as the reactor's loop passes it), forgetting the connections they close.
+    /// as the reactor's loop passes it), forgetting the connections they close. Called after
+    /// [`finish_connects`](Self::finish_connects), so the inbox is then empty.
     fn hand_over(&mut self, events: &mut Vec<EngineEvent>) {
+        debug_assert!(self.inbox.connects.borrow().is_empty());
+        self.inbox.pending.set(false);
         {
             let mut inbox = self.inbox.events.borrow_mut();
             if events.is_empty() {
@@ -301,9 +309,10 @@ impl Engine for UringEngine {
         Arc::new(UringWaker(self.handle.clone()))
     }
 
-    fn wait(
+    fn wait_since(
         &mut self,
         timeout: Option<Duration>,
+        since: u64,
         events: &mut Vec<EngineEvent>,
     ) -> io::Result<usize> {
         // `Ring::wait` returns at once when nothing is in flight, and blocks without a way to
@@ -311,15 +320,14 @@ impl Engine for UringEngine {
         // ring gave up on it after an unexpected error, and then neither blocking nor waking
         // works as it should any more: report it instead of spinning or sleeping through
         // wakes.
-        // A connect whose poll ended in an earlier, failed tick still counts as in flight.
-        self.finish_connects();
         if !self.ring.wake_armed() {
             return Err(io::Error::other(
                 "the io_uring wake-up read ended; other threads can no longer wake this one",
             ));
         }
-        // Events reported outside a tick (the first `Drained`, a listener closed at once)
-        // must not wait behind a blocking tick; a zero timeout still flushes the sends.
+        // Events reported outside a tick (the first `Drained`, a listener closed at once), or
+        // connects whose poll ended in an earlier, failed wait, must not wait behind a
+        // blocking tick; a zero timeout still flushes the sends.
         let mut timeout = if self.inbox.is_empty() {
             timeout
         } else {
@@ -328,31 +336,31 @@ impl Engine for UringEngine {
         // A blocking wait often ends with completions the sockets settle alone (a send done,
         // its buffer recycled): nothing for the connection layer, whose tick would find no
         // work. At depth 1 that is every other wait, so such a wait goes on, for what is left
-        // of its timeout, until an event, a wake (work another thread published), or the
-        // deadline. The clock is read only for a bounded blocking wait.
-        let bounded = timeout
-            .filter(|limit| !limit.is_zero())
-            .map(|limit| (limit, Instant::now()));
+        // of its timeout after `since`, until an event, a wake (work another thread
+        // published), or the deadline. The clock is read only to wait again.
+        let bounded = timeout.filter(|limit| !limit.is_zero());
+        let polling = timeout == Some(Duration::ZERO);
+        // Looked at once: any wake ends the waiting, so the count can't change between waits.
+        let wakes = self.ring.wakes_seen();
         let mut handled = 0;
         loop {
-            let wakes = self.ring.wakes_seen();
             let settled = self.ring.wait(timeout).map_err(io::Error::from)?;
             handled += settled;
-            self.finish_connects();
-            if settled == 0
-                || !self.inbox.is_empty()
-                || self.ring.wakes_seen() != wakes
-                || timeout == Some(Duration::ZERO)
+            // An ended connect is in the inbox too: it stops the waiting, and is finished
+            // below, once per call rather than after every wait.
+            if settled == 0 || !self.inbox.is_empty() || self.ring.wakes_seen() != wakes || polling
             {
                 break;
             }
-            if let Some((limit, started)) = bounded {
-                match limit.checked_sub(started.elapsed()) {
+            if let Some(limit) = bounded {
+                let elapsed = fio_sys::monotonic_nanos().saturating_sub(since);
+                match limit.checked_sub(Duration::from_nanos(elapsed)) {
                     Some(left) if !left.is_zero() => timeout = Some(left),
                     _ => break,
                 }
             }
         }
+        self.finish_connects();
         let before = events.len();
         self.hand_over(events);
         Ok(handled.max(events.len() - before))
