@@ -26,7 +26,7 @@
 //! - readiness: [`Epoll`], an epoll set with a cross-thread [`Waker`], whose
 //!   [`EpollRegistration`]s leave the set before their descriptors close;
 //! - wake-ups, time and memory: [`eventfd`], [`timerfd`], [`pipe`], [`monotonic_nanos`],
-//!   [`Mmap`];
+//!   [`Mmap`], [`SharedMap`];
 //! - limits: [`raise_nofile_limit`], [`memlock_limit`], [`core_count`], [`host_name`],
 //!   [`kernel_version`];
 //! - processes and signals: [`fork`], [`waitpid`], [`kill`], [`parent_pid`],
@@ -89,7 +89,7 @@ pub use io::{
     sendmsg, shutdown, writev,
 };
 pub use limits::{Limit, core_count, host_name, memlock_limit, nofile_limit, raise_nofile_limit};
-pub use memory::{Mmap, page_size};
+pub use memory::{Mmap, SharedMap, page_size};
 pub use process::{
     Fork, Pid, WaitOptions, at_exit, exit_immediately, fork, fork_unchecked, kill,
     parent_death_signal, parent_pid, set_parent_death_signal, thread_count, waitpid,

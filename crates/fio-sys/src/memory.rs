@@ -1,5 +1,6 @@
 //! Page-aligned memory straight from the kernel: an owned anonymous [`Mmap`], unmapped on drop,
-//! which can be kept out of forked children (`MADV_DONTFORK`).
+//! which can be kept out of forked children (`MADV_DONTFORK`), and [`SharedMap`], a shared
+//! mapping of a file's memory that another party (the kernel, for an io_uring ring) writes too.
 //!
 //! Buffer pools and io_uring provided-buffer rings live in such mappings: the kernel needs
 //! page-aligned memory, and a child forked by the cluster must not share (or copy) pages that a
@@ -7,6 +8,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
 use std::slice;
 
@@ -157,6 +159,106 @@ impl fmt::Debug for Mmap {
     }
 }
 
+/// A shared, read-write, pre-faulted mapping of part of a file's memory (`MAP_SHARED |
+/// MAP_POPULATE`), unmapped on drop: for memory another party writes while this process
+/// reads it, such as an io_uring ring's completion queue (the ring's descriptor at
+/// `IORING_OFF_CQ_RING`).
+///
+/// It hands out only a raw pointer, never slices: the other party may write any byte at any
+/// time, so the owner reads and writes through atomics or volatile accesses, following that
+/// memory's own protocol. Neither `Send` nor `Sync`, as the pointer it holds.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// let mut file = tempfile_like()?;
+/// file.write_all(b"shared")?;
+/// let map = fio_sys::SharedMap::map(std::os::fd::AsFd::as_fd(&file), 0, 6)?;
+/// // SAFETY (example): nothing else writes the file while the byte is read.
+/// assert_eq!(unsafe { map.as_ptr().read() }, b's');
+/// # fn tempfile_like() -> std::io::Result<std::fs::File> {
+/// #     let path = std::env::temp_dir().join(format!("fio-sys-doc-{}", std::process::id()));
+/// #     let file = std::fs::File::options().read(true).write(true).create(true).truncate(true).open(&path)?;
+/// #     std::fs::remove_file(&path)?;
+/// #     Ok(file)
+/// # }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct SharedMap {
+    /// Start of the mapping, as `mmap` returned it; page-aligned.
+    ptr: NonNull<u8>,
+    /// Length asked for, as `munmap` takes it.
+    len: usize,
+}
+
+impl SharedMap {
+    /// Maps `len` bytes of `fd`'s memory from `offset` (a multiple of the page size), shared
+    /// with every other mapping of it, readable and writable, and faulted in at once.
+    ///
+    /// # Errors
+    /// - `InvalidInput` (`EINVAL`) when `len` is 0 or `offset` is not page-aligned;
+    /// - `mmap(2)`'s errors (`EACCES` for a descriptor not open for reading and writing,
+    ///   `ENODEV` for one that can't be mapped, `ENOMEM`).
+    pub fn map(fd: BorrowedFd<'_>, offset: i64, len: usize) -> io::Result<Self> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map zero bytes",
+            ));
+        }
+        let protection = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
+        // SAFETY: a null hint without MAP_FIXED lets the kernel choose fresh addresses, so no
+        // existing memory is replaced; the descriptor is borrowed, so open, for the call.
+        let mapping = unsafe {
+            syscall!(mmap(
+                ptr::null_mut(),
+                len,
+                protection,
+                flags,
+                fd.as_raw_fd(),
+                offset
+            ))
+        }?;
+        let ptr = NonNull::new(mapping.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// The start of the mapping.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The length in bytes, as asked for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: [`SharedMap::map`] refuses zero bytes.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: the range is this mapping, created by mmap with this length; the owner's
+        // pointers into it die with it (it hands out no borrows).
+        let result = unsafe { syscall!(munmap(self.ptr.as_ptr().cast(), self.len)) };
+        debug_assert!(result.is_ok(), "munmap failed: {result:?}");
+    }
+}
+
+impl fmt::Debug for SharedMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMap")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +273,40 @@ mod tests {
         map.as_mut_slice()[len - 1] = 0xAB;
         assert_eq!(map.as_slice()[len - 1], 0xAB);
         assert!(!map.is_empty());
+    }
+
+    #[test]
+    fn a_shared_mapping_sees_and_makes_the_files_changes() {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        use std::os::fd::AsFd;
+        let path = std::env::temp_dir().join(format!("fio-sys-shared-{}", std::process::id()));
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.write_all(&[1u8; 64]).unwrap();
+        let map = SharedMap::map(file.as_fd(), 0, 64).unwrap();
+        assert_eq!(map.len(), 64);
+        assert!(!map.is_empty());
+        let last = map.as_ptr().as_ptr().wrapping_add(63);
+        // SAFETY: byte 63 lies in the 64-byte mapping, and nothing else touches the file now.
+        assert_eq!(unsafe { last.read() }, 1);
+        // SAFETY: byte 0 lies in the mapping, as above.
+        unsafe { map.as_ptr().as_ptr().write(9) };
+        let mut first = [0u8; 1];
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_exact(&mut first).unwrap();
+        assert_eq!(first, [9]);
+        let error = SharedMap::map(file.as_fd(), 1, 64).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::InvalidInput,
+            "unaligned offset"
+        );
     }
 
     #[test]
