@@ -22,21 +22,25 @@ use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::socket::{Inner, Lifecycle, Shared, State, deliver, deliver_pending};
+use crate::socket::{Inner, Lifecycle, Shared, State, deliver_pending};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
 /// one buffer, and new buffers come from the thread's spares (where sent copies return), so
 /// nothing is allocated and the pool is not touched once warm.
+///
+/// A reply per request comes through here: datagrams take [`transmit_datagram_copy`], out of
+/// line, so that the stream copy's frame stays small.
+#[inline(never)]
 pub(crate) fn transmit_copy(
     shared: &Shared,
     ring: &mut Ring,
     data: &[u8],
     to: Option<SocketAddr>,
 ) -> Result<(), Error> {
-    {
+    if to.is_none() {
         let mut inner = shared.borrow_mut();
-        if !inner.config.message && to.is_none() {
+        if !inner.config.message {
             inner.check_writable()?;
             let inner = &mut *inner;
             let mut spares = inner.config.scratch.spares.borrow_mut();
@@ -46,6 +50,18 @@ pub(crate) fn transmit_copy(
             return Ok(());
         }
     }
+    transmit_datagram_copy(shared, ring, data, to)
+}
+
+/// [`transmit_copy`] in message mode (or with a destination, which only message mode takes):
+/// one datagram of new pooled buffers.
+#[inline(never)]
+fn transmit_datagram_copy(
+    shared: &Shared,
+    ring: &mut Ring,
+    data: &[u8],
+    to: Option<SocketAddr>,
+) -> Result<(), Error> {
     let pool = shared.borrow().config.outbound.clone();
     let mut chunks = Vec::with_capacity(data.len().div_ceil(pool.buffer_size().max(1)));
     for piece in data.chunks(pool.buffer_size().max(1)) {
@@ -129,13 +145,16 @@ pub(crate) fn schedule_flush(shared: &Shared, inner: &mut Inner, ring: &mut Ring
 impl TickEndFlush for State {
     /// The end-of-tick flush: starts the send of what the tick queued.
     fn flush(self: Rc<Self>, ring: &mut Ring) {
-        {
+        let pending = {
             let mut inner = self.borrow_mut();
             inner.flush_scheduled = false;
             start(&self, &mut inner, ring);
             crate::close::advance(&self, &mut inner, ring);
+            inner.has_delivery()
+        };
+        if pending {
+            deliver_pending(&self, ring);
         }
-        deliver(&self, ring);
     }
 }
 
@@ -155,17 +174,31 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    let (op, flavour, offered) = match build(
-        &mut inner.send,
-        &inner.config,
-        inner.zc_pending as usize,
-        fd,
-    ) {
-        Ok(Some(built)) => built,
-        Ok(None) => return,
-        Err(error) => {
-            inner.fail(error.errno());
-            return;
+    // The usual send (one reply queued on a plain stream): its chunk is read in place, and
+    // the configuration is not even looked at.
+    let (op, flavour, offered) = if inner.pinned_sends
+        && inner.send.chunks() == 1
+        && let Some(pin) = inner.send.lend_pinned()
+    {
+        let offered = pin.len();
+        (
+            Op::send_pinned(fd, pin, SendFlags::empty()),
+            Flavour::Plain,
+            offered,
+        )
+    } else {
+        match build(
+            &mut inner.send,
+            &inner.config,
+            inner.zc_pending as usize,
+            fd,
+        ) {
+            Ok(Some(built)) => built,
+            Ok(None) => return,
+            Err(error) => {
+                inner.fail(error.errno());
+                return;
+            }
         }
     };
     let handler_state = Rc::clone(shared);
