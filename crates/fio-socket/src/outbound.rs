@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use fio_buffer::{Chunk, Lent, SendPin, SendQueue};
-use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
+use fio_ring::{Completion, Op, OpId, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
@@ -168,43 +168,67 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     start_send(shared, inner, ring);
 }
 
-/// [`start`] once a send can start.
+/// [`start`] once a send can start. The usual send (one reply queued on a plain stream) is
+/// made here: its chunk is read in place, the configuration is not looked at, and the
+/// operation goes to the ring as it is built; any other goes through [`start_built_send`].
 #[inline(never)]
 fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
-    // The usual send (one reply queued on a plain stream): its chunk is read in place, and
-    // the configuration is not even looked at.
-    let (op, flavour, offered) = if inner.pinned_sends
+    if inner.pinned_sends
         && inner.send.chunks() == 1
         && let Some(pin) = inner.send.lend_pinned()
     {
         let offered = pin.len();
-        (
+        let handler_state = Rc::clone(shared);
+        let submitted = ring.submit(
             Op::send_pinned(fd, pin, SendFlags::empty()),
-            Flavour::Plain,
-            offered,
-        )
-    } else {
-        match build(
-            &mut inner.send,
-            &inner.config,
-            inner.zc_pending as usize,
-            fd,
-        ) {
-            Ok(Some(built)) => built,
-            Ok(None) => return,
-            Err(error) => {
-                inner.fail(error.errno());
-                return;
-            }
+            move |ring, completion| on_completion(&handler_state, ring, completion),
+        );
+        note_submitted(inner, submitted, Flavour::Plain, offered);
+        return;
+    }
+    start_built_send(shared, inner, ring);
+}
+
+/// [`start_send`] for every send but the usual one: [`build`] picks the operation the mode
+/// and the queue call for. Out of line, so that the usual send's frame stays small (and each
+/// of the two submits its own handler, inlined where it is built).
+#[inline(never)]
+fn start_built_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    let Some(fd) = inner.fd.as_ref() else {
+        return;
+    };
+    let (op, flavour, offered) = match build(
+        &mut inner.send,
+        &inner.config,
+        inner.zc_pending as usize,
+        fd,
+    ) {
+        Ok(Some(built)) => built,
+        Ok(None) => return,
+        Err(error) => {
+            inner.fail(error.errno());
+            return;
         }
     };
     let handler_state = Rc::clone(shared);
-    match ring.submit(op, move |ring, completion| {
+    let submitted = ring.submit(op, move |ring, completion| {
         on_completion(&handler_state, ring, completion);
-    }) {
+    });
+    note_submitted(inner, submitted, flavour, offered);
+}
+
+/// Notes a send the ring took as in flight, or breaks the stream when it refused it.
+#[inline(always)]
+fn note_submitted(
+    inner: &mut Inner,
+    submitted: Result<OpId, fio_ring::Error>,
+    flavour: Flavour,
+    offered: usize,
+) {
+    match submitted {
         Ok(id) => {
             inner.sending = Some(id);
             inner.offered = offered;
@@ -448,12 +472,22 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 
 /// Applies a send's result to the queue, with the chunks that moved into it (pooled buffers
 /// and `Vec`s; shared and static chunks were clones).
+#[inline(always)]
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
     // The usual send read its chunk in place: the pin goes back to the queue.
     if let Some(pin) = completion.take_send_pin() {
         on_pinned(inner, res, pin);
-    } else if let Some(single) = completion.take_write_buf() {
+    } else {
+        on_moved(inner, res, completion);
+    }
+}
+
+/// [`on_result`] for a send whose chunks moved into it (or were lent as clones). Out of line,
+/// so that the usual completion's frame stays small.
+#[inline(never)]
+fn on_moved(inner: &mut Inner, res: i32, completion: &mut Completion) {
+    if let Some(single) = completion.take_write_buf() {
         on_returned(inner, res, single.into_owned_chunk().into_iter());
     } else if let Some(mut taken) = completion.take_send_storage() {
         // The moved chunks go straight from the storage into their slots (no allocation);
