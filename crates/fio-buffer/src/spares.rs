@@ -95,7 +95,7 @@ impl SpareBuffers {
     /// assert_eq!(spares.len(), 1, "the second went back to the pool");
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
-    #[inline(always)]
+    #[inline]
     pub fn give(&mut self, buffer: Buffer) {
         if self.spares.len() < self.limit && buffer.is_from(&self.pool) {
             // Emptied where it lands: clearing it first made one more copy of the buffer.

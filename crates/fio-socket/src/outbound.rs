@@ -6,7 +6,9 @@
 //! [`SendQueue`](crate::SendQueue)); its completion gives them back and advances the queue by
 //! the count the kernel took, so a short send continues from the first unsent byte, at once.
 //! The usual send, of a stream's one queued chunk, moves nothing: the operation reads the chunk
-//! in place through a pin the completion gives back.
+//! in place through a pin the completion gives back. It takes a short path of its own, from the
+//! end-of-tick flush to the ring, without reading the configuration (the socket notes at
+//! creation whether its sends may take it); every other send goes through `build`, out of line.
 //! In zero-copy mode a large pooled front chunk goes alone through `SEND_ZC`; the operation
 //! keeps its clone of the chunk until the kernel's notification, while the queue moves on.
 //! In auto-cork mode every send that leaves data queued behind it carries `MSG_MORE`, so the

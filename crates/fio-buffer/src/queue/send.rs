@@ -317,7 +317,7 @@ impl SendQueue {
     /// assert_eq!((queue.len(), queue.chunks()), (11, 1));
     /// # Ok::<(), fio_buffer::Error>(())
     /// ```
-    #[inline(always)]
+    #[inline]
     pub fn push_copy_from(
         &mut self,
         data: &[u8],
@@ -339,17 +339,6 @@ impl SendQueue {
             }
             spares.give(buffer);
         }
-        self.push_copy_from_apart(data, spares)
-    }
-
-    /// [`push_copy_from`](Self::push_copy_from) appending to an open tail or spanning
-    /// buffers: out of line, so that the usual copy inlined into its callers stays small.
-    #[inline(never)]
-    fn push_copy_from_apart(
-        &mut self,
-        data: &[u8],
-        spares: &mut SpareBuffers,
-    ) -> Result<(), crate::Error> {
         self.push_copy_with(data, || spares.take())
     }
 
