@@ -6,7 +6,9 @@
 //! [`SendQueue`](crate::SendQueue)); its completion gives them back and advances the queue by
 //! the count the kernel took, so a short send continues from the first unsent byte, at once.
 //! The usual send, of a stream's one queued chunk, moves nothing: the operation reads the chunk
-//! in place through a pin the completion gives back.
+//! in place through a pin the completion gives back. It takes a short path of its own, from the
+//! end-of-tick flush to the ring, without reading the configuration (the socket notes at
+//! creation whether its sends may take it); every other send goes through `build`, out of line.
 //! In zero-copy mode a large pooled front chunk goes alone through `SEND_ZC`; the operation
 //! keeps its clone of the chunk until the kernel's notification, while the queue moves on.
 //! In auto-cork mode every send that leaves data queued behind it carries `MSG_MORE`, so the
@@ -17,26 +19,30 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use fio_buffer::{Chunk, Lent, SendPin, SendQueue};
-use fio_ring::{Completion, Op, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
+use fio_ring::{Completion, Op, OpId, OpKind, Ring, SendFlags, TickEndFlush, WriteBuf};
 
 use crate::config::{Mode, SendScratch, SocketConfig};
 use crate::error::Error;
 use crate::event::Event;
-use crate::socket::{Inner, Lifecycle, Shared, State, deliver, deliver_pending};
+use crate::socket::{Inner, Lifecycle, Shared, State, deliver_pending};
 
 /// Copies `data` into outbound-pool buffers (all or nothing) and queues it. On a stream the
 /// copy fills the last queued buffer's spare room first, so a tick's small writes gather in
 /// one buffer, and new buffers come from the thread's spares (where sent copies return), so
 /// nothing is allocated and the pool is not touched once warm.
+///
+/// A reply per request comes through here: datagrams take [`transmit_datagram_copy`], out of
+/// line, so that the stream copy's frame stays small.
+#[inline(never)]
 pub(crate) fn transmit_copy(
     shared: &Shared,
     ring: &mut Ring,
     data: &[u8],
     to: Option<SocketAddr>,
 ) -> Result<(), Error> {
-    {
+    if to.is_none() {
         let mut inner = shared.borrow_mut();
-        if !inner.config.message && to.is_none() {
+        if !inner.config.message {
             inner.check_writable()?;
             let inner = &mut *inner;
             let mut spares = inner.config.scratch.spares.borrow_mut();
@@ -46,6 +52,18 @@ pub(crate) fn transmit_copy(
             return Ok(());
         }
     }
+    transmit_datagram_copy(shared, ring, data, to)
+}
+
+/// [`transmit_copy`] in message mode (or with a destination, which only message mode takes):
+/// one datagram of new pooled buffers.
+#[inline(never)]
+fn transmit_datagram_copy(
+    shared: &Shared,
+    ring: &mut Ring,
+    data: &[u8],
+    to: Option<SocketAddr>,
+) -> Result<(), Error> {
     let pool = shared.borrow().config.outbound.clone();
     let mut chunks = Vec::with_capacity(data.len().div_ceil(pool.buffer_size().max(1)));
     for piece in data.chunks(pool.buffer_size().max(1)) {
@@ -129,13 +147,16 @@ pub(crate) fn schedule_flush(shared: &Shared, inner: &mut Inner, ring: &mut Ring
 impl TickEndFlush for State {
     /// The end-of-tick flush: starts the send of what the tick queued.
     fn flush(self: Rc<Self>, ring: &mut Ring) {
-        {
+        let pending = {
             let mut inner = self.borrow_mut();
             inner.flush_scheduled = false;
             start(&self, &mut inner, ring);
             crate::close::advance(&self, &mut inner, ring);
+            inner.has_delivery()
+        };
+        if pending {
+            deliver_pending(&self, ring);
         }
-        deliver(&self, ring);
     }
 }
 
@@ -149,9 +170,35 @@ pub(crate) fn start(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     start_send(shared, inner, ring);
 }
 
-/// [`start`] once a send can start.
+/// [`start`] once a send can start. The usual send (one reply queued on a plain stream) is
+/// made here: its chunk is read in place, the configuration is not looked at, and the
+/// operation goes to the ring as it is built; any other goes through [`start_built_send`].
 #[inline(never)]
 fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
+    let Some(fd) = inner.fd.as_ref() else {
+        return;
+    };
+    if inner.pinned_sends
+        && inner.send.chunks() == 1
+        && let Some(pin) = inner.send.lend_pinned()
+    {
+        let offered = pin.len();
+        let handler_state = Rc::clone(shared);
+        let submitted = ring.submit(
+            Op::send_pinned(fd, pin, SendFlags::empty()),
+            move |ring, completion| on_completion(&handler_state, ring, completion),
+        );
+        note_submitted(inner, submitted, Flavour::Plain, offered);
+        return;
+    }
+    start_built_send(shared, inner, ring);
+}
+
+/// [`start_send`] for every send but the usual one: [`build`] picks the operation the mode
+/// and the queue call for. Out of line, so that the usual send's frame stays small (and each
+/// of the two submits its own handler, inlined where it is built).
+#[inline(never)]
+fn start_built_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
     let Some(fd) = inner.fd.as_ref() else {
         return;
     };
@@ -169,9 +216,21 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
         }
     };
     let handler_state = Rc::clone(shared);
-    match ring.submit(op, move |ring, completion| {
+    let submitted = ring.submit(op, move |ring, completion| {
         on_completion(&handler_state, ring, completion);
-    }) {
+    });
+    note_submitted(inner, submitted, flavour, offered);
+}
+
+/// Notes a send the ring took as in flight, or breaks the stream when it refused it.
+#[inline(always)]
+fn note_submitted(
+    inner: &mut Inner,
+    submitted: Result<OpId, fio_ring::Error>,
+    flavour: Flavour,
+    offered: usize,
+) {
+    match submitted {
         Ok(id) => {
             inner.sending = Some(id);
             inner.offered = offered;
@@ -415,12 +474,22 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
 
 /// Applies a send's result to the queue, with the chunks that moved into it (pooled buffers
 /// and `Vec`s; shared and static chunks were clones).
+#[inline(always)]
 fn on_result(inner: &mut Inner, completion: &mut Completion) {
     let res = completion.raw_result();
     // The usual send read its chunk in place: the pin goes back to the queue.
     if let Some(pin) = completion.take_send_pin() {
         on_pinned(inner, res, pin);
-    } else if let Some(single) = completion.take_write_buf() {
+    } else {
+        on_moved(inner, res, completion);
+    }
+}
+
+/// [`on_result`] for a send whose chunks moved into it (or were lent as clones). Out of line,
+/// so that the usual completion's frame stays small.
+#[inline(never)]
+fn on_moved(inner: &mut Inner, res: i32, completion: &mut Completion) {
+    if let Some(single) = completion.take_write_buf() {
         on_returned(inner, res, single.into_owned_chunk().into_iter());
     } else if let Some(mut taken) = completion.take_send_storage() {
         // The moved chunks go straight from the storage into their slots (no allocation);

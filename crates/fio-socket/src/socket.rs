@@ -154,6 +154,9 @@ pub(crate) struct Inner {
     pub(crate) zc_pending: u32,
     /// The socket waits in the ring's end-of-tick flush list.
     pub(crate) flush_scheduled: bool,
+    /// A lone queued chunk goes out as a pinned `send(2)` (a stream in the regular or
+    /// auto-cork mode): the send path's shortcut, known without reaching the configuration.
+    pub(crate) pinned_sends: bool,
     /// An end-of-tick event delivery is registered.
     pub(crate) delivery_scheduled: bool,
     pub(crate) lifecycle: Lifecycle,
@@ -355,6 +358,7 @@ impl Socket {
         config.validate()?;
         let raw_fd = fd.as_raw_fd();
         let multishot = ring.features().multishot_recv();
+        let pinned_sends = !config.message && matches!(config.mode, Mode::Regular | Mode::AutoCork);
         let inner = Inner {
             fd: Some(fd),
             raw_fd,
@@ -367,6 +371,7 @@ impl Socket {
             offered: 0,
             zc_pending: 0,
             flush_scheduled: false,
+            pinned_sends,
             delivery_scheduled: false,
             lifecycle: Lifecycle::Open,
             broken: None,
