@@ -543,8 +543,7 @@ impl Ring {
         if self.ops.len() == 0 && !ready && !queued {
             return Ok(0);
         }
-        let timeout = if ready { Some(Duration::ZERO) } else { timeout };
-        if timeout == Some(Duration::ZERO) {
+        if ready || timeout == Some(Duration::ZERO) {
             // A poll: the kernel is entered only when it has something to take (staged
             // entries) or to give (deferred completion work, an overflow backlog).
             if queued || self.kernel_holds_completions() {
