@@ -190,8 +190,8 @@ impl CompletionRing {
     }
 
     /// Reads the completion at `head` and gives its slot back to the kernel (the head moves
-    /// past it). `head` must be the current head, with `head != tail` from [`bounds`]
-    /// (Self::bounds).
+    /// past it). `head` must be the current head, with `head != tail` from
+    /// [`bounds`](Self::bounds).
     #[inline(always)]
     pub(crate) fn pop(&self, head: u32) -> RawCqe {
         let index = (head & self.mask) as usize;
