@@ -128,6 +128,7 @@ impl EnterPath {
 
     /// One `io_uring_enter(2)`: submits `to_submit` entries and, with `GETEVENTS` in
     /// `flags`, waits for `min_complete` completions within `args`' timeout.
+    #[inline(always)]
     fn enter(
         &self,
         to_submit: u32,
@@ -169,6 +170,7 @@ impl EnterPath {
     }
 
     /// `io_uring_enter(2)` with the extended argument `arg` of `size` bytes (or none).
+    #[inline(always)]
     fn enter_raw(
         &self,
         to_submit: u32,
@@ -216,6 +218,11 @@ impl Ring {
     /// The single kernel entry of a blocking tick: submits what is staged and waits up to
     /// `timeout` (`None`: indefinitely) for one completion, or, with a batching wait, for a
     /// batch of them within its minimum wait time and then for one.
+    ///
+    /// Inlined into the tick with the two functions below it: left to the compiler, small
+    /// changes to `Ring::wait` moved them out of line and back, costing 20-30 instructions
+    /// per blocking tick each time.
+    #[inline(always)]
     pub(crate) fn enter(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let staged = self.staged_entries();
         let flags = EnterFlags::GETEVENTS.bits() | self.enter_path.wait_flags;
@@ -244,6 +251,7 @@ impl Ring {
     /// The kernel entry of a tick that must not block: submits what is staged and collects
     /// what completed, waiting for nothing. `GETEVENTS` is still passed: under
     /// `DEFER_TASKRUN` it is what runs the deferred completion work.
+    #[inline(always)]
     pub(crate) fn enter_polling(&mut self) -> Result<(), Error> {
         let staged = self.staged_entries();
         let result = self

@@ -28,6 +28,19 @@ pub(crate) const IGNORED_USER_DATA: u64 = u64::MAX;
 /// [`IGNORED_USER_DATA`].
 const MAX_SLOTS: usize = u32::MAX as usize - 1;
 
+/// The stamp of a vacant slot ([`Slot::stamp`]): a generation never issued, so no id's
+/// generation equals it.
+const VACANT: u32 = u32::MAX;
+
+/// The generation a slot issues after `generation`: counting up through `1..VACANT`, then
+/// around. Generation 0 is never issued either, so a zeroed `user_data` can never look valid.
+const fn next_generation(generation: u32) -> u32 {
+    match generation.wrapping_add(1) {
+        VACANT => 1,
+        next => next,
+    }
+}
+
 impl OpId {
     /// Packs a slot index and its generation.
     const fn new(slot: u32, generation: u32) -> Self {
@@ -61,18 +74,42 @@ impl fmt::Display for OpId {
     }
 }
 
-/// One slab slot: the generation it will hand out or has handed out, whether it is live, and
-/// the value, which stays in place (vacant values are `T::default()`) so that hot paths fill
-/// and empty fields where they are instead of moving whole entries in and out.
+/// One slab slot: its stamp, and the value, which stays in place (vacant values are
+/// `T::default()`) so that hot paths fill and empty fields where they are instead of moving
+/// whole entries in and out.
 ///
 /// `repr(C)` with the header first and cache-line aligned, so that the header and the start of
 /// the value (where `OpSlot` keeps its hot fields) share one line.
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct Slot<T> {
-    generation: u32,
-    live: bool,
+    /// A live slot's stamp is the generation of the id that owns it; a vacant one's is
+    /// [`VACANT`]. So one comparison with an id's generation tells the live slot of that id
+    /// from a stale or vacant one.
+    stamp: u32,
+    /// The generation a vacant slot issues next (unused while live).
+    next: u32,
     value: T,
+}
+
+impl<T> Slot<T> {
+    /// Whether an operation owns the slot.
+    fn is_live(&self) -> bool {
+        self.stamp != VACANT
+    }
+
+    /// Whether the slot is live and owned by `id`.
+    #[inline(always)]
+    fn is_owned_by(&self, id: OpId) -> bool {
+        self.stamp == id.generation()
+    }
+
+    /// Frees the live slot: the next id it issues gets the next generation.
+    #[inline(always)]
+    fn vacate(&mut self) {
+        self.next = next_generation(self.stamp);
+        self.stamp = VACANT;
+    }
 }
 
 /// What [`Slab::get_or_vacate`] found: the value of a slot it freed, or of one still live.
@@ -117,17 +154,17 @@ impl<T: Default> Slab<T> {
                     return None;
                 }
                 self.slots.push(Slot {
-                    generation: 1,
-                    live: false,
+                    stamp: VACANT,
+                    next: 1,
                     value: T::default(),
                 });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[index as usize];
-        debug_assert!(!slot.live, "free list holds a live slot");
-        slot.live = true;
-        Some((OpId::new(index, slot.generation), &mut slot.value))
+        debug_assert!(!slot.is_live(), "free list holds a live slot");
+        slot.stamp = slot.next;
+        Some((OpId::new(index, slot.stamp), &mut slot.value))
     }
 
     /// Stores `value` and returns its id, or `None` when four billion slots are live.
@@ -141,14 +178,14 @@ impl<T: Default> Slab<T> {
     #[inline]
     pub(crate) fn get(&self, id: OpId) -> Option<&T> {
         let slot = self.slots.get(id.slot())?;
-        (slot.live && slot.generation == id.generation()).then_some(&slot.value)
+        slot.is_owned_by(id).then_some(&slot.value)
     }
 
     /// The live entry for `id`, mutably, or `None` when the id is stale.
     #[inline(always)]
     pub(crate) fn get_mut(&mut self, id: OpId) -> Option<&mut T> {
         let slot = self.slots.get_mut(id.slot())?;
-        (slot.live && slot.generation == id.generation()).then_some(&mut slot.value)
+        slot.is_owned_by(id).then_some(&mut slot.value)
     }
 
     /// Frees the entry for `id` and returns it; the slot's generation moves on so that `id`
@@ -167,15 +204,10 @@ impl<T: Default> Slab<T> {
         let Some(slot) = self.slots.get_mut(id.slot()) else {
             return;
         };
-        if !slot.live || slot.generation != id.generation() {
+        if !slot.is_owned_by(id) {
             return;
         }
-        slot.live = false;
-        // Generation 0 is never issued, so a zeroed `user_data` can never look valid.
-        slot.generation = match slot.generation.wrapping_add(1) {
-            0 => 1,
-            next => next,
-        };
+        slot.vacate();
         self.free.push(id.slot() as u32);
     }
 
@@ -199,18 +231,13 @@ impl<T: Default> Slab<T> {
         vacate: impl FnOnce(&T) -> bool,
     ) -> Option<Lookup<'_, T>> {
         let slot = self.slots.get_mut(id.slot())?;
-        if !slot.live || slot.generation != id.generation() {
+        if !slot.is_owned_by(id) {
             return None;
         }
         if !vacate(&slot.value) {
             return Some(Lookup::Live(&mut slot.value));
         }
-        slot.live = false;
-        // Generation 0 is never issued, so a zeroed `user_data` can never look valid.
-        slot.generation = match slot.generation.wrapping_add(1) {
-            0 => 1,
-            next => next,
-        };
+        slot.vacate();
         self.free.push(id.slot() as u32);
         Some(Lookup::Vacated(&mut slot.value))
     }
@@ -220,8 +247,8 @@ impl<T: Default> Slab<T> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, slot)| slot.live)
-            .map(|(index, slot)| OpId::new(index as u32, slot.generation))
+            .filter(|(_, slot)| slot.is_live())
+            .map(|(index, slot)| OpId::new(index as u32, slot.stamp))
             .collect()
     }
 }
@@ -314,11 +341,30 @@ mod tests {
         let (claimed, value) = (id, slab.get_mut(id).unwrap());
         *value = ();
         assert_eq!(claimed, id);
-        slab.slots[0].generation = u32::MAX;
-        let wrapped = OpId::new(0, u32::MAX);
+        slab.slots[0].stamp = VACANT - 1;
+        let wrapped = OpId::new(0, VACANT - 1);
         assert_eq!(slab.remove(wrapped), Some(()));
-        assert_eq!(slab.slots[0].generation, 1);
+        assert_eq!(slab.slots[0].next, 1);
         assert_eq!(slab.get(id), None);
+        assert_eq!(slab.insert(()), Some(OpId::new(0, 1)));
+    }
+
+    #[test]
+    fn vacant_slots_match_no_id() {
+        let mut slab = Slab::with_capacity(1);
+        let id = slab.insert(()).unwrap();
+        assert_eq!(slab.remove(id), Some(()));
+        // Neither the generation it issues next nor any other that can be issued finds the
+        // vacant slot (ids carry only issued generations: `VACANT` is never one).
+        let next = slab.slots[0].next;
+        for generation in [0, 1, next, VACANT - 1] {
+            assert_eq!(slab.get(OpId::new(0, generation)), None);
+            assert!(
+                slab.get_or_vacate(OpId::new(0, generation), |_| true)
+                    .is_none()
+            );
+        }
+        assert_eq!(slab.len(), 0);
     }
 
     #[test]

@@ -67,6 +67,7 @@
 mod buf;
 mod completion;
 mod config;
+mod cq;
 mod datagram;
 mod dispatch;
 mod enter;

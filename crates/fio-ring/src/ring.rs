@@ -15,6 +15,7 @@ use io_uring::{IoUring, opcode, squeue};
 use crate::buf::KernelBox;
 use crate::completion::Completion;
 use crate::config::{self, RingConfig};
+use crate::cq::CompletionRing;
 use crate::enter::EnterPath;
 use crate::error::Error;
 use crate::features::{Features, OpKind};
@@ -81,8 +82,8 @@ pub(crate) enum Receiver {
 /// One in-flight operation: everything the kernel may touch, kept until the final completion.
 ///
 /// `repr(C)`, hot fields first: with the slab's own header in front, everything a plain
-/// completion reads (liveness, kind, handler, the resources' tag, `rearm`) shares the slot's
-/// first cache line.
+/// completion or a multishot receive's next buffer reads (liveness, kind, group, handler, the
+/// resources' tag, `rearm`) shares the slot's first cache line.
 #[repr(C)]
 pub(crate) struct OpSlot {
     pub(crate) kind: OpKind,
@@ -93,6 +94,9 @@ pub(crate) struct OpSlot {
     pub(crate) plain: bool,
     /// A repeating timeout on a kernel without `IORING_TIMEOUT_MULTISHOT`.
     pub(crate) repeat_manually: bool,
+    /// The buffer group a buffer-select op picks from. Here, in what would be padding before
+    /// the handler, so that a multishot receive's completion reads only the first line.
+    pub(crate) group: Option<u16>,
     /// The user's handler (`Receiver::User` only). Taken out while it runs, so that it can
     /// borrow the ring mutably. Its own field, without an enum around it, so that taking it
     /// out is a plain copy of its words.
@@ -102,8 +106,6 @@ pub(crate) struct OpSlot {
     pub(crate) rearm: Option<Box<squeue::Entry>>,
     /// The memory the entry points at; freed only with the slot.
     pub(crate) resources: Resources,
-    /// The buffer group a buffer-select op picks from.
-    pub(crate) group: Option<u16>,
     /// `cancel` was called: never re-arm again.
     pub(crate) cancelled: bool,
     /// Waiting in `Ring::starved` for its buffer group to be refilled; no kernel request.
@@ -118,6 +120,8 @@ pub(crate) struct OpSlot {
 // With the slab's 8-byte header, a slot fits one 128-byte pair of cache lines: the in-flight
 // table's memory per operation (one per idle connection) stays 128 bytes.
 const _: () = assert!(size_of::<OpSlot>() <= 120);
+// The slab's header takes the line's first 8 bytes; `group` must stay in the first line.
+const _: () = assert!(std::mem::offset_of!(OpSlot, group) + size_of::<Option<u16>>() <= 56);
 
 /// A completion queue entry copied out of the ring (or made up by the ring itself).
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +180,8 @@ impl Staged {
 /// ```
 pub struct Ring {
     pub(crate) uring: IoUring,
+    /// The completion queue, read in place by the tick.
+    pub(crate) cq: CompletionRing,
     /// Every operation the kernel may still complete, keyed by its `user_data`.
     pub(crate) ops: Slab<OpSlot>,
     /// Entries that did not fit in the submission queue, in order.
@@ -246,10 +252,12 @@ impl Ring {
         log::debug!("{features}");
         let supported = features.supported_mask();
         let capacity = uring.params().cq_entries() as usize;
+        let cq = CompletionRing::map(&uring).map_err(Error::Io)?;
         let enter_path = EnterPath::new(&uring);
         let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
         Ok(Self {
             uring,
+            cq,
             ops: Slab::with_capacity(capacity),
             backlog: VecDeque::new(),
             synthetic: Vec::new(),
@@ -530,13 +538,12 @@ impl Ring {
             || !self.synthetic.is_empty()
             || !self.tick_end.is_empty()
             || !self.flushes.is_empty()
-            || !self.uring.completion().is_empty();
+            || !self.cq.is_empty();
         let queued = self.staged;
         if self.ops.len() == 0 && !ready && !queued {
             return Ok(0);
         }
-        let timeout = if ready { Some(Duration::ZERO) } else { timeout };
-        if timeout == Some(Duration::ZERO) {
+        if ready || timeout == Some(Duration::ZERO) {
             // A poll: the kernel is entered only when it has something to take (staged
             // entries) or to give (deferred completion work, an overflow backlog).
             if queued || self.kernel_holds_completions() {
