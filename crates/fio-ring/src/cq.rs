@@ -8,10 +8,11 @@
 //! shared memory and publishes the head before the entry is dispatched.
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::ptr::{self, NonNull};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use fio_sys::SharedMap;
 use io_uring::IoUring;
 
 use crate::ring::RawCqe;
@@ -79,9 +80,8 @@ pub(crate) struct CompletionRing {
     mask: u32,
     /// The entries array: `mask + 1` entries.
     cqes: NonNull<Cqe>,
-    /// The mapping: start and length, for `munmap`.
-    map: NonNull<libc::c_void>,
-    len: usize,
+    /// The mapping the pointers above point into, unmapped when this drops.
+    _map: SharedMap,
 }
 
 impl CompletionRing {
@@ -120,27 +120,13 @@ impl CompletionRing {
                 "completion ring offsets out of range",
             ));
         }
-        let protection = libc::PROT_READ | libc::PROT_WRITE;
-        let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
-        // SAFETY: a null hint without MAP_FIXED lets the kernel choose fresh addresses, so no
-        // existing memory is replaced; the descriptor is the ring's, open while `uring` lives.
-        let map = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                protection,
-                flags,
-                uring.as_raw_fd(),
-                OFF_CQ_RING,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let Some(map) = NonNull::new(map) else {
-            return Err(io::Error::other("mmap returned a null mapping"));
-        };
-        let base = map.cast::<u8>();
+        // SAFETY: the descriptor is the ring's, open as long as `uring`, which outlives
+        // this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(uring.as_raw_fd()) };
+        let map = SharedMap::map(fd, OFF_CQ_RING, len)?;
+        // Kept out of forked children, as the io-uring crate keeps its own mapping.
+        map.dontfork()?;
+        let base = map.as_ptr();
         let at = |offset: u32| {
             // SAFETY: every offset passed was checked above to lie inside the `len` bytes just
             // mapped, aligned for what is read there.
@@ -154,19 +140,13 @@ impl CompletionRing {
         // SAFETY: the mask is an aligned u32 inside the mapping, written by the kernel at
         // setup and constant since.
         let mask = unsafe { at(off.ring_mask).cast::<u32>().read() };
-        let ring = Self {
+        Ok(Self {
             head,
             tail,
             mask,
             cqes,
-            map,
-            len,
-        };
-        // SAFETY: the range is exactly this mapping; DONTFORK changes only how fork treats it.
-        if unsafe { libc::madvise(map.as_ptr(), len, libc::MADV_DONTFORK) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(ring)
+            _map: map,
+        })
     }
 
     /// The head and the tail: the completions from `head` up to (not including) `tail` are
@@ -209,14 +189,5 @@ impl CompletionRing {
             res: cqe.res,
             flags: cqe.flags,
         }
-    }
-}
-
-impl Drop for CompletionRing {
-    fn drop(&mut self) {
-        // SAFETY: the range is the mapping made in `map`, and no pointer into it outlives
-        // `self`.
-        let result = unsafe { libc::munmap(self.map.as_ptr(), self.len) };
-        debug_assert_eq!(result, 0, "munmap of the completion ring failed");
     }
 }

@@ -239,6 +239,24 @@ impl SharedMap {
     pub fn is_empty(&self) -> bool {
         false
     }
+
+    /// Keeps the mapping out of children created by `fork` (`MADV_DONTFORK`), as
+    /// [`Mmap::dontfork`] does.
+    ///
+    /// # Errors
+    /// - `EINVAL` from a kernel that lacks `MADV_DONTFORK`.
+    pub fn dontfork(&self) -> io::Result<()> {
+        // SAFETY: the range is exactly this mapping, and DONTFORK changes only how fork
+        // treats it, never its contents or its mapping in this process.
+        unsafe {
+            syscall!(madvise(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                libc::MADV_DONTFORK
+            ))
+        }?;
+        Ok(())
+    }
 }
 
 impl Drop for SharedMap {
@@ -292,6 +310,7 @@ mod tests {
         let map = SharedMap::map(file.as_fd(), 0, 64).unwrap();
         assert_eq!(map.len(), 64);
         assert!(!map.is_empty());
+        map.dontfork().unwrap();
         let last = map.as_ptr().as_ptr().wrapping_add(63);
         // SAFETY: byte 63 lies in the 64-byte mapping, and nothing else touches the file now.
         assert_eq!(unsafe { last.read() }, 1);
