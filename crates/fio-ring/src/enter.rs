@@ -235,6 +235,11 @@ impl Ring {
             let result = self.enter_path.enter_batched(staged, flags, batch, &time);
             return enter_result(result);
         }
+        if let Some(batch) = self.past_sends_batch(timeout) {
+            let time = Timespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
+            let result = self.enter_path.enter_batched(staged, flags, batch, &time);
+            return enter_result(result);
+        }
         let result = match timeout {
             // Without a timeout no extended argument is needed, which spares the kernel a copy.
             None => self.enter_path.enter(staged, 1, flags, None),
@@ -246,6 +251,25 @@ impl Ring {
             }
         };
         enter_result(result)
+    }
+
+    /// The wait [`RingConfig::wait_past_sends`] asks for, when it applies to a blocking wait
+    /// of `timeout`: the staged sends' completions (likely posted while they are submitted)
+    /// plus one, within the limit. `None` without staged sends, or when the wait's own
+    /// timeout ends first (the kernel would hold it until the minimum wait).
+    ///
+    /// [`RingConfig::wait_past_sends`]: crate::RingConfig::wait_past_sends
+    fn past_sends_batch(&self, timeout: Option<Duration>) -> Option<BatchWait> {
+        let limit_usec = self.wait_past_sends?;
+        if self.sends_staged == 0
+            || timeout.is_some_and(|timeout| timeout.as_micros() < u128::from(limit_usec))
+        {
+            return None;
+        }
+        Some(BatchWait {
+            completions: self.sends_staged.saturating_add(1),
+            min_wait_usec: limit_usec,
+        })
     }
 
     /// The kernel entry of a tick that must not block: submits what is staged and collects

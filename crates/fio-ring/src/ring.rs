@@ -224,6 +224,11 @@ pub struct Ring {
     supported: u64,
     /// The configured batching wait, where the kernel has it.
     pub(crate) batch_wait: Option<config::BatchWait>,
+    /// [`RingConfig::wait_past_sends`]'s limit in microseconds, where the kernel has it.
+    pub(crate) wait_past_sends: Option<u32>,
+    /// Sends staged since the last kernel entry that collected completions: the completions
+    /// that entry will likely find already posted (see [`RingConfig::wait_past_sends`]).
+    pub(crate) sends_staged: u32,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -255,6 +260,7 @@ impl Ring {
         let cq = CompletionRing::map(&uring).map_err(Error::Io)?;
         let enter_path = EnterPath::new(&uring);
         let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
+        let wait_past_sends = config.wait_past_sends.filter(|_| features.batch_wait());
         Ok(Self {
             uring,
             cq,
@@ -278,6 +284,8 @@ impl Ring {
             enter_path,
             supported,
             batch_wait,
+            wait_past_sends,
+            sends_staged: 0,
             _not_send: PhantomData,
         })
     }
@@ -553,11 +561,45 @@ impl Ring {
             self.enter(timeout)?;
         }
         self.staged = false;
+        self.sends_staged = 0;
         Ok(self.guarded(|ring| {
             let handled = ring.dispatch();
             ring.end_tick();
             handled
         }))
+    }
+
+    /// Runs the end-of-tick work registered so far now ([`flush_at_tick_end`] entries, then
+    /// [`on_tick_end`] callbacks), rather than at the start of the next
+    /// [`wait`](Self::wait).
+    ///
+    /// That wait, finding end-of-tick work, must not block: the work may have reported
+    /// something its caller has to see first (a failed send, say), which only the caller
+    /// can tell. A caller that can tell calls this first, looks at what the work reported,
+    /// and then waits, blocking if it has nothing to do: so a reply submitted at the end of a
+    /// tick and the wait for the next request share one kernel entry. Does nothing from a
+    /// handler or tick-end callback (the end of the tick runs after them anyway).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use fio_ring::{Ring, RingConfig};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
+    /// let ran = Rc::new(Cell::new(false));
+    /// let seen = Rc::clone(&ran);
+    /// ring.on_tick_end(move |_| seen.set(true));
+    /// ring.run_tick_end_now();
+    /// assert!(ran.get());
+    /// # Ok::<(), fio_ring::Error>(())
+    /// ```
+    ///
+    /// [`flush_at_tick_end`]: Self::flush_at_tick_end
+    /// [`on_tick_end`]: Self::on_tick_end
+    pub fn run_tick_end_now(&mut self) {
+        if !self.dispatching && (!self.tick_end.is_empty() || !self.flushes.is_empty()) {
+            self.guarded(Self::run_tick_end);
+        }
     }
 
     /// Hands what was submitted since the last tick to the kernel now, without waiting and
@@ -587,6 +629,9 @@ impl Ring {
         self.stage_backlog()?;
         self.enter_submitting()?;
         self.staged = !self.backlog.is_empty();
+        // Those that completed at once wait in the completion queue, which keeps the next
+        // wait from blocking: none is left for a wait past sends to count.
+        self.sends_staged = 0;
         Ok(())
     }
 
@@ -616,6 +661,9 @@ impl Ring {
             group_fd,
             repeat,
         } = op;
+        if matches!(kind, OpKind::Send | OpKind::SendMsg | OpKind::SendZc) {
+            self.sends_staged = self.sends_staged.saturating_add(1);
+        }
         let id = self.register(
             &mut entry,
             resources,

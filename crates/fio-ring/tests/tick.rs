@@ -166,6 +166,77 @@ fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
     assert_eq!(ring.wait(None).unwrap(), 1);
 }
 
+#[test]
+fn a_wait_past_sends_brings_the_reply_and_the_next_completion_in_one_entry() {
+    let config = RingConfig::new(16).wait_past_sends(Duration::from_secs(10));
+    let mut ring = Ring::new(config).unwrap();
+    require!(ring, ring.features().batch_wait(), "the minimum wait time");
+    let (reply_out, mut reply_in) = util::tcp_pair();
+    let (mut request_out, request_in) = util::tcp_pair();
+    let (received, handler) = util::collector();
+    ring.submit(Op::recv(&request_in, Vec::with_capacity(16)), handler)
+        .unwrap();
+    assert_eq!(
+        ring.wait(Some(Duration::ZERO)).unwrap(),
+        0,
+        "armed, nothing yet"
+    );
+    let sent = Rc::new(RefCell::new(None));
+    let result = sent.clone();
+    ring.submit(Op::send(&reply_out, b"reply".to_vec()), move |_, done| {
+        *result.borrow_mut() = Some(done.result().unwrap());
+    })
+    .unwrap();
+    // The next request comes while the ring waits: the send completes as it is submitted,
+    // and the wait goes on for the receive instead of returning with the send alone.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        std::io::Write::write_all(&mut request_out, b"next").unwrap();
+        request_out
+    });
+    assert_eq!(ring.wait(Some(Duration::from_secs(20))).unwrap(), 2);
+    assert_eq!(*sent.borrow(), Some(5));
+    assert!(util::has_final(&received));
+    let mut reply = [0u8; 5];
+    std::io::Read::read_exact(&mut reply_in, &mut reply).unwrap();
+    assert_eq!(&reply, b"reply");
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn a_wait_past_sends_returns_the_sends_once_its_limit_passes() {
+    // Nothing else completes: after the limit the wait returns what it has.
+    let config = RingConfig::new(16).wait_past_sends(Duration::from_millis(5));
+    let mut ring = Ring::new(config).unwrap();
+    let (out, _peer) = util::tcp_pair();
+    for _ in 0..3 {
+        ring.submit(Op::send(&out, b"x".to_vec()), |_, done| {
+            assert_eq!(done.result().unwrap(), 1);
+        })
+        .unwrap();
+    }
+    assert_eq!(ring.wait(None).unwrap(), 3);
+    // A wait whose own timeout ends first is not held to the limit, and one with no send
+    // staged waits as usual: both end at their timeout with nothing.
+    assert_eq!(ring.wait(Some(Duration::from_millis(1))).unwrap(), 0);
+}
+
+#[test]
+fn tick_end_work_run_early_lets_the_next_wait_block() {
+    let mut ring = Ring::new(RingConfig::new(8)).unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (first, _second) = Flusher::pair(&log);
+    ring.flush_at_tick_end(first);
+    ring.run_tick_end_now();
+    assert_eq!(*log.borrow(), ["flush first", "flush second"]);
+    // The nop the first flush submitted is staged: the wait submits it and returns with it.
+    assert_eq!(ring.wait(None).unwrap(), 1);
+    assert_eq!(*log.borrow(), ["flush first", "flush second", "nop"]);
+    // Nothing registered: a no-op.
+    ring.run_tick_end_now();
+    assert_eq!(log.borrow().len(), 3);
+}
+
 /// A flush-list entry that logs its flushes and, while it has `chain` left, enlists a
 /// follower from its own flush and submits a nop.
 struct Flusher {
