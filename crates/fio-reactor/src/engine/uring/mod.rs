@@ -93,8 +93,15 @@ const SEND_BUFFERS_PER_CHUNK: usize = 16;
 
 /// The configuration every reactor ring (and the probe's) is built with.
 fn ring_config() -> RingConfig {
-    RingConfig::new(RING_ENTRIES)
+    RingConfig::new(RING_ENTRIES).wait_past_sends(WAIT_PAST_SENDS)
 }
+
+/// How long a blocking wait that submits replies holds out for a completion besides theirs
+/// (`RingConfig::wait_past_sends`): a loopback client's next request comes within it, so a
+/// request costs one kernel entry instead of two (at one connection: 2.0 -> 1.05 per
+/// request). It bounds what a send that could not complete at once (a full socket) costs
+/// the other connections' completions.
+const WAIT_PAST_SENDS: Duration = Duration::from_micros(50);
 
 /// What the handlers of the engine's operations report, for `wait` to hand over. Handlers
 /// run inside [`Ring::wait`], where the engine itself is borrowed, so they reach the engine
@@ -324,6 +331,12 @@ impl Engine for UringEngine {
             return Err(io::Error::other(
                 "the io_uring wake-up read ended; other threads can no longer wake this one",
             ));
+        }
+        // The sends written since the last wait go out with this wait's kernel entry. Their
+        // flush runs first, here, so that what it reports (a failed send) is seen before the
+        // ring blocks, and the ring need not poll to be safe.
+        if timeout != Some(Duration::ZERO) {
+            self.ring.run_tick_end_now();
         }
         // Events reported outside a tick (the first `Drained`, a listener closed at once), or
         // connects whose poll ended in an earlier, failed wait, must not wait behind a
