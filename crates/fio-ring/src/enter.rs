@@ -235,7 +235,7 @@ impl Ring {
             let result = self.enter_path.enter_batched(staged, flags, batch, &time);
             return enter_result(result);
         }
-        if let Some(batch) = self.past_sends_batch(timeout) {
+        if let Some(batch) = self.past_unawaited_batch(timeout) {
             let time = Timespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
             let result = self.enter_path.enter_batched(staged, flags, batch, &time);
             return enter_result(result);
@@ -253,21 +253,23 @@ impl Ring {
         enter_result(result)
     }
 
-    /// The wait [`RingConfig::wait_past_sends`] asks for, when it applies to a blocking wait
-    /// of `timeout`: the staged sends' completions (likely posted while they are submitted)
-    /// plus one, within the limit. `None` without staged sends, or when the wait's own
-    /// timeout ends first (the kernel would hold it until the minimum wait).
+    /// The wait [`RingConfig::wait_past_unawaited`] asks for, when it applies to a blocking
+    /// wait of `timeout`: the staged [`Op::unawaited`] operations' completions (a send posts
+    /// its own while it is submitted, when the socket has room) plus one, within the limit.
+    /// `None` without such operations, or when the wait's own timeout ends first (the kernel
+    /// would hold it until the minimum wait).
     ///
-    /// [`RingConfig::wait_past_sends`]: crate::RingConfig::wait_past_sends
-    fn past_sends_batch(&self, timeout: Option<Duration>) -> Option<BatchWait> {
-        let limit_usec = self.wait_past_sends?;
-        if self.sends_staged == 0
+    /// [`RingConfig::wait_past_unawaited`]: crate::RingConfig::wait_past_unawaited
+    /// [`Op::unawaited`]: crate::Op::unawaited
+    fn past_unawaited_batch(&self, timeout: Option<Duration>) -> Option<BatchWait> {
+        let limit_usec = self.wait_past_unawaited?;
+        if self.unawaited_staged == 0
             || timeout.is_some_and(|timeout| timeout.as_micros() < u128::from(limit_usec))
         {
             return None;
         }
         Some(BatchWait {
-            completions: self.sends_staged.saturating_add(1),
+            completions: self.unawaited_staged.saturating_add(1),
             min_wait_usec: limit_usec,
         })
     }

@@ -224,11 +224,11 @@ pub struct Ring {
     supported: u64,
     /// The configured batching wait, where the kernel has it.
     pub(crate) batch_wait: Option<config::BatchWait>,
-    /// [`RingConfig::wait_past_sends`]'s limit in microseconds, where the kernel has it.
-    pub(crate) wait_past_sends: Option<u32>,
-    /// Sends staged since the last kernel entry that collected completions: the completions
-    /// that entry will likely find already posted (see [`RingConfig::wait_past_sends`]).
-    pub(crate) sends_staged: u32,
+    /// [`RingConfig::wait_past_unawaited`]'s limit in microseconds, where the kernel has it.
+    pub(crate) wait_past_unawaited: Option<u32>,
+    /// [`Op::unawaited`] operations staged since the last kernel entry that collected
+    /// completions: those whose completions that entry may look past.
+    pub(crate) unawaited_staged: u32,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -260,7 +260,7 @@ impl Ring {
         let cq = CompletionRing::map(&uring).map_err(Error::Io)?;
         let enter_path = EnterPath::new(&uring);
         let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
-        let wait_past_sends = config.wait_past_sends.filter(|_| features.batch_wait());
+        let wait_past_unawaited = config.wait_past_unawaited.filter(|_| features.batch_wait());
         Ok(Self {
             uring,
             cq,
@@ -284,8 +284,8 @@ impl Ring {
             enter_path,
             supported,
             batch_wait,
-            wait_past_sends,
-            sends_staged: 0,
+            wait_past_unawaited,
+            unawaited_staged: 0,
             _not_send: PhantomData,
         })
     }
@@ -561,7 +561,7 @@ impl Ring {
             self.enter(timeout)?;
         }
         self.staged = false;
-        self.sends_staged = 0;
+        self.unawaited_staged = 0;
         Ok(self.guarded(|ring| {
             let handled = ring.dispatch();
             ring.end_tick();
@@ -630,8 +630,8 @@ impl Ring {
         self.enter_submitting()?;
         self.staged = !self.backlog.is_empty();
         // Those that completed at once wait in the completion queue, which keeps the next
-        // wait from blocking: none is left for a wait past sends to count.
-        self.sends_staged = 0;
+        // wait from blocking: none is left for a wait past them to count.
+        self.unawaited_staged = 0;
         Ok(())
     }
 
@@ -660,10 +660,9 @@ impl Ring {
             group,
             group_fd,
             repeat,
+            unawaited,
         } = op;
-        if matches!(kind, OpKind::Send | OpKind::SendMsg | OpKind::SendZc) {
-            self.sends_staged = self.sends_staged.saturating_add(1);
-        }
+        self.unawaited_staged += u32::from(unawaited);
         let id = self.register(
             &mut entry,
             resources,

@@ -167,8 +167,8 @@ fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
 }
 
 #[test]
-fn a_wait_past_sends_brings_the_reply_and_the_next_completion_in_one_entry() {
-    let config = RingConfig::new(16).wait_past_sends(Duration::from_secs(10));
+fn a_wait_past_an_unawaited_reply_brings_it_and_the_next_completion_in_one_entry() {
+    let config = RingConfig::new(16).wait_past_unawaited(Duration::from_secs(10));
     let mut ring = Ring::new(config).unwrap();
     require!(ring, ring.features().batch_wait(), "the minimum wait time");
     let (reply_out, mut reply_in) = util::tcp_pair();
@@ -183,7 +183,8 @@ fn a_wait_past_sends_brings_the_reply_and_the_next_completion_in_one_entry() {
     );
     let sent = Rc::new(RefCell::new(None));
     let result = sent.clone();
-    ring.submit(Op::send(&reply_out, b"reply".to_vec()), move |_, done| {
+    let reply = Op::send(&reply_out, b"reply".to_vec()).unawaited();
+    ring.submit(reply, move |_, done| {
         *result.borrow_mut() = Some(done.result().unwrap());
     })
     .unwrap();
@@ -204,13 +205,13 @@ fn a_wait_past_sends_brings_the_reply_and_the_next_completion_in_one_entry() {
 }
 
 #[test]
-fn a_wait_past_sends_returns_the_sends_once_its_limit_passes() {
+fn a_wait_past_unawaited_sends_returns_them_once_its_limit_passes() {
     // Nothing else completes: after the limit the wait returns what it has.
-    let config = RingConfig::new(16).wait_past_sends(Duration::from_millis(5));
+    let config = RingConfig::new(16).wait_past_unawaited(Duration::from_millis(5));
     let mut ring = Ring::new(config).unwrap();
     let (out, _peer) = util::tcp_pair();
     for _ in 0..3 {
-        ring.submit(Op::send(&out, b"x".to_vec()), |_, done| {
+        ring.submit(Op::send(&out, b"x".to_vec()).unawaited(), |_, done| {
             assert_eq!(done.result().unwrap(), 1);
         })
         .unwrap();

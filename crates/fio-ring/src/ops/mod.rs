@@ -51,6 +51,8 @@ pub struct Op {
     pub(crate) group_fd: RawFd,
     /// A timeout that fires repeatedly.
     pub(crate) repeat: bool,
+    /// Nobody waits on the completion promptly ([`Op::unawaited`]).
+    pub(crate) unawaited: bool,
 }
 
 impl Op {
@@ -63,12 +65,36 @@ impl Op {
             group: None,
             group_fd: -1,
             repeat: false,
+            unawaited: false,
         }
     }
 
     /// What kind of operation this is.
     pub fn kind(&self) -> OpKind {
         self.kind
+    }
+
+    /// Marks the operation as one whose completion nobody waits on promptly, such as the
+    /// send of a reply whose end no one awaits. With
+    /// [`RingConfig::wait_past_unawaited`](crate::RingConfig::wait_past_unawaited), a
+    /// blocking [`Ring::wait`](crate::Ring::wait) that submits it does not return for its
+    /// completion alone, which a send to a socket with room posts during the submission
+    /// itself: it holds out for another one (up to the configured limit). Without that
+    /// setting the mark changes nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use fio_ring::Op;
+    /// let (socket, _peer) = UnixStream::pair()?;
+    /// let reply = Op::send(&socket, b"pong".to_vec()).unawaited();
+    /// # drop(reply);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn unawaited(mut self) -> Self {
+        self.unawaited = true;
+        self
     }
 }
 
@@ -79,6 +105,7 @@ impl fmt::Debug for Op {
             .field("resources", &self.resources)
             .field("group", &self.group)
             .field("repeat", &self.repeat)
+            .field("unawaited", &self.unawaited)
             .finish()
     }
 }
