@@ -183,11 +183,16 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
         && let Some(pin) = inner.send.lend_pinned()
     {
         let offered = pin.len();
+        let mut op = Op::send_pinned(fd, pin, SendFlags::empty());
+        if !inner.report_drained {
+            // It empties the queue and nobody waits for the drain: its completion can wait
+            // for the next other one (`RingConfig::wait_past_unawaited`).
+            op = op.unawaited();
+        }
         let handler_state = Rc::clone(shared);
-        let submitted = ring.submit(
-            Op::send_pinned(fd, pin, SendFlags::empty()),
-            move |ring, completion| on_completion(&handler_state, ring, completion),
-        );
+        let submitted = ring.submit(op, move |ring, completion| {
+            on_completion(&handler_state, ring, completion)
+        });
         note_submitted(inner, submitted, Flavour::Plain, offered);
         return;
     }
