@@ -52,9 +52,10 @@ pub trait SharedEventHandler {
 
     /// A quicker `Readable { buffered }` for a handler that only takes note of it: called
     /// straight from the receive completion, without the socket handle and the event
-    /// delivery [`on_event`](Self::on_event) costs. It must not reach the socket (a handle
-    /// kept elsewhere included). Returns whether it took the event; `false` (the default)
-    /// has it delivered to [`on_event`](Self::on_event) as usual.
+    /// delivery [`on_event`](Self::on_event) costs. It runs while the socket's state is
+    /// borrowed, so it must not reach the socket (a handle kept elsewhere included: that
+    /// would panic). Returns whether it took the event; `false` (the default) has it
+    /// delivered to [`on_event`](Self::on_event) as usual.
     fn on_readable(&self, buffered: usize) -> bool {
         let _ = buffered;
         false
