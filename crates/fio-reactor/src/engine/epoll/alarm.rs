@@ -46,6 +46,10 @@ impl Alarm {
     ///
     /// # Errors
     /// - `timerfd_settime(2)`'s, which refuses only a bad descriptor.
+    ///
+    /// Inlined into every wait, which nearly always finds the alarm set and keeps it: as a
+    /// call it cost the wait half as much again.
+    #[inline]
     pub(super) fn ring_within(&mut self, timeout: Duration) -> io::Result<bool> {
         let now = Instant::now();
         let Some(wanted) = now.checked_add(timeout) else {
