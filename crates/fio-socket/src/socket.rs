@@ -463,7 +463,14 @@ impl Socket {
         {
             return Err(Error::Broken { errno });
         }
-        let armed = crate::inbound::arm(&self.shared, &mut inner, ring);
+        // A read only shrinks the queue, so an armed multishot receive stays right: what
+        // else could stop it (a close, a pause, a failure) re-arms then or at the receive's
+        // next completion. Every other state may have to change (resume a throttled socket).
+        let armed = if matches!(inner.inbound, Inbound::Multishot(_)) {
+            Ok(())
+        } else {
+            crate::inbound::arm(&self.shared, &mut inner, ring)
+        };
         schedule_delivery(&self.shared, &mut inner, ring);
         armed.map(|()| value)
     }
