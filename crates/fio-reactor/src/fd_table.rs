@@ -21,7 +21,10 @@ pub(crate) struct FdTable<T> {
     len: usize,
 }
 
-/// One entry: its uuid, checked by every lookup, and the value.
+/// One entry: its uuid, checked by every lookup, and the value. The uuid comes first (C
+/// layout), next to the value's first fields, rather than wherever the compiler puts it:
+/// behind a connection's whole entry it took a cache line of its own.
+#[repr(C)]
 struct Entry<T> {
     uuid: Uuid,
     value: T,

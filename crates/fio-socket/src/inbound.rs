@@ -150,35 +150,35 @@ fn on_completion(shared: &Shared, ring: &mut Ring, mut completion: Completion) {
     }
     if let Some(buffered) = readable {
         // A handler that only takes note of new data hears of it at once, without the event
-        // delivery (not while it runs further up the stack: it then has no handler here).
-        let quick = match &inner.handler {
-            Some(handler) if !inner.abandoned => handler.shared().map(Rc::clone),
-            None | Some(_) => None,
+        // delivery, and within this borrow (it must not reach the socket); not while it runs
+        // further up the stack (it then has no handler here).
+        let taken = match &inner.handler {
+            Some(handler) if !inner.abandoned => handler
+                .shared()
+                .is_some_and(|handler| handler.on_readable(buffered)),
+            None | Some(_) => false,
         };
-        drop(inner);
         // Nothing was queued behind it (a `Readable` only skips an empty queue): no delivery.
-        if !quick.is_some_and(|handler| handler.on_readable(buffered)) {
+        if !taken {
+            drop(inner);
             deliver_first(shared, ring, Event::Readable { buffered });
+            inner = shared.borrow_mut();
         }
-    } else {
-        let pending = inner.has_delivery();
+    } else if inner.has_delivery() {
         drop(inner);
-        if pending {
-            deliver_pending(shared, ring);
+        deliver_pending(shared, ring);
+        inner = shared.borrow_mut();
+    }
+    let state = &mut *inner;
+    if let Err(error) = arm(shared, state, ring) {
+        log::debug!("fd {}: re-arming the receive failed: {error}", state.raw_fd);
+        if !matches!(error, Error::Pool(_)) {
+            state.fail(error.errno());
         }
     }
-    let pending = {
-        let mut inner = shared.borrow_mut();
-        let inner = &mut *inner;
-        if let Err(error) = arm(shared, inner, ring) {
-            log::debug!("fd {}: re-arming the receive failed: {error}", inner.raw_fd);
-            if !matches!(error, Error::Pool(_)) {
-                inner.fail(error.errno());
-            }
-        }
-        crate::close::advance(shared, inner, ring);
-        inner.has_delivery()
-    };
+    crate::close::advance(shared, state, ring);
+    let pending = state.has_delivery();
+    drop(inner);
     if pending {
         deliver_pending(shared, ring);
     }

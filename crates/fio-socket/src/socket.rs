@@ -52,9 +52,10 @@ pub trait SharedEventHandler {
 
     /// A quicker `Readable { buffered }` for a handler that only takes note of it: called
     /// straight from the receive completion, without the socket handle and the event
-    /// delivery [`on_event`](Self::on_event) costs. It must not reach the socket (a handle
-    /// kept elsewhere included). Returns whether it took the event; `false` (the default)
-    /// has it delivered to [`on_event`](Self::on_event) as usual.
+    /// delivery [`on_event`](Self::on_event) costs. It runs while the socket's state is
+    /// borrowed, so it must not reach the socket (a handle kept elsewhere included: that
+    /// would panic). Returns whether it took the event; `false` (the default) has it
+    /// delivered to [`on_event`](Self::on_event) as usual.
     fn on_readable(&self, buffered: usize) -> bool {
         let _ = buffered;
         false
@@ -467,7 +468,14 @@ impl Socket {
         {
             return Err(Error::Broken { errno });
         }
-        let armed = crate::inbound::arm(&self.shared, &mut inner, ring);
+        // A read only shrinks the queue, so an armed multishot receive stays right: what
+        // else could stop it (a close, a pause, a failure) re-arms then or at the receive's
+        // next completion. Every other state may have to change (resume a throttled socket).
+        let armed = if matches!(inner.inbound, Inbound::Multishot(_)) {
+            Ok(())
+        } else {
+            crate::inbound::arm(&self.shared, &mut inner, ring)
+        };
         schedule_delivery(&self.shared, &mut inner, ring);
         armed.map(|()| value)
     }

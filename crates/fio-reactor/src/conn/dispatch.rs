@@ -41,24 +41,32 @@ pub(crate) fn dispatch(local: &Local, events: &mut Vec<EngineEvent>) {
 
 /// [`dispatch`] with the clock already read: `now` is when the wait returned the events.
 pub(crate) fn dispatch_at(local: &Local, events: &mut Vec<EngineEvent>, now: Instant) {
-    let mut budget = DATA_BUDGET;
     // A lone event, what a wait returns while the server keeps up with its clients, is
-    // popped: cheaper than setting up a drain and dropping it.
+    // popped and handed on with no budget to keep (one `on_data` can't exceed it): cheaper
+    // than setting up a drain, and with the batch out of line this path needs no frame.
     if events.len() == 1 {
         if let Some(event) = events.pop() {
-            handle(local, event, now, &mut budget);
+            handle(local, event, now, None);
         }
         return;
     }
+    dispatch_batch(local, events, now);
+}
+
+/// [`dispatch_at`] for a wait that returned several events (or none).
+#[inline(never)]
+fn dispatch_batch(local: &Local, events: &mut Vec<EngineEvent>, now: Instant) {
+    let mut budget = DATA_BUDGET;
     for event in events.drain(..) {
-        handle(local, event, now, &mut budget);
+        handle(local, event, now, Some(&mut budget));
     }
 }
 
-/// Turns one event into its callback; inlined into both of `dispatch`'s paths, as a call per
+/// Turns one event into its callback (`budget`: the `on_data` calls the batch may still
+/// make, `None` for a lone event); inlined into both of `dispatch`'s paths, as a call per
 /// event cost a batch more than the drain it spares a lone event.
 #[inline(always)]
-fn handle(local: &Local, event: EngineEvent, now: Instant, budget: &mut usize) {
+fn handle(local: &Local, event: EngineEvent, now: Instant, budget: Option<&mut usize>) {
     match event {
         EngineEvent::Accepted {
             listener,
@@ -73,10 +81,14 @@ fn handle(local: &Local, event: EngineEvent, now: Instant, budget: &mut usize) {
 }
 
 /// Bytes (or the end of stream) arrived for `uuid`: its `on_data` runs now while `budget`
-/// lasts, else it is queued. A connection already queued (to continue a partly read
+/// lasts (`None`: a lone event, which always may), else it is queued. A connection already queued (to continue a partly read
 /// backlog, or resumed) keeps its place in the queue instead, which is what keeps one
 /// flooding connection from running ahead of the others.
-fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
+///
+/// Inlined into the dispatch loop: this runs per request, and what can't run now goes out
+/// of line ([`readable_later`]), so the common path saves no registers of its own.
+#[inline]
+fn readable(local: &Local, uuid: Uuid, now: Instant, budget: Option<&mut usize>) {
     let mut conns = local.conns.borrow_mut();
     let Some(entry) = conns.map.get_mut(&uuid) else {
         return;
@@ -84,28 +96,41 @@ fn readable(local: &Local, uuid: Uuid, now: Instant, budget: &mut usize) {
     entry.active = now;
     #[cfg(test)]
     tests::READABLE_AT.set(local.waits.get());
-    let run_now = *budget > 0
+    let run_now = budget.as_ref().is_none_or(|budget| **budget > 0)
         && !entry.queued
         && !entry.suspended
         && !entry.closing
         && entry.protocol.is_some();
-    if run_now {
-        // Taken through the entry at hand (never closing, so no flush to queue): no second
-        // lookup.
-        let taken = entry.take_for_data();
+    if !run_now {
         drop(conns);
-        *budget -= 1;
-        if let Some((protocol, before, plain)) = taken {
-            run_taken_data(local, uuid, protocol, before, plain);
-        }
+        readable_later(local, uuid);
         return;
     }
-    // Read only here, off the common path above.
+    // Taken through the entry at hand (never closing, so no flush to queue): no second
+    // lookup.
+    let taken = entry.take_for_data();
+    drop(conns);
+    if let Some(budget) = budget {
+        *budget -= 1;
+    }
+    if let Some((protocol, before, plain)) = taken {
+        run_taken_data(local, uuid, protocol, before, plain);
+    }
+}
+
+/// [`readable`] for a connection whose `on_data` can't run now: queued (or already waiting in
+/// the queue), a closing connection's hook flushed, an orphan closed.
+#[inline(never)]
+fn readable_later(local: &Local, uuid: Uuid) {
+    let mut conns = local.conns.borrow_mut();
+    let Some(entry) = conns.map.get_mut(&uuid) else {
+        return;
+    };
     let orphan = !entry.has_protocol() && !entry.hijacked && !entry.closing;
     // A closing connection's hook gets what arrived through its flush, since `on_data` no
     // longer runs: it may need it to finish (a TLS handshake).
     let queue_flush = entry.closing && entry.mark_flush_scheduled();
-    // Queued through the entry at hand when it can't run now: no second lookup.
+    // Queued through the entry at hand: no third lookup.
     let queue_data = entry.mark_data_queued();
     if queue_flush {
         conns.flush_queue.push(uuid);

@@ -73,13 +73,27 @@ pub(crate) struct Listening {
 }
 
 /// One connection owned by this thread.
+///
+/// In C layout, with what each request reads or writes first (`readable`, then
+/// `run_taken_data`: activity, protocol, read count, hook, outbox, the rare part's box and
+/// the flags), right behind the table entry's uuid: the compiler's own order put the flags
+/// and the uuid at the far end, so a request touched one cache line more of every entry.
+#[repr(C)]
 pub(crate) struct Conn {
+    /// Last activity (bytes received or sent), for the idle timeout.
+    pub(crate) active: Instant,
     /// The attached protocol; `None` before `attach`, after a detach, or while a callback runs.
     pub(crate) protocol: Option<Box<dyn Protocol>>,
+    /// Bytes the protocol has read, to tell whether `on_data` made progress.
+    pub(crate) read_total: u64,
+    /// The read/write hook between the protocol and the engine's queues, if one is set.
+    pub(crate) hook: Option<Box<dyn RwHook>>,
+    /// Writes waiting behind a file being sent.
+    pub(crate) outbox: Outbox,
+    /// What few connections ever need, boxed on first use so an idle entry stays small.
+    cold: Option<Box<Cold>>,
     /// A callback of this connection is running (its protocol is taken out).
     pub(crate) in_callback: bool,
-    /// Stream, listener or connector.
-    pub(crate) kind: Kind,
     /// `on_data` is suspended until `force_event(OnData)` or the send queue drains.
     pub(crate) suspended: bool,
     /// The uuid waits in the `on_data` queue.
@@ -88,19 +102,6 @@ pub(crate) struct Conn {
     pub(crate) hijacked: bool,
     /// A close was requested.
     pub(crate) closing: bool,
-    /// The idle timeout in seconds (0: none); the table's record holds a copy for other
-    /// threads' `timeout_get`.
-    pub(crate) timeout: u8,
-    /// Last activity (bytes received or sent), for the idle timeout.
-    pub(crate) active: Instant,
-    /// Bytes sent and chunks pending at the last sweep, to notice write progress.
-    pub(crate) progress: (u64, usize),
-    /// Bytes the protocol has read, to tell whether `on_data` made progress.
-    pub(crate) read_total: u64,
-    /// During shutdown: `on_shutdown` returned `KeepOpen`; close only at the very end.
-    pub(crate) lingers: bool,
-    /// The read/write hook between the protocol and the engine's queues, if one is set.
-    pub(crate) hook: Option<Box<dyn RwHook>>,
     /// The hook's `flush` should run at the end of the tick (it was written to, or still
     /// held bytes).
     pub(crate) flush_scheduled: bool,
@@ -108,10 +109,8 @@ pub(crate) struct Conn {
     pub(crate) hook_held: bool,
     /// The hook's `before_close` ran (it runs at most once).
     pub(crate) before_close_done: bool,
-    /// Writes waiting behind a file being sent.
-    pub(crate) outbox: Outbox,
-    /// The `connect` this client connection came from (for reconnecting and `on_finish`).
-    pub(crate) connector: Option<Arc<Connector>>,
+    /// During shutdown: `on_shutdown` returned `KeepOpen`; close only at the very end.
+    pub(crate) lingers: bool,
     /// A connect attempt passed its deadline (it fails with `TimedOut`).
     pub(crate) timed_out: bool,
     /// The engine was asked to close abruptly (queued bytes are dropped).
@@ -120,8 +119,15 @@ pub(crate) struct Conn {
     /// from its first call, see [`protocol::default_on_ready_ran`]): a drained send queue
     /// that nothing else waits for then costs no callback. Cleared when the protocol changes.
     pub(crate) on_ready_is_default: bool,
-    /// What few connections ever need, boxed on first use so an idle entry stays small.
-    cold: Option<Box<Cold>>,
+    /// The idle timeout in seconds (0: none); the table's record holds a copy for other
+    /// threads' `timeout_get`.
+    pub(crate) timeout: u8,
+    /// Stream, listener or connector.
+    pub(crate) kind: Kind,
+    /// Bytes sent and chunks pending at the last sweep, to notice write progress.
+    pub(crate) progress: (u64, usize),
+    /// The `connect` this client connection came from (for reconnecting and `on_finish`).
+    pub(crate) connector: Option<Arc<Connector>>,
 }
 
 /// The rarely used part of a [`Conn`].

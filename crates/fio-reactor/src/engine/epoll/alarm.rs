@@ -47,6 +47,10 @@ impl Alarm {
     ///
     /// # Errors
     /// - `timerfd_settime(2)`'s, which refuses only a bad descriptor.
+    ///
+    /// Inlined into every wait, which nearly always finds the alarm set and keeps it: as a
+    /// call it cost the wait half as much again.
+    #[inline]
     pub(super) fn ring_within(&mut self, timeout: Duration, since: u64) -> io::Result<bool> {
         let wanted = u64::try_from(timeout.as_nanos())
             .ok()
