@@ -115,7 +115,6 @@ pub struct RingConfig {
     pub(crate) drop_timeout: Duration,
     pub(crate) assumed_kernel: Option<KernelVersion>,
     pub(crate) batch_wait: Option<BatchWait>,
-    pub(crate) wait_past_unawaited: Option<u32>,
 }
 
 /// A batching wait: see [`RingConfig::batch_wait`].
@@ -149,7 +148,6 @@ impl RingConfig {
             drop_timeout: Duration::from_secs(5),
             assumed_kernel: None,
             batch_wait: None,
-            wait_past_unawaited: None,
         }
     }
 
@@ -206,46 +204,6 @@ impl RingConfig {
     /// ```
     pub fn batch_wait(mut self, completions: u32, min_wait: Duration) -> Self {
         self.batch_wait = BatchWait::new(completions, min_wait);
-        self
-    }
-
-    /// Makes a blocking [`Ring::wait`](crate::Ring::wait) that hands the kernel
-    /// [`Op::unawaited`](crate::Op::unawaited) operations (replies whose end nobody awaits)
-    /// also wait for one completion besides theirs, for up to `limit`.
-    ///
-    /// A send to a socket with room completes during the very kernel entry that submits it,
-    /// so a wait that submits replies would otherwise return at once with nothing but their
-    /// completions, and the caller would enter the kernel a second time to wait for what it
-    /// is really waiting for (the next request). With this, one entry submits the replies
-    /// and waits for the next other completion, which halves the kernel entries of a
-    /// request-reply server at low depth. The price: an unawaited operation that could not
-    /// complete at once (a send to a full socket) keeps the wait from returning at the next
-    /// completion for up to `limit`; after `limit` it returns as soon as anything completed.
-    /// A wait whose own timeout is shorter than `limit` waits as without it, and so does one
-    /// that submits no unawaited operation. [`batch_wait`](Self::batch_wait), when set, takes
-    /// precedence.
-    ///
-    /// Needs the kernel's minimum wait time (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12); on older
-    /// kernels it is ignored ([`Features::batch_wait`](crate::Features::batch_wait) says
-    /// whether it can be used). `limit` is rounded down to microseconds; zero turns it off.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::Duration;
-    /// use fio_ring::{Op, Ring, RingConfig};
-    /// let config = RingConfig::new(64).wait_past_unawaited(Duration::from_millis(2));
-    /// let mut ring = Ring::new(config)?;
-    /// let (socket, _peer) = UnixStream::pair()?;
-    /// let reply = Op::send(&socket, b"reply".to_vec()).unawaited();
-    /// ring.submit(reply, |_, sent| assert_eq!(sent.result().unwrap(), 5))?;
-    /// // Nothing else is in flight: the wait returns with the send once 2 ms passed.
-    /// assert_eq!(ring.wait(None)?, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn wait_past_unawaited(mut self, limit: Duration) -> Self {
-        let usec = u32::try_from(limit.as_micros()).unwrap_or(u32::MAX);
-        self.wait_past_unawaited = (usec > 0).then_some(usec);
         self
     }
 

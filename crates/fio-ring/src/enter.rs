@@ -235,43 +235,33 @@ impl Ring {
             let result = self.enter_path.enter_batched(staged, flags, batch, &time);
             return enter_result(result);
         }
-        if let Some(batch) = self.past_unawaited_batch(timeout) {
-            let time = Timespec::from(timeout.unwrap_or(BATCH_WAIT_TIMEOUT));
-            let result = self.enter_path.enter_batched(staged, flags, batch, &time);
-            return enter_result(result);
-        }
+        let wanted = self.wait_target();
         let result = match timeout {
             // Without a timeout no extended argument is needed, which spares the kernel a copy.
-            None => self.enter_path.enter(staged, 1, flags, None),
+            None => self.enter_path.enter(staged, wanted, flags, None),
             Some(timeout) => {
                 let time = Timespec::from(timeout);
                 let args = SubmitArgs::new().timespec(&time);
                 let flags = flags | EnterFlags::EXT_ARG.bits();
-                self.enter_path.enter(staged, 1, flags, Some(&args))
+                self.enter_path.enter(staged, wanted, flags, Some(&args))
             }
         };
         enter_result(result)
     }
 
-    /// The wait [`RingConfig::wait_past_unawaited`] asks for, when it applies to a blocking
-    /// wait of `timeout`: the staged [`Op::unawaited`] operations' completions (a send posts
-    /// its own while it is submitted, when the socket has room) plus one, within the limit.
-    /// `None` without such operations, or when the wait's own timeout ends first (the kernel
-    /// would hold it until the minimum wait).
+    /// How many completions a blocking wait asks the kernel for: one, plus the staged
+    /// [`Op::unawaited`] operations that complete while they are submitted (their
+    /// completions are posted before the kernel starts waiting, so the wait ends at the first
+    /// other one). Only when every staged entry goes in with this entry (no backlog) and the
+    /// kernel posts each one's completion at submission.
     ///
-    /// [`RingConfig::wait_past_unawaited`]: crate::RingConfig::wait_past_unawaited
     /// [`Op::unawaited`]: crate::Op::unawaited
-    fn past_unawaited_batch(&self, timeout: Option<Duration>) -> Option<BatchWait> {
-        let limit_usec = self.wait_past_unawaited?;
-        if self.unawaited_staged == 0
-            || timeout.is_some_and(|timeout| timeout.as_micros() < u128::from(limit_usec))
-        {
-            return None;
+    fn wait_target(&self) -> u32 {
+        if self.unawaited_staged > 0 && self.can_wait_past_unawaited && self.backlog_is_empty() {
+            self.unawaited_staged.saturating_add(1)
+        } else {
+            1
         }
-        Some(BatchWait {
-            completions: self.unawaited_staged.saturating_add(1),
-            min_wait_usec: limit_usec,
-        })
     }
 
     /// The kernel entry of a tick that must not block: submits what is staged and collects

@@ -14,7 +14,7 @@ use io_uring::{IoUring, opcode, squeue};
 
 use crate::buf::KernelBox;
 use crate::completion::Completion;
-use crate::config::{self, RingConfig};
+use crate::config::{self, RingConfig, SetupFlags};
 use crate::cq::CompletionRing;
 use crate::enter::EnterPath;
 use crate::error::Error;
@@ -224,10 +224,12 @@ pub struct Ring {
     supported: u64,
     /// The configured batching wait, where the kernel has it.
     pub(crate) batch_wait: Option<config::BatchWait>,
-    /// [`RingConfig::wait_past_unawaited`]'s limit in microseconds, where the kernel has it.
-    pub(crate) wait_past_unawaited: Option<u32>,
-    /// [`Op::unawaited`] operations staged since the last kernel entry that collected
-    /// completions: those whose completions that entry may look past.
+    /// The kernel posts the completion of every entry a kernel entry submits, even of one
+    /// that fails, before it waits (`SUBMIT_ALL`; `MSG_DONTWAIT` sends never wait since Linux
+    /// 6.0): what a wait past [`Op::unawaited`] operations relies on.
+    pub(crate) can_wait_past_unawaited: bool,
+    /// [`Op::unawaited`] operations that complete at submission, staged since the last
+    /// kernel entry that collected completions: that entry waits for one completion more.
     pub(crate) unawaited_staged: u32,
     _not_send: PhantomData<*mut ()>,
 }
@@ -260,7 +262,8 @@ impl Ring {
         let cq = CompletionRing::map(&uring).map_err(Error::Io)?;
         let enter_path = EnterPath::new(&uring);
         let batch_wait = config.batch_wait.filter(|_| features.batch_wait());
-        let wait_past_unawaited = config.wait_past_unawaited.filter(|_| features.batch_wait());
+        let can_wait_past_unawaited = features.setup_flags().contains(SetupFlags::SUBMIT_ALL)
+            && kernel >= crate::KernelVersion::new(6, 0, 0);
         Ok(Self {
             uring,
             cq,
@@ -284,7 +287,7 @@ impl Ring {
             enter_path,
             supported,
             batch_wait,
-            wait_past_unawaited,
+            can_wait_past_unawaited,
             unawaited_staged: 0,
             _not_send: PhantomData,
         })
@@ -661,8 +664,9 @@ impl Ring {
             group_fd,
             repeat,
             unawaited,
+            completes_at_submission,
         } = op;
-        self.unawaited_staged += u32::from(unawaited);
+        self.unawaited_staged += u32::from(unawaited && completes_at_submission);
         let id = self.register(
             &mut entry,
             resources,
@@ -727,6 +731,11 @@ impl Ring {
             slot.rearm = Some(Box::new(entry.clone()));
         }
         Ok(id)
+    }
+
+    /// Whether every staged entry is in the submission queue (none waits behind it).
+    pub(crate) fn backlog_is_empty(&self) -> bool {
+        self.backlog.is_empty()
     }
 
     /// Puts one entry in the submission queue, or behind the backlog when it is full.

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fio_ring::{Op, Ring, RingConfig, TickEndFlush};
+use fio_ring::{Op, Ring, RingConfig, SendFlags, TickEndFlush};
 use util::run_until;
 
 #[test]
@@ -168,9 +168,7 @@ fn an_indefinite_batching_wait_outlasts_its_minimum_wait() {
 
 #[test]
 fn a_wait_past_an_unawaited_reply_brings_it_and_the_next_completion_in_one_entry() {
-    let config = RingConfig::new(16).wait_past_unawaited(Duration::from_secs(10));
-    let mut ring = Ring::new(config).unwrap();
-    require!(ring, ring.features().batch_wait(), "the minimum wait time");
+    let mut ring = Ring::new(RingConfig::new(16)).unwrap();
     let (reply_out, mut reply_in) = util::tcp_pair();
     let (mut request_out, request_in) = util::tcp_pair();
     let (received, handler) = util::collector();
@@ -183,8 +181,8 @@ fn a_wait_past_an_unawaited_reply_brings_it_and_the_next_completion_in_one_entry
     );
     let sent = Rc::new(RefCell::new(None));
     let result = sent.clone();
-    let reply = Op::send(&reply_out, b"reply".to_vec()).unawaited();
-    ring.submit(reply, move |_, done| {
+    let reply = Op::send_with_flags(&reply_out, b"reply".to_vec(), SendFlags::DONTWAIT);
+    ring.submit(reply.unawaited(), move |_, done| {
         *result.borrow_mut() = Some(done.result().unwrap());
     })
     .unwrap();
@@ -205,21 +203,56 @@ fn a_wait_past_an_unawaited_reply_brings_it_and_the_next_completion_in_one_entry
 }
 
 #[test]
-fn a_wait_past_unawaited_sends_returns_them_once_its_limit_passes() {
-    // Nothing else completes: after the limit the wait returns what it has.
-    let config = RingConfig::new(16).wait_past_unawaited(Duration::from_millis(5));
-    let mut ring = Ring::new(config).unwrap();
+fn only_unawaited_sends_that_cannot_wait_are_looked_past() {
+    let mut ring = Ring::new(RingConfig::new(16)).unwrap();
     let (out, _peer) = util::tcp_pair();
+    // Unawaited, but free to wait for room: the wait returns for its completion.
+    ring.submit(Op::send(&out, b"x".to_vec()).unawaited(), |_, done| {
+        assert_eq!(done.result().unwrap(), 1);
+    })
+    .unwrap();
+    assert_eq!(ring.wait(None).unwrap(), 1);
+    // DONTWAIT but awaited: the same.
+    let awaited = Op::send_with_flags(&out, b"y".to_vec(), SendFlags::DONTWAIT);
+    ring.submit(awaited, |_, done| assert_eq!(done.result().unwrap(), 1))
+        .unwrap();
+    assert_eq!(ring.wait(None).unwrap(), 1);
+    // Both: only the wait's own timeout (or another completion) ends it, with the sends.
     for _ in 0..3 {
-        ring.submit(Op::send(&out, b"x".to_vec()).unawaited(), |_, done| {
+        let reply = Op::send_with_flags(&out, b"z".to_vec(), SendFlags::DONTWAIT);
+        ring.submit(reply.unawaited(), |_, done| {
             assert_eq!(done.result().unwrap(), 1);
         })
         .unwrap();
     }
-    assert_eq!(ring.wait(None).unwrap(), 3);
-    // A wait whose own timeout ends first is not held to the limit, and one with no send
-    // staged waits as usual: both end at their timeout with nothing.
-    assert_eq!(ring.wait(Some(Duration::from_millis(1))).unwrap(), 0);
+    assert_eq!(ring.wait(Some(Duration::from_millis(20))).unwrap(), 3);
+}
+
+#[test]
+fn an_unawaited_send_to_a_full_socket_completes_at_once_with_eagain() {
+    let mut ring = Ring::new(RingConfig::new(16)).unwrap();
+    let (out, _peer) = util::tcp_pair();
+    fio_sys::set_send_buffer_size(std::os::fd::AsFd::as_fd(&out), 4096).unwrap();
+    // Fill the socket (the peer never reads) until a send finds no room.
+    let refused = Rc::new(RefCell::new(false));
+    for _ in 0..10_000 {
+        if *refused.borrow() {
+            break;
+        }
+        let flag = refused.clone();
+        let reply = Op::send_with_flags(&out, vec![7u8; 65536], SendFlags::DONTWAIT);
+        ring.submit(reply.unawaited(), move |_, done| {
+            if done.raw_result() == -fio_ring::libc::EAGAIN {
+                *flag.borrow_mut() = true;
+            }
+        })
+        .unwrap();
+        // A nop besides, so the wait has its one other completion: it returns at once,
+        // and the send's completion with it, whatever the send found.
+        ring.submit(Op::nop(), |_, _| {}).unwrap();
+        assert_eq!(ring.wait(Some(Duration::from_secs(20))).unwrap(), 2);
+    }
+    assert!(*refused.borrow(), "the socket never filled");
 }
 
 #[test]

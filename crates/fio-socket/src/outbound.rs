@@ -183,12 +183,15 @@ fn start_send(shared: &Shared, inner: &mut Inner, ring: &mut Ring) {
         && let Some(pin) = inner.send.lend_pinned()
     {
         let offered = pin.len();
-        let mut op = Op::send_pinned(fd, pin, SendFlags::empty());
-        if !inner.report_drained {
-            // It empties the queue and nobody waits for the drain: its completion can wait
-            // for the next other one (`RingConfig::wait_past_unawaited`).
-            op = op.unawaited();
-        }
+        let op = if inner.report_drained || inner.send_found_no_room {
+            Op::send_pinned(fd, pin, SendFlags::empty())
+        } else {
+            // It empties the queue and nobody waits for the drain: sent without waiting
+            // for room, it completes while it is submitted, and the tick's wait needn't
+            // return for that completion alone (`Op::unawaited`). Should the socket have
+            // no room, the completion says `EAGAIN` and the send goes again, waiting.
+            Op::send_pinned(fd, pin, SendFlags::DONTWAIT).unawaited()
+        };
         let handler_state = Rc::clone(shared);
         let submitted = ring.submit(op, move |ring, completion| {
             on_completion(&handler_state, ring, completion)
@@ -524,6 +527,8 @@ fn on_pinned(inner: &mut Inner, res: i32, pin: SendPin) {
     // flight: the cleared queue parked the chunk until now.
     let ours = inner.send.finish_pinned(pin, sent, &mut spares);
     drop(spares);
+    // Only a send that was not to wait can find no room: the next one waits.
+    inner.send_found_no_room = res == -libc::EAGAIN;
     if dropped {
         return;
     }

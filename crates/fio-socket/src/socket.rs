@@ -178,6 +178,9 @@ pub(crate) struct Inner {
     pub(crate) abandoned: bool,
     /// Whether a drained send queue is reported ([`Socket::report_drained`]).
     pub(crate) report_drained: bool,
+    /// The last send that was not to wait for room found none (`EAGAIN`): the next one waits
+    /// for room, as a send whose end someone awaits always does.
+    pub(crate) send_found_no_room: bool,
     pub(crate) stats: SocketStats,
 }
 
@@ -384,6 +387,7 @@ impl Socket {
             handler: Some(handler),
             abandoned: false,
             report_drained: true,
+            send_found_no_room: false,
             stats: SocketStats::default(),
         };
         let shared = Rc::new(State(RefCell::new(inner)));

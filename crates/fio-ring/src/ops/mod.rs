@@ -53,6 +53,9 @@ pub struct Op {
     pub(crate) repeat: bool,
     /// Nobody waits on the completion promptly ([`Op::unawaited`]).
     pub(crate) unawaited: bool,
+    /// The operation completes while it is submitted, never later: a send with
+    /// [`SendFlags::DONTWAIT`](crate::SendFlags::DONTWAIT).
+    pub(crate) completes_at_submission: bool,
 }
 
 impl Op {
@@ -66,6 +69,7 @@ impl Op {
             group_fd: -1,
             repeat: false,
             unawaited: false,
+            completes_at_submission: false,
         }
     }
 
@@ -75,21 +79,26 @@ impl Op {
     }
 
     /// Marks the operation as one whose completion nobody waits on promptly, such as the
-    /// send of a reply whose end no one awaits. With
-    /// [`RingConfig::wait_past_unawaited`](crate::RingConfig::wait_past_unawaited), a
-    /// blocking [`Ring::wait`](crate::Ring::wait) that submits it does not return for its
-    /// completion alone, which a send to a socket with room posts during the submission
-    /// itself: it holds out for another one (up to the configured limit). Without that
-    /// setting the mark changes nothing.
+    /// send of a reply whose end no one awaits. On a send with
+    /// [`SendFlags::DONTWAIT`](crate::SendFlags::DONTWAIT), which completes while it is
+    /// submitted (with `EAGAIN`, nothing sent, when the socket has no room), a blocking
+    /// [`Ring::wait`](crate::Ring::wait) that submits it does not return for its completion
+    /// alone: it asks the kernel for one completion besides those, so a reply and the wait
+    /// for the next request take one kernel entry instead of two. Its completion is then
+    /// delivered with that next one. On any other operation the mark changes nothing.
     ///
     /// # Examples
     /// ```
     /// use std::os::unix::net::UnixStream;
-    /// use fio_ring::Op;
+    /// use fio_ring::{Op, Ring, RingConfig, SendFlags};
+    /// let mut ring = Ring::new(RingConfig::new(8))?;
     /// let (socket, _peer) = UnixStream::pair()?;
-    /// let reply = Op::send(&socket, b"pong".to_vec()).unawaited();
-    /// # drop(reply);
-    /// # Ok::<(), std::io::Error>(())
+    /// let reply = Op::send_with_flags(&socket, b"pong".to_vec(), SendFlags::DONTWAIT);
+    /// ring.submit(reply.unawaited(), |_, sent| assert_eq!(sent.result().unwrap(), 4))?;
+    /// // Something else to wait for: the wait returns with both.
+    /// ring.submit(Op::nop(), |_, _| {})?;
+    /// assert_eq!(ring.wait(None)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
     pub fn unawaited(mut self) -> Self {

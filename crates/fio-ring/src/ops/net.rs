@@ -65,7 +65,9 @@ impl Op {
         let entry = opcode::Send::new(raw(fd), ptr, len)
             .flags(flags.with_nosignal())
             .build();
-        Op::new(entry, Resources::Write(buf), OpKind::Send)
+        let mut op = Op::new(entry, Resources::Write(buf), OpKind::Send);
+        op.completes_at_submission = flags.contains(SendFlags::DONTWAIT);
+        op
     }
 
     /// As [`send_with_flags`](Self::send_with_flags), reading the bytes `pin` holds in place
@@ -116,7 +118,9 @@ impl Op {
         let entry = opcode::Send::new(raw(fd), pin.as_ptr(), len)
             .flags(flags.with_nosignal())
             .build();
-        Op::new(entry, Resources::Pinned(pin), OpKind::Send)
+        let mut op = Op::new(entry, Resources::Pinned(pin), OpKind::Send);
+        op.completes_at_submission = flags.contains(SendFlags::DONTWAIT);
+        op
     }
 
     /// Sends several buffers as one message (`sendmsg(2)` with `MSG_NOSIGNAL`), to `to` when

@@ -93,16 +93,8 @@ const SEND_BUFFERS_PER_CHUNK: usize = 16;
 
 /// The configuration every reactor ring (and the probe's) is built with.
 fn ring_config() -> RingConfig {
-    RingConfig::new(RING_ENTRIES).wait_past_unawaited(WAIT_PAST_REPLIES)
+    RingConfig::new(RING_ENTRIES)
 }
-
-/// How long a blocking wait that submits replies nobody awaits the end of holds out for a
-/// completion besides theirs (`RingConfig::wait_past_unawaited`; fio-socket marks a send
-/// `Op::unawaited` while its socket reports no drains): a loopback client's next request
-/// comes within it, so a request costs one kernel entry instead of two (at one connection:
-/// 2.0 -> 1.05 per request). It bounds what such a send that could not complete at once (a
-/// full socket) costs the other connections' completions.
-const WAIT_PAST_REPLIES: Duration = Duration::from_micros(50);
 
 /// What the handlers of the engine's operations report, for `wait` to hand over. Handlers
 /// run inside [`Ring::wait`], where the engine itself is borrowed, so they reach the engine
