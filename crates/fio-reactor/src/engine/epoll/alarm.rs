@@ -44,12 +44,11 @@ impl Alarm {
     /// `since` (a [`fio_sys::monotonic_nanos`] reading: the caller's, so this reads no clock).
     /// An alarm due earlier than that is kept: it ends a wait early, and the next one sets it
     /// again. Returns `false` when the deadline is too far to express (no limit, then).
+    /// Inlined into every wait, which nearly always finds the alarm set and keeps it: as a
+    /// call it cost the wait half as much again.
     ///
     /// # Errors
     /// - `timerfd_settime(2)`'s, which refuses only a bad descriptor.
-    ///
-    /// Inlined into every wait, which nearly always finds the alarm set and keeps it: as a
-    /// call it cost the wait half as much again.
     #[inline]
     pub(super) fn ring_within(&mut self, timeout: Duration, since: u64) -> io::Result<bool> {
         let wanted = u64::try_from(timeout.as_nanos())
