@@ -6,7 +6,6 @@
 //! page-aligned memory, and a child forked by the cluster must not share (or copy) pages that a
 //! ring in the parent is still writing to.
 
-use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
@@ -29,6 +28,55 @@ pub fn page_size() -> usize {
     }
 }
 
+/// A range `mmap` returned, unmapped on drop: what [`Mmap`] and [`SharedMap`] own.
+#[derive(Debug)]
+struct Mapping {
+    /// Start of the mapping, as `mmap` returned it; page-aligned.
+    ptr: NonNull<u8>,
+    /// Length asked for; `munmap` takes the same value and the kernel rounds it up to pages.
+    len: usize,
+}
+
+impl Mapping {
+    /// `mmap(2)` of `len` readable and writable bytes with `flags`, of `fd` from `offset`
+    /// (`-1` and 0 for anonymous memory), at an address the kernel picks.
+    fn new(len: usize, flags: libc::c_int, fd: libc::c_int, offset: i64) -> io::Result<Self> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map zero bytes",
+            ));
+        }
+        let protection = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a null hint without MAP_FIXED lets the kernel choose fresh addresses, so no
+        // existing memory is replaced; a descriptor, if any, is the caller's borrowed one, open
+        // for the call.
+        let mapping =
+            unsafe { syscall!(mmap(ptr::null_mut(), len, protection, flags, fd, offset)) }?;
+        let ptr = NonNull::new(mapping.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn advise(&self, advice: libc::c_int) -> io::Result<()> {
+        // SAFETY: the range is exactly this mapping, and the advice given here (DONTFORK,
+        // DOFORK) changes only how fork treats it, never its contents or its mapping in this
+        // process.
+        unsafe { syscall!(madvise(self.ptr.as_ptr().cast(), self.len, advice)) }?;
+        Ok(())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the range is this mapping, created by mmap with this length, and its owners
+        // let no borrow of it outlive them.
+        let result = unsafe { syscall!(munmap(self.ptr.as_ptr().cast(), self.len)) };
+        // munmap of a range we mapped only fails on a bug in this type.
+        debug_assert!(result.is_ok(), "munmap failed: {result:?}");
+    }
+}
+
 /// An anonymous, private, read-write memory mapping, zero-filled and page-aligned, unmapped on
 /// drop.
 ///
@@ -41,11 +89,9 @@ pub fn page_size() -> usize {
 /// assert_eq!(map.as_slice()[0], 7);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct Mmap {
-    /// Start of the mapping, as `mmap` returned it; page-aligned.
-    ptr: NonNull<u8>,
-    /// Length asked for; `munmap` takes the same value and the kernel rounds it up to pages.
-    len: usize,
+    mapping: Mapping,
 }
 
 // SAFETY: Mmap owns its pages exclusively, as Vec<u8> owns its buffer; it hands out `&[u8]`
@@ -65,25 +111,15 @@ impl Mmap {
     /// - `ENOMEM` when the address space or `vm.max_map_count` is exhausted, or overcommit is
     ///   refused.
     pub fn anonymous(len: usize) -> io::Result<Self> {
-        if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot map zero bytes",
-            ));
-        }
-        let protection = libc::PROT_READ | libc::PROT_WRITE;
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-        // SAFETY: a null hint with neither MAP_FIXED nor a file lets the kernel choose fresh
-        // addresses, so no existing memory is replaced.
-        let mapping = unsafe { syscall!(mmap(ptr::null_mut(), len, protection, flags, -1, 0)) }?;
-        let ptr = NonNull::new(mapping.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
-        Ok(Self { ptr, len })
+        Ok(Self {
+            mapping: Mapping::new(len, flags, -1, 0)?,
+        })
     }
 
     /// The length in bytes, as asked for.
     pub fn len(&self) -> usize {
-        self.len
+        self.mapping.len
     }
 
     /// Always `false`: a mapping is never empty ([`Mmap::anonymous`] refuses zero bytes).
@@ -96,20 +132,20 @@ impl Mmap {
     ///
     /// Writing through it is only sound while no slice from [`Mmap::as_slice`] is alive.
     pub fn as_ptr(&self) -> NonNull<u8> {
-        self.ptr
+        self.mapping.ptr
     }
 
     /// The mapping as bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the mapping is `len` readable bytes that live as long as `self`, and it is
         // initialised (zero-filled by the kernel, then written only through these slices).
-        unsafe { slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { slice::from_raw_parts(self.mapping.ptr.as_ptr(), self.mapping.len) }
     }
 
     /// The mapping as mutable bytes.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`, and `&mut self` makes this the only live view.
-        unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { slice::from_raw_parts_mut(self.mapping.ptr.as_ptr(), self.mapping.len) }
     }
 
     /// Keeps the mapping out of children created by `fork` (`MADV_DONTFORK`): in a child the
@@ -121,7 +157,7 @@ impl Mmap {
     /// # Errors
     /// - `EINVAL` from a kernel that lacks `MADV_DONTFORK` (before 2.6.16).
     pub fn dontfork(&self) -> io::Result<()> {
-        self.advise(libc::MADV_DONTFORK)
+        self.mapping.advise(libc::MADV_DONTFORK)
     }
 
     /// Undoes [`Mmap::dontfork`] (`MADV_DOFORK`).
@@ -129,33 +165,7 @@ impl Mmap {
     /// # Errors
     /// - `EINVAL` from a kernel that lacks `MADV_DOFORK`.
     pub fn dofork(&self) -> io::Result<()> {
-        self.advise(libc::MADV_DOFORK)
-    }
-
-    fn advise(&self, advice: libc::c_int) -> io::Result<()> {
-        // SAFETY: the range is exactly this mapping, and DONTFORK/DOFORK change only how fork
-        // treats it, never its contents or its mapping in this process.
-        unsafe { syscall!(madvise(self.ptr.as_ptr().cast(), self.len, advice)) }?;
-        Ok(())
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: the range is this mapping, created by mmap with this length, and no borrow of
-        // it can outlive `self`.
-        let result = unsafe { syscall!(munmap(self.ptr.as_ptr().cast(), self.len)) };
-        // munmap of a range we mapped only fails on a bug in this type.
-        debug_assert!(result.is_ok(), "munmap failed: {result:?}");
-    }
-}
-
-impl fmt::Debug for Mmap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mmap")
-            .field("ptr", &self.ptr)
-            .field("len", &self.len)
-            .finish()
+        self.mapping.advise(libc::MADV_DOFORK)
     }
 }
 
@@ -184,11 +194,9 @@ impl fmt::Debug for Mmap {
 /// # }
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct SharedMap {
-    /// Start of the mapping, as `mmap` returned it; page-aligned.
-    ptr: NonNull<u8>,
-    /// Length asked for, as `munmap` takes it.
-    len: usize,
+    mapping: Mapping,
 }
 
 impl SharedMap {
@@ -200,39 +208,20 @@ impl SharedMap {
     /// - `mmap(2)`'s errors (`EACCES` for a descriptor not open for reading and writing,
     ///   `ENODEV` for one that can't be mapped, `ENOMEM`).
     pub fn map(fd: BorrowedFd<'_>, offset: i64, len: usize) -> io::Result<Self> {
-        if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot map zero bytes",
-            ));
-        }
-        let protection = libc::PROT_READ | libc::PROT_WRITE;
         let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
-        // SAFETY: a null hint without MAP_FIXED lets the kernel choose fresh addresses, so no
-        // existing memory is replaced; the descriptor is borrowed, so open, for the call.
-        let mapping = unsafe {
-            syscall!(mmap(
-                ptr::null_mut(),
-                len,
-                protection,
-                flags,
-                fd.as_raw_fd(),
-                offset
-            ))
-        }?;
-        let ptr = NonNull::new(mapping.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
-        Ok(Self { ptr, len })
+        Ok(Self {
+            mapping: Mapping::new(len, flags, fd.as_raw_fd(), offset)?,
+        })
     }
 
     /// The start of the mapping.
     pub fn as_ptr(&self) -> NonNull<u8> {
-        self.ptr
+        self.mapping.ptr
     }
 
     /// The length in bytes, as asked for.
     pub fn len(&self) -> usize {
-        self.len
+        self.mapping.len
     }
 
     /// Always `false`: [`SharedMap::map`] refuses zero bytes.
@@ -246,34 +235,7 @@ impl SharedMap {
     /// # Errors
     /// - `EINVAL` from a kernel that lacks `MADV_DONTFORK`.
     pub fn dontfork(&self) -> io::Result<()> {
-        // SAFETY: the range is exactly this mapping, and DONTFORK changes only how fork
-        // treats it, never its contents or its mapping in this process.
-        unsafe {
-            syscall!(madvise(
-                self.ptr.as_ptr().cast(),
-                self.len,
-                libc::MADV_DONTFORK
-            ))
-        }?;
-        Ok(())
-    }
-}
-
-impl Drop for SharedMap {
-    fn drop(&mut self) {
-        // SAFETY: the range is this mapping, created by mmap with this length; the owner's
-        // pointers into it die with it (it hands out no borrows).
-        let result = unsafe { syscall!(munmap(self.ptr.as_ptr().cast(), self.len)) };
-        debug_assert!(result.is_ok(), "munmap failed: {result:?}");
-    }
-}
-
-impl fmt::Debug for SharedMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedMap")
-            .field("ptr", &self.ptr)
-            .field("len", &self.len)
-            .finish()
+        self.mapping.advise(libc::MADV_DONTFORK)
     }
 }
 
