@@ -374,8 +374,9 @@ impl Ring {
     where
         F: FnMut(&mut Ring, Completion) + 'static,
     {
-        let (id, entry) = self.prepare(op, StoredHandler::new(handler))?;
+        let (id, entry, unawaited) = self.prepare(op, StoredHandler::new(handler))?;
         self.stage_one(&entry);
+        self.unawaited_staged += u32::from(unawaited);
         Ok(id)
     }
 
@@ -399,7 +400,7 @@ impl Ring {
                 op: OpKind::LinkTimeout,
             });
         }
-        let (id, entry) = self.prepare(op, StoredHandler::new(handler))?;
+        let (id, entry, unawaited) = self.prepare(op, StoredHandler::new(handler))?;
         let time = KernelBox::new(Timespec::from(timeout));
         let link = time::link_timeout_entry(time.as_ptr());
         let slot = OpSlot::new(OpKind::LinkTimeout, Receiver::Silent, Resources::Time(time));
@@ -413,6 +414,7 @@ impl Ring {
             link.user_data(link_id.user_data()),
         ];
         self.stage(Staged::Linked(pair));
+        self.unawaited_staged += u32::from(unawaited);
         Ok(id)
     }
 
@@ -651,11 +653,17 @@ impl Ring {
         }
     }
 
-    /// Validates `op`, moves it into the in-flight table and returns its id and final entry.
+    /// Validates `op`, moves it into the in-flight table and returns its id, its final entry,
+    /// and whether it is an [`Op::unawaited`] one that completes at submission (which the
+    /// caller counts once it is staged: an op refused here or later is never waited past).
     /// Inlined, so that [`submit`](Self::submit)'s entry goes from the op to the submission
     /// queue without a copy in between.
     #[inline(always)]
-    fn prepare(&mut self, op: Op, handler: StoredHandler) -> Result<(OpId, squeue::Entry), Error> {
+    fn prepare(
+        &mut self,
+        op: Op,
+        handler: StoredHandler,
+    ) -> Result<(OpId, squeue::Entry, bool), Error> {
         let Op {
             mut entry,
             resources,
@@ -666,7 +674,6 @@ impl Ring {
             unawaited,
             completes_at_submission,
         } = op;
-        self.unawaited_staged += u32::from(unawaited && completes_at_submission);
         let id = self.register(
             &mut entry,
             resources,
@@ -675,7 +682,7 @@ impl Ring {
             repeat,
             handler,
         )?;
-        Ok((id, entry))
+        Ok((id, entry, unawaited && completes_at_submission))
     }
 
     /// Validates an op's parts, moves its resources into the in-flight table and tags `entry`
