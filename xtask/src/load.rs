@@ -398,42 +398,21 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
     for round in 1..=sizes.rounds {
         for (index, contender, load) in round_order(round) {
             let outcome = bench.timed_run(contender, load);
-            let shown = match &outcome {
-                Ok(run) => run.to_string(),
-                Err(error) => format!("FAILED: {error}"),
-            };
-            println!(
-                "[round {round}/{}] {} {}: {shown}",
-                sizes.rounds,
-                contender.name,
-                load.name()
-            );
-            results
-                .timed
-                .entry((index, load))
-                .or_default()
-                .push(outcome.ok());
+            let step = format!("round {round}/{}", sizes.rounds);
+            record(&mut results.timed, &step, (index, contender, load), outcome);
         }
     }
     for repeat in 1..=sizes.strace_repeats {
         for (index, contender) in CONTENDERS.iter().enumerate() {
             for load in served_loads(contender) {
                 let outcome = bench.syscall_run(contender, load);
-                let shown = match &outcome {
-                    Ok(count) => count.to_string(),
-                    Err(error) => format!("FAILED: {error}"),
-                };
-                println!(
-                    "[syscalls {repeat}/{}] {} {}: {shown}",
-                    sizes.strace_repeats,
-                    contender.name,
-                    load.name()
+                let step = format!("syscalls {repeat}/{}", sizes.strace_repeats);
+                record(
+                    &mut results.syscalls,
+                    &step,
+                    (index, contender, load),
+                    outcome,
                 );
-                results
-                    .syscalls
-                    .entry((index, load))
-                    .or_default()
-                    .push(outcome.ok());
             }
         }
     }
@@ -481,6 +460,22 @@ pub(crate) fn load(args: &[String]) -> TaskResult {
         return Err(format!("{failed} load runs failed (see the FAILED lines above)").into());
     }
     Ok(())
+}
+
+/// Prints one run's outcome under `step` and files it (`None` when it failed) with the
+/// contender's and load's earlier ones.
+fn record<T: std::fmt::Display>(
+    runs: &mut BTreeMap<(usize, Load), Vec<Option<T>>>,
+    step: &str,
+    (index, contender, load): (usize, &Contender, Load),
+    outcome: RunResult<T>,
+) {
+    let shown = match &outcome {
+        Ok(run) => run.to_string(),
+        Err(error) => format!("FAILED: {error}"),
+    };
+    println!("[{step}] {} {}: {shown}", contender.name, load.name());
+    runs.entry((index, load)).or_default().push(outcome.ok());
 }
 
 /// The timed runs of round `round` (from 1), as (index in [`CONTENDERS`], contender, load):
